@@ -1,0 +1,62 @@
+/**
+ * The few error kinds rxsynth raises. Each says where and what to do, and keeps its `cause`.
+ * The CLI prints `message` alone unless --verbose.
+ */
+export class RxsynthError extends Error {
+  readonly tag: string = "RxsynthError";
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+  }
+}
+
+/** A setting is wrong; the message says what to change. */
+export class ConfigError extends RxsynthError {
+  override readonly tag = "ConfigError";
+}
+
+/** Input data is wrong; the message names the file, line and field. */
+export class InputError extends RxsynthError {
+  override readonly tag = "InputError";
+  readonly file: string | undefined;
+  readonly line: number | undefined;
+  readonly field: string | undefined;
+  constructor(
+    message: string,
+    where: { file?: string; line?: number; field?: string } = {},
+    options?: { cause?: unknown },
+  ) {
+    const place = [where.file, where.line === undefined ? undefined : `line ${where.line}`, where.field]
+      .filter((part) => part !== undefined)
+      .join(", ");
+    super(place ? `${place}: ${message}` : message, options);
+    this.file = where.file;
+    this.line = where.line;
+    this.field = where.field;
+  }
+}
+
+/** An LLM endpoint failed for good (after retries, or at once for a non-retryable status). */
+export class LlmError extends RxsynthError {
+  override readonly tag = "LlmError";
+  readonly status: number | undefined;
+  readonly attempt: number;
+  readonly requestId: string | undefined;
+  readonly retryable: boolean;
+  constructor(
+    message: string,
+    details: { status?: number; attempt: number; requestId?: string; retryable?: boolean },
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.status = details.status;
+    this.attempt = details.attempt;
+    this.requestId = details.requestId;
+    this.retryable = details.retryable ?? false;
+  }
+}
+
+export function errorMessage(error: unknown): string {
+  if (error instanceof Error) return error.message;
+  return String(error);
+}

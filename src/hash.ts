@@ -1,0 +1,19 @@
+import { createHash } from "node:crypto";
+
+/** JSON with object keys sorted, so equal values always serialise (and hash) the same. */
+export function canonicalJson(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) => {
+    if (v && typeof v === "object" && !Array.isArray(v) && !(v instanceof Uint8Array)) {
+      const sorted: Record<string, unknown> = {};
+      for (const k of Object.keys(v as Record<string, unknown>).sort()) sorted[k] = (v as Record<string, unknown>)[k];
+      return sorted;
+    }
+    return v;
+  });
+}
+
+/** A short, stable content hash: 16 hex characters of SHA-256 (64 bits, ample for ids within a run). */
+export function stableHash(value: unknown, length = 16): string {
+  const text = typeof value === "string" ? value : canonicalJson(value);
+  return createHash("sha256").update(text).digest("hex").slice(0, length);
+}

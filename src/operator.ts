@@ -1,0 +1,442 @@
+import { Observable, type OperatorFunction } from "rxjs";
+import { currentRunContext, type RejectInfo, type RunContext } from "./context.ts";
+import { errorMessage } from "./errors.ts";
+import { stableHash } from "./hash.ts";
+import { countReason, type OperatorCounters } from "./metrics.ts";
+import {
+  childSampleId,
+  ticketOf,
+  withTicket,
+  type Origin,
+  type Provenance,
+  type Sample,
+  type SampleData,
+  type StepRecord,
+} from "./sample.ts";
+
+/** What every operator declares about itself; `params` must be serialisable (it is hashed into provenance). */
+export interface OperatorMeta {
+  readonly name: string;
+  readonly version?: string;
+  readonly params?: unknown;
+  /** Data fields the operator needs; checked against earlier writes when the graph is built. */
+  readonly reads?: readonly string[];
+  /** Data fields the operator adds or replaces. */
+  readonly writes?: readonly string[];
+  /** Error policy for this operator alone; the run's `failFast` applies when unset. */
+  readonly failFast?: boolean;
+}
+
+/** An RxJS operator over samples that carries its name and declarations. */
+export type Operator = OperatorFunction<Sample, Sample> & { readonly meta: ResolvedMeta };
+
+export interface ResolvedMeta extends OperatorMeta {
+  readonly version: string;
+  readonly paramsHash: string;
+}
+
+export interface DropVerdict extends Omit<RejectInfo, "operator"> {
+  readonly keep: false;
+}
+export interface KeepVerdict {
+  readonly keep: true;
+  /** Measurements to keep on the sample (merged into `scores`). */
+  readonly scores?: Record<string, number>;
+}
+/** A filter's decision: `true` keeps, a DropVerdict rejects with a reason. */
+export type Verdict = true | KeepVerdict | DropVerdict;
+
+/** Fields an operator may add to its step record (model, usage, latency, a note). */
+export type StepExtras = Omit<Partial<StepRecord>, "op" | "version" | "at" | "params">;
+
+/** What a map returns: the parts of the sample it changes. */
+export interface Patch<T extends SampleData = SampleData> {
+  readonly data?: T;
+  readonly scores?: Record<string, number>;
+  readonly step?: StepExtras;
+  readonly provenance?: Partial<Pick<Provenance, "origin" | "source">>;
+}
+
+/** One output of a fan-out. */
+export interface Child<T extends SampleData = SampleData> {
+  readonly data: T;
+  readonly scores?: Record<string, number>;
+  readonly step?: StepExtras;
+  /** Defaults to "synthetic". */
+  readonly origin?: Origin;
+  /** "next" (default) is a new generation (depth + 1); "same" splits without generating (e.g. chunking). */
+  readonly generation?: "next" | "same";
+}
+
+export function drop(reason: string, details: Omit<DropVerdict, "keep" | "reason"> = {}): DropVerdict {
+  return { keep: false, reason, ...details };
+}
+
+export function isDrop(value: unknown): value is DropVerdict {
+  return typeof value === "object" && value !== null && (value as { keep?: unknown }).keep === false;
+}
+
+function resolveMeta(meta: OperatorMeta): ResolvedMeta {
+  return { ...meta, version: meta.version ?? "1", paramsHash: stableHash(meta.params ?? null) };
+}
+
+function attachMeta(fn: OperatorFunction<Sample, Sample>, meta: ResolvedMeta): Operator {
+  return Object.assign(fn, { meta });
+}
+
+function stamp(meta: ResolvedMeta, extras?: StepExtras): StepRecord {
+  return { op: meta.name, version: meta.version, at: Date.now(), params: meta.paramsHash, ...extras };
+}
+
+/** The sample after `patch`: a new object, the input left as it was. */
+export function applyPatch(sample: Sample, patch: Patch, meta: ResolvedMeta): Sample {
+  const changed = patch.data !== undefined || patch.provenance !== undefined || patch.step !== undefined;
+  const provenance: Provenance = changed
+    ? { ...sample.provenance, ...patch.provenance, steps: [...sample.provenance.steps, stamp(meta, patch.step)] }
+    : sample.provenance;
+  const next: Sample = {
+    id: sample.id,
+    data: patch.data ?? sample.data,
+    provenance,
+    scores: patch.scores ? { ...sample.scores, ...patch.scores } : sample.scores,
+  };
+  return withTicket(next, ticketOf(sample));
+}
+
+function childOf(parent: Sample, child: Child, index: number, meta: ResolvedMeta): Sample {
+  const sameGeneration = child.generation === "same";
+  const sample: Sample = {
+    id: childSampleId(parent.id, meta.name, index),
+    data: child.data,
+    provenance: {
+      origin: sameGeneration ? parent.provenance.origin : (child.origin ?? "synthetic"),
+      source: parent.provenance.source,
+      parents: [parent.id],
+      depth: sameGeneration ? parent.provenance.depth : parent.provenance.depth + 1,
+      steps: [...parent.provenance.steps, stamp(meta, child.step)],
+    },
+    scores: child.scores ? { ...parent.scores, ...child.scores } : parent.scores,
+  };
+  return withTicket(sample, ticketOf(parent));
+}
+
+/** What a stage body is given: emit a sample downstream, or reject one. */
+interface StageTools {
+  readonly context: RunContext;
+  readonly counters: OperatorCounters;
+  emit(sample: Sample): void;
+  reject(sample: Sample, verdict: Omit<RejectInfo, "operator">): void;
+  /** An extra output for one input (fan-out): keeps the runner's in-flight accounting exact. */
+  addPending(sample: Sample, extra: number): void;
+}
+
+interface StageBody {
+  /** Handles one sample; may return a promise (async stages run it under the concurrency limit). */
+  next(sample: Sample, signal: AbortSignal): void | Promise<void>;
+  /** Runs once the input completed and all work is done, before completing downstream. */
+  complete?(): void | Promise<void>;
+  teardown?(): void;
+}
+
+/**
+ * The one place that owns subscription, error policy, counters, rejects and teardown.
+ * `concurrency` bounds async work; inputs beyond it wait in `waiting`, a queue whose size is bounded by the
+ * runner's in-flight budget (the runner never lets more samples into the graph than that).
+ */
+function defineStage(meta: ResolvedMeta, concurrency: number, setup: (tools: StageTools) => StageBody): Operator {
+  const operator: OperatorFunction<Sample, Sample> = (source) =>
+    new Observable<Sample>((subscriber) => {
+      const context = currentRunContext(meta.name);
+      context.registerOperator(meta.name, meta.version, meta.params ?? null);
+      const counters = context.metrics.counters(meta.name);
+      const failFast = meta.failFast ?? context.failFast;
+      const abort = new AbortController();
+      const onRunAbort = () => abort.abort(context.signal.reason);
+      context.signal.addEventListener("abort", onRunAbort, { once: true });
+
+      const tools: StageTools = {
+        context,
+        counters,
+        emit(sample) {
+          counters.out++;
+          subscriber.next(sample);
+        },
+        reject(sample, verdict) {
+          countReason(counters, verdict.reason);
+          context.reject(sample, { ...verdict, operator: meta.name });
+        },
+        addPending(sample, extra) {
+          const ticket = ticketOf(sample);
+          if (ticket) ticket.pending += extra;
+        },
+      };
+      const body = setup(tools);
+
+      const fail = (sample: Sample, error: unknown) => {
+        if (failFast) {
+          subscriber.error(error);
+          return;
+        }
+        tools.reject(sample, { reason: "error", message: errorMessage(error) });
+      };
+
+      let active = 0;
+      let inputDone = false;
+      let finished = false;
+      const waiting: Sample[] = [];
+      let waitingHead = 0;
+
+      const finish = () => {
+        if (finished || !inputDone || active > 0 || waitingHead < waiting.length) return;
+        finished = true;
+        let completion: void | Promise<void>;
+        try {
+          completion = body.complete?.();
+        } catch (error) {
+          subscriber.error(error);
+          return;
+        }
+        if (completion) completion.then(() => subscriber.complete(), (error: unknown) => subscriber.error(error));
+        else subscriber.complete();
+      };
+
+      const start = (sample: Sample): void => {
+        counters.in++;
+        let result: void | Promise<void>;
+        try {
+          result = body.next(sample, abort.signal);
+        } catch (error) {
+          fail(sample, error);
+          return;
+        }
+        if (!result) return;
+        active++;
+        counters.inFlight++;
+        result.then(
+          () => settle(),
+          (error: unknown) => {
+            if (!subscriber.closed) fail(sample, error);
+            settle();
+          },
+        );
+      };
+
+      const settle = () => {
+        active--;
+        counters.inFlight--;
+        if (subscriber.closed) return;
+        while (active < concurrency && waitingHead < waiting.length) {
+          const next = waiting[waitingHead]!;
+          waiting[waitingHead++] = undefined as unknown as Sample;
+          if (waitingHead > 1024 && waitingHead * 2 > waiting.length) {
+            waiting.splice(0, waitingHead);
+            waitingHead = 0;
+          }
+          start(next);
+        }
+        finish();
+      };
+
+      const subscription = source.subscribe({
+        next(sample) {
+          if (active < concurrency) start(sample);
+          else waiting.push(sample);
+        },
+        error(error) {
+          subscriber.error(error);
+        },
+        complete() {
+          inputDone = true;
+          finish();
+        },
+      });
+
+      return () => {
+        subscription.unsubscribe();
+        context.signal.removeEventListener("abort", onRunAbort);
+        if (!finished) abort.abort(new Error(`operator ${meta.name} torn down`));
+        body.teardown?.();
+      };
+    });
+  return attachMeta(operator, meta);
+}
+
+/** Per-subscription state: created fresh each time the graph runs. */
+export interface Stateful<S> {
+  readonly state?: () => S;
+}
+
+export interface FilterSpec<S = undefined> extends OperatorMeta, Stateful<S> {
+  test(sample: Sample, state: S, context: RunContext): Verdict;
+  /** Runs at the end of the input (e.g. to write a summary). */
+  complete?(state: S, context: RunContext): void | Promise<void>;
+  /** Saves state with each run checkpoint. */
+  checkpoint?(state: S, context: RunContext): void | Promise<void>;
+}
+
+export interface AsyncFilterSpec<S = undefined> extends OperatorMeta, Stateful<S> {
+  readonly concurrency?: number;
+  test(sample: Sample, state: S, context: RunContext, signal: AbortSignal): Promise<Verdict>;
+}
+
+export interface MapSpec<S = undefined> extends OperatorMeta, Stateful<S> {
+  map(sample: Sample, state: S, context: RunContext): Patch | DropVerdict;
+  complete?(state: S, context: RunContext): void | Promise<void>;
+  checkpoint?(state: S, context: RunContext): void | Promise<void>;
+}
+
+export interface AsyncMapSpec<S = undefined> extends OperatorMeta, Stateful<S> {
+  readonly concurrency?: number;
+  map(sample: Sample, state: S, context: RunContext, signal: AbortSignal): Promise<Patch | DropVerdict>;
+}
+
+export interface FanOutSpec<S = undefined> extends OperatorMeta, Stateful<S> {
+  readonly concurrency?: number;
+  expand(
+    sample: Sample,
+    state: S,
+    context: RunContext,
+    signal: AbortSignal,
+  ): Iterable<Child | DropVerdict> | Promise<Iterable<Child | DropVerdict>>;
+}
+
+export interface TapSpec<S = undefined> extends OperatorMeta, Stateful<S> {
+  observe(sample: Sample, state: S, context: RunContext): void;
+  complete?(state: S, context: RunContext): void | Promise<void>;
+  checkpoint?(state: S, context: RunContext): void | Promise<void>;
+}
+
+function initState<S>(spec: Stateful<S>): S {
+  return (spec.state ? spec.state() : undefined) as S;
+}
+
+function lifecycle<S>(
+  spec: { complete?(state: S, context: RunContext): void | Promise<void>; checkpoint?(state: S, context: RunContext): void | Promise<void> },
+  state: S,
+  context: RunContext,
+): Pick<StageBody, "complete"> {
+  if (spec.checkpoint) context.onCheckpoint(() => spec.checkpoint!(state, context));
+  return { complete: spec.complete ? () => spec.complete!(state, context) : undefined };
+}
+
+function applyVerdict(tools: StageTools, sample: Sample, verdict: Verdict | boolean): void {
+  if (verdict === true) {
+    tools.emit(sample);
+  } else if (verdict === false) {
+    tools.reject(sample, { reason: "rejected" });
+  } else if (verdict.keep) {
+    tools.emit(verdict.scores ? withTicket({ ...sample, scores: { ...sample.scores, ...verdict.scores } }, ticketOf(sample)) : sample);
+  } else {
+    const { keep: _keep, ...info } = verdict;
+    tools.reject(sample, info);
+  }
+}
+
+/** A filter: keeps a sample or rejects it with a reason. Never drops silently. */
+export function defineFilter<S = undefined>(spec: FilterSpec<S>): Operator {
+  return defineStage(resolveMeta(spec), Infinity, (tools) => {
+    const state = initState(spec);
+    return {
+      next: (sample) => applyVerdict(tools, sample, spec.test(sample, state, tools.context)),
+      ...lifecycle(spec, state, tools.context),
+    };
+  });
+}
+
+/** A filter whose decision is awaited (a judge, an executed test), at most `concurrency` at a time. */
+export function defineAsyncFilter<S = undefined>(spec: AsyncFilterSpec<S>): Operator {
+  return defineStage(resolveMeta(spec), spec.concurrency ?? 8, (tools) => {
+    const state = initState(spec);
+    return {
+      next: async (sample, signal) => applyVerdict(tools, sample, await spec.test(sample, state, tools.context, signal)),
+    };
+  });
+}
+
+/** A one-to-one change of a sample; stamps a step when it changes data or provenance. */
+export function defineMap<S = undefined>(spec: MapSpec<S>): Operator {
+  const meta = resolveMeta(spec);
+  return defineStage(meta, Infinity, (tools) => {
+    const state = initState(spec);
+    return {
+      next(sample) {
+        const result = spec.map(sample, state, tools.context);
+        if (isDrop(result)) applyVerdict(tools, sample, result);
+        else tools.emit(applyPatch(sample, result, meta));
+      },
+      ...lifecycle(spec, state, tools.context),
+    };
+  });
+}
+
+/** A one-to-one change that is awaited, at most `concurrency` at a time. */
+export function defineAsyncMap<S = undefined>(spec: AsyncMapSpec<S>): Operator {
+  const meta = resolveMeta(spec);
+  return defineStage(meta, spec.concurrency ?? 8, (tools) => {
+    const state = initState(spec);
+    return {
+      async next(sample, signal) {
+        const result = await spec.map(sample, state, tools.context, signal);
+        if (isDrop(result)) applyVerdict(tools, sample, result);
+        else tools.emit(applyPatch(sample, result, meta));
+      },
+    };
+  });
+}
+
+/**
+ * One sample in, several out (n completions, chunks, evolutions). Each child gets an id derived from the
+ * parent id, the operator and its index, the parent in `parents`, and a step. A dropped child goes to
+ * rejects under the id it would have had; a sample that yields nothing is rejected as `no_output`.
+ */
+export function defineFanOut<S = undefined>(spec: FanOutSpec<S>): Operator {
+  const meta = resolveMeta(spec);
+  return defineStage(meta, spec.concurrency ?? 8, (tools) => {
+    const state = initState(spec);
+    const place = (sample: Sample, outputs: Iterable<Child | DropVerdict>) => {
+      const list = [...outputs];
+      if (list.length === 0) {
+        tools.reject(sample, { reason: "no_output" });
+        return;
+      }
+      tools.addPending(sample, list.length - 1);
+      list.forEach((output, index) => {
+        if (isDrop(output)) {
+          const { keep: _keep, ...info } = output;
+          tools.reject(childOf(sample, { data: sample.data }, index, meta), info);
+        } else {
+          tools.emit(childOf(sample, output, index, meta));
+        }
+      });
+    };
+    return {
+      next(sample, signal) {
+        const outputs = spec.expand(sample, state, tools.context, signal);
+        if (Symbol.iterator in outputs) place(sample, outputs);
+        else return outputs.then((list) => place(sample, list));
+      },
+    };
+  });
+}
+
+/** Watches samples pass without changing them (trackers, progress, custom metrics). */
+export function defineTap<S = undefined>(spec: TapSpec<S>): Operator {
+  return defineStage(resolveMeta(spec), Infinity, (tools) => {
+    const state = initState(spec);
+    return {
+      next(sample) {
+        spec.observe(sample, state, tools.context);
+        tools.emit(sample);
+      },
+      ...lifecycle(spec, state, tools.context),
+    };
+  });
+}
+
+/** Several operators as one, for graphs that want to offer a named building block. */
+export function compose(name: string, operators: readonly Operator[]): Operator {
+  const meta = resolveMeta({ name, params: operators.map((op) => op.meta.name) });
+  const composed: OperatorFunction<Sample, Sample> = (source) =>
+    operators.reduce<Observable<Sample>>((stream, op) => stream.pipe(op), source);
+  return attachMeta(composed, meta);
+}
