@@ -4,6 +4,7 @@ import { errorMessage } from "./errors.ts";
 import { stableHash } from "./hash.ts";
 import { countReason, type OperatorCounters } from "./metrics.ts";
 import {
+  TICKET,
   childSampleId,
   ticketOf,
   withTicket,
@@ -85,27 +86,43 @@ function attachMeta(fn: OperatorFunction<Sample, Sample>, meta: ResolvedMeta): O
 }
 
 function stamp(meta: ResolvedMeta, extras?: StepExtras): StepRecord {
-  return { op: meta.name, version: meta.version, at: Date.now(), params: meta.paramsHash, ...extras };
+  const step: StepRecord = { op: meta.name, version: meta.version, at: Date.now(), params: meta.paramsHash };
+  return extras ? { ...step, ...extras } : step;
 }
 
 /** The sample after `patch`: a new object, the input left as it was. */
 export function applyPatch(sample: Sample, patch: Patch, meta: ResolvedMeta): Sample {
-  const changed = patch.data !== undefined || patch.provenance !== undefined || patch.step !== undefined;
-  const provenance: Provenance = changed
-    ? { ...sample.provenance, ...patch.provenance, steps: [...sample.provenance.steps, stamp(meta, patch.step)] }
-    : sample.provenance;
-  const next: Sample = {
+  const before = sample.provenance;
+  let provenance = before;
+  if (patch.data !== undefined || patch.provenance !== undefined || patch.step !== undefined) {
+    // Built as one literal of fixed shape: this runs per sample per stage, and spreads cost allocations.
+    provenance = {
+      origin: patch.provenance?.origin ?? before.origin,
+      source: patch.provenance?.source ?? before.source,
+      parents: before.parents,
+      depth: before.depth,
+      steps: appendStep(before.steps, stamp(meta, patch.step)),
+    };
+  }
+  return {
     id: sample.id,
     data: patch.data ?? sample.data,
     provenance,
     scores: patch.scores ? { ...sample.scores, ...patch.scores } : sample.scores,
-  };
-  return withTicket(next, ticketOf(sample));
+    [TICKET]: ticketOf(sample),
+  } as Sample;
+}
+
+function appendStep(steps: readonly StepRecord[], step: StepRecord): StepRecord[] {
+  const next = new Array<StepRecord>(steps.length + 1);
+  for (let i = 0; i < steps.length; i++) next[i] = steps[i]!;
+  next[steps.length] = step;
+  return next;
 }
 
 function childOf(parent: Sample, child: Child, index: number, meta: ResolvedMeta): Sample {
   const sameGeneration = child.generation === "same";
-  const sample: Sample = {
+  return {
     id: childSampleId(parent.id, meta.name, index),
     data: child.data,
     provenance: {
@@ -113,11 +130,11 @@ function childOf(parent: Sample, child: Child, index: number, meta: ResolvedMeta
       source: parent.provenance.source,
       parents: [parent.id],
       depth: sameGeneration ? parent.provenance.depth : parent.provenance.depth + 1,
-      steps: [...parent.provenance.steps, stamp(meta, child.step)],
+      steps: appendStep(parent.provenance.steps, stamp(meta, child.step)),
     },
     scores: child.scores ? { ...parent.scores, ...child.scores } : parent.scores,
-  };
-  return withTicket(sample, ticketOf(parent));
+    [TICKET]: ticketOf(parent),
+  } as Sample;
 }
 
 /** What a stage body is given: emit a sample downstream, or reject one. */
@@ -167,7 +184,7 @@ function defineStage(meta: ResolvedMeta, concurrency: number, setup: (tools: Sta
         },
         addPending(sample, extra) {
           const ticket = ticketOf(sample);
-          if (ticket) ticket.pending += extra;
+          if (ticket) ticket.ledger.grow(ticket, extra);
         },
       };
       const body = setup(tools);

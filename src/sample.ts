@@ -50,9 +50,15 @@ export const TICKET: unique symbol = Symbol.for("rxsynth.ticket");
 export interface Ticket {
   /** Samples derived from the root that are still in flight. */
   pending: number;
+  /** Id of the source record everything under this ticket derives from. */
   readonly root: string;
-  /** Called by the runner's accounting when a sample of this root settles (committed or rejected). */
-  readonly settle: (ticket: Ticket) => void;
+  readonly ledger: Ledger;
+}
+
+/** The runner's in-flight accounting, reached through tickets so fan-outs can report extra outputs. */
+export interface Ledger {
+  /** A fan-out turned one sample into `1 + extra`. */
+  grow(ticket: Ticket, extra: number): void;
 }
 
 type Ticketed = { [TICKET]?: Ticket };
@@ -86,18 +92,24 @@ export interface NewSampleOptions<T extends SampleData> {
   readonly scores?: Record<string, number>;
 }
 
-/** A root sample as a source emits it. */
-export function createSample<T extends SampleData>(options: NewSampleOptions<T>): Sample<T> {
+// Shared by every root sample: they are readonly, and a run creates millions of roots.
+const NO_PARENTS: readonly string[] = Object.freeze([]);
+const NO_STEPS: readonly StepRecord[] = Object.freeze([]);
+const NO_SCORES: Readonly<Record<string, number>> = Object.freeze({});
+
+/** A root sample as a source emits it; `ticket` is the runner's accounting slip. */
+export function createSample<T extends SampleData>(options: NewSampleOptions<T>, ticket?: Ticket): Sample<T> {
   return {
     id: options.id,
     data: options.data,
     provenance: {
       origin: options.origin ?? "human",
       source: options.source,
-      parents: [],
+      parents: NO_PARENTS,
       depth: 0,
-      steps: [],
+      steps: NO_STEPS,
     },
-    scores: options.scores ?? {},
-  };
+    scores: options.scores ?? NO_SCORES,
+    [TICKET]: ticket,
+  } as Sample<T>;
 }

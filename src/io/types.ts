@@ -63,3 +63,13 @@ export interface ShardInfo {
 }
 
 export type DataRecord = SampleData;
+
+/** Where the runner puts rows: a sharded file sink, or a custom one (tests, benchmarks, a queue). */
+export interface RunSink {
+  /** Accepts rows; the runner counts them as settled once this resolves. */
+  write(rows: readonly OutputRow[]): Promise<void>;
+  /** Makes everything written so far durable; returns the shards it completed. */
+  commit(): Promise<ShardInfo[]>;
+  /** Gives up the current, uncommitted part. */
+  abort(): Promise<void>;
+}

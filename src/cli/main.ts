@@ -1,0 +1,49 @@
+import { Command, InvalidArgumentError } from "commander";
+import { ConfigError, InputError, LlmError, RxsynthError } from "../errors.ts";
+import { registerGraphsCommand } from "./graphs-command.ts";
+import { registerInspectCommand } from "./inspect-command.ts";
+import { registerRunCommand } from "./run-command.ts";
+
+export function positiveInteger(value: string): number {
+  const parsed = Number(value);
+  if (!Number.isInteger(parsed) || parsed <= 0) throw new InvalidArgumentError("expected a positive integer");
+  return parsed;
+}
+
+/** One clear line for the errors we expect; the stack only with --verbose. */
+export function reportError(error: unknown, verbose: boolean): void {
+  if (verbose) {
+    console.error(error);
+    return;
+  }
+  if (error instanceof RxsynthError) {
+    const kind = error instanceof ConfigError ? "config" : error instanceof InputError ? "input" : error instanceof LlmError ? "llm" : "error";
+    console.error(`rxsynth: ${kind} error: ${error.message}`);
+  } else {
+    const message = error instanceof Error ? error.message : String(error);
+    console.error(`rxsynth: ${message}\n(run again with --verbose for the stack trace)`);
+  }
+}
+
+export function createProgram(): Command {
+  const program = new Command()
+    .name("rxsynth")
+    .description("Streaming engine that generates, filters and curates synthetic training data")
+    .option("--verbose", "print stack traces and debug lines")
+    .showHelpAfterError();
+  registerRunCommand(program);
+  registerInspectCommand(program);
+  registerGraphsCommand(program);
+  return program;
+}
+
+const isMain = process.argv[1] !== undefined && /rxsynth(\.mjs)?$|cli[/\\]main\.ts$/.test(process.argv[1]);
+if (isMain) {
+  const program = createProgram();
+  try {
+    await program.parseAsync(process.argv);
+  } catch (error) {
+    reportError(error, program.opts<{ verbose?: boolean }>().verbose === true || process.argv.includes("--verbose"));
+    process.exitCode = process.exitCode && process.exitCode !== 0 ? process.exitCode : 1;
+  }
+}

@@ -1,0 +1,85 @@
+import { resolve } from "node:path";
+import type { Command } from "commander";
+import { buildGraph } from "../graph.ts";
+import { run } from "../run.ts";
+import { loadGraph, parseOverrides, readConfigFile } from "./load-graph.ts";
+import { positiveInteger } from "./main.ts";
+import { ProgressView, summaryText } from "./progress.ts";
+
+interface RunFlags {
+  out?: string;
+  limit?: number;
+  budget?: number;
+  set: string[];
+  config?: string;
+  failFast?: boolean;
+  strictInput?: boolean;
+  checkpointRows?: number;
+  checkpointSeconds?: number;
+  quiet?: boolean;
+}
+
+const EXIT_ON_SIGNAL: Record<string, number> = { SIGINT: 130, SIGTERM: 143 };
+
+export function registerRunCommand(program: Command): void {
+  program
+    .command("run")
+    .description("run a graph file (TypeScript or JavaScript) into an output folder; rerun the same command to resume")
+    .argument("<graph>", "graph file, e.g. graphs/quickstart.ts")
+    .option("-o, --out <dir>", "output folder (shards, rejects, manifest)")
+    .option("-n, --limit <n>", "stop after this many source records", positiveInteger)
+    .option("-b, --budget <n>", "most samples in flight at once (bounds memory)", positiveInteger)
+    .option("-s, --set <key=value>", "override a graph option (repeatable)", (value: string, all: string[]) => [...all, value], [])
+    .option("-c, --config <file.json>", "graph options from a JSON file (--set wins)")
+    .option("--fail-fast", "stop the run at the first operator error instead of rejecting the sample")
+    .option("--strict-input", "stop the run at the first malformed input record instead of rejecting it")
+    .option("--checkpoint-rows <n>", "commit shards and the manifest every n rows", positiveInteger)
+    .option("--checkpoint-seconds <n>", "...or every n seconds", positiveInteger)
+    .option("-q, --quiet", "no progress, only the summary")
+    .action(async (file: string, flags: RunFlags) => {
+      const definition = await loadGraph(file);
+      const fromConfig = flags.config ? await readConfigFile(flags.config) : {};
+      const overrides = { ...fromConfig, ...parseOverrides(definition, flags.set) };
+      const out = resolve(flags.out ?? `out/${definition.name}`);
+      const view = new ProgressView(definition.name, process.stderr);
+      const log = (line: string) => (flags.quiet ? undefined : view.log(line));
+      const graph = await buildGraph(definition, overrides, { log, out });
+
+      const stop = new AbortController();
+      let signalName: string | undefined;
+      const onSignal = (name: NodeJS.Signals) => {
+        if (signalName) {
+          // A second signal: the user does not want to wait for the grace period.
+          process.exit(EXIT_ON_SIGNAL[name] ?? 1);
+        }
+        signalName = name;
+        view.log(`${name}: stopping (no new samples; in-flight work gets a few seconds; press again to quit at once)`);
+        stop.abort();
+      };
+      process.on("SIGINT", onSignal);
+      process.on("SIGTERM", onSignal);
+      try {
+        const summary = await run(graph, {
+          out,
+          limit: flags.limit,
+          budget: flags.budget,
+          failFast: flags.failFast,
+          strictInput: flags.strictInput,
+          checkpointRows: flags.checkpointRows,
+          checkpointSeconds: flags.checkpointSeconds,
+          signal: stop.signal,
+          log,
+          onProgress: flags.quiet ? undefined : (progress) => view.update(progress),
+        });
+        view.log(summaryText(summary));
+        if (summary.status === "stopped") {
+          const again = flags.out ? `rxsynth ${process.argv.slice(2).join(" ")}` : `rxsynth ${process.argv.slice(2).join(" ")} --out ${out}`;
+          view.log(`stopped by ${signalName ?? "request"}; everything committed is kept. Resume with: ${again}`);
+          process.exitCode = EXIT_ON_SIGNAL[signalName ?? ""] ?? 1;
+        }
+      } finally {
+        process.off("SIGINT", onSignal);
+        process.off("SIGTERM", onSignal);
+      }
+    });
+}

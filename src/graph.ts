@@ -1,0 +1,107 @@
+import { ConfigError } from "./errors.ts";
+import type { Operator } from "./operator.ts";
+import type { RunSink, SinkFormat, Source } from "./io/types.ts";
+
+/** How accepted and rejected samples are written when the run has an output folder. */
+export interface OutputOptions {
+  /** Formats of accepted shards; several write the same rows in each (e.g. parquet + jsonl). */
+  readonly formats?: readonly SinkFormat[];
+  /** Format of the rejects shards. */
+  readonly rejectsFormat?: SinkFormat;
+  /** Rows per shard before it rotates. */
+  readonly shardRows?: number;
+}
+
+/** A graph ready to run: source(s) -> operators -> sinks, plus the rejects branch. */
+export interface BuiltGraph {
+  readonly name: string;
+  readonly sources: readonly Source[];
+  readonly operators: readonly Operator[];
+  readonly output?: OutputOptions;
+  /** Custom sinks instead of files (tests, benchmarks, queues). */
+  readonly sinks?: { readonly accepted: readonly RunSink[]; readonly rejects: RunSink };
+  /** Most samples in flight at once; bounds memory whatever the source size. */
+  readonly budget?: number;
+  /** Resolved options, recorded in the manifest so a resume with other options is caught. */
+  readonly options?: unknown;
+  /** Releases what `build` acquired (a simulator, a connection). */
+  readonly dispose?: () => Promise<void> | void;
+}
+
+export interface GraphEnvironment {
+  /** One line to the user (the CLI prints it above the progress). */
+  log(message: string): void;
+  /** The output folder when the run has one (for caches kept with the run). */
+  readonly out: string | undefined;
+}
+
+export type GraphOptionValues = Record<string, unknown>;
+
+/**
+ * A ready pipeline: its default options first, then `build`, which composes the graph. Building happens
+ * when the runner asks, never at import, so a graph file can be listed or inspected without side effects.
+ */
+export interface GraphDefinition<O extends GraphOptionValues = GraphOptionValues> {
+  readonly name: string;
+  /** One line, shown by `rxsynth graphs`. */
+  readonly description: string;
+  readonly defaults: O;
+  build(options: O, env: GraphEnvironment): Promise<Omit<BuiltGraph, "name" | "options">> | Omit<BuiltGraph, "name" | "options">;
+}
+
+export function defineGraph<O extends GraphOptionValues>(definition: GraphDefinition<O>): GraphDefinition<O> {
+  return definition;
+}
+
+export function isGraphDefinition(value: unknown): value is GraphDefinition {
+  return typeof value === "object" && value !== null && typeof (value as GraphDefinition).build === "function";
+}
+
+/** Builds a definition with `overrides` applied over its defaults; unknown option names are an error. */
+export async function buildGraph<O extends GraphOptionValues>(
+  definition: GraphDefinition<O>,
+  overrides: Partial<O> = {},
+  env: GraphEnvironment = { log: () => {}, out: undefined },
+): Promise<BuiltGraph> {
+  for (const key of Object.keys(overrides)) {
+    if (!(key in definition.defaults)) {
+      const known = Object.keys(definition.defaults).join(", ") || "(none)";
+      throw new ConfigError(`graph "${definition.name}" has no option "${key}"; its options are: ${known}`);
+    }
+  }
+  const options = { ...definition.defaults, ...overrides } as O;
+  const built = await definition.build(options, env);
+  const graph: BuiltGraph = { ...built, name: definition.name, options };
+  validateGraph(graph);
+  return graph;
+}
+
+/** Checks what can be checked before any sample flows: sources exist, names are unique, reads are written. */
+export function validateGraph(graph: BuiltGraph): void {
+  if (graph.sources.length === 0) throw new ConfigError(`graph "${graph.name}" has no source`);
+  if (graph.budget !== undefined && !(Number.isInteger(graph.budget) && graph.budget > 0)) {
+    throw new ConfigError(`graph "${graph.name}": budget must be a positive integer, got ${graph.budget}`);
+  }
+  const names = new Set<string>();
+  for (const operator of graph.operators) {
+    if (names.has(operator.meta.name)) {
+      throw new ConfigError(
+        `graph "${graph.name}" has two operators named "${operator.meta.name}"; give one a distinct name option (counters, rejects and provenance are keyed by name)`,
+      );
+    }
+    names.add(operator.meta.name);
+  }
+  const sourceFields = graph.sources.map((source) => source.fields);
+  if (sourceFields.some((fields) => fields === undefined)) return;
+  const available = new Set(sourceFields.flatMap((fields) => fields ?? []));
+  for (const operator of graph.operators) {
+    for (const field of operator.meta.reads ?? []) {
+      if (!available.has(field)) {
+        throw new ConfigError(
+          `operator "${operator.meta.name}" reads field "${field}", which neither the sources nor an earlier operator provide (available: ${[...available].join(", ")})`,
+        );
+      }
+    }
+    for (const field of operator.meta.writes ?? []) available.add(field);
+  }
+}

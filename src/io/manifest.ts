@@ -1,0 +1,103 @@
+import { mkdir, open, readFile, rename } from "node:fs/promises";
+import { join } from "node:path";
+import { ConfigError, InputError } from "../errors.ts";
+import type { ShardInfo } from "./types.ts";
+
+export const MANIFEST_FILE = "manifest.json";
+const MANIFEST_VERSION = 1;
+
+/** Which records of one source are finished: all positions below `watermark`, plus `done` above it. */
+export interface SourceProgress {
+  readonly watermark: number;
+  readonly done: readonly number[];
+}
+
+/**
+ * The run's commit record. Written after the shards it lists were renamed into place, so whatever it
+ * says is on disk; anything on disk that it does not list is a leftover of a crash and is removed.
+ */
+export interface Manifest {
+  readonly version: number;
+  readonly graph: string;
+  /** Hash of the graph's resolved options: resuming with other options would mix two datasets. */
+  readonly optionsHash: string;
+  readonly options: unknown;
+  readonly createdAt: string;
+  readonly updatedAt: string;
+  readonly complete: boolean;
+  readonly shards: readonly ShardInfo[];
+  readonly sources: Readonly<Record<string, SourceProgress>>;
+  /** Roots still in flight at the checkpoint, with the ids of their outputs already committed. */
+  readonly partial: Readonly<Record<string, readonly string[]>>;
+  /** Options of every operator, by name; steps in provenance refer to them by hash. */
+  readonly operators: Readonly<Record<string, { version: string; params: unknown }>>;
+  readonly totals: Readonly<Record<string, number>>;
+}
+
+export async function readManifest(dir: string): Promise<Manifest | undefined> {
+  const path = join(dir, MANIFEST_FILE);
+  let text: string;
+  try {
+    text = await readFile(path, "utf8");
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+    throw error;
+  }
+  let manifest: Manifest;
+  try {
+    manifest = JSON.parse(text) as Manifest;
+  } catch (error) {
+    throw new InputError("the run manifest is not valid JSON; it was not written by rxsynth or was edited", { file: path }, { cause: error });
+  }
+  if (manifest.version !== MANIFEST_VERSION) {
+    throw new ConfigError(`${path} has manifest version ${manifest.version}; this rxsynth reads version ${MANIFEST_VERSION}. Use a new --out folder.`);
+  }
+  return manifest;
+}
+
+/** Atomic: written to a temporary file, fsynced, renamed over the old one. */
+export async function writeManifest(dir: string, manifest: Manifest): Promise<void> {
+  await mkdir(dir, { recursive: true });
+  const path = join(dir, MANIFEST_FILE);
+  const temporary = `${path}.tmp`;
+  const handle = await open(temporary, "w");
+  try {
+    await handle.writeFile(JSON.stringify(manifest, null, 1));
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+  await rename(temporary, path);
+}
+
+/** Tracks finished positions of one source in O(1) amortised per record, whatever order they finish in. */
+export class PositionTracker {
+  private mark: number;
+  private readonly above = new Set<number>();
+
+  constructor(progress?: SourceProgress) {
+    this.mark = progress?.watermark ?? 0;
+    for (const position of progress?.done ?? []) this.above.add(position);
+  }
+
+  get watermark(): number {
+    return this.mark;
+  }
+
+  isDone(position: number): boolean {
+    return position < this.mark || this.above.has(position);
+  }
+
+  finish(position: number): void {
+    if (position !== this.mark) {
+      this.above.add(position);
+      return;
+    }
+    this.mark++;
+    while (this.above.size > 0 && this.above.delete(this.mark)) this.mark++;
+  }
+
+  progress(): SourceProgress {
+    return { watermark: this.mark, done: [...this.above].sort((a, b) => a - b) };
+  }
+}
