@@ -14,6 +14,8 @@ export interface RejectInfo {
   readonly raw?: string;
   /** Id of the sample this one duplicates, for dedup reasons. */
   readonly duplicateOf?: string;
+  /** When it was rejected (epoch ms); set by the operator helpers. */
+  readonly at?: number;
 }
 
 export interface Rejection extends RejectInfo {

@@ -6,3 +6,7 @@ export * from "./metrics.ts";
 export * from "./operator.ts";
 export * from "./collect.ts";
 export type * from "./io/types.ts";
+export * from "./graph.ts";
+export * from "./run.ts";
+export * from "./io/manifest.ts";
+export * from "./io/memory-sink.ts";

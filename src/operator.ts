@@ -143,13 +143,22 @@ interface StageTools {
   readonly counters: OperatorCounters;
   emit(sample: Sample): void;
   reject(sample: Sample, verdict: Omit<RejectInfo, "operator">): void;
+  /** An error on one sample: rejected with reason `error`, or the run fails when fail-fast. */
+  fail(sample: Sample, error: unknown): void;
   /** An extra output for one input (fan-out): keeps the runner's in-flight accounting exact. */
   addPending(sample: Sample, extra: number): void;
+  /** True once downstream unsubscribed: late async results are dropped, the run is over for them. */
+  closed(): boolean;
 }
 
 interface StageBody {
-  /** Handles one sample; may return a promise (async stages run it under the concurrency limit). */
-  next(sample: Sample, signal: AbortSignal): void | Promise<void>;
+  /**
+   * Handles one sample. A sync body returns when done. An async body (`async: true`) must call `done`
+   * exactly once, after emitting or rejecting, and route its own errors to `fail`: one callback per
+   * sample instead of a chain of promises, because this runs millions of times.
+   */
+  next(sample: Sample, signal: AbortSignal, done: () => void): void;
+  readonly async?: boolean;
   /** Runs once the input completed and all work is done, before completing downstream. */
   complete?(): void | Promise<void>;
   teardown?(): void;
@@ -180,22 +189,28 @@ function defineStage(meta: ResolvedMeta, concurrency: number, setup: (tools: Sta
         },
         reject(sample, verdict) {
           countReason(counters, verdict.reason);
-          context.reject(sample, { ...verdict, operator: meta.name });
+          context.reject(sample, {
+            operator: meta.name,
+            reason: verdict.reason,
+            value: verdict.value,
+            threshold: verdict.threshold,
+            message: verdict.message,
+            raw: verdict.raw,
+            duplicateOf: verdict.duplicateOf,
+            at: Date.now(),
+          });
         },
+        fail(sample, error) {
+          if (failFast) subscriber.error(error);
+          else tools.reject(sample, { reason: "error", message: errorMessage(error) });
+        },
+        closed: () => subscriber.closed,
         addPending(sample, extra) {
           const ticket = ticketOf(sample);
           if (ticket) ticket.ledger.grow(ticket, extra);
         },
       };
       const body = setup(tools);
-
-      const fail = (sample: Sample, error: unknown) => {
-        if (failFast) {
-          subscriber.error(error);
-          return;
-        }
-        tools.reject(sample, { reason: "error", message: errorMessage(error) });
-      };
 
       let active = 0;
       let inputDone = false;
@@ -217,27 +232,6 @@ function defineStage(meta: ResolvedMeta, concurrency: number, setup: (tools: Sta
         else subscriber.complete();
       };
 
-      const start = (sample: Sample): void => {
-        counters.in++;
-        let result: void | Promise<void>;
-        try {
-          result = body.next(sample, abort.signal);
-        } catch (error) {
-          fail(sample, error);
-          return;
-        }
-        if (!result) return;
-        active++;
-        counters.inFlight++;
-        result.then(
-          () => settle(),
-          (error: unknown) => {
-            if (!subscriber.closed) fail(sample, error);
-            settle();
-          },
-        );
-      };
-
       const settle = () => {
         active--;
         counters.inFlight--;
@@ -252,6 +246,20 @@ function defineStage(meta: ResolvedMeta, concurrency: number, setup: (tools: Sta
           start(next);
         }
         finish();
+      };
+
+      const start = (sample: Sample): void => {
+        counters.in++;
+        if (body.async) {
+          active++;
+          counters.inFlight++;
+        }
+        try {
+          body.next(sample, abort.signal, settle);
+        } catch (error) {
+          tools.fail(sample, error);
+          if (body.async) settle();
+        }
       };
 
       const subscription = source.subscribe({
@@ -344,8 +352,7 @@ function applyVerdict(tools: StageTools, sample: Sample, verdict: Verdict | bool
   } else if (verdict.keep) {
     tools.emit(verdict.scores ? withTicket({ ...sample, scores: { ...sample.scores, ...verdict.scores } }, ticketOf(sample)) : sample);
   } else {
-    const { keep: _keep, ...info } = verdict;
-    tools.reject(sample, info);
+    tools.reject(sample, verdict);
   }
 }
 
@@ -365,7 +372,19 @@ export function defineAsyncFilter<S = undefined>(spec: AsyncFilterSpec<S>): Oper
   return defineStage(resolveMeta(spec), spec.concurrency ?? 8, (tools) => {
     const state = initState(spec);
     return {
-      next: async (sample, signal) => applyVerdict(tools, sample, await spec.test(sample, state, tools.context, signal)),
+      async: true,
+      next(sample, signal, done) {
+        spec.test(sample, state, tools.context, signal).then(
+          (verdict) => {
+            if (!tools.closed()) applyVerdict(tools, sample, verdict);
+            done();
+          },
+          (error: unknown) => {
+            if (!tools.closed()) tools.fail(sample, error);
+            done();
+          },
+        );
+      },
     };
   });
 }
@@ -392,10 +411,21 @@ export function defineAsyncMap<S = undefined>(spec: AsyncMapSpec<S>): Operator {
   return defineStage(meta, spec.concurrency ?? 8, (tools) => {
     const state = initState(spec);
     return {
-      async next(sample, signal) {
-        const result = await spec.map(sample, state, tools.context, signal);
-        if (isDrop(result)) applyVerdict(tools, sample, result);
-        else tools.emit(applyPatch(sample, result, meta));
+      async: true,
+      next(sample, signal, done) {
+        spec.map(sample, state, tools.context, signal).then(
+          (result) => {
+            if (!tools.closed()) {
+              if (isDrop(result)) applyVerdict(tools, sample, result);
+              else tools.emit(applyPatch(sample, result, meta));
+            }
+            done();
+          },
+          (error: unknown) => {
+            if (!tools.closed()) tools.fail(sample, error);
+            done();
+          },
+        );
       },
     };
   });
@@ -419,18 +449,31 @@ export function defineFanOut<S = undefined>(spec: FanOutSpec<S>): Operator {
       tools.addPending(sample, list.length - 1);
       list.forEach((output, index) => {
         if (isDrop(output)) {
-          const { keep: _keep, ...info } = output;
-          tools.reject(childOf(sample, { data: sample.data }, index, meta), info);
+          tools.reject(childOf(sample, { data: sample.data }, index, meta), output);
         } else {
           tools.emit(childOf(sample, output, index, meta));
         }
       });
     };
     return {
-      next(sample, signal) {
+      async: true,
+      next(sample, signal, done) {
         const outputs = spec.expand(sample, state, tools.context, signal);
-        if (Symbol.iterator in outputs) place(sample, outputs);
-        else return outputs.then((list) => place(sample, list));
+        if (Symbol.iterator in outputs) {
+          place(sample, outputs);
+          done();
+          return;
+        }
+        outputs.then(
+          (list) => {
+            if (!tools.closed()) place(sample, list);
+            done();
+          },
+          (error: unknown) => {
+            if (!tools.closed()) tools.fail(sample, error);
+            done();
+          },
+        );
       },
     };
   });

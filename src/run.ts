@@ -8,12 +8,12 @@ import { PositionTracker, readManifest, writeManifest, type Manifest } from "./i
 import { openFileSinks, removeUncommittedFiles } from "./io/run-files.ts";
 import type { OutputRow, RejectRow, RunSink, ShardInfo, Source, SourceItem } from "./io/types.ts";
 import { Metrics, type MetricsSnapshot } from "./metrics.ts";
-import { createSample, sourceSampleId, ticketOf, withTicket, type Ledger, type Sample, type Ticket } from "./sample.ts";
+import { TICKET, createSample, sourceSampleId, ticketOf, type Ledger, type Sample, type Ticket } from "./sample.ts";
 
 export interface RunOptions {
   /** Output folder: shards, rejects, manifest, operator state. Required unless the graph brings its own sinks. */
   readonly out?: string;
-  /** Most samples in flight at once (default: the graph's, else 4096). */
+  /** Most samples in flight at once (default: the graph's, else 1024). */
   readonly budget?: number;
   /** Stop after this many source records (counting those finished by an earlier run). */
   readonly limit?: number;
@@ -25,7 +25,7 @@ export interface RunOptions {
   readonly checkpointRows?: number;
   /** ...or after this long (default 30 s). */
   readonly checkpointSeconds?: number;
-  /** Rows handed to the sinks at once (default 1024). */
+  /** Rows handed to the sinks at once (default: a quarter of the budget, at most 1024). */
   readonly sinkBatch?: number;
   /** After a stop request, how long in-flight work may finish before it is abandoned (default 10 s). */
   readonly graceMs?: number;
@@ -61,12 +61,12 @@ export interface RunSummary {
 
 /** A source record's ticket: which record it was, and which of its outputs are already committed. */
 interface RootTicket extends Ticket {
-  readonly source: string;
+  readonly tracker: PositionTracker;
   readonly position: number;
   written?: string[];
 }
 
-const DEFAULT_BUDGET = 4096;
+const DEFAULT_BUDGET = 1024;
 
 /**
  * Runs a graph to completion, a limit, or a stop request. Sources are pulled only while fewer than
@@ -80,7 +80,8 @@ export async function run(graph: BuiltGraph, options: RunOptions = {}): Promise<
   const out = options.out;
   if (!out && !graph.sinks) throw new ConfigError(`graph "${graph.name}" needs an output folder: pass --out DIR`);
   const log = options.log ?? (() => {});
-  const sinkBatch = Math.max(1, Math.min(options.sinkBatch ?? 1024, budget));
+  // A quarter of the budget: small enough that several batches are in the pipe while one is written.
+  const sinkBatch = Math.max(1, Math.min(options.sinkBatch ?? Math.min(1024, Math.floor(budget / 4)), budget));
   const resumeLevel = budget - Math.max(1, Math.floor(budget / 4));
   const checkpointRows = options.checkpointRows ?? 50_000;
   const checkpointMs = (options.checkpointSeconds ?? 30) * 1000;
@@ -147,7 +148,7 @@ export async function run(graph: BuiltGraph, options: RunOptions = {}): Promise<
     inFlight--;
     metrics.source.inFlight = inFlight;
     if (ticket.pending === 0) {
-      trackers.get(ticket.source)!.finish(ticket.position);
+      ticket.tracker.finish(ticket.position);
       if (ticket.written) partialTickets.delete(ticket);
     } else {
       (ticket.written ??= []).push(row.id);
@@ -220,7 +221,14 @@ export async function run(graph: BuiltGraph, options: RunOptions = {}): Promise<
       settle(sample);
       return;
     }
-    const row: RejectRow = withTicket({ id: sample.id, data: sample.data, provenance: sample.provenance, scores: sample.scores, reject: { ...info, at: Date.now() } }, ticketOf(sample));
+    const row = {
+      id: sample.id,
+      data: sample.data,
+      provenance: sample.provenance,
+      scores: sample.scores,
+      reject: info.at === undefined ? { ...info, at: Date.now() } : (info as RejectRow["reject"]),
+      [TICKET]: ticketOf(sample),
+    } as RejectRow;
     rejectBuffer.push(row);
     flushIfDue();
   };
@@ -329,9 +337,9 @@ export async function run(graph: BuiltGraph, options: RunOptions = {}): Promise<
     }
   };
 
-  const push = (source: Source, item: SourceItem) => {
+  const push = (source: Source, tracker: PositionTracker, item: SourceItem) => {
     const id = sourceSampleId(source.name, item.position, item.id);
-    const ticket: RootTicket = { pending: 1, root: id, ledger, source: source.name, position: item.position };
+    const ticket: RootTicket = { pending: 1, root: id, ledger, tracker, position: item.position };
     inFlight++;
     if (inFlight > maxInFlight) maxInFlight = inFlight;
     metrics.source.pulled++;
@@ -368,7 +376,7 @@ export async function run(graph: BuiltGraph, options: RunOptions = {}): Promise<
           }
           if (inFlight >= budget) await waitForCredit();
           if (stopping) return;
-          push(source, item);
+          push(source, tracker, item);
         }
       }
     }
