@@ -1,0 +1,129 @@
+import { existsSync, lstatSync, readdirSync, readlinkSync } from "node:fs";
+import { dirname } from "node:path";
+
+/** Where things live inside every sandbox. */
+export const SANDBOX_WORK = "/sandbox";
+export const SANDBOX_INPUT = "/harness";
+
+/** Top-level system folders: mirrored as the same symlink when the host merged them into /usr. */
+const SYSTEM_DIRS = ["/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"];
+/**
+ * The few /etc entries programs need: the dynamic loader's cache, TLS settings (node reads
+ * openssl.cnf at start), alternatives symlinks, time zone, `localhost`, Debian's python config.
+ * Not passwd, shadow, or anything with secrets.
+ */
+const ETC_ENTRIES = ["ld.so.cache", "ld.so.conf", "ld.so.conf.d", "ssl", "alternatives", "localtime", "hosts", "nsswitch.conf"];
+
+export interface Layout {
+  /** Host folder mounted read-only at /harness: the harness, the program, the tests, job.json. */
+  readonly inputDir: string;
+  /** Host folder mounted writable at /sandbox: the program's only persistent writable place. */
+  readonly workDir: string;
+  /** Interpreter installs outside /usr, mounted read-only at the same path. */
+  readonly runtimeRoots: readonly string[];
+  /** Size of the private /tmp (a tmpfs, so it is memory the rlimits do not see). */
+  readonly tmpBytes: number;
+  /** When running as root: the unprivileged uid the program is switched to. */
+  readonly uid: number | undefined;
+  /** File descriptor bwrap reads the seccomp filter from, if any. */
+  readonly seccompFd: number | undefined;
+}
+
+/** Folders that exist inside the sandbox; a missing path outside them means the host was reached for. */
+export function visibleRoots(runtimeRoots: readonly string[]): string[] {
+  return ["/usr", ...SYSTEM_DIRS, "/etc", "/proc", "/dev", "/tmp", SANDBOX_INPUT, SANDBOX_WORK, ...runtimeRoots];
+}
+
+function ancestors(path: string): string[] {
+  const out: string[] = [];
+  for (let dir = dirname(path); dir !== "/"; dir = dirname(dir)) out.unshift(dir);
+  return out;
+}
+
+/** The bwrap arguments up to (not including) the command to run. */
+export function bwrapArgs(layout: Layout): string[] {
+  const args = [
+    "--unshare-ipc",
+    "--unshare-pid",
+    "--unshare-net",
+    "--unshare-uts",
+    "--unshare-cgroup-try",
+    "--hostname",
+    "sandbox",
+    "--die-with-parent",
+    "--new-session",
+  ];
+  // As root, bwrap cannot map the program to a non-root uid inside a user namespace, and uid 0 is
+  // exempt from RLIMIT_NPROC; so it runs privileged and setpriv switches to `uid` before the program.
+  if (layout.uid === undefined) args.push("--unshare-user", "--disable-userns");
+  else args.push("--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID");
+
+  // Parents first, world-readable (bwrap would create them 0700 as root).
+  const dirs = new Set<string>(["/etc"]);
+  for (const root of layout.runtimeRoots) for (const dir of ancestors(root)) dirs.add(dir);
+  for (const dir of dirs) args.push("--perms", "0755", "--dir", dir);
+
+  args.push("--ro-bind", "/usr", "/usr");
+  for (const dir of SYSTEM_DIRS) {
+    const stat = lstatSafe(dir);
+    if (stat?.isSymbolicLink()) args.push("--symlink", readlinkSync(dir), dir);
+    else if (stat?.isDirectory()) args.push("--ro-bind", dir, dir);
+  }
+  for (const entry of [...ETC_ENTRIES, ...pythonEtc()]) args.push("--ro-bind-try", `/etc/${entry}`, `/etc/${entry}`);
+  for (const root of layout.runtimeRoots) args.push("--ro-bind", root, root);
+
+  args.push(
+    "--proc",
+    "/proc",
+    "--dev",
+    "/dev",
+    "--perms",
+    "1777",
+    "--size",
+    String(layout.tmpBytes),
+    "--tmpfs",
+    "/tmp",
+    "--ro-bind",
+    layout.inputDir,
+    SANDBOX_INPUT,
+    "--bind",
+    layout.workDir,
+    SANDBOX_WORK,
+    // The root itself is a tmpfs bwrap made; left writable it would be unmetered memory.
+    "--remount-ro",
+    "/",
+    "--chdir",
+    SANDBOX_WORK,
+    "--clearenv",
+    "--setenv",
+    "PATH",
+    "/usr/local/bin:/usr/bin:/bin",
+    "--setenv",
+    "HOME",
+    SANDBOX_WORK,
+    "--setenv",
+    "TMPDIR",
+    SANDBOX_WORK,
+    "--setenv",
+    "LANG",
+    "C.UTF-8",
+  );
+  if (layout.seccompFd !== undefined) args.push("--seccomp", String(layout.seccompFd));
+  return args;
+}
+
+function lstatSafe(path: string) {
+  try {
+    return lstatSync(path);
+  } catch {
+    return undefined;
+  }
+}
+
+let etcPython: string[] | undefined;
+
+/** Debian's python reads /etc/python3.X (sitecustomize); harmless to mount, needed to start. */
+function pythonEtc(): string[] {
+  etcPython ??= existsSync("/etc") ? readdirSync("/etc").filter((name) => name.startsWith("python")) : [];
+  return etcPython;
+}

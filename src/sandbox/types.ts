@@ -1,0 +1,43 @@
+export type SandboxLanguage = "javascript" | "python";
+
+/** How a sandboxed run ended; the execute filter uses the non-passing ones as drop reasons. */
+export type SandboxStatus = "passed" | "syntax_error" | "test_failed" | "timeout" | "crashed" | "sandbox_violation";
+
+export interface SandboxOptions {
+  readonly language: SandboxLanguage;
+  /** The program under test (a Python module, or a JavaScript script in CommonJS style). */
+  readonly code: string;
+  /** Test code run after `code` in the same namespace; an AssertionError or any error it raises fails it. */
+  readonly tests: string;
+  /** Name of the function to pass to the tests' `check(candidate)`, HumanEval style; none by default. */
+  readonly entryPoint?: string;
+  /** Wall-clock limit for the whole run, sandbox start included. Default 10 000. */
+  readonly timeoutMs?: number;
+  /** Data-segment cap (RLIMIT_DATA) in MiB; node's old space is set to three quarters of it. Default 512. */
+  readonly memoryMb?: number;
+  /** Processes and threads the program may have at once (RLIMIT_NPROC). Default 64. */
+  readonly maxProcesses?: number;
+  /** Bytes of stdout and of stderr kept (the rest is read and discarded). Default 65 536. */
+  readonly maxOutputBytes?: number;
+  /** Largest file the program may write (RLIMIT_FSIZE), and size of its private /tmp, in MiB. Default 64. */
+  readonly maxFileMb?: number;
+  /** Interpreter to use; default `python3` found on PATH, or the node running this process. */
+  readonly interpreter?: string;
+  /** Aborting kills the sandbox at once; the run then resolves as a timeout. */
+  readonly signal?: AbortSignal;
+}
+
+export interface SandboxResult {
+  readonly status: SandboxStatus;
+  /** The sandboxed program's exit code (a signal death reads as 128 + signal, as bwrap reports it). */
+  readonly exitCode: number | null;
+  /** The signal that ended the program, from the exit code or from the runner's own kill. */
+  readonly signal: NodeJS.Signals | null;
+  readonly stdout: string;
+  readonly stderr: string;
+  readonly stdoutTruncated: boolean;
+  readonly stderrTruncated: boolean;
+  /** The first useful line(s) explaining a non-passing status: the exception, the limit hit. */
+  readonly message: string;
+  readonly durationMs: number;
+}
