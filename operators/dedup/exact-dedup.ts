@@ -1,0 +1,124 @@
+import { defineFilter, drop, type Operator, type RunContext } from "../../src/index.ts";
+import { fieldList, fieldValue, type Fields } from "./fields.ts";
+import { hashKey64, normalize } from "./minhash.ts";
+import { readState, statePath, writeStateAtomic } from "./state-file.ts";
+
+export interface ExactDedupOptions {
+  /** Operator name in metrics, rejects and the state file. Default "exact_dedup". */
+  readonly name?: string;
+  /** Data fields compared; each is normalised and hashed on its own, so moving text between fields is a change. Default "text". */
+  readonly fields?: Fields;
+  /** Default true. */
+  readonly lowercase?: boolean;
+  /** Runs of whitespace count as one space, ends trimmed. Default true. */
+  readonly collapseWhitespace?: boolean;
+  /** Punctuation and symbols are ignored. Default false. */
+  readonly stripPunctuation?: boolean;
+  /** Save the seen-hash table with each run checkpoint and reload it on resume. Default true. */
+  readonly checkpoint?: boolean;
+}
+
+const DEFAULTS = {
+  name: "exact_dedup",
+  fields: "text",
+  lowercase: true,
+  collapseWhitespace: true,
+  stripPunctuation: false,
+  checkpoint: true,
+} as const satisfies Required<ExactDedupOptions>;
+
+interface State {
+  /** 64-bit hash of the normalised fields (as a 4-code-unit string) -> id of the sample kept with it. */
+  seen: Map<string, string> | undefined;
+  writes: Promise<void>;
+}
+
+/**
+ * Exact deduplication on normalised text: the first sample with a given text is kept, later ones rejected.
+ * Only a 64-bit hash per kept sample is held (plus its id, for `duplicateOf`), never the text.
+ *
+ * Reads: `fields`. Writes: nothing.
+ * Drop reasons: `exact_duplicate` (`duplicateOf` = the kept sample's id).
+ *
+ * @example
+ * exactDedup({ fields: ["instruction", "output"], stripPunctuation: true })
+ */
+export function exactDedup(options: ExactDedupOptions = {}): Operator {
+  const config = { ...DEFAULTS, ...options };
+  const fields = fieldList(config.fields);
+  const norm = {
+    lowercase: config.lowercase,
+    collapseWhitespace: config.collapseWhitespace,
+    stripPunctuation: config.stripPunctuation,
+  };
+  const keyOf = (sample: Parameters<typeof fieldValue>[0]): string => {
+    if (fields.length === 1) return hashKey64(normalize(fieldValue(sample, fields[0]!), norm));
+    // Joined with NUL: collapsing whitespace turns a NUL inside a field into a space, so splits stay distinct.
+    return hashKey64(fields.map((field) => normalize(fieldValue(sample, field), norm)).join("\u0000"));
+  };
+
+  const load = (state: State, context: RunContext): Map<string, string> => {
+    if (state.seen) return state.seen;
+    const bytes = config.checkpoint ? readState(statePath(context, config.name)) : undefined;
+    state.seen = bytes ? decodeSeen(bytes) : new Map();
+    return state.seen;
+  };
+  const save = (state: State, context: RunContext): Promise<void> => {
+    const path = config.checkpoint ? statePath(context, config.name) : undefined;
+    if (!path) return Promise.resolve();
+    const seen = load(state, context);
+    state.writes = state.writes.then(() => writeStateAtomic(path, encodeSeen(seen)));
+    return state.writes;
+  };
+
+  return defineFilter<State>({
+    name: config.name,
+    params: { ...config, name: undefined },
+    reads: fields,
+    state: () => ({ seen: undefined, writes: Promise.resolve() }),
+    test(sample, state, context) {
+      const seen = load(state, context);
+      const key = keyOf(sample);
+      const kept = seen.get(key);
+      if (kept === undefined) {
+        seen.set(key, sample.id);
+        return true;
+      }
+      // After a resume, a sample that was in flight at the checkpoint meets its own entry: it was kept.
+      if (kept === sample.id) return true;
+      return drop("exact_duplicate", { duplicateOf: kept });
+    },
+    checkpoint: save,
+    complete: save,
+  });
+}
+
+/** Layout: u32 count, count x 4 UTF-16 key units, then the ids as JSON. */
+function encodeSeen(seen: Map<string, string>): Uint8Array {
+  const keys = new Uint16Array(seen.size * 4);
+  const ids: string[] = [];
+  let i = 0;
+  for (const [key, id] of seen) {
+    for (let k = 0; k < 4; k++) keys[i++] = key.charCodeAt(k);
+    ids.push(id);
+  }
+  const idBytes = new TextEncoder().encode(JSON.stringify(ids));
+  const bytes = new Uint8Array(4 + keys.byteLength + idBytes.byteLength);
+  new DataView(bytes.buffer).setUint32(0, seen.size, true);
+  bytes.set(new Uint8Array(keys.buffer), 4);
+  bytes.set(idBytes, 4 + keys.byteLength);
+  return bytes;
+}
+
+function decodeSeen(bytes: Uint8Array): Map<string, string> {
+  // A copy with its own buffer: a Node Buffer's slice is a view into a shared pool.
+  const own = new Uint8Array(bytes);
+  const count = new DataView(own.buffer).getUint32(0, true);
+  const keys = new Uint16Array(own.buffer.slice(4, 4 + count * 8));
+  const ids = JSON.parse(new TextDecoder().decode(own.subarray(4 + count * 8))) as string[];
+  const seen = new Map<string, string>();
+  for (let i = 0; i < count; i++) {
+    seen.set(String.fromCharCode(keys[i * 4]!, keys[i * 4 + 1]!, keys[i * 4 + 2]!, keys[i * 4 + 3]!), ids[i]!);
+  }
+  return seen;
+}

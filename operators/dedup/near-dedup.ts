@@ -1,0 +1,137 @@
+import { ConfigError, defineFilter, drop, type Operator, type RunContext } from "../../src/index.ts";
+import { fieldList, textOf, type Fields } from "./fields.ts";
+import { LshIndex, resolveBands } from "./lsh.ts";
+import { createMinHasher, isEmptySignature, type ShingleOptions } from "./minhash.ts";
+import { readState, statePath, writeStateAtomic } from "./state-file.ts";
+
+export interface NearDedupOptions {
+  /** Operator name in metrics, rejects and the state file (`<runDir>/state/<name>.bin`). Default "near_dedup". */
+  readonly name?: string;
+  /** Data fields compared, joined with a blank line. Default "text". */
+  readonly fields?: Fields;
+  /** Estimated Jaccard similarity of shingle sets at or above which a sample is a near-duplicate. Default 0.8. */
+  readonly threshold?: number;
+  /** MinHash permutations. Default 128. */
+  readonly numPerm?: number;
+  /** Default word 5-grams. */
+  readonly shingle?: ShingleOptions;
+  /** Seed of the permutations. Default 1. */
+  readonly seed?: number;
+  /** LSH bands and rows; default: `optimalBands(threshold, numPerm)` (9 x 13 for 0.8 / 128). */
+  readonly bands?: number;
+  readonly rows?: number;
+  /** Save the index with each run checkpoint and reload it on resume. Default true. */
+  readonly checkpoint?: boolean;
+}
+
+const DEFAULTS = {
+  name: "near_dedup",
+  fields: "text",
+  threshold: 0.8,
+  numPerm: 128,
+  shingle: { kind: "word", n: 5 },
+  seed: 1,
+  checkpoint: true,
+} as const;
+
+interface State {
+  index: LshIndex | undefined;
+  writes: Promise<void>;
+  /** Index bytes and documents last reported to the run's metrics totals. */
+  reportedBytes: number;
+  sinceReport: number;
+}
+
+/** Totals the run report reads: bytes held by every dedup index and the samples in them. */
+export const INDEX_BYTES_TOTAL = "dedup.index_bytes";
+export const INDEXED_TOTAL = "dedup.indexed";
+
+/**
+ * Streaming near-duplicate removal with MinHash and LSH: a sample whose estimated Jaccard similarity to an
+ * already kept sample reaches `threshold` is rejected; the first of a group is kept. Candidates come from
+ * the LSH bands and are confirmed on their signatures, so a sample is compared with a handful of others,
+ * not the pool. The index is saved with each run checkpoint (written to a temporary file, then renamed)
+ * and reloaded when the run resumes; a sample that was in flight at the checkpoint finds itself in the
+ * index and is kept, as it was the first time.
+ *
+ * Reads: `fields`. Writes: nothing.
+ * Drop reasons: `near_duplicate` (`duplicateOf` = the kept sample, `value` = estimated Jaccard, `threshold`).
+ * Metrics totals: `dedup.index_bytes`, `dedup.indexed`.
+ *
+ * @example
+ * nearDedup({ fields: ["instruction", "output"], threshold: 0.8 })
+ */
+export function nearDedup(options: NearDedupOptions = {}): Operator {
+  const config = { ...DEFAULTS, ...options };
+  if (!(config.threshold > 0 && config.threshold < 1)) {
+    throw new ConfigError(`nearDedup threshold must be in (0, 1), got ${config.threshold}`);
+  }
+  const fields = fieldList(config.fields);
+  const hasher = createMinHasher({ numPerm: config.numPerm, seed: config.seed, shingle: config.shingle });
+  // Resolved once, so a bad bands/rows setting fails when the graph is built, not at the first sample.
+  const shape = resolveBands({ numPerm: config.numPerm, threshold: config.threshold, bands: config.bands, rows: config.rows });
+
+  const report = (state: State, context: RunContext, index: LshIndex) => {
+    const bytes = index.memoryBytes();
+    context.metrics.add(INDEX_BYTES_TOTAL, bytes - state.reportedBytes);
+    context.metrics.add(INDEXED_TOTAL, state.sinceReport);
+    state.reportedBytes = bytes;
+    state.sinceReport = 0;
+  };
+
+  const load = (state: State, context: RunContext): LshIndex => {
+    if (state.index) return state.index;
+    const bytes = config.checkpoint ? readState(statePath(context, config.name)) : undefined;
+    let index = new LshIndex({ numPerm: config.numPerm, bands: shape.bands, rows: shape.rows });
+    if (bytes) {
+      const saved = LshIndex.deserialize(bytes);
+      if (saved.numPerm !== index.numPerm || saved.bands !== index.bands || saved.rows !== index.rows) {
+        throw new ConfigError(
+          `${config.name}: saved index has ${saved.numPerm} permutations in ${saved.bands} x ${saved.rows} bands, ` +
+            `the options ask for ${index.numPerm} in ${index.bands} x ${index.rows}; use the original options or a new run folder`,
+        );
+      }
+      index = saved;
+      state.sinceReport = index.size;
+    }
+    state.index = index;
+    report(state, context, index);
+    return index;
+  };
+
+  const save = (state: State, context: RunContext): Promise<void> => {
+    const index = load(state, context);
+    report(state, context, index);
+    const path = config.checkpoint ? statePath(context, config.name) : undefined;
+    if (!path) return state.writes;
+    const image = index.serialize();
+    state.writes = state.writes.then(() => writeStateAtomic(path, image));
+    return state.writes;
+  };
+
+  return defineFilter<State>({
+    name: config.name,
+    params: { ...config, name: undefined, bands: shape.bands, rows: shape.rows },
+    reads: fields,
+    state: () => ({ index: undefined, writes: Promise.resolve(), reportedBytes: 0, sinceReport: 0 }),
+    test(sample, state, context) {
+      const index = load(state, context);
+      const sig = hasher.signature(textOf(sample, fields));
+      // Nothing to compare in an empty text: kept, and left out of the index so empties do not match each other.
+      if (isEmptySignature(sig)) return true;
+      let best: { id: string; jaccard: number } | undefined;
+      for (const doc of index.candidates(sig)) {
+        const id = index.idOf(doc);
+        if (id === sample.id) return true;
+        const jaccard = index.estimate(sig, doc);
+        if (jaccard >= config.threshold && (!best || jaccard > best.jaccard)) best = { id, jaccard };
+      }
+      if (best) return drop("near_duplicate", { duplicateOf: best.id, value: best.jaccard, threshold: config.threshold });
+      index.insert(sample.id, sig);
+      if (++state.sinceReport >= 1024) report(state, context, index);
+      return true;
+    },
+    checkpoint: save,
+    complete: save,
+  });
+}
