@@ -6,6 +6,7 @@ import type { BuiltGraph } from "./graph.ts";
 import { stableHash } from "./hash.ts";
 import { PositionTracker, readManifest, writeManifest, type Manifest } from "./io/manifest.ts";
 import { openFileSinks, removeUncommittedFiles } from "./io/run-files.ts";
+import { listShardFiles } from "./io/shards.ts";
 import type { OutputRow, RejectRow, RunSink, ShardInfo, Source, SourceItem } from "./io/types.ts";
 import { Metrics, type MetricsSnapshot } from "./metrics.ts";
 import { TICKET, createSample, sourceSampleId, ticketOf, type Ledger, type Sample, type Ticket } from "./sample.ts";
@@ -96,12 +97,19 @@ export async function run(graph: BuiltGraph, options: RunOptions = {}): Promise<
       `${out} holds a run of "${graph.name}" with other options; resuming would mix two datasets. Use the same options or another --out folder`,
     );
   }
-  if (out) await removeUncommittedFiles(out, previous?.shards ?? []);
+  if (out && !previous && (await listShardFiles(out)).length > 0) {
+    throw new ConfigError(`${out} holds shard files but no rxsynth manifest; write into an empty or new --out folder`);
+  }
+  if (out) {
+    await removeUncommittedFiles(out, previous?.shards ?? []);
+  }
   const sinks = graph.sinks ?? (await openFileSinks(out!, graph.output, previous?.shards ?? []));
   const acceptedSinks: readonly RunSink[] = sinks.accepted;
   const rejectsSink = sinks.rejects;
 
   const metrics = new Metrics();
+  // Registered in graph order, so reports list operators as the graph reads, not in subscription order.
+  for (const operator of graph.operators) metrics.counters(operator.meta.name);
   const stopController = new AbortController();
   const hooks: CheckpointHook[] = [];
   const operatorParams: Record<string, { version: string; params: unknown }> = { ...previous?.operators };
@@ -314,6 +322,9 @@ export async function run(graph: BuiltGraph, options: RunOptions = {}): Promise<
         complete: () => resolveDrained(),
       }),
   );
+
+  // Written before any shard can be renamed, so a folder with shards always has a manifest to vouch for them.
+  if (out && !previous) await writeManifest(out, manifestNow(false));
 
   const expectedSizes = await Promise.all(graph.sources.map((source) => source.size?.() ?? Promise.resolve(undefined)));
   const expected = expectedSizes.some((size) => size === undefined)
