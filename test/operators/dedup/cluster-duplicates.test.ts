@@ -12,7 +12,7 @@ import { corpus } from "./fixtures.ts";
 const dir = mkdtempSync(join(tmpdir(), "rxsynth-cluster-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-function writeInput(path: string, columns: Record<string, unknown[]>): void {
+function writeInput(path: string, columns: Record<string, unknown[] | Float64Array | Int32Array>): void {
   const table = tableFromArrays(columns as Parameters<typeof tableFromArrays>[0]);
   writeFileSync(path, writeParquet(WasmTable.fromIPCStream(tableToIPC(table, "stream"))));
 }
