@@ -21,7 +21,7 @@ export interface Layout {
   readonly workDir: string;
   /** Interpreter installs outside /usr, mounted read-only at the same path. */
   readonly runtimeRoots: readonly string[];
-  /** Size of the private /tmp (a tmpfs, so it is memory the rlimits do not see). */
+  /** Size of the private /tmp and /dev/shm (tmpfs, so memory the rlimits do not see). */
   readonly tmpBytes: number;
   /** When running as root: the unprivileged uid the program is switched to. */
   readonly uid: number | undefined;
@@ -83,6 +83,13 @@ export function bwrapArgs(layout: Layout): string[] {
     String(layout.tmpBytes),
     "--tmpfs",
     "/tmp",
+    // POSIX semaphores and shared memory (python's multiprocessing) live here.
+    "--perms",
+    "1777",
+    "--size",
+    String(layout.tmpBytes),
+    "--tmpfs",
+    "/dev/shm",
     "--ro-bind",
     layout.inputDir,
     SANDBOX_INPUT,

@@ -154,7 +154,7 @@ function command(tools: SandboxTools, runtime: Runtime, language: SandboxLanguag
     "--",
     runtime.executable,
   );
-  if (language === "python") out.push("-I", "-B", "-X", "utf8", `/harness/${FILES.python.harness}`);
+  if (language === "python") out.push("-I", "-S", "-B", "-X", "utf8", `/harness/${FILES.python.harness}`);
   else out.push(`--max-old-space-size=${Math.max(16, Math.floor(limits.memoryMb * 0.75))}`, `/harness/${FILES.javascript.harness}`);
   return out;
 }

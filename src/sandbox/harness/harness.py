@@ -22,6 +22,12 @@ RESOURCE_ERRNOS = {errno.EAGAIN, errno.ENOMEM, errno.EMFILE, errno.ENFILE, errno
 
 
 def main():
+    # The interpreter runs with -S: site-packages are on the path, but their .pth files (arbitrary code
+    # run at every start, and most of a pyenv python's start-up time) are not executed.
+    import site
+    for folder in site.getsitepackages():
+        if os.path.isdir(folder) and folder not in sys.path:
+            sys.path.append(folder)
     nonce = sys.stdin.readline().strip()
     sys.stdin = open(os.devnull)
     with open(os.path.join(HERE, "job.json"), encoding="utf-8") as f:

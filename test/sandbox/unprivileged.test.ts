@@ -1,0 +1,67 @@
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync, chmodSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { findExecutable } from "../../src/sandbox/host.ts";
+
+// As root the sandbox drops to a spare uid with setpriv; as anyone else bwrap makes a user namespace
+// instead. This suite runs the second path too, by running a script as `nobody`.
+const NOBODY = 65534;
+const setpriv = findExecutable("setpriv");
+const asNobody = (args: string[], env: Record<string, string>) =>
+  spawnSync(setpriv!, [`--reuid=${NOBODY}`, `--regid=${NOBODY}`, "--clear-groups", ...args], {
+    cwd: process.cwd(),
+    env,
+    encoding: "utf8",
+    timeout: 60_000,
+  });
+const canDrop =
+  process.getuid?.() === 0 && setpriv !== undefined && asNobody(["test", "-r", join(process.cwd(), "src", "sandbox", "run.ts")], {}).status === 0;
+
+describe("runSandboxed as an unprivileged user", () => {
+  it.skipIf(!canDrop)("contains, classifies and cleans up the same way inside a user namespace", () => {
+    const home = mkdtempSync(join(tmpdir(), "rxsynth-nobody-"));
+    chmodSync(home, 0o777);
+    try {
+      const script = join(home, "probe.mts");
+      writeFileSync(
+        script,
+        `import { runSandboxed } from ${JSON.stringify(join(process.cwd(), "src", "sandbox", "index.ts"))};
+const py = (code: string, extra = {}) => runSandboxed({ language: "python", code, tests: "", ...extra });
+const results = {
+  uid: process.getuid!(),
+  passed: (await py("import os\\nassert os.getuid() == ${NOBODY}\\nopen('/sandbox/x', 'w').write('x')\\n")).status,
+  write: (await py("open('/etc/passwd', 'a').write('x')\\n")).status,
+  userns: (await py("import ctypes\\nassert ctypes.CDLL(None).unshare(0x10000000) == -1\\n")).status,
+  net: (await py("import socket\\nsocket.create_connection(('1.1.1.1', 53), timeout=5)\\n")).status,
+  memory: (await py("x = bytearray(2 * 1024 ** 3)\\n", { memoryMb: 256 })).status,
+  fork: (await py("import os\\nwhile True:\\n    os.fork()\\n", { maxProcesses: 16 })).status,
+  loop: (await py("while True:\\n    pass\\n", { timeoutMs: 800 })).status,
+  js: (await runSandboxed({ language: "javascript", code: "const x = 1;", tests: "require('node:assert').equal(x, 2)" })).status,
+};
+console.log(JSON.stringify(results));
+`,
+      );
+      const run = asNobody([process.execPath, "--import", "tsx", script], {
+        HOME: home,
+        TMPDIR: home,
+        PATH: "/usr/local/bin:/usr/bin:/bin",
+      });
+      expect(run.stderr).toBe("");
+      expect(JSON.parse(run.stdout.trim().split("\n").at(-1)!)).toEqual({
+        uid: NOBODY,
+        passed: "passed",
+        write: "sandbox_violation",
+        userns: "passed",
+        net: "sandbox_violation",
+        memory: "crashed",
+        fork: "crashed",
+        loop: "timeout",
+        js: "test_failed",
+      });
+    } finally {
+      rmSync(home, { recursive: true, force: true });
+    }
+  });
+});
