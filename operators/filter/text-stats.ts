@@ -11,8 +11,8 @@
  * - paragraph: non-blank lines between blank lines, compared trimmed.
  *
  * One pass over the characters finds tokens, words (interned to integer ids by a hash table that compares
- * characters in place, so no string is made per word), lines and paragraphs; n-gram measures then work
- * on the integer word ids.
+ * characters in place, so no string is made per word), lines and paragraphs (one string each, into a Set);
+ * n-gram measures then work on the integer word ids.
  */
 
 /** The eight words Gopher requires at least two of. */
@@ -110,13 +110,8 @@ function classify(code: number): number {
 }
 for (let code = 0; code < 128; code++) classify(code);
 
-function classOf(code: number): number {
-  const cls = classes[code]!;
-  return cls === 0 ? classify(code) : cls;
-}
-
 // ---------------------------------------------------------------------------------------------------------
-// Hashing and a span table: interns [start, start+length) of the text, comparing characters in place.
+// Hashing and a word table: interns [start, start+length) of the text, comparing characters in place.
 
 const FNV_OFFSET = 0x811c9dc5 | 0;
 const FNV_PRIME = 0x01000193;
@@ -159,15 +154,15 @@ class SpanTable {
     this.size = 0;
   }
 
-  /** Id of the span; `fold` compares ignoring ASCII case. */
-  intern(text: string, start: number, length: number, hash: number, fold: boolean): number {
+  /** Id of the span, compared ignoring ASCII case; `hash` must fold case the same way. */
+  intern(text: string, start: number, length: number, hash: number): number {
     const { slots, mask } = this;
     let slot = mix(hash) & mask;
     for (;;) {
       const entry = slots[slot]!;
       if (entry === 0) break;
       const id = entry - 1;
-      if (this.hashes[id] === hash && this.lengths[id] === length && this.equal(text, this.starts[id]!, start, length, fold)) {
+      if (this.hashes[id] === hash && this.lengths[id] === length && this.equal(text, this.starts[id]!, start, length)) {
         this.inserted = false;
         return id;
       }
@@ -184,14 +179,11 @@ class SpanTable {
     return id;
   }
 
-  private equal(text: string, a: number, b: number, length: number, fold: boolean): boolean {
-    if (a === b) return true;
-    if (fold) {
-      for (let i = 0; i < length; i++) {
-        if (foldAscii(text.charCodeAt(a + i)) !== foldAscii(text.charCodeAt(b + i))) return false;
-      }
-    } else {
-      for (let i = 0; i < length; i++) if (text.charCodeAt(a + i) !== text.charCodeAt(b + i)) return false;
+  private equal(text: string, a: number, b: number, length: number): boolean {
+    for (let i = 0; i < length; i++) {
+      const x = text.charCodeAt(a + i);
+      const y = text.charCodeAt(b + i);
+      if (x !== y && foldAscii(x) !== foldAscii(y)) return false;
     }
     return true;
   }
@@ -220,11 +212,9 @@ class SpanTable {
   }
 }
 
-// Scratch tables: only used inside one synchronous call, so sharing them across calls is safe. A table
+// Scratch table: only used inside one synchronous call, so sharing it across calls is safe. A table
 // that once grew for a huge text is dropped again so one outlier does not tax every later reset.
 let wordTable = new SpanTable();
-let lineTable = new SpanTable();
-let paragraphTable = new SpanTable();
 const SCRATCH_LIMIT = 1 << 16;
 
 function freshTable(table: SpanTable): SpanTable {
@@ -246,8 +236,9 @@ const NEWLINE = 10;
 /** Every statistic of `text` in one pass, plus its word ids for n-gram measures. */
 export function analyzeText(text: string, stopWords: StopWords = defaultStopWords): TextAnalysis {
   const words = (wordTable = freshTable(wordTable));
-  const lineSeen = (lineTable = freshTable(lineTable));
-  const paragraphSeen = (paragraphTable = freshTable(paragraphTable));
+  // Lines and paragraphs are few: a native Set of their text is cheaper than hashing every character in JS.
+  const lineSeen = new Set<string>();
+  const paragraphSeen = new Set<string>();
 
   let wordIds = new Int32Array(Math.max(16, text.length >>> 3));
   let wordLengths = new Int32Array(wordIds.length);
@@ -279,19 +270,15 @@ export function analyzeText(text: string, stopWords: StopWords = defaultStopWord
 
   let lineFirst = -1;
   let lineLast = -1;
-  let lineHash = 0;
-  let lineHashAtLast = 0;
-
   let paraFirst = -1;
   let paraLast = -1;
-  let paraHash = 0;
-  let paraHashAtLast = 0;
 
   const n = text.length;
   // One step past the end reads as a newline, closing the last token and line without a second loop.
   for (let i = 0; i <= n; i++) {
     const code = i < n ? text.charCodeAt(i) : NEWLINE;
-    const cls = classOf(code);
+    let cls = classes[code]!;
+    if (cls === 0) cls = classify(code);
 
     if ((cls & WS) !== 0) {
       if (dotRun !== 0) {
@@ -303,7 +290,7 @@ export function analyzeText(text: string, stopWords: StopWords = defaultStopWord
         if (tokenAlpha) alphaTokens++;
         if (coreFirst >= 0) {
           const length = coreLast - coreFirst + 1;
-          const id = words.intern(text, coreFirst, length, coreHashAtLast, true);
+          const id = words.intern(text, coreFirst, length, coreHashAtLast);
           if (words.inserted) {
             if (id === isStop.length) {
               const grown = new Uint8Array(isStop.length * 2);
@@ -345,28 +332,23 @@ export function analyzeText(text: string, stopWords: StopWords = defaultStopWord
           ) {
             ellipsisLines++;
           }
-          const length = lineLast - lineFirst + 1;
-          lineSeen.intern(text, lineFirst, length, lineHashAtLast, false);
-          if (!lineSeen.inserted) {
+          const line = text.slice(lineFirst, lineLast + 1);
+          if (lineSeen.has(line)) {
             dupLines++;
-            dupLineChars += length;
-          }
+            dupLineChars += line.length;
+          } else lineSeen.add(line);
           lineFirst = -1;
         } else if (paraFirst >= 0) {
           // A blank line ends the paragraph.
-          const length = paraLast - paraFirst + 1;
           paragraphs++;
-          paragraphSeen.intern(text, paraFirst, length, paraHashAtLast, false);
-          if (!paragraphSeen.inserted) {
+          const paragraph = text.slice(paraFirst, paraLast + 1);
+          if (paragraphSeen.has(paragraph)) {
             dupParagraphs++;
-            dupParagraphChars += length;
-          }
+            dupParagraphChars += paragraph.length;
+          } else paragraphSeen.add(paragraph);
           paraFirst = -1;
         }
-      } else if (lineFirst >= 0) {
-        lineHash = Math.imul(lineHash ^ code, FNV_PRIME);
       }
-      if (paraFirst >= 0) paraHash = Math.imul(paraHash ^ code, FNV_PRIME);
       continue;
     }
 
@@ -398,29 +380,17 @@ export function analyzeText(text: string, stopWords: StopWords = defaultStopWord
       else if (code === ELLIPSIS) ellipses++;
     }
 
-    if (lineFirst < 0) {
-      lineFirst = i;
-      lineHash = FNV_OFFSET;
-    }
-    lineHash = Math.imul(lineHash ^ code, FNV_PRIME);
-    lineHashAtLast = lineHash;
+    if (lineFirst < 0) lineFirst = i;
     lineLast = i;
-
-    if (paraFirst < 0) {
-      paraFirst = i;
-      paraHash = FNV_OFFSET;
-    }
-    paraHash = Math.imul(paraHash ^ code, FNV_PRIME);
-    paraHashAtLast = paraHash;
+    if (paraFirst < 0) paraFirst = i;
     paraLast = i;
   }
   if (paraFirst >= 0) {
-    const length = paraLast - paraFirst + 1;
     paragraphs++;
-    paragraphSeen.intern(text, paraFirst, length, paraHashAtLast, false);
-    if (!paragraphSeen.inserted) {
+    const paragraph = text.slice(paraFirst, paraLast + 1);
+    if (paragraphSeen.has(paragraph)) {
       dupParagraphs++;
-      dupParagraphChars += length;
+      dupParagraphChars += paragraph.length;
     }
   }
 
@@ -470,8 +440,9 @@ let pairSlots = new Int32Array(1024);
 /**
  * Word n-gram measures of one analysed text, for increasing n. Each level's n-gram ids are built from the
  * previous level's (the n-gram at i is the (n-1)-gram at i plus word i+n-1), so every n-gram is one
- * exact integer-pair lookup; no n-gram string is ever joined. Once every n-gram of a level is distinct,
- * every longer one is too, and the remaining levels cost nothing.
+ * exact integer-pair lookup; no n-gram string is ever joined. An n-gram can only repeat where its
+ * (n-1)-gram prefix repeats, so each level looks only at the positions still repeating; in natural text
+ * that set shrinks fast and the long n-grams cost almost nothing.
  *
  * - topFraction(n): characters in the most frequent n-gram times its count, over the characters in all
  *   words. An n-gram that occurs once is not repetition: 0. Ties go to the n-gram with more characters.
@@ -482,13 +453,15 @@ export class NgramLadder {
   private readonly wordIds: Int32Array;
   private readonly prefix: Float64Array;
   private readonly totalChars: number;
+  /** Id of the current level's n-gram at each position; meaningful at active positions only. */
   private readonly ids: Int32Array;
+  /** Positions, ascending, whose current-level n-gram occurs more than once. */
+  private readonly active: Int32Array;
+  private activeCount = 0;
   private readonly counts: Int32Array;
-  private readonly firstAt: Int32Array;
   private readonly keysA: Int32Array;
   private readonly keysB: Int32Array;
   private level = 0;
-  private distinct = 0;
 
   constructor(analysis: Pick<TextAnalysis, "wordIds" | "wordLengths">) {
     const words = analysis.wordIds.length;
@@ -497,98 +470,95 @@ export class NgramLadder {
     for (let i = 0; i < words; i++) this.prefix[i + 1] = this.prefix[i]! + analysis.wordLengths[i]!;
     this.totalChars = this.prefix[words]!;
     this.ids = new Int32Array(words);
+    this.active = new Int32Array(words);
     this.counts = new Int32Array(words);
-    this.firstAt = new Int32Array(words);
     this.keysA = new Int32Array(words);
     this.keysB = new Int32Array(words);
   }
 
   topFraction(n: number): number {
     if (!this.reach(n)) return 0;
-    let best = -1;
+    const { ids, counts, active, prefix } = this;
     let bestCount = 1;
     let bestChars = 0;
-    for (let id = 0; id < this.distinct; id++) {
-      const count = this.counts[id]!;
+    for (let k = 0; k < this.activeCount; k++) {
+      const at = active[k]!;
+      const count = counts[ids[at]!]!;
       if (count < bestCount) continue;
-      const at = this.firstAt[id]!;
-      const chars = this.prefix[at + n]! - this.prefix[at]!;
+      const chars = prefix[at + n]! - prefix[at]!;
       if (count > bestCount || chars > bestChars) {
-        best = id;
         bestCount = count;
         bestChars = chars;
       }
     }
-    return best < 0 ? 0 : (bestCount * bestChars) / this.totalChars;
+    return (bestCount * bestChars) / this.totalChars;
   }
 
   dupFraction(n: number): number {
     if (!this.reach(n)) return 0;
-    const positions = this.wordIds.length - n + 1;
+    const { active, prefix } = this;
     let covered = 0;
     let coveredEnd = 0;
-    for (let i = 0; i < positions; i++) {
-      if (this.counts[this.ids[i]!]! < 2) continue;
+    for (let k = 0; k < this.activeCount; k++) {
+      const i = active[k]!;
       const from = i > coveredEnd ? i : coveredEnd;
-      covered += this.prefix[i + n]! - this.prefix[from]!;
+      covered += prefix[i + n]! - prefix[from]!;
       coveredEnd = i + n;
     }
     return covered / this.totalChars;
   }
 
-  /** Builds levels up to n; false when level n has no repeated n-gram (or no n-gram at all). */
+  /** Builds levels up to n; false when level n has no repeated n-gram. */
   private reach(n: number): boolean {
     if (!Number.isInteger(n) || n < 1) throw new RangeError(`n-gram size must be a positive integer, got ${n}`);
     if (n > this.wordIds.length) return false;
     if (n < this.level) this.level = 0;
     if (this.level === 0) this.start();
-    while (this.level < n) {
-      if (this.distinct === this.wordIds.length - this.level + 1) return false; // all distinct already
-      this.climb();
-    }
-    return this.distinct < this.wordIds.length - n + 1;
+    while (this.level < n && this.activeCount > 0) this.climb();
+    return this.level === n && this.activeCount > 0;
   }
 
   private start(): void {
-    const words = this.wordIds.length;
-    this.counts.fill(0);
-    let distinct = 0;
+    const { wordIds, ids, counts, active } = this;
+    const words = wordIds.length;
+    counts.fill(0);
     for (let i = 0; i < words; i++) {
-      const id = this.wordIds[i]!;
-      this.ids[i] = id;
-      if (this.counts[id]!++ === 0) {
-        this.firstAt[id] = i;
-        distinct++;
-      }
+      const id = wordIds[i]!;
+      ids[i] = id;
+      counts[id]!++;
     }
-    this.distinct = distinct;
+    let kept = 0;
+    for (let i = 0; i < words; i++) if (counts[ids[i]!]! > 1) active[kept++] = i;
+    this.activeCount = kept;
     this.level = 1;
   }
 
   private climb(): void {
-    const next = this.level + 1;
-    const positions = this.wordIds.length - next + 1;
-    let capacity = 1024;
-    while (capacity < positions * 2) capacity *= 2;
+    const level = this.level;
+    const last = this.wordIds.length - level - 1; // last position with a (level + 1)-gram
+    const { ids, counts, active, keysA, keysB, wordIds } = this;
+    let capacity = 64;
+    while (capacity < this.activeCount * 2) capacity *= 2;
     if (pairSlots.length < capacity) pairSlots = new Int32Array(capacity);
     const slots = pairSlots;
     slots.fill(0, 0, capacity);
     const mask = capacity - 1;
-    const { ids, counts, firstAt, keysA, keysB, wordIds } = this;
-    counts.fill(0, 0, positions);
     let distinct = 0;
-    for (let i = 0; i < positions; i++) {
+    let candidates = 0;
+    for (let k = 0; k < this.activeCount; k++) {
+      const i = active[k]!;
+      if (i > last) break;
       const a = ids[i]!;
-      const b = wordIds[i + this.level]!;
+      const b = wordIds[i + level]!;
       let slot = mix(Math.imul(a, 0x9e3779b1) ^ b) & mask;
-      let id = -1;
+      let id: number;
       for (;;) {
         const entry = slots[slot]!;
         if (entry === 0) {
           id = distinct++;
           keysA[id] = a;
           keysB[id] = b;
-          firstAt[id] = i;
+          counts[id] = 0;
           slots[slot] = id + 1;
           break;
         }
@@ -600,9 +570,15 @@ export class NgramLadder {
       }
       ids[i] = id;
       counts[id]!++;
+      candidates++;
     }
-    this.distinct = distinct;
-    this.level = next;
+    let kept = 0;
+    for (let k = 0; k < candidates; k++) {
+      const i = active[k]!;
+      if (counts[ids[i]!]! > 1) active[kept++] = i;
+    }
+    this.activeCount = kept;
+    this.level = level + 1;
   }
 }
 
