@@ -1,0 +1,214 @@
+import { open } from "node:fs/promises";
+import { InputError, errorMessage } from "../errors.ts";
+import { nonEmptyInputFile } from "./files.ts";
+import {
+  DEFAULT_BATCH_SIZE,
+  defaultSourceName,
+  isObject,
+  itemFromRecord,
+  type FileSource,
+  type FileSourceOptions,
+} from "./source-common.ts";
+import type { SourceItem } from "./types.ts";
+
+/** Bytes read per call; lines longer than this are carried across reads. */
+const READ_CHUNK = 1 << 20;
+const NEWLINE = 0x0a;
+
+const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
+const lenientUtf8 = new TextDecoder("utf-8");
+
+/** True when text[start, end) holds only whitespace (a BOM included); stops at the first other char. */
+function isBlank(text: string, start = 0, end = text.length): boolean {
+  for (let i = start; i < end; i++) {
+    const c = text.charCodeAt(i);
+    if (c !== 0x20 && c !== 0x09 && c !== 0x0d && c !== 0xfeff) return false;
+  }
+  return true;
+}
+
+/** A file as runs of whole lines, read in chunks (the file's last line may lack its newline). */
+async function* regions(path: string): AsyncGenerator<Uint8Array> {
+  const handle = await open(path, "r");
+  try {
+    const chunk = Buffer.allocUnsafe(READ_CHUNK);
+    let carry: Buffer | undefined;
+    for (;;) {
+      const { bytesRead } = await handle.read(chunk, 0, READ_CHUNK, null);
+      if (bytesRead === 0) break;
+      let bytes = chunk.subarray(0, bytesRead);
+      if (carry) {
+        bytes = Buffer.concat([carry, bytes]);
+        carry = undefined;
+      }
+      const lastNewline = bytes.lastIndexOf(NEWLINE);
+      if (lastNewline < 0) {
+        carry = Buffer.from(bytes);
+        continue;
+      }
+      if (lastNewline + 1 < bytes.length) carry = Buffer.from(bytes.subarray(lastNewline + 1));
+      // The region is consumed before the next read reuses `chunk`.
+      yield bytes.subarray(0, lastNewline + 1);
+    }
+    if (carry) yield carry;
+  } finally {
+    await handle.close();
+  }
+}
+
+/** Number of lines in a region (a last line without its newline counts). */
+function countLines(region: Uint8Array): number {
+  let lines = 0;
+  let at = -1;
+  const bytes = Buffer.from(region.buffer, region.byteOffset, region.byteLength);
+  while ((at = bytes.indexOf(NEWLINE, at + 1)) >= 0) lines++;
+  return region.length > 0 && region[region.length - 1] !== NEWLINE ? lines + 1 : lines;
+}
+
+/**
+ * JSON Lines, streamed in 1 MiB reads: never more than one read (plus one long line) in memory.
+ *
+ * Position = line number - 1; blank lines are skipped but keep their positions, so ids and resume
+ * points do not move when a blank line is added. A line that is not valid UTF-8, not JSON, or not a
+ * JSON object becomes an item with an `InputError` (file and line) and the raw text, never an
+ * exception. A missing or empty file throws `InputError`. Records before `from` are counted, not parsed.
+ */
+export function jsonlSource(path: string, options: FileSourceOptions = {}): FileSource {
+  const name = options.name ?? defaultSourceName(path);
+  const batchSize = options.batchSize ?? DEFAULT_BATCH_SIZE;
+  let counted: { lines: number; records: number } | undefined;
+  // Known once the file has been read to the end; saves a counting pass when files are concatenated.
+  let spanOfFile: number | undefined;
+
+  const count = async (): Promise<{ lines: number; records: number }> => {
+    if (counted) return counted;
+    await nonEmptyInputFile(path);
+    let lines = 0;
+    let records = 0;
+    for await (const region of regions(path)) {
+      const text = lenientUtf8.decode(region);
+      let start = 0;
+      while (start < text.length) {
+        let end = text.indexOf("\n", start);
+        if (end < 0) end = text.length;
+        lines++;
+        if (!isBlank(text, start, end)) records++;
+        start = end + 1;
+      }
+    }
+    counted = { lines, records };
+    return counted;
+  };
+
+  async function* batchesFrom(
+    offset: number,
+    { from, signal }: { readonly from: number; readonly signal: AbortSignal },
+  ): AsyncGenerator<SourceItem[]> {
+    await nonEmptyInputFile(path);
+    let position = 0;
+    let items: SourceItem[] = [];
+
+    const parseLine = (line: string, position: number): void => {
+      if (line.endsWith("\r")) line = line.slice(0, -1);
+      if (isBlank(line)) return;
+      const where = { file: path, line: position + 1 };
+      let record: unknown;
+      try {
+        record = JSON.parse(line);
+      } catch (error) {
+        items.push({
+          position: position + offset,
+          error: new InputError(`invalid JSON: ${errorMessage(error)}`, where, { cause: error }),
+          raw: line,
+        });
+        return;
+      }
+      if (!isObject(record)) {
+        const kind = record === null ? "null" : Array.isArray(record) ? "an array" : `a ${typeof record}`;
+        items.push({
+          position: position + offset,
+          error: new InputError(`expected a JSON object, got ${kind}`, where),
+          raw: line,
+        });
+        return;
+      }
+      items.push(itemFromRecord(position + offset, record));
+    };
+
+    const parseText = (text: string): void => {
+      let start = 0;
+      while (start < text.length) {
+        let end = text.indexOf("\n", start);
+        if (end < 0) end = text.length;
+        if (position >= from) parseLine(text.slice(start, end), position);
+        position++;
+        start = end + 1;
+      }
+    };
+
+    // Decoding a whole region at once is fast; only a region with invalid bytes is split by line,
+    // so each bad line becomes one error item and its neighbours still parse.
+    const parseBytesByLine = (region: Uint8Array): void => {
+      let start = 0;
+      while (start < region.length) {
+        let end = region.indexOf(NEWLINE, start);
+        if (end < 0) end = region.length;
+        if (position >= from) {
+          const bytes = region.subarray(start, end);
+          let line: string | undefined;
+          try {
+            line = strictUtf8.decode(bytes);
+          } catch (error) {
+            items.push({
+              position: position + offset,
+              error: new InputError("invalid UTF-8", { file: path, line: position + 1 }, { cause: error }),
+              raw: lenientUtf8.decode(bytes),
+            });
+          }
+          if (line !== undefined) parseLine(line, position);
+        }
+        position++;
+        start = end + 1;
+      }
+    };
+
+    for await (const region of regions(path)) {
+      if (signal.aborted) return;
+      const lines = countLines(region);
+      if (position + lines <= from) {
+        position += lines;
+        continue;
+      }
+      let text: string | undefined;
+      try {
+        text = strictUtf8.decode(region);
+      } catch {
+        parseBytesByLine(region);
+      }
+      if (text !== undefined) parseText(text);
+      while (items.length >= batchSize) {
+        if (signal.aborted) return;
+        yield items.splice(0, batchSize);
+      }
+    }
+    if (items.length > 0 && !signal.aborted) yield items;
+    spanOfFile = position;
+  }
+
+  return {
+    path,
+    name,
+    origin: options.origin ?? "human",
+    async size() {
+      return (await count()).records;
+    },
+    async span() {
+      spanOfFile ??= (await count()).lines;
+      return spanOfFile;
+    },
+    batchesFrom,
+    batches(options) {
+      return batchesFrom(0, options);
+    },
+  };
+}
