@@ -4,7 +4,7 @@ import { chmod, chown, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Readable } from "node:stream";
-import { ConfigError } from "../errors.ts";
+import { ConfigError, InputError } from "../errors.ts";
 import { bwrapArgs, visibleRoots } from "./bwrap.ts";
 import { judge } from "./classify.ts";
 import { interpreterPath, resolveRuntime, sandboxTools, type Runtime, type SandboxTools } from "./host.ts";
@@ -76,7 +76,7 @@ export async function runSandboxed(options: SandboxOptions): Promise<SandboxResu
   const maxFileMb = options.maxFileMb ?? SANDBOX_DEFAULTS.maxFileMb;
   const { language } = options;
   if (options.entryPoint !== undefined && !IDENTIFIER[language].test(options.entryPoint)) {
-    throw new ConfigError(`entryPoint "${options.entryPoint}" is not a ${language} identifier`);
+    throw new InputError(`"${options.entryPoint}" is not a ${language} identifier`, { field: "entryPoint" });
   }
   for (const [name, value, min] of [
     ["timeoutMs", timeoutMs, 1],
@@ -97,7 +97,6 @@ export async function runSandboxed(options: SandboxOptions): Promise<SandboxResu
     const workDir = join(hostDir, "work");
     await mkdir(inputDir, { mode: 0o755 });
     await mkdir(workDir, { mode: 0o700 });
-    await chmod(hostDir, 0o711);
     if (uid !== undefined) await chown(workDir, uid, uid);
     const { harness, ext } = FILES[language];
     const job = { entryPoint: options.entryPoint ?? null, visibleRoots: visibleRoots(runtime.roots) };

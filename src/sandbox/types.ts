@@ -1,6 +1,17 @@
 export type SandboxLanguage = "javascript" | "python";
 
-/** How a sandboxed run ended; the execute filter uses the non-passing ones as drop reasons. */
+/**
+ * How a sandboxed run ended; the execute filter uses the non-passing ones as drop reasons.
+ * - passed: the harness ran the program and the tests to the end and the process exited 0.
+ * - syntax_error: the program or the tests did not compile; nothing ran.
+ * - test_failed: an assertion failed, or the tests (or the program they called) raised, or the process
+ *   exited before the tests finished.
+ * - timeout: the wall clock (or the CPU-time backstop) ran out; the whole process tree was killed.
+ * - crashed: killed by a signal (node's heap limit aborts), out of memory, processes or stack, or an
+ *   error raised while the program itself loaded.
+ * - sandbox_violation: the program reached for the network, for a path outside its folder (read-only,
+ *   or absent from the sandbox), or for another process; seen by error code, or in stderr for tools it ran.
+ */
 export type SandboxStatus = "passed" | "syntax_error" | "test_failed" | "timeout" | "crashed" | "sandbox_violation";
 
 export interface SandboxOptions {

@@ -1,5 +1,5 @@
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync, chmodSync } from "node:fs";
+import { chmodSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -39,6 +39,7 @@ const results = {
   fork: (await py("import os\\nwhile True:\\n    os.fork()\\n", { maxProcesses: 16 })).status,
   loop: (await py("while True:\\n    pass\\n", { timeoutMs: 800 })).status,
   js: (await runSandboxed({ language: "javascript", code: "const x = 1;", tests: "require('node:assert').equal(x, 2)" })).status,
+  locked: (await py("import os\\nos.makedirs('/sandbox/a/b')\\nopen('/sandbox/a/b/f', 'w').write('x')\\nos.chmod('/sandbox/a/b', 0)\\nos.chmod('/sandbox/a', 0)\\n")).status,
 };
 console.log(JSON.stringify(results));
 `,
@@ -59,7 +60,10 @@ console.log(JSON.stringify(results));
         fork: "crashed",
         loop: "timeout",
         js: "test_failed",
+        locked: "passed",
       });
+      // Every sandbox folder was removed, the one the program locked up included.
+      expect(readdirSync(home).filter((name) => name.startsWith("rxsynth-sandbox-"))).toEqual([]);
     } finally {
       rmSync(home, { recursive: true, force: true });
     }
