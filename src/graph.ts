@@ -57,11 +57,21 @@ export function isGraphDefinition(value: unknown): value is GraphDefinition {
   return typeof value === "object" && value !== null && typeof (value as GraphDefinition).build === "function";
 }
 
+/** Operators to splice into a ready graph without editing its file. */
+export interface GraphCustomization {
+  readonly insert?: ReadonlyArray<{
+    /** Name of the operator after which the new ones run; "start" puts them first. */
+    readonly after: string;
+    readonly operators: readonly Operator[];
+  }>;
+}
+
 /** Builds a definition with `overrides` applied over its defaults; unknown option names are an error. */
 export async function buildGraph<O extends GraphOptionValues>(
   definition: GraphDefinition<O>,
   overrides: Partial<O> = {},
   env: GraphEnvironment = { log: () => {}, out: undefined },
+  customization: GraphCustomization = {},
 ): Promise<BuiltGraph> {
   for (const key of Object.keys(overrides)) {
     if (!(key in definition.defaults)) {
@@ -71,9 +81,38 @@ export async function buildGraph<O extends GraphOptionValues>(
   }
   const options = { ...definition.defaults, ...overrides } as O;
   const built = await definition.build(options, env);
-  const graph: BuiltGraph = { ...built, name: definition.name, options };
+  const operators = insertOperators(definition.name, built.operators, customization);
+  const graph: BuiltGraph = { ...built, operators, name: definition.name, options };
   validateGraph(graph);
   return graph;
+}
+
+/**
+ * A ready graph with operators spliced in, as a new definition a graph file can export:
+ * `export default extendGraph(selfInstruct, { insert: [{ after: "dedup", operators: [myFilter()] }] })`.
+ */
+export function extendGraph<O extends GraphOptionValues>(definition: GraphDefinition<O>, customization: GraphCustomization): GraphDefinition<O> {
+  return {
+    ...definition,
+    async build(options, env) {
+      const built = await definition.build(options, env);
+      return { ...built, operators: insertOperators(definition.name, built.operators, customization) };
+    },
+  };
+}
+
+function insertOperators(graph: string, operators: readonly Operator[], customization: GraphCustomization): readonly Operator[] {
+  let result = [...operators];
+  for (const insertion of customization.insert ?? []) {
+    const index = insertion.after === "start" ? -1 : result.findIndex((op) => op.meta.name === insertion.after);
+    if (insertion.after !== "start" && index < 0) {
+      throw new ConfigError(
+        `cannot insert after "${insertion.after}": graph "${graph}" has no such operator (it has: ${result.map((op) => op.meta.name).join(", ")})`,
+      );
+    }
+    result = [...result.slice(0, index + 1), ...insertion.operators, ...result.slice(index + 1)];
+  }
+  return result;
 }
 
 /** Checks what can be checked before any sample flows: sources exist, names are unique, reads are written. */

@@ -1,6 +1,7 @@
 import { access, readFile } from "node:fs/promises";
-import { resolve } from "node:path";
+import { extname, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
+import { parse as parseYaml } from "yaml";
 import { ConfigError } from "../errors.ts";
 import { isGraphDefinition, type GraphDefinition, type GraphOptionValues } from "../graph.ts";
 
@@ -58,7 +59,7 @@ function coerce(key: string, text: string, example: unknown): unknown {
   }
 }
 
-/** Reads a JSON config file of option overrides. */
+/** Reads a JSON or YAML (.yaml, .yml) config file of option overrides. */
 export async function readConfigFile(file: string): Promise<GraphOptionValues> {
   let text: string;
   try {
@@ -67,10 +68,25 @@ export async function readConfigFile(file: string): Promise<GraphOptionValues> {
     throw new ConfigError(`config file ${file} cannot be read`);
   }
   try {
-    const value = JSON.parse(text) as unknown;
-    if (typeof value !== "object" || value === null || Array.isArray(value)) throw new Error("not an object");
+    const yaml = [".yaml", ".yml"].includes(extname(file).toLowerCase());
+    const value = (yaml ? parseYaml(text) : JSON.parse(text)) as unknown;
+    if (typeof value !== "object" || value === null || Array.isArray(value)) throw new Error("not a mapping of option names to values");
     return value as GraphOptionValues;
   } catch (error) {
-    throw new ConfigError(`config file ${file} must hold a JSON object of graph options (${(error as Error).message})`);
+    throw new ConfigError(`config file ${file} must hold a JSON or YAML object of graph options (${(error as Error).message})`);
   }
+}
+
+/** Config values must name real options and have their defaults' types (a number where a number is expected). */
+export function checkedConfig(definition: GraphDefinition, config: GraphOptionValues): GraphOptionValues {
+  for (const [key, value] of Object.entries(config)) {
+    if (!(key in definition.defaults)) {
+      throw new ConfigError(`config sets "${key}", which graph "${definition.name}" does not have; its options are: ${Object.keys(definition.defaults).join(", ")}`);
+    }
+    const expected = definition.defaults[key];
+    if (expected !== null && expected !== undefined && typeof expected !== "object" && typeof value !== typeof expected) {
+      throw new ConfigError(`config sets "${key}" to ${JSON.stringify(value)}, but it is a ${typeof expected} (default ${JSON.stringify(expected)})`);
+    }
+  }
+  return config;
 }

@@ -3,6 +3,7 @@ import { ConfigError, InputError, LlmError, RxsynthError } from "../errors.ts";
 import { registerGraphsCommand } from "./graphs-command.ts";
 import { registerInspectCommand } from "./inspect-command.ts";
 import { registerRunCommand } from "./run-command.ts";
+import { registerSimCommand } from "../sim/cli.ts";
 
 export function positiveInteger(value: string): number {
   const parsed = Number(value);
@@ -34,6 +35,7 @@ export function createProgram(): Command {
   registerRunCommand(program);
   registerInspectCommand(program);
   registerGraphsCommand(program);
+  registerSimCommand(program);
   return program;
 }
 

@@ -101,8 +101,11 @@ export class ProgressView {
 
 export function summaryText(summary: RunSummary): string {
   const lines = progressLines(summary.graph, { ...summary.metrics, inFlight: 0, budget: summary.budget, expected: undefined });
+  const nothingToDo = summary.resumed && summary.metrics.source.pulled === 0;
   const verdict =
-    summary.status === "complete"
+    nothingToDo && summary.status === "complete"
+      ? "already complete, nothing to do (use another --out folder for a new run)"
+      : summary.status === "complete"
       ? "complete"
       : summary.status === "limited"
         ? "stopped at --limit (run again with a higher limit to continue)"

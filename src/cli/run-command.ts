@@ -2,7 +2,7 @@ import { resolve } from "node:path";
 import type { Command } from "commander";
 import { buildGraph } from "../graph.ts";
 import { run } from "../run.ts";
-import { loadGraph, parseOverrides, readConfigFile } from "./load-graph.ts";
+import { checkedConfig, loadGraph, parseOverrides, readConfigFile } from "./load-graph.ts";
 import { positiveInteger } from "./main.ts";
 import { ProgressView, summaryText } from "./progress.ts";
 
@@ -30,7 +30,7 @@ export function registerRunCommand(program: Command): void {
     .option("-n, --limit <n>", "stop after this many source records", positiveInteger)
     .option("-b, --budget <n>", "most samples in flight at once (bounds memory)", positiveInteger)
     .option("-s, --set <key=value>", "override a graph option (repeatable)", (value: string, all: string[]) => [...all, value], [])
-    .option("-c, --config <file.json>", "graph options from a JSON file (--set wins)")
+    .option("-c, --config <file>", "graph options from a JSON or YAML file (--set wins)")
     .option("--fail-fast", "stop the run at the first operator error instead of rejecting the sample")
     .option("--strict-input", "stop the run at the first malformed input record instead of rejecting it")
     .option("--checkpoint-rows <n>", "commit shards and the manifest every n rows", positiveInteger)
@@ -39,7 +39,7 @@ export function registerRunCommand(program: Command): void {
     .action(async (file: string, flags: RunFlags) => {
       const definition = await loadGraph(file);
       const fromConfig = flags.config ? await readConfigFile(flags.config) : {};
-      const overrides = { ...fromConfig, ...parseOverrides(definition, flags.set) };
+      const overrides = { ...checkedConfig(definition, fromConfig), ...parseOverrides(definition, flags.set) };
       const out = resolve(flags.out ?? `out/${definition.name}`);
       const view = new ProgressView(definition.name, process.stderr);
       const log = (line: string) => (flags.quiet ? undefined : view.log(line));

@@ -11,6 +11,7 @@ import {
   defineGraph,
   defineMap,
   drop,
+  extendGraph,
   readManifest,
   run,
   type OutputRow,
@@ -206,5 +207,45 @@ describe("graphs", () => {
   it("refuses to resume with other options, which would mix two datasets", async () => {
     await run(await buildGraph(graph, { count: 20 }), { out: dir });
     await expect(run(await buildGraph(graph, { count: 20, minN: 3 }), { out: dir })).rejects.toThrow(/other options/);
+  });
+});
+
+describe("customising a ready graph", () => {
+  const graph = defineGraph({
+    name: "ready",
+    description: "test graph",
+    defaults: { count: 30 },
+    build: (options) => ({
+      sources: [countingSource(options.count)],
+      operators: [defineMap({ name: "first", map: (s) => ({ data: { ...s.data, trail: "first" } }) }), defineMap({ name: "last", map: (s) => ({ data: { ...s.data, trail: `${s.data.trail as string}>last` } }) })],
+    }),
+  });
+
+  it("runs a custom operator inserted after a named one, in place", async () => {
+    const mine = defineMap({ name: "mine", map: (s) => ({ data: { ...s.data, trail: `${s.data.trail as string}>mine` } }) });
+    const built = await buildGraph(graph, {}, undefined, { insert: [{ after: "first", operators: [mine] }] });
+    const accepted = new MemorySink();
+    await run({ ...built, sinks: { accepted: [accepted], rejects: new MemorySink() } });
+    expect(accepted.rows[0]!.data.trail).toBe("first>mine>last");
+    expect(accepted.rows[0]!.provenance.steps.map((step) => step.op)).toEqual(["first", "mine", "last"]);
+  });
+
+  it("names the operators it has when the anchor does not exist", async () => {
+    await expect(buildGraph(graph, {}, undefined, { insert: [{ after: "nope", operators: [] }] })).rejects.toThrow(/no such operator \(it has: first, last\)/);
+  });
+});
+
+describe("extendGraph", () => {
+  it("makes a new graph definition with the custom operator in place", async () => {
+    const base = defineGraph({
+      name: "base",
+      description: "test graph",
+      defaults: { count: 5 },
+      build: (options) => ({ sources: [countingSource(options.count)], operators: [defineFilter({ name: "keep", test: () => true })] }),
+    });
+    const extended = extendGraph(base, { insert: [{ after: "start", operators: [defineFilter({ name: "odd_out", test: (s) => ((s.data.n as number) % 2 ? drop("odd") : true) })] }] });
+    const accepted = new MemorySink();
+    await run({ ...(await buildGraph(extended)), sinks: { accepted: [accepted], rejects: new MemorySink() } });
+    expect(accepted.rows.map((row) => row.data.n)).toEqual([0, 2, 4]);
   });
 });
