@@ -36,6 +36,19 @@ export function memorySource(
       }
       position++;
     };
+    if (Array.isArray(records)) {
+      // Arrays jump straight to `from` instead of walking the records before it.
+      position = Math.max(0, from);
+      const all = records as readonly SampleData[];
+      while (position < all.length) {
+        const end = Math.min(all.length, position + batchSize);
+        while (position < end) take(all[position]!);
+        if (signal.aborted) return;
+        yield items;
+        items = [];
+      }
+      return;
+    }
     if (isAsyncIterable(records)) {
       for await (const record of records) {
         take(record);

@@ -13,7 +13,7 @@ import {
   parquetFormat,
   readRows,
 } from "../../src/io/index.ts";
-import type { OutputRow, RejectRow, SinkFormat, StepRecord } from "../../src/index.ts";
+import type { OutputRow, RejectRow, Sample, SinkFormat, StepRecord } from "../../src/index.ts";
 import { plain, rejectRows, sampleRows, tempDir } from "./fixtures.ts";
 
 /** `data` columns the first shard stores as JSON text (objects, arrays, a key that changed type). */
@@ -76,7 +76,7 @@ function expectStored(stored: Record<string, unknown>[], written: readonly Outpu
   stored.forEach((row, i) => {
     const original = written[i]!;
     expect(row.id).toBe(original.id);
-    expect(storedData(row.data as Record<string, unknown>)).toEqual(plain([original])[0]!.data);
+    expect(storedData(row.data as Record<string, unknown>)).toEqual((plain([original])[0] as { data: unknown }).data);
     const provenance = row.provenance as Record<string, unknown>;
     expect(provenance.origin).toBe(original.provenance.origin);
     expect(provenance.source).toBe(original.provenance.source);
@@ -203,8 +203,8 @@ describe("all formats", () => {
     ["arrow", arrowFormat()],
     ["jsonl", jsonlFormat()],
   ] as const)("%s keeps strings with lone surrogates and BigInts without loss or crash", async (_name, format) => {
-    const rows = sampleRows(2).map((row, i) => ({ ...row, data: { ...row.data, text: i === 0 ? "ok" : "bad \ud800 half" } }));
-    rows.push({ ...sampleRows(1)[0]!, id: "big", data: { text: "big", count: 12n as unknown as number } });
+    const rows: Sample[] = sampleRows(2).map((row, i) => ({ ...row, data: { ...row.data, text: i === 0 ? "ok" : "bad \ud800 half" } }));
+    rows.push({ ...sampleRows(1)[0]!, id: "big", data: { text: "big", count: 12n } });
     await writeShards(format, "accepted", rows);
     const back = await readRows(dir);
     expect((back[1]!.data as Record<string, unknown>).text).toBe("bad \ud800 half");

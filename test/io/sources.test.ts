@@ -246,6 +246,12 @@ describe("memorySource", () => {
     expect(items[3]).toEqual({ position: 3, data: { i: 3 } });
   });
 
+  it("starts an array at `from` and knows its size", async () => {
+    const source = memorySource("array", [{ n: 0 }, { n: 1 }, { n: 2 }, { n: 3 }, { n: 4 }], { batchSize: 2 });
+    expect((await batchesOf(source, 1)).map((batch) => batch.map((item) => item.position))).toEqual([[1, 2], [3, 4]]);
+    expect(await source.size!()).toBe(5);
+  });
+
   it("reads async iterables and skips to `from`", async () => {
     async function* records() {
       for (let i = 0; i < 10; i++) yield { i };
