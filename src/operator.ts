@@ -1,3 +1,4 @@
+import { setMaxListeners } from "node:events";
 import { Observable, type OperatorFunction } from "rxjs";
 import { currentRunContext, type RejectInfo, type RunContext } from "./context.ts";
 import { errorMessage } from "./errors.ts";
@@ -177,6 +178,8 @@ function defineStage(meta: ResolvedMeta, concurrency: number, setup: (tools: Sta
       const counters = context.metrics.counters(meta.name);
       const failFast = meta.failFast ?? context.failFast;
       const abort = new AbortController();
+      // Every in-flight sample of this stage listens on the one signal; concurrency already bounds them.
+      setMaxListeners(0, abort.signal);
       const onRunAbort = () => abort.abort(context.signal.reason);
       context.signal.addEventListener("abort", onRunAbort, { once: true });
 

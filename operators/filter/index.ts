@@ -5,3 +5,4 @@ export * from "./presets.ts";
 export * from "./heuristics.ts";
 export * from "./refusal.ts";
 export * from "./format.ts";
+export * from "./judge.ts";

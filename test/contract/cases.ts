@@ -2,6 +2,14 @@
 // operators/index.ts has a case here (the suite fails if one is missing), plus the engine's own helpers.
 import { createSample, defineAsyncFilter, defineAsyncMap, defineFanOut, defineFilter, defineMap, defineTap, drop, type Operator, type Sample } from "../../src/index.ts";
 import * as library from "../../operators/index.ts";
+import type { Llm } from "../../src/llm/index.ts";
+
+/** The simulator-backed client LLM operators use; the suite sets it up before any case runs. */
+export const endpoint: { llm?: Llm } = {};
+const llm = (): Llm => {
+  if (!endpoint.llm) throw new Error("the contract suite starts the simulator in beforeAll");
+  return endpoint.llm;
+};
 
 export interface OperatorCase {
   readonly name: string;
@@ -44,6 +52,16 @@ export const libraryCases: Record<string, Omit<OperatorCase, "name">> = {
   nearDedup: { make: () => library.nearDedup({ shingle: { kind: "word", n: 3 } }), samples: textSamples },
   rougeFilter: { make: () => library.rougeFilter({ field: "text" }), samples: textSamples },
   diversityTracker: { make: () => library.diversityTracker({ fields: "text" }), samples: textSamples },
+  generate: {
+    make: () => library.generate({ llm: llm(), prompt: (s) => [{ role: "user", content: `Answer briefly: ${String(s.data.text)}` }], write: "answer" }),
+    samples: textSamples,
+    fanOut: true,
+  },
+  rubricJudge: { make: () => library.rubricJudge({ llm: llm(), rubric: "Is the text clear and useful?", fields: "text", threshold: 5 }), samples: textSamples },
+  pairwiseJudge: {
+    make: () => library.pairwiseJudge({ llm: llm(), criteria: "Which answer is more helpful?", instruction: "text", first: "question", second: "answer" }),
+    samples: textSamples,
+  },
   executeFilter: { make: () => library.executeFilter({ language: "javascript", timeoutMs: 5000 }), samples: codeSamples },
 };
 

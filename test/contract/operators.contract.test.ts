@@ -2,9 +2,21 @@
 // is not mutated, every input is accounted for (in = out + rejected for one-to-one operators), provenance
 // is stamped on what changed. Each case says how to build the operator and gives inputs it understands.
 import { Subject } from "rxjs";
-import { describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createLlm } from "../../src/llm/index.ts";
+import { startSimulator, type Simulator } from "../../src/sim/index.ts";
 import { collect, createSample, memoryRunContext, withRunContext, type Operator, type Sample } from "../../src/index.ts";
-import { operatorCases, type OperatorCase } from "./cases.ts";
+import { endpoint, operatorCases, type OperatorCase } from "./cases.ts";
+
+let simulator: Simulator;
+beforeAll(async () => {
+  simulator = await startSimulator({ port: 0, latencyMs: 1, seed: 7 });
+  endpoint.llm = createLlm({ model: "rxsynth-sim", baseURL: simulator.url, concurrency: 8, maxRetries: 1, backoffBaseMs: 1 });
+});
+afterAll(async () => {
+  await endpoint.llm?.close();
+  await simulator.close();
+});
 
 function deepFreeze<T>(value: T): T {
   if (value && typeof value === "object" && !Object.isFrozen(value)) {
