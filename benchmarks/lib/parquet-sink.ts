@@ -7,7 +7,7 @@ import { ShardedSink, parquetFormat } from "../../src/io/index.ts";
 import type { Sample } from "../../src/index.ts";
 
 const TEXT_BYTES = 1000;
-const POOL = 4096;
+const POOL = 16_384;
 /** Rows handed to the sink per write, like the runner's sink batches. */
 const WRITE_BATCH = 1000;
 
@@ -33,8 +33,8 @@ function textPool(seed: number): string[] {
 }
 
 function sampleAt(index: number, pool: readonly string[], at: number): Sample {
-  // Stepping through the pool by a large prime puts equal texts ~4 MB apart, beyond zstd's window
-  // at level 1, so the file compresses as if every text were distinct.
+  // Stepping through the pool by a prime makes every text in a row group distinct and puts equal
+  // texts 16 MB apart, beyond zstd's window: the file compresses as if every text were unique.
   const text = pool[(index * 7919) % POOL]!;
   return {
     id: `bench-${index}`,
@@ -75,7 +75,7 @@ export async function measureParquetSink(rows = 200_000): Promise<{
   let peakRss = process.memoryUsage.rss();
   const sampler = setInterval(() => {
     peakRss = Math.max(peakRss, process.memoryUsage.rss());
-  }, 10);
+  }, 50);
   try {
     const sink = new ShardedSink(dir, parquetFormat({ rowGroupRows: 10_000, compression: "zstd" }), "accepted", {
       maxRowsPerShard: 100_000,

@@ -40,15 +40,19 @@ export function loadParquetWasm(): Promise<typeof ParquetWasm> {
 
 const CODECS: readonly ParquetCompression[] = ["zstd", "snappy", "gzip", "brotli", "lz4", "none"];
 
-/** Row groups sent to the worker and not yet taken by its writer; one waits while one is encoded. */
-const MAX_IN_FLIGHT = 2;
+/**
+ * Row groups sent to the worker and not yet taken by its writer. One is enough to keep the writer busy:
+ * it waits in the worker's queue while the previous one is encoded, and the main thread, which is
+ * several times faster, prepares the next meanwhile.
+ */
+const MAX_IN_FLIGHT = 1;
 
 /**
  * Parquet shards written by parquet-wasm (the Rust `parquet` crate) from Arrow record batches.
  *
  * Writing streams: each row group is encoded to Arrow in JS and handed, as an IPC buffer, to
  * parquet-wasm's streaming writer (`transformParquetStream`), whose bytes go to the file before it
- * takes the next group. JS holds at most one row group being filled plus two in flight, and WASM
+ * takes the next group. JS holds at most one row group being filled plus one in flight, and WASM
  * memory (which never shrinks) about two encoded groups. By default the writer runs in one shared
  * worker thread.
  */
@@ -124,16 +128,17 @@ interface WorkerReply {
 }
 
 /**
- * The one worker thread every Parquet writer of the process shares. It is referenced only while a
- * writer is open, so an idle worker never keeps the process alive, and a crashed one is replaced.
+ * The one worker thread every Parquet writer of the process shares. It keeps the process alive only
+ * while a request is pending (an open but idle shard does not, any more than an open file would), and
+ * a crashed worker is replaced by the next request.
  */
 class ParquetWorker {
   private static shared: ParquetWorker | undefined;
   private readonly worker: Worker;
   private readonly pending = new Map<number, { resolve: (value: unknown) => void; reject: (error: Error) => void }>();
   private seq = 0;
-  private users = 0;
   private nextWriter = 0;
+  private failure: Error | undefined;
 
   static get(): ParquetWorker {
     ParquetWorker.shared ??= new ParquetWorker();
@@ -146,10 +151,12 @@ class ParquetWorker {
     this.worker.on("message", (reply: WorkerReply) => {
       const waiter = this.pending.get(reply.seq);
       this.pending.delete(reply.seq);
+      if (this.pending.size === 0) this.worker.unref();
       if (reply.ok) waiter?.resolve(reply.result);
       else waiter?.reject(new Error(reply.message));
     });
     const broken = (error: Error): void => {
+      this.failure ??= error;
       if (ParquetWorker.shared === this) ParquetWorker.shared = undefined;
       for (const waiter of this.pending.values()) waiter.reject(error);
       this.pending.clear();
@@ -162,17 +169,14 @@ class ParquetWorker {
     return this.nextWriter++;
   }
 
-  acquire(): void {
-    if (this.users++ === 0) this.worker.ref();
-  }
-
-  release(): void {
-    if (--this.users === 0) this.worker.unref();
-  }
-
   request(message: WorkerRequest): Promise<unknown> {
     const seq = this.seq++;
     return new Promise((resolve, reject) => {
+      if (this.failure) {
+        reject(this.failure);
+        return;
+      }
+      if (this.pending.size === 0) this.worker.ref();
       this.pending.set(seq, { resolve, reject });
       const transfer = message.ipc ? [message.ipc.buffer as ArrayBuffer] : [];
       this.worker.postMessage({ ...message, seq }, transfer);
@@ -182,7 +186,6 @@ class ParquetWorker {
 
 class WorkerParquetWriter extends RowGroupWriter {
   private inFlight: Promise<unknown>[] = [];
-  private released = false;
 
   static async open(
     path: string,
@@ -193,13 +196,7 @@ class WorkerParquetWriter extends RowGroupWriter {
   ): Promise<WorkerParquetWriter> {
     const worker = ParquetWorker.get();
     const id = worker.newWriterId();
-    worker.acquire();
-    try {
-      await worker.request({ type: "open", writer: id, path, options });
-    } catch (error) {
-      worker.release();
-      throw error;
-    }
+    await worker.request({ type: "open", writer: id, path, options });
     return new WorkerParquetWriter(worker, id, path, kind, limits, layouts);
   }
 
@@ -224,12 +221,8 @@ class WorkerParquetWriter extends RowGroupWriter {
   }
 
   protected async close(): Promise<{ readonly bytes: number }> {
-    try {
-      for (const taken of this.inFlight.splice(0)) await taken;
-      return (await this.worker.request({ type: "finish", writer: this.id })) as { bytes: number };
-    } finally {
-      this.release();
-    }
+    for (const taken of this.inFlight.splice(0)) await taken;
+    return (await this.worker.request({ type: "finish", writer: this.id })) as { bytes: number };
   }
 
   async abort(): Promise<void> {
@@ -238,15 +231,7 @@ class WorkerParquetWriter extends RowGroupWriter {
       await this.worker.request({ type: "abort", writer: this.id });
     } catch {
       // The worker's writer is gone already (failed or crashed); the file may still be there.
-    } finally {
-      this.release();
     }
     await rm(this.path, { force: true });
-  }
-
-  private release(): void {
-    if (this.released) return;
-    this.released = true;
-    this.worker.release();
   }
 }

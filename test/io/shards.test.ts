@@ -61,8 +61,8 @@ describe("ShardedSink", () => {
     await sink.abort();
   });
 
-  it("abort deletes the open shard and finished-but-uncommitted shards, keeping committed ones", async () => {
-    const sink = new ShardedSink(dir, parquetFormat({ worker: false }), "accepted", { maxRowsPerShard: 2 });
+  it.each([true, false])("abort deletes the open shard and uncommitted finished ones, keeping committed ones (worker: %s)", async (worker) => {
+    const sink = new ShardedSink(dir, parquetFormat({ worker }), "accepted", { maxRowsPerShard: 2 });
     await sink.write(sampleRows(2));
     await sink.commit();
     await sink.write(sampleRows(3));

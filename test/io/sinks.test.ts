@@ -1,6 +1,7 @@
 // Every sink format, written through ShardedSink and read back by a reader that shares no code with the
 // writer: hyparquet for Parquet, apache-arrow's IPC reader for Arrow, JSON.parse for JSONL.
 import { readFile } from "node:fs/promises";
+import { join } from "node:path";
 import { tableFromIPC } from "apache-arrow";
 import { parquetMetadata, parquetReadObjects, parquetSchema } from "hyparquet";
 import { compressors } from "hyparquet-compressors";
@@ -167,6 +168,11 @@ describe("parquet sink", () => {
     const rows = sampleRows(10);
     await writeShards(parquetFormat({ rowGroupRows: 3 }), "accepted", rows);
     expect(await readRows(dir)).toEqual(plain(rows));
+  });
+
+  it.each([true, false])("fails to open a shard it cannot create, naming the path (worker: %s)", async (worker) => {
+    const path = join(dir, "missing-folder", "part-00000.parquet");
+    await expect(parquetFormat({ worker }).open(path, "accepted")).rejects.toThrow(/missing-folder/);
   });
 });
 
