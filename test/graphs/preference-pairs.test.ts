@@ -1,0 +1,84 @@
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import { buildGraph, listShardFiles, run, type GraphDefinition } from "../../src/index.ts";
+import definition, { defaults, promptText } from "../../graphs/preference-pairs.ts";
+import { readParquetRows } from "../support/parquet.ts";
+
+const dirs: string[] = [];
+afterEach(async () => {
+  await Promise.all(dirs.splice(0).map((dir) => rm(dir, { recursive: true, force: true })));
+});
+
+/** Runs a graph into a temp folder (simulator endpoint) and reads its shards back with hyparquet. */
+async function runGraph(graph: GraphDefinition<typeof defaults>, overrides: Partial<typeof defaults>) {
+  const out = await mkdtemp(join(tmpdir(), "rxsynth-preference-pairs-"));
+  dirs.push(out);
+  const built = await buildGraph(graph, overrides, { log: () => {}, out });
+  const summary = await run(built, { out });
+  const read = async (prefix: string) => (await Promise.all((await listShardFiles(out, { prefix })).map(readParquetRows))).flat();
+  return { summary, rows: await read("part"), rejects: await read("rejects") };
+}
+
+type Step = { op: string; model: string | null; note: string | null };
+const COLUMNS = ["prompt", "chosen", "rejected", "chosen_model", "rejected_model", "chosen_temperature", "rejected_temperature"];
+
+describe("graphs/preference-pairs", () => {
+  it("turns prompts into judged DPO pairs, rejecting pairs whose two orders disagree", async () => {
+    const { summary, rows, rejects } = await runGraph(definition, { count: 8 });
+    // 8 prompts x 3 pairs; the simulator's random verdicts agree across orders about a third of the time.
+    expect(summary.accepted + summary.rejected).toBe(24);
+    expect(rows.length).toBeGreaterThan(0);
+    expect(new Set(rejects.map((row) => (row.reject as { reason: string }).reason))).toEqual(new Set(["position_bias", "tie"]));
+
+    for (const row of rows) {
+      const data = row.data as Record<string, unknown>;
+      expect(Object.keys(data).filter((key) => key !== "_extra")).toEqual(COLUMNS);
+      expect(data.chosen).not.toBe(data.rejected);
+      expect(defaults.temperatures).toContain(data.chosen_temperature);
+      expect(defaults.temperatures).toContain(data.rejected_temperature);
+      expect(data.chosen_temperature).not.toBe(data.rejected_temperature);
+      const scores = row.scores as Record<string, number>;
+      expect(scores.judge_agreement).toBe(1);
+      expect(typeof scores.judge_margin).toBe("number");
+      const provenance = row.provenance as { origin: string; depth: number; parents: string[]; steps: Step[] };
+      expect(provenance).toMatchObject({ origin: "synthetic", source: "prompts", depth: 1 });
+      expect(provenance.parents).toHaveLength(1);
+      expect(provenance.steps.map((step) => step.op)).toEqual(["candidates", "pairs", "judge", "dpo"]);
+      expect(provenance.steps[0]!.note).toBe("3 of 3 responses");
+      // The judge's note keeps both verdicts, each with its rationale.
+      const verdicts = JSON.parse(provenance.steps[2]!.note!) as Record<string, { winner: string; rationale: string }>;
+      expect(Object.keys(verdicts)).toEqual(["ab", "ba"]);
+    }
+  });
+
+  it("asks each model in `models` and records which one wrote the chosen response", async () => {
+    const { rows } = await runGraph(definition, { count: 16, models: ["sim-small", "sim-large"], temperatures: [0.7] });
+    expect(rows.length).toBeGreaterThan(0);
+    for (const row of rows) {
+      const data = row.data as Record<string, unknown>;
+      expect(new Set([data.chosen_model, data.rejected_model])).toEqual(new Set(["sim-small", "sim-large"]));
+      expect((row.provenance as { steps: Step[] }).steps[0]!.model).toBe("sim-small,sim-large");
+    }
+  });
+
+  it("drops agreed pairs below minMargin as low_margin", async () => {
+    const { rows, rejects } = await runGraph(definition, { count: 8, minMargin: 3 });
+    for (const row of rows) expect((row.scores as Record<string, number>).judge_margin).toBeGreaterThanOrEqual(3);
+    const low = rejects.filter((row) => (row.reject as { reason: string }).reason === "low_margin");
+    expect(low.length).toBeGreaterThan(0);
+    for (const row of low) expect((row.reject as { value: number; threshold: number }).threshold).toBe(3);
+  });
+
+  it("builds a prompt from a prompt field, or an instruction with its input", () => {
+    expect(promptText({ prompt: " Hi " })).toBe("Hi");
+    expect(promptText({ instruction: "Sort these.", instances: [{ input: "3, 1, 2", output: "1, 2, 3" }] })).toBe("Sort these.\n\n3, 1, 2");
+    expect(promptText({ instruction: "Tell a joke.", input: "" })).toBe("Tell a joke.");
+    expect(promptText({ text: "no prompt here" })).toBe("");
+  });
+
+  it("refuses a setup that gives fewer than two responses per prompt", async () => {
+    await expect(buildGraph(definition, { temperatures: [0.7] })).rejects.toThrow(/a pair needs at least two/);
+  });
+});
