@@ -32,25 +32,24 @@ async function* regions(path: string): AsyncGenerator<Uint8Array> {
   const handle = await open(path, "r");
   try {
     const chunk = Buffer.allocUnsafe(READ_CHUNK);
-    let carry: Buffer | undefined;
+    // Pieces of a line longer than a chunk, joined once its end is found (not re-joined per read).
+    let pieces: Buffer[] = [];
     for (;;) {
       const { bytesRead } = await handle.read(chunk, 0, READ_CHUNK, null);
       if (bytesRead === 0) break;
-      let bytes = chunk.subarray(0, bytesRead);
-      if (carry) {
-        bytes = Buffer.concat([carry, bytes]);
-        carry = undefined;
-      }
+      const bytes = chunk.subarray(0, bytesRead);
       const lastNewline = bytes.lastIndexOf(NEWLINE);
       if (lastNewline < 0) {
-        carry = Buffer.from(bytes);
+        pieces.push(Buffer.from(bytes));
         continue;
       }
-      if (lastNewline + 1 < bytes.length) carry = Buffer.from(bytes.subarray(lastNewline + 1));
+      const head = bytes.subarray(0, lastNewline + 1);
+      const region = pieces.length > 0 ? Buffer.concat([...pieces, head]) : head;
+      pieces = lastNewline + 1 < bytes.length ? [Buffer.from(bytes.subarray(lastNewline + 1))] : [];
       // The region is consumed before the next read reuses `chunk`.
-      yield bytes.subarray(0, lastNewline + 1);
+      yield region;
     }
-    if (carry) yield carry;
+    if (pieces.length > 0) yield Buffer.concat(pieces);
   } finally {
     await handle.close();
   }
@@ -68,8 +67,8 @@ function countLines(region: Uint8Array): number {
 /**
  * JSON Lines, streamed in 1 MiB reads: never more than one read (plus one long line) in memory.
  *
- * Position = line number - 1; blank lines are skipped but keep their positions, so ids and resume
- * points do not move when a blank line is added. A line that is not valid UTF-8, not JSON, or not a
+ * Position = line number - 1, so a record's position and an error's line always agree; blank lines
+ * are skipped but keep their numbers. A line that is not valid UTF-8, not JSON, or not a
  * JSON object becomes an item with an `InputError` (file and line) and the raw text, never an
  * exception. A missing or empty file throws `InputError`. Records before `from` are counted, not parsed.
  */

@@ -19,8 +19,12 @@ export type ParquetCompression = "zstd" | "snappy" | "gzip" | "brotli" | "lz4" |
 export interface ParquetFormatOptions {
   /** Rows per row group. Default 10_000. */
   readonly rowGroupRows?: number;
-  /** Encoded bytes per row group, as a ceiling when rows are large. Default 64 MiB. */
-  readonly rowGroupBytes?: number;
+  /**
+   * Most bytes of encoded rows held in JS before they go to the writer, so large rows are handed over
+   * in smaller batches. The file's row groups still close at `rowGroupRows` (parquet-wasm merges
+   * batches, keeping the open group compressed in WASM memory). Default 64 MiB.
+   */
+  readonly bufferBytes?: number;
   /** Default "zstd" (level 1: fast, and smaller than snappy on text). */
   readonly compression?: ParquetCompression;
   /**
@@ -59,10 +63,10 @@ const MAX_IN_FLIGHT = 1;
 export function parquetFormat(options: ParquetFormatOptions = {}): SinkFormat {
   const limits: RowGroupLimits = {
     rows: options.rowGroupRows ?? DEFAULT_ROW_GROUP_ROWS,
-    bytes: options.rowGroupBytes ?? DEFAULT_ROW_GROUP_BYTES,
+    bytes: options.bufferBytes ?? DEFAULT_ROW_GROUP_BYTES,
   };
   if (!(limits.rows >= 1)) throw new ConfigError(`rowGroupRows must be at least 1 (got ${limits.rows})`);
-  if (!(limits.bytes >= 1)) throw new ConfigError(`rowGroupBytes must be at least 1 (got ${limits.bytes})`);
+  if (!(limits.bytes >= 1)) throw new ConfigError(`bufferBytes must be at least 1 (got ${limits.bytes})`);
   const compression = options.compression ?? "zstd";
   if (!CODECS.includes(compression)) {
     throw new ConfigError(`parquet compression "${compression}" is not one of ${CODECS.join(", ")}`);

@@ -20,9 +20,9 @@ export class LayoutMemory {
 }
 
 export interface RowGroupLimits {
-  /** Most rows per group (Parquet row group, Arrow record batch). */
+  /** Most rows per batch handed to the file writer (a Parquet row group, an Arrow record batch). */
   readonly rows: number;
-  /** Most encoded bytes per group; rows per group shrink when rows are large. */
+  /** Most encoded bytes per batch; batches get fewer rows when rows are large. */
   readonly bytes: number;
 }
 
@@ -53,6 +53,7 @@ export abstract class RowGroupWriter implements ShardWriter {
   }
 
   async finish(): Promise<{ readonly bytes: number }> {
+    while (this.pending.length > this.groupRows) await this.flushGroup(this.pending.splice(0, this.groupRows));
     // A shard with no rows still gets a batch, so the file carries its schema.
     if (this.pending.length > 0 || this.rowsWritten === 0) await this.flushGroup(this.pending.splice(0));
     return this.close();

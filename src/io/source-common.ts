@@ -32,7 +32,7 @@ export function defaultSourceName(path: string): string {
   return extension ? file.slice(0, -extension.length) : file;
 }
 
-function isObject(value: unknown): value is Record<string, unknown> {
+export function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 
@@ -55,5 +55,3 @@ export function itemFromRecord(position: number, record: Record<string, unknown>
   const id = recordId(record.id);
   return id === undefined ? { position, data: record } : { position, id, data: record };
 }
-
-export { isObject };

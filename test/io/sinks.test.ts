@@ -170,6 +170,17 @@ describe("parquet sink", () => {
     expect(await readRows(dir)).toEqual(plain(rows));
   });
 
+  it("hands large rows to the writer in smaller batches yet closes row groups at rowGroupRows", async () => {
+    const rows = sampleRows(14).map((row) => ({ ...row, data: { ...row.data, text: "x".repeat(1000) } }));
+    const sink = new ShardedSink(dir, parquetFormat({ rowGroupRows: 8, bufferBytes: 3000 }), "accepted");
+    await sink.write(rows);
+    const [shard] = await sink.commit();
+    const bytes = await readFile(shard!.file);
+    const metadata = parquetMetadata(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
+    expect(metadata.row_groups.map((group) => Number(group.num_rows))).toEqual([8, 6]);
+    expect(await readRows(dir)).toEqual(plain(rows));
+  });
+
   it.each([true, false])("fails to open a shard it cannot create, naming the path (worker: %s)", async (worker) => {
     const path = join(dir, "missing-folder", "part-00000.parquet");
     await expect(parquetFormat({ worker }).open(path, "accepted")).rejects.toThrow(/missing-folder/);
@@ -189,6 +200,17 @@ describe("arrow sink", () => {
     const shards = await writeShards(arrowFormat({ batchRows: 4 }), "rejects", rows);
     const stored = (await Promise.all(shards.map((shard) => arrowRows(shard.file)))).flat();
     expectStored(stored, rows);
+    expect(await readRows(dir)).toEqual(plain(rows));
+  });
+
+  it("cuts record batches at batchBytes once it has seen how large rows are", async () => {
+    const rows = sampleRows(14).map((row) => ({ ...row, data: { ...row.data, text: "x".repeat(1000) } }));
+    const sink = new ShardedSink(dir, arrowFormat({ batchRows: 8, batchBytes: 3000 }), "accepted");
+    await sink.write(rows.slice(0, 9));
+    await sink.write(rows.slice(9));
+    const [shard] = await sink.commit();
+    const table = tableFromIPC(await readFile(shard!.file));
+    expect(table.batches.map((batch) => batch.numRows)).toEqual([8, 2, 2, 2]);
     expect(await readRows(dir)).toEqual(plain(rows));
   });
 });
