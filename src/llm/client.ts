@@ -1,0 +1,599 @@
+import OpenAI, { APIConnectionTimeoutError, APIError, APIUserAbortError } from "openai";
+import { ConfigError, LlmError, errorMessage } from "../errors.ts";
+import { stableHash } from "../hash.ts";
+import { ResponseCache, choiceKey, type CachedChoice } from "./cache.ts";
+import { AdaptiveConcurrency, TokenBucket, type Permit } from "./limiter.ts";
+import { backoffMs, isRetryableStatus, retryAfterMs, scrubSecrets, seededRandom, sleep } from "./retry.ts";
+import { countMessageTokens, countTokens } from "./tokens.ts";
+import { nodeFetch } from "./transport.ts";
+import type { ChatChoice, ChatRequest, ChatResult, LlmStats, LlmStatsDelta } from "./types.ts";
+
+/** Price of a model in USD per million tokens. */
+export interface ModelPrice {
+  readonly input: number;
+  readonly output: number;
+}
+
+export interface LlmOptions {
+  /** Model name sent with every request unless the request names its own. */
+  readonly model: string;
+  /** Any OpenAI-compatible endpoint (OpenAI, vLLM, Ollama, llama.cpp server, the simulator). Default: OPENAI_BASE_URL, else OpenAI. */
+  readonly baseURL?: string;
+  /** Default: OPENAI_API_KEY, else a placeholder that local servers accept. Never logged or put in errors. */
+  readonly apiKey?: string;
+  /** Most requests in flight; the adaptive cap starts here and never exceeds it. Default 16. */
+  readonly concurrency?: number;
+  /** Requests per minute; unset: learned from the server's x-ratelimit-limit-requests header, if it sends one. */
+  readonly rpm?: number;
+  /** Tokens (prompt + max_tokens) per minute; unset: learned from x-ratelimit-limit-tokens. */
+  readonly tpm?: number;
+  /** Limit for one attempt, body included. Default 120 000 ms. */
+  readonly timeoutMs?: number;
+  /** Retries after the first attempt for connection errors, timeouts, 408/409/429/5xx. Default 6. */
+  readonly maxRetries?: number;
+  /** Backoff before retry k is uniform in [0, min(backoffMaxMs, backoffBaseMs * 2^(k-1))]. Default 500 ms. */
+  readonly backoffBaseMs?: number;
+  /** Default 30 000 ms. A server's Retry-After overrides the backoff, whatever its length. */
+  readonly backoffMaxMs?: number;
+  /** Folder of the persistent response cache (LMDB); false or unset: no cache. */
+  readonly cache?: string | false;
+  /** USD per million tokens by model name, for `costUsd`. Models not listed cost 0. */
+  readonly prices?: Readonly<Record<string, ModelPrice>>;
+  /** Sent as the request seed unless a request sets its own; also seeds the backoff jitter. */
+  readonly seed?: number;
+  /** Whether the endpoint honours `response_format: json_schema`. Default true. */
+  readonly supportsJsonSchema?: boolean;
+  /** Extra HTTP headers for every request. */
+  readonly headers?: Readonly<Record<string, string>>;
+  /**
+   * HTTP stack under the openai client: "node" (node:http keep-alive agents, a third of the CPU per request)
+   * or "fetch" (the global fetch). Default "node".
+   */
+  readonly transport?: "node" | "fetch";
+  /** Adapt the concurrency cap to 429s (AIMD). Default true. */
+  readonly adaptive?: boolean;
+  /** Where retry notices go (already scrubbed of the key). Default: nowhere. */
+  readonly log?: (message: string) => void;
+}
+
+export const LLM_DEFAULTS = {
+  concurrency: 16,
+  timeoutMs: 120_000,
+  maxRetries: 6,
+  backoffBaseMs: 500,
+  backoffMaxMs: 30_000,
+  supportsJsonSchema: true,
+  adaptive: true,
+  transport: "node",
+  /** Completion tokens assumed per choice before any answer was seen, when a request sets no max_tokens. */
+  completionEstimate: 256,
+  placeholderKey: "rxsynth-no-key",
+  baseURL: "https://api.openai.com/v1",
+} as const;
+
+export interface ChatCallOptions {
+  readonly signal?: AbortSignal;
+  /** Separates otherwise identical calls in the cache (e.g. the k-th retry after a bad answer). Default 0. */
+  readonly cacheIndex?: number | string;
+  /** Told of every change to the totals while this call runs (requests, retries, tokens, ...). */
+  readonly meter?: (delta: LlmStatsDelta) => void;
+  /** Where this call's retry notices go, in addition to the client's `log`. */
+  readonly log?: (message: string) => void;
+  /** Streamed text as it arrives (only with `stream: true`); a retried attempt streams again from the start. */
+  readonly onDelta?: (choiceIndex: number, text: string) => void;
+}
+
+/** One client per endpoint. */
+export interface Llm {
+  readonly model: string;
+  readonly baseURL: string;
+  readonly supportsJsonSchema: boolean;
+  /** The configured concurrency cap. */
+  readonly concurrency: number;
+  chat(request: ChatRequest, options?: ChatCallOptions): Promise<ChatResult>;
+  stats(): LlmStats;
+  /** What the limiters allow now: the adaptive cap and the learned or configured rate limits. */
+  limits(): { concurrency: number; inFlight: number; rpm: number | undefined; tpm: number | undefined };
+  close(): Promise<void>;
+}
+
+interface Flight {
+  readonly promise: Promise<ChatResult>;
+  readonly controller: AbortController;
+  waiters: number;
+}
+
+/** What one attempt got back, before accounting. */
+interface Answer {
+  readonly choices: ChatChoice[];
+  readonly model: string;
+  readonly promptTokens: number | undefined;
+  readonly completionTokens: number | undefined;
+  readonly requestId: string | undefined;
+  readonly headers: Headers;
+}
+
+class AttemptTimeout extends Error {
+  constructor(ms: number) {
+    super(`no complete answer within ${ms} ms`);
+    this.name = "AttemptTimeout";
+  }
+}
+
+function withoutUndefined<T extends Record<string, unknown>>(value: T): T {
+  const out: Record<string, unknown> = {};
+  for (const [key, v] of Object.entries(value)) if (v !== undefined) out[key] = v;
+  return out as T;
+}
+
+function headerNumber(headers: Headers | undefined, name: string): number | undefined {
+  const value = headers?.get(name);
+  if (value === null || value === undefined) return undefined;
+  const number = Number.parseFloat(value);
+  return Number.isFinite(number) ? number : undefined;
+}
+
+function positive(name: string, value: number | undefined, integer = false): void {
+  if (value === undefined) return;
+  if (!(value > 0) || (integer && !Number.isInteger(value))) {
+    throw new ConfigError(`createLlm: ${name} must be a positive ${integer ? "integer" : "number"}, got ${value}`);
+  }
+}
+
+/**
+ * A client for one OpenAI-compatible endpoint, built on the official `openai` package (its own retries
+ * off). Calls pass an adaptive concurrency cap and RPM/TPM token buckets, retry with full-jitter backoff
+ * that honours Retry-After, are answered from a persistent cache when possible (identical calls in
+ * flight share one request), and are counted in tokens and dollars.
+ */
+export function createLlm(options: LlmOptions): Llm {
+  if (!options.model) throw new ConfigError("createLlm: set `model` (the model name the endpoint serves)");
+  positive("concurrency", options.concurrency, true);
+  positive("rpm", options.rpm);
+  positive("tpm", options.tpm);
+  positive("timeoutMs", options.timeoutMs);
+  if (options.maxRetries !== undefined && !(Number.isInteger(options.maxRetries) && options.maxRetries >= 0)) {
+    throw new ConfigError(`createLlm: maxRetries must be an integer >= 0, got ${options.maxRetries}`);
+  }
+  const model = options.model;
+  const baseURL = options.baseURL ?? process.env.OPENAI_BASE_URL ?? LLM_DEFAULTS.baseURL;
+  const apiKey = options.apiKey ?? process.env.OPENAI_API_KEY ?? LLM_DEFAULTS.placeholderKey;
+  const concurrencyMax = options.concurrency ?? LLM_DEFAULTS.concurrency;
+  const timeoutMs = options.timeoutMs ?? LLM_DEFAULTS.timeoutMs;
+  const maxRetries = options.maxRetries ?? LLM_DEFAULTS.maxRetries;
+  const backoffBase = options.backoffBaseMs ?? LLM_DEFAULTS.backoffBaseMs;
+  const backoffMax = options.backoffMaxMs ?? LLM_DEFAULTS.backoffMaxMs;
+  const adaptive = options.adaptive ?? LLM_DEFAULTS.adaptive;
+  const scrub = (text: string) => scrubSecrets(text, [apiKey]);
+  const random = seededRandom(options.seed ?? 0x5eed);
+
+  const client = new OpenAI({
+    apiKey,
+    baseURL,
+    maxRetries: 0,
+    timeout: timeoutMs,
+    defaultHeaders: options.headers ? { ...options.headers } : undefined,
+    ...((options.transport ?? LLM_DEFAULTS.transport) === "node" ? { fetch: nodeFetch(concurrencyMax) } : {}),
+  });
+  const cache = options.cache ? ResponseCache.open(options.cache) : undefined;
+  const concurrency = new AdaptiveConcurrency(concurrencyMax, 1, adaptive ? 0.5 : 1);
+  let rpmBucket = options.rpm ? new TokenBucket(options.rpm) : undefined;
+  let tpmBucket = options.tpm ? new TokenBucket(options.tpm) : undefined;
+  let completionEstimate: number = LLM_DEFAULTS.completionEstimate;
+  const flights = new Map<string, Flight>();
+  const totals: { -readonly [K in keyof LlmStats]: number } = {
+    requests: 0,
+    retries: 0,
+    cacheHits: 0,
+    coalesced: 0,
+    promptTokens: 0,
+    completionTokens: 0,
+    costUsd: 0,
+    rateLimited: 0,
+    failures: 0,
+  };
+  let closed = false;
+
+  const costOf = (modelName: string, prompt: number, completion: number): number => {
+    const price = options.prices?.[modelName] ?? options.prices?.[model];
+    return price ? (prompt * price.input + completion * price.output) / 1_000_000 : 0;
+  };
+
+  /** Keeps the buckets in step with the server: learns limits it did not know, lowers levels it overestimated. */
+  const observeHeaders = (headers: Headers | undefined, marks: { rpm?: number; tpm?: number; sentAt: number }) => {
+    if (!headers) return;
+    const limitRequests = headerNumber(headers, "x-ratelimit-limit-requests");
+    const limitTokens = headerNumber(headers, "x-ratelimit-limit-tokens");
+    if (!options.rpm && limitRequests && limitRequests > 0 && rpmBucket?.limit !== limitRequests) {
+      if (rpmBucket) rpmBucket.setLimit(limitRequests);
+      else rpmBucket = new TokenBucket(limitRequests);
+    }
+    if (!options.tpm && limitTokens && limitTokens > 0 && tpmBucket?.limit !== limitTokens) {
+      if (tpmBucket) tpmBucket.setLimit(limitTokens);
+      else tpmBucket = new TokenBucket(limitTokens);
+    }
+    const remainingRequests = headerNumber(headers, "x-ratelimit-remaining-requests");
+    const remainingTokens = headerNumber(headers, "x-ratelimit-remaining-tokens");
+    if (rpmBucket && remainingRequests !== undefined && marks.rpm !== undefined) {
+      rpmBucket.correct(remainingRequests, marks.rpm, marks.sentAt);
+    }
+    if (tpmBucket && remainingTokens !== undefined && marks.tpm !== undefined) {
+      tpmBucket.correct(remainingTokens, marks.tpm, marks.sentAt);
+    }
+  };
+
+  const once = async (body: Record<string, unknown>, n: number, signal: AbortSignal): Promise<Answer> => {
+    const { data, response, request_id } = await client.chat.completions
+      .create({ ...body, ...(n > 1 ? { n } : {}) } as unknown as OpenAI.ChatCompletionCreateParamsNonStreaming, { signal })
+      .withResponse();
+    const choices: ChatChoice[] = (data.choices ?? []).map((choice, position) => ({
+      index: choice.index ?? position,
+      text: choice.message?.content ?? "",
+      finishReason: choice.finish_reason ?? "stop",
+      ...(choice.message?.refusal ? { refusal: choice.message.refusal } : {}),
+      completionTokens: 0,
+    }));
+    return {
+      choices,
+      model: data.model ?? String(body.model),
+      promptTokens: data.usage?.prompt_tokens,
+      completionTokens: data.usage?.completion_tokens,
+      requestId: request_id ?? undefined,
+      headers: response.headers,
+    };
+  };
+
+  const streamed = async (
+    body: Record<string, unknown>,
+    n: number,
+    signal: AbortSignal,
+    onDelta: ChatCallOptions["onDelta"],
+  ): Promise<Answer> => {
+    const params = {
+      ...body,
+      ...(n > 1 ? { n } : {}),
+      stream: true,
+      stream_options: { include_usage: true },
+    } as unknown as OpenAI.ChatCompletionCreateParamsStreaming;
+    const { data: stream, response, request_id } = await client.chat.completions.create(params, { signal }).withResponse();
+    const texts: string[] = [];
+    const refusals: string[] = [];
+    const finish: Array<string | undefined> = [];
+    let usage: OpenAI.CompletionUsage | undefined;
+    let answerModel = String(body.model);
+    for await (const chunk of stream) {
+      if (chunk.model) answerModel = chunk.model;
+      if (chunk.usage) usage = chunk.usage;
+      for (const choice of chunk.choices ?? []) {
+        const index = choice.index ?? 0;
+        const delta = choice.delta?.content ?? "";
+        if (delta) {
+          texts[index] = (texts[index] ?? "") + delta;
+          onDelta?.(index, delta);
+        }
+        if (choice.delta?.refusal) refusals[index] = (refusals[index] ?? "") + choice.delta.refusal;
+        if (choice.finish_reason) finish[index] = choice.finish_reason;
+      }
+    }
+    const count = Math.max(texts.length, finish.length, refusals.length);
+    const choices: ChatChoice[] = [];
+    for (let index = 0; index < count; index++) {
+      // A stream that ends before a choice finished was cut: treat it like a dropped connection.
+      if (finish[index] === undefined) throw new TypeError(`stream ended before choice ${index} finished`);
+      choices.push({
+        index,
+        text: texts[index] ?? "",
+        finishReason: finish[index]!,
+        ...(refusals[index] ? { refusal: refusals[index] } : {}),
+        completionTokens: 0,
+      });
+    }
+    if (choices.length === 0) throw new TypeError("stream ended without any choice");
+    return {
+      choices,
+      model: answerModel,
+      promptTokens: usage?.prompt_tokens,
+      completionTokens: usage?.completion_tokens,
+      requestId: request_id ?? undefined,
+      headers: response.headers,
+    };
+  };
+
+  /** Sends one call until it succeeds, fails for good, or is aborted. */
+  const send = async (
+    body: Record<string, unknown>,
+    n: number,
+    request: ChatRequest,
+    call: ChatCallOptions,
+    signal: AbortSignal,
+    meter: (delta: LlmStatsDelta) => void,
+  ): Promise<ChatResult> => {
+    const requestModel = String(body.model);
+    const maxTokens = request.max_tokens;
+    // Counted only when a TPM budget needs it up front; otherwise the server's usage is the figure.
+    let promptCount: number | undefined;
+    const promptEstimate = () => (promptCount ??= countMessageTokens(request.messages, requestModel));
+    const host = (() => {
+      try {
+        return new URL(baseURL).host;
+      } catch {
+        return baseURL;
+      }
+    })();
+    const log = (message: string) => {
+      const clean = scrub(message);
+      options.log?.(clean);
+      call.log?.(clean);
+    };
+
+    for (let attempt = 1; ; attempt++) {
+      const permit: Permit = await concurrency.acquire(signal);
+      let outcome: "ok" | "overloaded" | "other" = "other";
+      let failure: unknown;
+      let headers: Headers | undefined;
+      try {
+        const tokenEstimate = tpmBucket ? promptEstimate() + n * (maxTokens ?? completionEstimate) : 0;
+        if (rpmBucket) await rpmBucket.take(1, signal);
+        if (tpmBucket) await tpmBucket.take(tokenEstimate, signal);
+        const marks = { rpm: rpmBucket?.consumed, tpm: tpmBucket?.consumed, sentAt: performance.now() };
+        const tpmAtSend = tpmBucket;
+        meter({ requests: 1 });
+        // One controller per attempt, aborted by the caller or by the attempt's own timeout.
+        const timer = new AbortController();
+        const timeout = setTimeout(() => timer.abort(new AttemptTimeout(timeoutMs)), timeoutMs);
+        const forward = () => timer.abort(signal.reason);
+        signal.addEventListener("abort", forward, { once: true });
+        const startedAt = performance.now();
+        try {
+          const attemptSignal = timer.signal;
+          const answer = request.stream
+            ? await streamed(body, n, attemptSignal, call.onDelta)
+            : await once(body, n, attemptSignal);
+          const latencyMs = performance.now() - startedAt;
+          outcome = "ok";
+          observeHeaders(answer.headers, marks);
+          const promptTokens = answer.promptTokens ?? promptEstimate();
+          const perChoice = answer.choices.map((choice) =>
+            answer.choices.length === 1 && answer.completionTokens !== undefined
+              ? answer.completionTokens
+              : countTokens(choice.text || choice.refusal || "", requestModel),
+          );
+          const completionTokens = answer.completionTokens ?? perChoice.reduce((a, b) => a + b, 0);
+          if (tpmAtSend) {
+            const billed = promptTokens + (maxTokens !== undefined ? n * maxTokens : completionTokens);
+            tpmAtSend.charge(billed - tokenEstimate);
+          }
+          if (maxTokens === undefined && answer.choices.length > 0) {
+            completionEstimate = 0.9 * completionEstimate + 0.1 * (completionTokens / answer.choices.length);
+          }
+          const costUsd = costOf(answer.model, promptTokens, completionTokens);
+          meter({ promptTokens, completionTokens, costUsd });
+          const choices = answer.choices.map((choice, i) => ({ ...choice, completionTokens: perChoice[i]! }));
+          if (cache) {
+            const at = Date.now();
+            await Promise.all(
+              choices.map((choice) =>
+                cache.put(choiceKey(body, call.cacheIndex ?? 0, choice.index), {
+                  text: choice.text,
+                  finishReason: choice.finishReason,
+                  ...(choice.refusal ? { refusal: choice.refusal } : {}),
+                  completionTokens: choice.completionTokens,
+                  promptTokens,
+                  model: answer.model,
+                  ...(answer.requestId ? { requestId: answer.requestId } : {}),
+                  at,
+                }),
+              ),
+            );
+          }
+          return {
+            choices,
+            model: answer.model,
+            usage: { promptTokens, completionTokens },
+            latencyMs,
+            requestId: answer.requestId,
+            cached: false,
+            attempts: attempt,
+            costUsd,
+          };
+        } catch (error) {
+          failure = error;
+          if (error instanceof APIError && error.status !== undefined) {
+            headers = error.headers ?? undefined;
+            observeHeaders(headers, marks);
+            if (error.status === 429) {
+              outcome = "overloaded";
+              meter({ rateLimited: 1 });
+            }
+          }
+          if (timer.signal.aborted && !signal.aborted) failure = timer.signal.reason;
+        } finally {
+          clearTimeout(timeout);
+          signal.removeEventListener("abort", forward);
+        }
+      } finally {
+        concurrency.release(permit, outcome);
+      }
+
+      // The caller gave up (run stopping): not a failure of the endpoint, pass the abort on as it is.
+      if (signal.aborted) throw signal.reason ?? failure;
+      const status = failure instanceof APIError ? failure.status : undefined;
+      const requestId = failure instanceof APIError ? (failure.requestID ?? undefined) : undefined;
+      const retryable = status === undefined ? !(failure instanceof APIUserAbortError) : isRetryableStatus(status);
+      const what = describeFailure(failure, timeoutMs);
+      if (!retryable || attempt > maxRetries) {
+        meter({ failures: 1 });
+        const where = `${requestModel} at ${host}`;
+        const tries = `attempt ${attempt}${retryable ? `, retries exhausted` : ""}${requestId ? `, request ${requestId}` : ""}`;
+        throw new LlmError(
+          scrub(`${where} failed: ${what} (${tries})`),
+          { status, attempt, requestId, retryable },
+          { cause: scrubbedCause(failure, scrub) },
+        );
+      }
+      if (status === 429 && headers) {
+        const wait = retryAfterMs(headers) ?? backoffMs(attempt, backoffBase, backoffMax, random);
+        if (headerNumber(headers, "x-ratelimit-remaining-requests") === 0) rpmBucket?.pause(wait);
+        if (headerNumber(headers, "x-ratelimit-remaining-tokens") === 0) tpmBucket?.pause(wait);
+      }
+      const asked = retryAfterMs(headers);
+      const wait = asked ?? backoffMs(attempt, backoffBase, backoffMax, random);
+      meter({ retries: 1 });
+      log(
+        `llm: ${requestModel} at ${host}: ${what}; retry ${attempt}/${maxRetries} in ${Math.round(wait)} ms` +
+          (asked !== undefined ? " (server asked)" : ""),
+      );
+      await sleep(wait, signal);
+    }
+  };
+
+  const join = (flight: Flight, signal: AbortSignal | undefined): Promise<ChatResult> => {
+    flight.waiters++;
+    if (!signal) return flight.promise;
+    if (signal.aborted) {
+      if (--flight.waiters === 0) flight.controller.abort(signal.reason);
+      return Promise.reject(signal.reason);
+    }
+    return new Promise<ChatResult>((resolve, reject) => {
+      const onAbort = () => {
+        // The shared request stops only when every caller waiting on it has given up.
+        if (--flight.waiters === 0) flight.controller.abort(signal.reason);
+        reject(signal.reason);
+      };
+      signal.addEventListener("abort", onAbort, { once: true });
+      flight.promise.then(
+        (result) => {
+          signal.removeEventListener("abort", onAbort);
+          resolve(result);
+        },
+        (error: unknown) => {
+          signal.removeEventListener("abort", onAbort);
+          reject(error);
+        },
+      );
+    });
+  };
+
+  const chat = async (request: ChatRequest, call: ChatCallOptions = {}): Promise<ChatResult> => {
+    if (closed) throw new ConfigError("llm.chat called after llm.close()");
+    const n = request.n ?? 1;
+    if (!Number.isInteger(n) || n < 1) throw new ConfigError(`llm.chat: n must be an integer >= 1, got ${n}`);
+    if (!Array.isArray(request.messages) || request.messages.length === 0) {
+      throw new ConfigError("llm.chat: messages must be a non-empty array");
+    }
+    const meter = (delta: LlmStatsDelta) => {
+      for (const [key, value] of Object.entries(delta) as Array<[keyof LlmStats, number]>) totals[key] += value;
+      call.meter?.(delta);
+    };
+    const body = withoutUndefined({
+      model: request.model ?? model,
+      messages: request.messages,
+      temperature: request.temperature,
+      top_p: request.top_p,
+      max_tokens: request.max_tokens,
+      seed: request.seed ?? options.seed,
+      stop: request.stop,
+      presence_penalty: request.presence_penalty,
+      frequency_penalty: request.frequency_penalty,
+      response_format: request.response_format,
+    });
+    const cacheIndex = call.cacheIndex ?? 0;
+
+    if (cache) {
+      const hits: CachedChoice[] = [];
+      for (let i = 0; i < n; i++) {
+        const hit = cache.get(choiceKey(body, cacheIndex, i));
+        if (!hit) break;
+        hits.push(hit);
+      }
+      if (hits.length === n) {
+        meter({ cacheHits: 1 });
+        return fromCache(hits);
+      }
+    }
+
+    // Plain JSON, not a canonical hash: coalescing needs equal requests, and ours are built in one key order.
+    const flightKey = `${n}\u0000${cacheIndex}\u0000${JSON.stringify(body)}`;
+    const existing = flights.get(flightKey);
+    if (existing) {
+      meter({ coalesced: 1 });
+      const shared = await join(existing, call.signal);
+      return { ...shared, attempts: 0, costUsd: 0 };
+    }
+    const controller = new AbortController();
+    const flight: Flight = {
+      controller,
+      waiters: 0,
+      promise: send(body, n, request, call, controller.signal, meter).finally(() => flights.delete(flightKey)),
+    };
+    // Callers that all abort leave the promise rejected with nobody listening; that is expected.
+    flight.promise.catch(() => {});
+    flights.set(flightKey, flight);
+    return join(flight, call.signal);
+  };
+
+  return {
+    model,
+    baseURL,
+    supportsJsonSchema: options.supportsJsonSchema ?? LLM_DEFAULTS.supportsJsonSchema,
+    concurrency: concurrencyMax,
+    chat,
+    stats: () => ({ ...totals }),
+    limits: () => ({
+      concurrency: concurrency.limit,
+      inFlight: concurrency.inFlight,
+      rpm: rpmBucket?.limit,
+      tpm: tpmBucket?.limit,
+    }),
+    async close() {
+      if (closed) return;
+      closed = true;
+      for (const flight of flights.values()) flight.controller.abort(new Error("llm closed"));
+      await cache?.close();
+    },
+  };
+}
+
+function fromCache(hits: readonly CachedChoice[]): ChatResult {
+  const first = hits[0]!;
+  return {
+    choices: hits.map((hit, index) => ({
+      index,
+      text: hit.text,
+      finishReason: hit.finishReason,
+      ...(hit.refusal ? { refusal: hit.refusal } : {}),
+      completionTokens: hit.completionTokens,
+    })),
+    model: first.model,
+    usage: { promptTokens: first.promptTokens, completionTokens: hits.reduce((sum, hit) => sum + hit.completionTokens, 0) },
+    latencyMs: 0,
+    requestId: first.requestId,
+    cached: true,
+    attempts: 0,
+    costUsd: 0,
+  };
+}
+
+function describeFailure(failure: unknown, timeoutMs: number): string {
+  if (failure instanceof AttemptTimeout || failure instanceof APIConnectionTimeoutError) {
+    return `no complete answer within ${timeoutMs} ms`;
+  }
+  if (failure instanceof APIError) {
+    if (failure.status !== undefined) return failure.message;
+    const cause = (failure as { cause?: unknown }).cause;
+    return `connection error (${cause ? errorMessage(cause) : failure.message})`;
+  }
+  if (failure instanceof Error) {
+    const cause = (failure as { cause?: unknown }).cause;
+    const detail = cause ? `: ${errorMessage(cause)}` : "";
+    return `connection lost while reading the answer (${failure.name}: ${failure.message}${detail})`;
+  }
+  return String(failure);
+}
+
+/** A plain copy of the failure for `cause`: the SDK's error objects hold more than we want to keep. */
+function scrubbedCause(failure: unknown, scrub: (text: string) => string): Error {
+  const copy = new Error(scrub(errorMessage(failure)));
+  copy.name = failure instanceof Error ? failure.name : "Error";
+  return copy;
+}

@@ -1,0 +1,19 @@
+export { createLlm, LLM_DEFAULTS } from "./client.ts";
+export type { Llm, LlmOptions, ChatCallOptions, ModelPrice } from "./client.ts";
+export type {
+  ChatMessage,
+  ChatRequest,
+  ChatResult,
+  ChatChoice,
+  ChatUsage,
+  FinishReason,
+  JsonSchemaFormat,
+  ResponseFormat,
+  LlmStats,
+  LlmStatsDelta,
+} from "./types.ts";
+export { countTokens, countMessageTokens, encodingForModel } from "./tokens.ts";
+export { extractJson, looksLikeRefusal } from "./parse.ts";
+export { reportLlmMetrics, LLM_METRIC_KEYS } from "./metrics.ts";
+export { TokenBucket, AdaptiveConcurrency } from "./limiter.ts";
+export { retryAfterMs, backoffMs } from "./retry.ts";

@@ -1,0 +1,22 @@
+import type { Metrics } from "../metrics.ts";
+import type { LlmStats, LlmStatsDelta } from "./types.ts";
+
+/** The run totals an LLM call reports into (`context.metrics.add(key, n)`), by client stat. */
+export const LLM_METRIC_KEYS = {
+  requests: "llm.requests",
+  retries: "llm.retries",
+  cacheHits: "llm.cache_hits",
+  promptTokens: "llm.prompt_tokens",
+  completionTokens: "llm.completion_tokens",
+  costUsd: "llm.cost_usd",
+  rateLimited: "llm.rate_limited",
+  coalesced: "llm.coalesced",
+  failures: "llm.failures",
+} as const satisfies Record<keyof LlmStats, string>;
+
+/** Adds a change of the client's totals to the run's metrics; pass it as `meter` to `llm.chat`. */
+export function reportLlmMetrics(metrics: Pick<Metrics, "add">, delta: LlmStatsDelta): void {
+  for (const [key, value] of Object.entries(delta) as Array<[keyof LlmStats, number | undefined]>) {
+    if (value) metrics.add(LLM_METRIC_KEYS[key], value);
+  }
+}

@@ -1,0 +1,654 @@
+import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
+import type { AddressInfo, Socket } from "node:net";
+import { ConfigError } from "../errors.ts";
+import { stableHash } from "../hash.ts";
+import { countMessageTokens } from "../llm/tokens.ts";
+import type { ChatMessage } from "../llm/types.ts";
+import { composeChoice, contentKey, type ContentFault, type SimChoice, type SimRequest } from "./answers.ts";
+import { Rng } from "./random.ts";
+
+/** Probability per request (transport faults) or per choice (content faults) of each injected fault. */
+export interface FaultRates {
+  /** 429 with Retry-After (`faultRetryAfterMs`). */
+  readonly "429"?: number;
+  readonly "500"?: number;
+  readonly "503"?: number;
+  /** The socket is destroyed after the headers and part of the body. */
+  readonly reset?: number;
+  /** The answer is cut at half its tokens with `finish_reason: "length"`. */
+  readonly length?: number;
+  /** "I'm sorry, but as an AI language model I cannot ..." (in `refusal` for json_schema requests). */
+  readonly refusal?: number;
+  /** Broken JSON when JSON was asked for (cut off, wrapped in prose, or single-quoted). */
+  readonly malformed?: number;
+  /** An empty answer. */
+  readonly empty?: number;
+}
+
+export interface SimulatorOptions {
+  /** 0 (default) picks a free port. */
+  readonly port?: number;
+  /** Default 127.0.0.1. */
+  readonly host?: string;
+  /** Fixed time added to every request before its first byte (network, queueing upstream). Default 0. */
+  readonly latencyMs?: number;
+  /** Time to first token, after `latencyMs`. Default 0. */
+  readonly ttftMs?: number;
+  /** Generation speed per choice; the answer takes completion_tokens / tokensPerS more. Default: instant. */
+  readonly tokensPerS?: number;
+  /**
+   * Requests served at once. Requests over the cap wait in a FIFO queue, as vLLM and llama.cpp do;
+   * when `maxQueue` is full they get 429 instead, as hosted APIs do. Default: no cap.
+   */
+  readonly maxConcurrency?: number;
+  /** Requests that may wait for a slot; 0 answers 429 at once over the cap. Default: unbounded. */
+  readonly maxQueue?: number;
+  /** Requests per minute, enforced as a token bucket holding `burstMs` worth of the limit. */
+  readonly rpm?: number;
+  /** Tokens per minute: prompt tokens + n * max_tokens at admission (+ completion tokens when no max_tokens). */
+  readonly tpm?: number;
+  /** Bucket size of the RPM/TPM limits in ms of the limit (OpenAI quantises per-minute limits). Default 1000. */
+  readonly burstMs?: number;
+  readonly faults?: FaultRates;
+  /** Retry-After of an injected 429. Default 1000 ms. */
+  readonly faultRetryAfterMs?: number;
+  /** Changes every answer and every fault roll. Default 0. */
+  readonly seed?: number;
+  /** When set, requests must carry `Authorization: Bearer <apiKey>`, else 401. */
+  readonly apiKey?: string;
+  /** Listed by GET /v1/models (any model name is served). Default ["sim-1"]. */
+  readonly models?: readonly string[];
+}
+
+export interface SimulatorStats {
+  /** Chat-completion requests received, whatever became of them. */
+  requests: number;
+  /** Answers sent in full (status 200). */
+  completed: number;
+  streamed: number;
+  /** All 429s: RPM/TPM limits, a full queue, injected faults. */
+  rateLimited: number;
+  errors5xx: number;
+  resets: number;
+  /** Other 4xx: bad requests, wrong key, unknown route. */
+  clientErrors: number;
+  truncated: number;
+  refusals: number;
+  malformed: number;
+  empty: number;
+  active: number;
+  queued: number;
+  peakConcurrency: number;
+  peakQueued: number;
+  promptTokens: number;
+  completionTokens: number;
+  /** TCP connections accepted (clients that keep connections alive open few). */
+  connections: number;
+}
+
+export interface Simulator {
+  /** Base URL for an OpenAI client, e.g. http://127.0.0.1:41234/v1. */
+  readonly url: string;
+  readonly port: number;
+  stats(): SimulatorStats;
+  close(): Promise<void>;
+}
+
+export const SIMULATOR_DEFAULTS = {
+  host: "127.0.0.1",
+  latencyMs: 0,
+  ttftMs: 0,
+  tokensPerS: Infinity,
+  maxConcurrency: Infinity,
+  maxQueue: Infinity,
+  burstMs: 1_000,
+  faultRetryAfterMs: 1_000,
+  seed: 0,
+  models: ["sim-1"],
+  maxBodyBytes: 16 * 1024 * 1024,
+} as const;
+
+const TRANSPORT_FAULTS = ["429", "500", "503", "reset"] as const;
+const CONTENT_FAULTS: readonly ContentFault[] = ["length", "refusal", "malformed", "empty"];
+type TransportFault = (typeof TRANSPORT_FAULTS)[number];
+
+/** A server-side per-minute limit: continuous refill, capacity `burstMs` worth of the limit. */
+class Bucket {
+  private level: number;
+  private updatedAt = performance.now();
+  readonly capacity: number;
+  private readonly ratePerMs: number;
+  constructor(readonly limit: number, burstMs: number) {
+    this.capacity = Math.max(1, (limit * burstMs) / 60_000);
+    this.ratePerMs = limit / 60_000;
+    this.level = this.capacity;
+  }
+  refill(): number {
+    const now = performance.now();
+    this.level = Math.min(this.capacity, this.level + (now - this.updatedAt) * this.ratePerMs);
+    this.updatedAt = now;
+    return this.level;
+  }
+  /** Whether `amount` fits now (an amount above capacity fits a full bucket). */
+  fits(amount: number): boolean {
+    return this.refill() >= Math.min(amount, this.capacity);
+  }
+  take(amount: number): void {
+    this.refill();
+    this.level -= amount;
+  }
+  waitMs(amount: number): number {
+    return Math.max(0, (Math.min(amount, this.capacity) - this.refill()) / this.ratePerMs);
+  }
+  resetMs(): number {
+    return Math.max(0, (this.capacity - this.refill()) / this.ratePerMs);
+  }
+}
+
+function duration(ms: number): string {
+  return ms < 1_000 ? `${Math.ceil(ms)}ms` : `${Number((ms / 1_000).toFixed(3))}s`;
+}
+
+function check(condition: boolean, message: string): void {
+  if (!condition) throw new ConfigError(`startSimulator: ${message}`);
+}
+
+class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+    readonly type: string,
+    readonly param: string | null = null,
+    readonly code: string | null = null,
+  ) {
+    super(message);
+  }
+}
+
+function validate(body: unknown): SimRequest {
+  if (!body || typeof body !== "object" || Array.isArray(body)) throw new HttpError(400, "The request body must be a JSON object.", "invalid_request_error");
+  const b = body as Record<string, unknown>;
+  if (typeof b.model !== "string" || b.model.length === 0) throw new HttpError(400, "you must provide a model parameter", "invalid_request_error", "model");
+  if (!Array.isArray(b.messages) || b.messages.length === 0) {
+    throw new HttpError(400, "'messages' must be a non-empty array.", "invalid_request_error", "messages");
+  }
+  for (const [i, m] of (b.messages as unknown[]).entries()) {
+    const message = m as Record<string, unknown> | null;
+    if (!message || typeof message.role !== "string" || !["system", "developer", "user", "assistant", "tool"].includes(message.role)) {
+      throw new HttpError(400, `Invalid value for 'messages[${i}].role'.`, "invalid_request_error", `messages[${i}].role`);
+    }
+    if (message.content !== null && message.content !== undefined && typeof message.content !== "string" && !Array.isArray(message.content)) {
+      throw new HttpError(400, `Invalid type for 'messages[${i}].content'.`, "invalid_request_error", `messages[${i}].content`);
+    }
+  }
+  const n = b.n ?? 1;
+  if (typeof n !== "number" || !Number.isInteger(n) || n < 1 || n > 128) throw new HttpError(400, "'n' must be an integer between 1 and 128.", "invalid_request_error", "n");
+  const maxTokens = b.max_tokens ?? b.max_completion_tokens;
+  if (maxTokens !== undefined && maxTokens !== null && (typeof maxTokens !== "number" || !Number.isInteger(maxTokens) || maxTokens < 1)) {
+    throw new HttpError(400, "'max_tokens' must be a positive integer.", "invalid_request_error", "max_tokens");
+  }
+  if (b.temperature !== undefined && b.temperature !== null && (typeof b.temperature !== "number" || b.temperature < 0 || b.temperature > 2)) {
+    throw new HttpError(400, "'temperature' must be a number between 0 and 2.", "invalid_request_error", "temperature");
+  }
+  const format = b.response_format as SimRequest["response_format"] | undefined;
+  if (format !== undefined && format !== null) {
+    if (typeof format !== "object" || !["text", "json_object", "json_schema"].includes(format.type)) {
+      throw new HttpError(400, "Invalid 'response_format.type'.", "invalid_request_error", "response_format");
+    }
+    if (format.type === "json_schema" && (!format.json_schema || typeof format.json_schema.schema !== "object")) {
+      throw new HttpError(400, "'response_format.json_schema.schema' is required.", "invalid_request_error", "response_format");
+    }
+  }
+  return {
+    model: b.model,
+    messages: b.messages as ChatMessage[],
+    n,
+    temperature: b.temperature as number | undefined,
+    top_p: b.top_p as number | undefined,
+    max_tokens: (maxTokens ?? undefined) as number | undefined,
+    seed: b.seed as number | undefined,
+    stop: b.stop as SimRequest["stop"],
+    response_format: format ?? undefined,
+  };
+}
+
+/**
+ * Starts an OpenAI-compatible chat-completions server on 127.0.0.1: deterministic answers (plausible prose,
+ * numbered lists of instructions when asked for, JSON that satisfies a given schema), a latency model,
+ * a concurrency cap with a queue, RPM/TPM limits with x-ratelimit-* headers, and seeded fault injection.
+ * Faults vary between repeats of the same request (the k-th repeat rolls again), content does not.
+ */
+export async function startSimulator(options: SimulatorOptions = {}): Promise<Simulator> {
+  const given = Object.fromEntries(Object.entries(options).filter(([, value]) => value !== undefined)) as SimulatorOptions;
+  const o = { ...SIMULATOR_DEFAULTS, ...given };
+  check(o.latencyMs >= 0 && o.ttftMs >= 0, "latencyMs and ttftMs must be >= 0");
+  check(o.tokensPerS > 0, "tokensPerS must be > 0");
+  check(o.maxConcurrency >= 1 && o.maxQueue >= 0, "maxConcurrency must be >= 1 and maxQueue >= 0");
+  check(o.rpm === undefined || o.rpm > 0, "rpm must be > 0");
+  check(o.tpm === undefined || o.tpm > 0, "tpm must be > 0");
+  const faults = options.faults ?? {};
+  for (const [kind, rate] of Object.entries(faults)) {
+    check(([...TRANSPORT_FAULTS, ...CONTENT_FAULTS] as string[]).includes(kind), `unknown fault kind "${kind}"`);
+    check(typeof rate === "number" && rate >= 0 && rate <= 1, `fault rate of "${kind}" must be in [0, 1]`);
+  }
+  const transportTotal = TRANSPORT_FAULTS.reduce((sum, kind) => sum + (faults[kind] ?? 0), 0);
+  const contentTotal = CONTENT_FAULTS.reduce((sum, kind) => sum + (faults[kind] ?? 0), 0);
+  check(transportTotal <= 1 && contentTotal <= 1, "transport fault rates and content fault rates must each sum to <= 1");
+
+  const rpm = o.rpm ? new Bucket(o.rpm, o.burstMs) : undefined;
+  const tpm = o.tpm ? new Bucket(o.tpm, o.burstMs) : undefined;
+  const stats: SimulatorStats = {
+    requests: 0,
+    completed: 0,
+    streamed: 0,
+    rateLimited: 0,
+    errors5xx: 0,
+    resets: 0,
+    clientErrors: 0,
+    truncated: 0,
+    refusals: 0,
+    malformed: 0,
+    empty: 0,
+    active: 0,
+    queued: 0,
+    peakConcurrency: 0,
+    peakQueued: 0,
+    promptTokens: 0,
+    completionTokens: 0,
+    connections: 0,
+  };
+  // How often each exact request was seen, so a retry rolls its faults again (bounded: cleared when large).
+  const seen = new Map<string, number>();
+  const waiting: Array<() => void> = [];
+  const sockets = new Set<Socket>();
+  let requestCounter = 0;
+
+  const rateHeaders = (): Record<string, string> => {
+    const headers: Record<string, string> = {};
+    if (rpm) {
+      headers["x-ratelimit-limit-requests"] = String(rpm.limit);
+      headers["x-ratelimit-remaining-requests"] = String(Math.max(0, Math.floor(rpm.refill())));
+      headers["x-ratelimit-reset-requests"] = duration(rpm.resetMs());
+    }
+    if (tpm) {
+      headers["x-ratelimit-limit-tokens"] = String(tpm.limit);
+      headers["x-ratelimit-remaining-tokens"] = String(Math.max(0, Math.floor(tpm.refill())));
+      headers["x-ratelimit-reset-tokens"] = duration(tpm.resetMs());
+    }
+    return headers;
+  };
+
+  const sendJson = (res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}) => {
+    const payload = JSON.stringify(body);
+    if (res.destroyed) return;
+    res.writeHead(status, {
+      "content-type": "application/json",
+      "content-length": Buffer.byteLength(payload),
+      ...headers,
+    });
+    res.end(payload);
+  };
+
+  const sendError = (res: ServerResponse, error: HttpError, headers: Record<string, string> = {}) => {
+    if (error.status === 429) stats.rateLimited++;
+    else if (error.status >= 500) stats.errors5xx++;
+    else stats.clientErrors++;
+    sendJson(res, error.status, { error: { message: error.message, type: error.type, param: error.param, code: error.code } }, headers);
+  };
+
+  const acquireSlot = (): Promise<void> | "full" | undefined => {
+    if (stats.active < o.maxConcurrency) {
+      stats.active++;
+      if (stats.active > stats.peakConcurrency) stats.peakConcurrency = stats.active;
+      return undefined;
+    }
+    if (waiting.length >= o.maxQueue) return "full";
+    return new Promise<void>((resolve) => {
+      waiting.push(resolve);
+      stats.queued = waiting.length;
+      if (stats.queued > stats.peakQueued) stats.peakQueued = stats.queued;
+    });
+  };
+
+  const releaseSlot = () => {
+    const next = waiting.shift();
+    stats.queued = waiting.length;
+    if (next) next();
+    else stats.active--;
+  };
+
+  const readBody = (req: IncomingMessage): Promise<string> =>
+    new Promise((resolve, reject) => {
+      const chunks: Buffer[] = [];
+      let size = 0;
+      req.on("data", (chunk: Buffer) => {
+        size += chunk.length;
+        if (size > o.maxBodyBytes) {
+          reject(new HttpError(413, "Request body too large.", "invalid_request_error"));
+          req.destroy();
+          return;
+        }
+        chunks.push(chunk);
+      });
+      req.on("end", () => resolve(chunks.length === 1 ? chunks[0]!.toString("utf8") : Buffer.concat(chunks).toString("utf8")));
+      req.on("error", reject);
+    });
+
+  const rollTransport = (rng: Rng): TransportFault | undefined => {
+    if (transportTotal === 0) return undefined;
+    let x = rng.next();
+    for (const kind of TRANSPORT_FAULTS) {
+      x -= faults[kind] ?? 0;
+      if (x < 0) return kind;
+    }
+    return undefined;
+  };
+
+  const rollContent = (rng: Rng): ContentFault | undefined => {
+    if (contentTotal === 0) return undefined;
+    let x = rng.next();
+    for (const kind of CONTENT_FAULTS) {
+      x -= faults[kind] ?? 0;
+      if (x < 0) return kind;
+    }
+    return undefined;
+  };
+
+  const chatCompletion = async (req: IncomingMessage, res: ServerResponse) => {
+    stats.requests++;
+    const requestId = `req_${(++requestCounter).toString(16).padStart(8, "0")}`;
+    const startedAt = performance.now();
+    let closed = false;
+    res.on("close", () => {
+      closed = true;
+    });
+
+    if (o.apiKey !== undefined) {
+      const auth = req.headers.authorization ?? "";
+      const given = auth.startsWith("Bearer ") ? auth.slice(7) : auth;
+      if (given !== o.apiKey) {
+        // Echoes the key it was given, as careless servers do: the client must scrub it.
+        sendError(res, new HttpError(401, `Incorrect API key provided: ${given || "(none)"}. Check the key you configured.`, "invalid_request_error", null, "invalid_api_key"), { "x-request-id": requestId });
+        return;
+      }
+    }
+
+    let request: SimRequest;
+    let stream = false;
+    let includeUsage = false;
+    try {
+      const raw = await readBody(req);
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(raw);
+      } catch {
+        throw new HttpError(400, "We could not parse the JSON body of your request.", "invalid_request_error");
+      }
+      request = validate(parsed);
+      const p = parsed as { stream?: unknown; stream_options?: { include_usage?: unknown } };
+      stream = p.stream === true;
+      includeUsage = stream && p.stream_options?.include_usage === true;
+    } catch (error) {
+      sendError(res, error instanceof HttpError ? error : new HttpError(400, String(error), "invalid_request_error"), { "x-request-id": requestId });
+      return;
+    }
+
+    const promptTokens = countMessageTokens(request.messages, request.model);
+    const key = contentKey(request);
+    const repeatKey = stableHash(`${key}\u0000${request.n}\u0000${stream}`, 32);
+    const occurrence = seen.get(repeatKey) ?? 0;
+    if (seen.size > 1_000_000) seen.clear();
+    seen.set(repeatKey, occurrence + 1);
+
+    // Admission: rate limits first, as hosted APIs check them before doing any work.
+    const admissionTokens = promptTokens + (request.max_tokens !== undefined ? request.n * request.max_tokens : 0);
+    const baseHeaders = (): Record<string, string> => ({ "x-request-id": requestId, ...rateHeaders() });
+    if (rpm || tpm) {
+      const rpmOk = !rpm || rpm.fits(1);
+      const tpmOk = !tpm || tpm.fits(admissionTokens);
+      if (!rpmOk || !tpmOk) {
+        const waitMs = Math.max(rpmOk ? 0 : rpm!.waitMs(1), tpmOk ? 0 : tpm!.waitMs(admissionTokens));
+        const which = rpmOk ? "tokens" : "requests";
+        const limit = rpmOk ? tpm!.limit : rpm!.limit;
+        sendError(
+          res,
+          new HttpError(429, `Rate limit reached for ${request.model} on ${which} per min (RPM/TPM): Limit ${limit}. Please try again in ${duration(waitMs)}.`, which, null, "rate_limit_exceeded"),
+          { ...baseHeaders(), "retry-after-ms": String(Math.ceil(waitMs)), "retry-after": String(Math.max(1, Math.ceil(waitMs / 1_000))) },
+        );
+        return;
+      }
+      rpm?.take(1);
+      tpm?.take(admissionTokens);
+    }
+
+    const faultRng = new Rng(`${o.seed}\u0000fault\u0000${repeatKey}\u0000${occurrence}`);
+    const transport = rollTransport(faultRng);
+    if (transport === "429") {
+      const ms = o.faultRetryAfterMs;
+      sendError(res, new HttpError(429, "Rate limit reached (injected by the simulator). Please try again later.", "requests", null, "rate_limit_exceeded"), {
+        ...baseHeaders(),
+        "retry-after-ms": String(ms),
+        "retry-after": String(Math.max(1, Math.ceil(ms / 1_000))),
+      });
+      return;
+    }
+    if (transport === "500") {
+      sendError(res, new HttpError(500, "The server had an error while processing your request. Sorry about that!", "server_error"), baseHeaders());
+      return;
+    }
+    if (transport === "503") {
+      sendError(res, new HttpError(503, "The engine is currently overloaded, please try again later.", "server_error"), baseHeaders());
+      return;
+    }
+
+    const slot = acquireSlot();
+    if (slot === "full") {
+      sendError(res, new HttpError(429, "The server is at capacity and its queue is full. Please try again later.", "overloaded", null, "server_overloaded"), {
+        ...baseHeaders(),
+        "retry-after-ms": "100",
+        "retry-after": "1",
+      });
+      return;
+    }
+    if (slot) await slot;
+    let released = false;
+    const release = () => {
+      if (!released) {
+        released = true;
+        releaseSlot();
+      }
+    };
+    res.on("close", release);
+    if (closed) {
+      release();
+      return;
+    }
+
+    const choices: SimChoice[] = [];
+    let completionTokens = 0;
+    for (let index = 0; index < request.n; index++) {
+      const contentFault = rollContent(faultRng);
+      const choice = composeChoice(request, key, index, o.seed, contentFault);
+      choices.push(choice);
+      completionTokens += choice.tokens;
+    }
+    if (tpm && request.max_tokens === undefined) tpm.take(completionTokens);
+
+    const created = Math.floor(Date.now() / 1_000);
+    const id = `chatcmpl-${stableHash(`${repeatKey}\u0000${occurrence}`, 24)}`;
+    const firstByteMs = o.latencyMs + o.ttftMs;
+    const perChoiceTokens = Math.max(0, ...choices.map((c) => c.tokens));
+    const generationMs = Number.isFinite(o.tokensPerS) ? (perChoiceTokens / o.tokensPerS) * 1_000 : 0;
+    const headers = {
+      ...baseHeaders(),
+      "openai-processing-ms": String(Math.round(firstByteMs + generationMs)),
+      "openai-model": request.model,
+    };
+    const usage = { prompt_tokens: promptTokens, completion_tokens: completionTokens, total_tokens: promptTokens + completionTokens };
+    const reset = transport === "reset";
+    const count = () => {
+      stats.completed++;
+      stats.promptTokens += promptTokens;
+      stats.completionTokens += completionTokens;
+      for (const choice of choices) {
+        if (choice.finishReason === "length") stats.truncated++;
+        if (choice.fault === "refusal") stats.refusals++;
+        if (choice.fault === "malformed") stats.malformed++;
+        if (choice.fault === "empty") stats.empty++;
+      }
+    };
+    const destroy = () => {
+      stats.resets++;
+      res.socket?.destroy();
+      release();
+    };
+
+    const elapsed = performance.now() - startedAt;
+    const wait = (ms: number) => (ms > 0 ? new Promise<void>((resolve) => setTimeout(resolve, ms)) : Promise.resolve());
+
+    if (!stream) {
+      await wait(firstByteMs + generationMs - elapsed);
+      if (closed) return release();
+      const payload = JSON.stringify({
+        id,
+        object: "chat.completion",
+        created,
+        model: request.model,
+        system_fingerprint: "fp_rxsynth_sim",
+        choices: choices.map((choice, index) => ({
+          index,
+          message: { role: "assistant", content: choice.content, refusal: choice.refusal, annotations: [] },
+          logprobs: null,
+          finish_reason: choice.finishReason,
+        })),
+        usage,
+      });
+      const bytes = Buffer.byteLength(payload);
+      res.writeHead(200, { "content-type": "application/json", "content-length": bytes, ...headers });
+      if (reset) {
+        res.write(Buffer.from(payload).subarray(0, Math.max(1, Math.floor(bytes / 2))), () => destroy());
+        return;
+      }
+      res.end(payload);
+      count();
+      release();
+      return;
+    }
+
+    await wait(firstByteMs - elapsed);
+    if (closed) return release();
+    res.writeHead(200, { "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache", connection: "keep-alive", ...headers });
+    const event = (choicesPart: unknown[], extra: Record<string, unknown> = {}) =>
+      `data: ${JSON.stringify({ id, object: "chat.completion.chunk", created, model: request.model, system_fingerprint: "fp_rxsynth_sim", choices: choicesPart, ...extra })}\n\n`;
+    // Text is streamed in word-sized pieces, round-robin over choices, paced by tokensPerS.
+    const pieces = choices.map((choice) => (choice.content ?? "").match(/\s*\S+|\s+$/g) ?? []);
+    const events: string[] = [];
+    events.push(event(choices.map((_, index) => ({ index, delta: { role: "assistant", content: "", refusal: null }, logprobs: null, finish_reason: null }))));
+    const rounds = Math.max(0, ...pieces.map((p) => p.length));
+    const bodyEvents: string[] = [];
+    for (let r = 0; r < rounds; r++) {
+      const part: unknown[] = [];
+      pieces.forEach((list, index) => {
+        if (r < list.length) part.push({ index, delta: { content: list[r] }, logprobs: null, finish_reason: null });
+      });
+      bodyEvents.push(event(part));
+    }
+    choices.forEach((choice, index) => {
+      if (choice.refusal) bodyEvents.push(event([{ index, delta: { refusal: choice.refusal }, logprobs: null, finish_reason: null }]));
+    });
+    const tail: string[] = [event(choices.map((choice, index) => ({ index, delta: {}, logprobs: null, finish_reason: choice.finishReason })))];
+    if (includeUsage) tail.push(event([], { usage }));
+    tail.push("data: [DONE]\n\n");
+
+    if (reset) {
+      const all = [...events, ...bodyEvents];
+      res.write(all.slice(0, Math.max(1, Math.floor(all.length / 2))).join(""), () => destroy());
+      return;
+    }
+    if (generationMs <= 0 || bodyEvents.length === 0) {
+      res.end([...events, ...bodyEvents, ...tail].join(""));
+    } else {
+      res.write(events.join(""));
+      const perEventMs = generationMs / bodyEvents.length;
+      const tickMs = Math.max(10, perEventMs);
+      const streamStart = performance.now();
+      let sent = 0;
+      await new Promise<void>((resolve) => {
+        const timer = setInterval(() => {
+          if (closed) {
+            clearInterval(timer);
+            resolve();
+            return;
+          }
+          const due = Math.min(bodyEvents.length, Math.floor((performance.now() - streamStart) / perEventMs));
+          if (due > sent) {
+            res.write(bodyEvents.slice(sent, due).join(""));
+            sent = due;
+          }
+          if (sent >= bodyEvents.length) {
+            clearInterval(timer);
+            resolve();
+          }
+        }, tickMs);
+      });
+      if (closed) return release();
+      res.end(tail.join(""));
+    }
+    stats.streamed++;
+    count();
+    release();
+  };
+
+  const models = () => ({
+    object: "list",
+    data: o.models.map((id) => ({ id, object: "model", created: 1_700_000_000, owned_by: "rxsynth-sim" })),
+  });
+
+  const server = createServer((req, res) => {
+    const path = (req.url ?? "/").split("?")[0]!.replace(/\/+$/, "") || "/";
+    if (req.method === "POST" && (path === "/v1/chat/completions" || path === "/chat/completions")) {
+      chatCompletion(req, res).catch((error: unknown) => {
+        if (!res.headersSent) sendError(res, new HttpError(500, `simulator error: ${String(error)}`, "server_error"));
+        else res.destroy();
+      });
+      return;
+    }
+    if (req.method === "GET" && (path === "/v1/models" || path === "/models")) return sendJson(res, 200, models());
+    const model = /^\/(?:v1\/)?models\/(.+)$/.exec(path);
+    if (req.method === "GET" && model) {
+      const id = decodeURIComponent(model[1]!);
+      return sendJson(res, 200, { id, object: "model", created: 1_700_000_000, owned_by: "rxsynth-sim" });
+    }
+    if (req.method === "GET" && (path === "/stats" || path === "/v1/stats")) return sendJson(res, 200, stats);
+    if (req.method === "GET" && path === "/health") return sendJson(res, 200, { ok: true });
+    sendError(res, new HttpError(404, `Unknown request URL: ${req.method} ${path}.`, "invalid_request_error", null, "unknown_url"));
+  });
+  server.keepAliveTimeout = 30_000;
+  server.headersTimeout = 35_000;
+  server.requestTimeout = 0;
+  server.on("connection", (socket) => {
+    sockets.add(socket);
+    stats.connections++;
+    socket.setNoDelay(true);
+    socket.on("close", () => sockets.delete(socket));
+  });
+
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(o.port ?? 0, o.host, () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
+  const port = (server.address() as AddressInfo).port;
+  return {
+    url: `http://${o.host}:${port}/v1`,
+    port,
+    stats: () => ({ ...stats }),
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const socket of sockets) socket.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
