@@ -214,15 +214,20 @@ function jsonShape(value: unknown, depth: number, name: string, lines: string[])
 /** Files, schema, row count and first rows of an output file or folder, for `rxsynth inspect`. */
 export async function describeOutput(
   fileOrDir: string,
-  options: { /** First rows to return. Default 5. */ readonly limit?: number } = {},
+  options: {
+    /** First rows to return. Default 5. */
+    readonly limit?: number;
+    /** For a directory: only shards named `<prefix>-NNNNN.*` ("part", "rejects"). Default: every shard. */
+    readonly prefix?: string;
+  } = {},
 ): Promise<OutputDescription> {
-  const paths = await outputFiles(fileOrDir);
+  const paths = await outputFiles(fileOrDir, options.prefix);
   const files: OutputFileInfo[] = [];
   for (const file of paths) {
     const format = formatOf(file);
     files.push({ file, format, rows: await countRows(file, format), bytes: (await stat(file)).size });
   }
-  const firstRows = await readRows(fileOrDir, { limit: options.limit ?? 5 });
+  const firstRows = await readRows(fileOrDir, { limit: options.limit ?? 5, prefix: options.prefix });
   let schema = "";
   const first = files[0];
   if (first) {
