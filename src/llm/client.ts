@@ -65,6 +65,11 @@ export const LLM_DEFAULTS = {
   supportsJsonSchema: true,
   adaptive: true,
   transport: "node",
+  /**
+   * Burst the client's RPM/TPM buckets allow, in ms of the limit: half of the one-second window servers
+   * typically enforce, so the difference absorbs network jitter instead of turning it into 429s.
+   */
+  burstMs: 500,
   /** Completion tokens assumed per choice before any answer was seen, when a request sets no max_tokens. */
   completionEstimate: 256,
   placeholderKey: "rxsynth-no-key",
@@ -177,8 +182,8 @@ export function createLlm(options: LlmOptions): Llm {
   });
   const cache = options.cache ? ResponseCache.open(options.cache) : undefined;
   const concurrency = new AdaptiveConcurrency(concurrencyMax, 1, adaptive ? 0.5 : 1);
-  let rpmBucket = options.rpm ? new TokenBucket(options.rpm) : undefined;
-  let tpmBucket = options.tpm ? new TokenBucket(options.tpm) : undefined;
+  let rpmBucket = options.rpm ? new TokenBucket(options.rpm, LLM_DEFAULTS.burstMs) : undefined;
+  let tpmBucket = options.tpm ? new TokenBucket(options.tpm, LLM_DEFAULTS.burstMs) : undefined;
   let completionEstimate: number = LLM_DEFAULTS.completionEstimate;
   const flights = new Map<string, Flight>();
   const totals: { -readonly [K in keyof LlmStats]: number } = {
@@ -206,11 +211,17 @@ export function createLlm(options: LlmOptions): Llm {
     const limitTokens = headerNumber(headers, "x-ratelimit-limit-tokens");
     if (!options.rpm && limitRequests && limitRequests > 0 && rpmBucket?.limit !== limitRequests) {
       if (rpmBucket) rpmBucket.setLimit(limitRequests);
-      else rpmBucket = new TokenBucket(limitRequests);
+      else {
+        rpmBucket = new TokenBucket(limitRequests, LLM_DEFAULTS.burstMs);
+        marks.rpm = 0;
+      }
     }
     if (!options.tpm && limitTokens && limitTokens > 0 && tpmBucket?.limit !== limitTokens) {
       if (tpmBucket) tpmBucket.setLimit(limitTokens);
-      else tpmBucket = new TokenBucket(limitTokens);
+      else {
+        tpmBucket = new TokenBucket(limitTokens, LLM_DEFAULTS.burstMs);
+        marks.tpm = 0;
+      }
     }
     const remainingRequests = headerNumber(headers, "x-ratelimit-remaining-requests");
     const remainingTokens = headerNumber(headers, "x-ratelimit-remaining-tokens");

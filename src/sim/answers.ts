@@ -32,16 +32,17 @@ export interface SimChoice {
   readonly fault: ContentFault | undefined;
 }
 
-/** The part of a request that decides its content (transport settings such as `n` and `stream` excluded). */
+/**
+ * The part of a request that decides its content. `n`, `stream`, `max_tokens` and `stop` are left out:
+ * like a real model's, a capped answer is a prefix of the uncapped one.
+ */
 export function contentKey(request: SimRequest): string {
   return canonicalJson({
     model: request.model,
     messages: request.messages,
     temperature: request.temperature,
     top_p: request.top_p,
-    max_tokens: request.max_tokens,
     seed: request.seed,
-    stop: request.stop,
     response_format: request.response_format,
   });
 }

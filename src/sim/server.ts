@@ -395,7 +395,7 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
 
     const promptTokens = countMessageTokens(request.messages, request.model);
     const key = contentKey(request);
-    const repeatKey = stableHash(`${key}\u0000${request.n}\u0000${stream}`, 32);
+    const repeatKey = stableHash(`${key}\u0000${request.n}\u0000${stream}\u0000${request.max_tokens}\u0000${JSON.stringify(request.stop ?? null)}`, 32);
     const occurrence = seen.get(repeatKey) ?? 0;
     if (seen.size > 1_000_000) seen.clear();
     seen.set(repeatKey, occurrence + 1);
