@@ -1,4 +1,4 @@
-import OpenAI from "openai";
+import OpenAI, { APIError } from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { z } from "zod";
 import { countMessageTokens, countTokens } from "../../src/llm/index.ts";
@@ -211,7 +211,7 @@ describe("simulator", () => {
     const results = await Promise.allSettled(
       Array.from({ length: 5 }, (_, i) => client(strict).chat.completions.create({ model: "sim-1", messages: user(`s${i}`) })),
     );
-    const refused = results.filter((r) => r.status === "rejected").map((r) => (r as PromiseRejectedResult).reason as OpenAI.APIError);
+    const refused = results.filter((r) => r.status === "rejected").map((r) => (r as PromiseRejectedResult).reason as APIError);
     expect(refused).toHaveLength(3);
     for (const error of refused) expect(error.status).toBe(429);
     expect((await stats(strict)).rateLimited).toBe(3);
@@ -231,7 +231,7 @@ describe("simulator", () => {
     const burst = await Promise.allSettled(
       Array.from({ length: 8 }, (_, i) => openai.chat.completions.create({ model: "sim-1", messages: user(`b${i}`), max_tokens: 10 })),
     );
-    const limitedErrors = burst.filter((r) => r.status === "rejected").map((r) => (r as PromiseRejectedResult).reason as OpenAI.APIError);
+    const limitedErrors = burst.filter((r) => r.status === "rejected").map((r) => (r as PromiseRejectedResult).reason as APIError);
     expect(limitedErrors.length).toBeGreaterThanOrEqual(4);
     const error = limitedErrors[0]!;
     expect(error.status).toBe(429);
@@ -243,8 +243,8 @@ describe("simulator", () => {
     const big = await client(tokenBound).chat.completions.create({ model: "sim-1", messages: user("x"), max_tokens: 90 }).catch((e: unknown) => e);
     expect(big).not.toBeInstanceOf(Error);
     const over = await client(tokenBound).chat.completions.create({ model: "sim-1", messages: user("y"), max_tokens: 90 }).catch((e: unknown) => e);
-    expect((over as OpenAI.APIError).status).toBe(429);
-    expect((over as OpenAI.APIError).message).toMatch(/tokens per min/);
+    expect((over as APIError).status).toBe(429);
+    expect((over as APIError).message).toMatch(/tokens per min/);
   });
 
   it("injects faults at their rates, the same ones for the same seed, rolling again when a request repeats", async () => {
@@ -257,7 +257,7 @@ describe("simulator", () => {
           const a = await client(s).chat.completions.create({ model: "sim-1", messages: user(`fault ${i % 75}`) });
           outcomes.push(a.choices[0]!.message.content === SIM_REFUSAL ? "refusal" : "ok");
         } catch (error) {
-          outcomes.push(String((error as OpenAI.APIError).status));
+          outcomes.push(String((error as APIError).status));
         }
       }
       return { outcomes, stats: await stats(s) };
@@ -300,11 +300,11 @@ describe("simulator", () => {
 
   it("rejects a wrong key with 401 and malformed requests with 400, in OpenAI's error shape", async () => {
     const keyed = await sim({ apiKey: "sk-right-key" });
-    const wrong = await client(keyed, "sk-wrong-key").chat.completions.create({ model: "sim-1", messages: user("hi") }).catch((e: unknown) => e as OpenAI.APIError);
+    const wrong = await client(keyed, "sk-wrong-key").chat.completions.create({ model: "sim-1", messages: user("hi") }).catch((e: unknown) => e as APIError);
     expect(wrong.status).toBe(401);
     expect(wrong.code).toBe("invalid_api_key");
     expect((await client(keyed, "sk-right-key").chat.completions.create({ model: "sim-1", messages: user("hi") })).choices).toHaveLength(1);
-    const bad = await client(plain).chat.completions.create({ model: "sim-1", messages: user("hi"), temperature: 7 }).catch((e: unknown) => e as OpenAI.APIError);
+    const bad = await client(plain).chat.completions.create({ model: "sim-1", messages: user("hi"), temperature: 7 }).catch((e: unknown) => e as APIError);
     expect(bad.status).toBe(400);
     expect(bad.param).toBe("temperature");
   });
