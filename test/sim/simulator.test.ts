@@ -300,11 +300,12 @@ describe("simulator", () => {
 
   it("rejects a wrong key with 401 and malformed requests with 400, in OpenAI's error shape", async () => {
     const keyed = await sim({ apiKey: "sk-right-key" });
-    const wrong = await client(keyed, "sk-wrong-key").chat.completions.create({ model: "sim-1", messages: user("hi") }).catch((e: unknown) => e as APIError);
+    const failure = (promise: Promise<unknown>) => promise.then(() => undefined, (e: unknown) => e as APIError);
+    const wrong = (await failure(client(keyed, "sk-wrong-key").chat.completions.create({ model: "sim-1", messages: user("hi") })))!;
     expect(wrong.status).toBe(401);
     expect(wrong.code).toBe("invalid_api_key");
     expect((await client(keyed, "sk-right-key").chat.completions.create({ model: "sim-1", messages: user("hi") })).choices).toHaveLength(1);
-    const bad = await client(plain).chat.completions.create({ model: "sim-1", messages: user("hi"), temperature: 7 }).catch((e: unknown) => e as APIError);
+    const bad = (await failure(client(plain).chat.completions.create({ model: "sim-1", messages: user("hi"), temperature: 7 })))!;
     expect(bad.status).toBe(400);
     expect(bad.param).toBe("temperature");
   });
