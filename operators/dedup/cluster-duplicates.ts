@@ -17,6 +17,8 @@ export interface ClusterDuplicatesOptions {
   readonly shingle?: ShingleOptions;
   /** Default 1. */
   readonly seed?: number;
+  /** Probability that a pair exactly at `threshold` is compared (see nearDedup). Default 0.99. */
+  readonly candidateRecall?: number;
   readonly bands?: number;
   readonly rows?: number;
   /** Name of the added column (replaced if present). Default "cluster_id". */
@@ -51,7 +53,7 @@ export async function clusterDuplicates(
   const column = options.column ?? "cluster_id";
   if (!(threshold > 0 && threshold < 1)) throw new ConfigError(`clusterDuplicates threshold must be in (0, 1), got ${threshold}`);
   const hasher = createMinHasher({ numPerm, seed: options.seed ?? 1, shingle: options.shingle ?? { kind: "word", n: 5 } });
-  const shape = resolveBands({ numPerm, threshold, bands: options.bands, rows: options.rows });
+  const shape = resolveBands({ numPerm, threshold, recall: options.candidateRecall ?? 0.99, bands: options.bands, rows: options.rows });
 
   let table: Table;
   try {

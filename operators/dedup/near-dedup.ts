@@ -17,7 +17,13 @@ export interface NearDedupOptions {
   readonly shingle?: ShingleOptions;
   /** Seed of the permutations. Default 1. */
   readonly seed?: number;
-  /** LSH bands and rows; default: `optimalBands(threshold, numPerm)` (9 x 13 for 0.8 / 128). */
+  /**
+   * Probability that a pair exactly at `threshold` is compared at all: the LSH bands are the most selective
+   * reaching it (`bandsForRecall`; 21 x 6 for 0.8 / 128). Candidates are confirmed on their signatures, so
+   * a lower value only saves comparisons and loses duplicates. Default 0.99.
+   */
+  readonly candidateRecall?: number;
+  /** Explicit LSH bands and rows, instead of `candidateRecall`. */
   readonly bands?: number;
   readonly rows?: number;
   /** Save the index with each run checkpoint and reload it on resume. Default true. */
@@ -31,6 +37,7 @@ const DEFAULTS = {
   numPerm: 128,
   shingle: { kind: "word", n: 5 },
   seed: 1,
+  candidateRecall: 0.99,
   checkpoint: true,
 } as const;
 
@@ -69,7 +76,13 @@ export function nearDedup(options: NearDedupOptions = {}): Operator {
   const fields = fieldList(config.fields);
   const hasher = createMinHasher({ numPerm: config.numPerm, seed: config.seed, shingle: config.shingle });
   // Resolved once, so a bad bands/rows setting fails when the graph is built, not at the first sample.
-  const shape = resolveBands({ numPerm: config.numPerm, threshold: config.threshold, bands: config.bands, rows: config.rows });
+  const shape = resolveBands({
+    numPerm: config.numPerm,
+    threshold: config.threshold,
+    recall: config.candidateRecall,
+    bands: config.bands,
+    rows: config.rows,
+  });
 
   const report = (state: State, context: RunContext, index: LshIndex) => {
     const bytes = index.memoryBytes();

@@ -3,7 +3,7 @@ import { rename, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { ConfigError, defineTap, type Operator, type RunContext, type Sample } from "../../src/index.ts";
 import { fieldList, fieldValue, textOf, type Fields } from "../dedup/fields.ts";
-import { createMinHasher, hashString, isEmptySignature, jaccardEstimate, normalize, type ShingleOptions } from "../dedup/minhash.ts";
+import { createMinHasher, hashString, isEmptySignature, jaccardEstimate, words, type ShingleOptions } from "../dedup/minhash.ts";
 import { opening } from "./openings.ts";
 import { DistinctCounter, LengthStats, Reservoir, seededRandom, SpaceSaving, type LengthSummary } from "./sketches.ts";
 
@@ -101,10 +101,7 @@ export interface DiversitySummary {
 /** An operator that also answers what it has measured so far (in the run it last took part in). */
 export type DiversityTracker = Operator & { summary(): DiversitySummary | undefined };
 
-function wordsOf(text: string): string[] {
-  const norm = normalize(text);
-  return norm.length === 0 ? [] : norm.split(" ");
-}
+const wordsOf = (text: string): string[] => words(text);
 
 type GroupConfig = Pick<
   Required<DiversityTrackerOptions>,

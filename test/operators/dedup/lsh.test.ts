@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { ConfigError } from "../../../src/index.ts";
-import { LshIndex, optimalBands } from "../../../operators/dedup/lsh.ts";
+import { bandsForRecall, candidateProbability, LshIndex, optimalBands } from "../../../operators/dedup/lsh.ts";
 import { signature } from "../../../operators/dedup/minhash.ts";
 import { corpus } from "./fixtures.ts";
 
@@ -22,6 +22,23 @@ describe("optimalBands", () => {
   it("refuses a threshold outside (0, 1)", () => {
     expect(() => optimalBands(1, 128)).toThrow(ConfigError);
     expect(() => optimalBands(0, 128)).toThrow(ConfigError);
+  });
+});
+
+describe("bandsForRecall", () => {
+  it("takes the most rows per band that still catch a pair at the threshold with the asked probability", () => {
+    expect(bandsForRecall(0.8, 128, 0.99)).toEqual({ bands: 21, rows: 6 });
+    expect(bandsForRecall(0.6, 128, 0.98)).toEqual({ bands: 32, rows: 4 });
+    for (const [t, recall] of [[0.5, 0.9], [0.7, 0.99], [0.9, 0.999]] as const) {
+      const { bands, rows } = bandsForRecall(t, 128, recall);
+      expect(candidateProbability(t, bands, rows)).toBeGreaterThanOrEqual(recall);
+      expect(candidateProbability(t, Math.floor(128 / (rows + 1)), rows + 1)).toBeLessThan(recall);
+    }
+  });
+
+  it("catches far more pairs at the threshold than datasketch's equal-weight choice", () => {
+    expect(candidateProbability(0.8, 9, 13)).toBeLessThan(0.41);
+    expect(candidateProbability(0.8, 21, 6)).toBeGreaterThan(0.99);
   });
 });
 
@@ -72,6 +89,18 @@ describe("LshIndex", () => {
     expect(loaded.query(signature(docs[5]!, { numPerm: 64 }))).toContain("after");
   });
 
+  it("can keep no fingerprints, answering queries but refusing to estimate, also after a reload", () => {
+    const index = new LshIndex({ numPerm: 128, threshold: 0.8, recall: 0.99, fingerprints: false });
+    docs.slice(0, 50).forEach((doc, i) => index.insert(`d${i}`, signature(doc)));
+    const copy = signature(gen.edit(docs[7]!, 0.01));
+    expect(index.query(copy)).toEqual(["d7"]);
+    expect(() => index.estimate(copy, 7)).toThrow(ConfigError);
+    const loaded = LshIndex.deserialize(index.serialize());
+    expect(loaded.fingerprints).toBe(false);
+    expect(loaded.query(copy)).toEqual(["d7"]);
+    expect(loaded.memoryBytes()).toBeLessThan(new LshIndex({ numPerm: 128, bands: 21, rows: 6 }).memoryBytes() + 50 * 21 * 4 + 4096 * 21 * 4 + 50 * 40);
+  });
+
   it("refuses a damaged image and a signature of the wrong length", () => {
     expect(() => LshIndex.deserialize(new Uint8Array(12))).toThrow(ConfigError);
     expect(() => new LshIndex({ numPerm: 128 }).insert("x", new Uint32Array(64))).toThrow(ConfigError);
@@ -79,7 +108,7 @@ describe("LshIndex", () => {
   });
 
   it("holds well under 1 KiB per document", () => {
-    const index = new LshIndex({ numPerm: 128, threshold: 0.8 });
+    const index = new LshIndex({ numPerm: 128, threshold: 0.8, recall: 0.99 });
     for (let i = 0; i < 10_000; i++) index.insert(`doc-${i}`, signature(docs[i % docs.length]! + ` ${i} ${i + 1}`));
     expect(index.memoryBytes() / index.size).toBeLessThan(1024);
   });

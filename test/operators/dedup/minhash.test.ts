@@ -3,6 +3,7 @@ import { ConfigError } from "../../../src/index.ts";
 import {
   bands,
   createMinHasher,
+  halfSignature,
   hashString,
   isEmptySignature,
   jaccard,
@@ -10,6 +11,7 @@ import {
   normalize,
   shingles,
   signature,
+  words,
 } from "../../../operators/dedup/minhash.ts";
 import { corpus, shingleSet } from "./fixtures.ts";
 
@@ -24,6 +26,16 @@ describe("normalize", () => {
     expect(normalize(text, { stripPunctuation: false })).toBe("hello, world!");
     expect(normalize(text, { collapseWhitespace: false })).toBe(" hello  world ");
     expect(normalize(text, { lowercase: false, stripPunctuation: false, collapseWhitespace: false })).toBe(text);
+  });
+});
+
+describe("words", () => {
+  it("gives the words of normalize, or splits at punctuation as rouge_score does", () => {
+    const text = "Don't STOP -- now, 2 times! Café naïve";
+    expect(words(text)).toEqual(["dont", "stop", "now", "2", "times", "café", "naïve"]);
+    expect(words(text)).toEqual(normalize(text).split(" "));
+    expect(words(text, "split")).toEqual(["don", "t", "stop", "now", "2", "times", "café", "naïve"]);
+    expect(words(" ... ")).toEqual([]);
   });
 });
 
@@ -108,6 +120,22 @@ describe("signature", () => {
 
   it("refuses to compare signatures of different lengths", () => {
     expect(() => jaccardEstimate(signature("a b", { numPerm: 64 }), signature("a b"))).toThrow(ConfigError);
+  });
+});
+
+describe("halfSignature", () => {
+  it("gives two 16-bit minima per permutation, equal for equal sets and close for similar ones", () => {
+    const seeds = createMinHasher({ numPerm: 64, seed: 3 }).seeds;
+    const a = Uint32Array.from([1, 2, 3, 4, 5, 6, 7, 8, 9, 10].map((i) => hashString(`w${i}`)));
+    const b = Uint32Array.from([...a].reverse());
+    const c = a.slice();
+    c[0] = hashString("other");
+    const sa = halfSignature(seeds, a);
+    expect(sa.length).toBe(128);
+    expect(Math.max(...sa)).toBeLessThan(65536);
+    expect(halfSignature(seeds, b)).toEqual(sa);
+    // 9 of 11 elements shared: Jaccard 0.82.
+    expect(jaccardEstimate(sa, halfSignature(seeds, c))).toBeGreaterThan(0.6);
   });
 });
 
