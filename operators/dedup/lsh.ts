@@ -123,6 +123,7 @@ export interface LshIndexOptions extends BandWeights {
    * Default true.
    */
   readonly fingerprints?: boolean;
+  /** Explicit bands x rows (one may be left out: it is derived from the other and numPerm). */
   readonly bands?: number;
   readonly rows?: number;
 }

@@ -273,7 +273,7 @@ function shingleInto(text: string, shingle: ShingleOptions): number {
   const words = wordHashes(text);
   if (words === 0) return 0;
   const buffer = scratch;
-  if (words <= n) {
+  if (words < n) {
     buffer[0] = hashWords(buffer, SHINGLE_SEED, 0, words);
     return 1;
   }

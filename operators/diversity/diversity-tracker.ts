@@ -235,8 +235,24 @@ export function diversityTracker(options: DiversityTrackerOptions = {}): Diversi
       state.samples++;
       const text = textOf(sample, fields);
       const words = wordsOf(text);
-      const hashes = words.map((w) => hashString(w, 0x1234567));
-      const second = words.map((w) => hashString(w, 0x7654321));
+      // Two independent 32-bit hashes per n-gram (n = 1, 2, 3): an order-sensitive combination of its words'.
+      const ngrams: [Uint32Array, Uint32Array][] = [];
+      let h1 = Uint32Array.from(words, (w) => hashString(w, 0x1234567));
+      let h2 = Uint32Array.from(words, (w) => hashString(w, 0x7654321));
+      for (let n = 0; n < 3; n++) {
+        if (n > 0) {
+          const length = Math.max(0, h1.length - 1);
+          const next1 = new Uint32Array(length);
+          const next2 = new Uint32Array(length);
+          for (let i = 0; i < length; i++) {
+            next1[i] = Math.imul(h1[i]! ^ (h1[i]! >>> 15), 0x2c1b3c6d) ^ ngrams[0]![0][i + n]!;
+            next2[i] = Math.imul(h2[i]! ^ (h2[i]! >>> 13), 0x297a2d39) ^ ngrams[0]![1][i + n]!;
+          }
+          h1 = next1;
+          h2 = next2;
+        }
+        ngrams.push([h1, h2]);
+      }
       const openingWords = fields.length === 1 && openingField === fields[0] ? words : wordsOf(fieldValue(sample, openingField));
       const open = opening(openingWords);
       const sig = hasher.signature(text);
@@ -251,17 +267,9 @@ export function diversityTracker(options: DiversityTrackerOptions = {}): Diversi
         group.samples++;
         for (let n = 0; n < 3; n++) {
           const counter = group.distinct[n as 0 | 1 | 2];
-          for (let i = 0; i + n < hashes.length; i++) {
-            // The n-gram's two hashes: an order-sensitive combination of its words' hashes.
-            let h1 = hashes[i]!;
-            let h2 = second[i]!;
-            for (let k = 1; k <= n; k++) {
-              h1 = Math.imul(h1 ^ (h1 >>> 15), 0x2c1b3c6d) ^ hashes[i + k]!;
-              h2 = Math.imul(h2 ^ (h2 >>> 13), 0x297a2d39) ^ second[i + k]!;
-            }
-            counter.add(h1 >>> 0, h2 >>> 0);
-            group.totals[n]!++;
-          }
+          const [first, second] = ngrams[n]!;
+          for (let i = 0; i < first.length; i++) counter.add(first[i]!, second[i]!);
+          group.totals[n]! += first.length;
         }
         group.length.add(words.length);
         if (open.leading !== undefined) group.leading.add(open.leading);

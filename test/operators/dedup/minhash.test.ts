@@ -56,6 +56,13 @@ describe("shingles", () => {
     expect(new Set([...c].filter((h) => a.includes(h))).size).toBeLessThan(a.length);
   });
 
+  it("hashes an n-gram the same wherever it occurs", () => {
+    const inner = [...shingles("c d e f g")];
+    expect(inner).toHaveLength(1);
+    expect([...shingles("a b c d e f g h")]).toContain(inner[0]);
+    expect([...shingles("c d e f g h", { kind: "char", n: 3 })]).toEqual(expect.arrayContaining([...shingles("d e", { kind: "char", n: 3 })]));
+  });
+
   it("makes one shingle of a text shorter than n, and none of an empty one", () => {
     expect(shingles("two words", { kind: "word", n: 5 }).length).toBe(1);
     expect(shingles(" ... ", { kind: "word", n: 5 }).length).toBe(0);
