@@ -172,13 +172,14 @@ export function createLlm(options: LlmOptions): Llm {
   const scrub = (text: string) => scrubSecrets(text, [apiKey]);
   const random = seededRandom(options.seed ?? 0x5eed);
 
+  const bufferedBodies = (options.transport ?? LLM_DEFAULTS.transport) === "node";
   const client = new OpenAI({
     apiKey,
     baseURL,
     maxRetries: 0,
     timeout: timeoutMs,
     defaultHeaders: options.headers ? { ...options.headers } : undefined,
-    ...((options.transport ?? LLM_DEFAULTS.transport) === "node" ? { fetch: nodeFetch(concurrencyMax) } : {}),
+    ...(bufferedBodies ? { fetch: nodeFetch(concurrencyMax) } : {}),
   });
   const cache = options.cache ? ResponseCache.open(options.cache) : undefined;
   const concurrency = new AdaptiveConcurrency(concurrencyMax, 1, adaptive ? 0.5 : 1);
@@ -235,7 +236,7 @@ export function createLlm(options: LlmOptions): Llm {
 
   const once = async (body: Record<string, unknown>, n: number, signal: AbortSignal): Promise<Answer> => {
     const { data, response, request_id } = await client.chat.completions
-      .create({ ...body, ...(n > 1 ? { n } : {}) } as unknown as OpenAI.ChatCompletionCreateParamsNonStreaming, { signal })
+      .create({ ...body, ...(n > 1 ? { n } : {}) } as unknown as OpenAI.ChatCompletionCreateParamsNonStreaming, { signal, timeout: timeoutMs })
       .withResponse();
     const choices: ChatChoice[] = (data.choices ?? []).map((choice, position) => ({
       index: choice.index ?? position,
@@ -349,14 +350,15 @@ export function createLlm(options: LlmOptions): Llm {
         const marks = { rpm: rpmBucket?.consumed, tpm: tpmBucket?.consumed, sentAt: performance.now() };
         const tpmAtSend = tpmBucket;
         meter({ requests: 1 });
-        // One controller per attempt, aborted by the caller or by the attempt's own timeout.
-        const timer = new AbortController();
-        const timeout = setTimeout(() => timer.abort(new AttemptTimeout(timeoutMs)), timeoutMs);
-        const forward = () => timer.abort(signal.reason);
-        signal.addEventListener("abort", forward, { once: true });
+        // The SDK's timeout stops at the headers; it covers a whole answer only when the node transport
+        // buffers the body. Streams, and bodies read through fetch, get a timer of their own.
+        const timer = request.stream || !bufferedBodies ? new AbortController() : undefined;
+        const timeout = timer ? setTimeout(() => timer.abort(new AttemptTimeout(timeoutMs)), timeoutMs) : undefined;
+        const forward = timer ? () => timer.abort(signal.reason) : undefined;
+        if (forward) signal.addEventListener("abort", forward, { once: true });
         const startedAt = performance.now();
         try {
-          const attemptSignal = timer.signal;
+          const attemptSignal = timer?.signal ?? signal;
           const answer = request.stream
             ? await streamed(body, n, attemptSignal, call.onDelta)
             : await once(body, n, attemptSignal);
@@ -417,10 +419,10 @@ export function createLlm(options: LlmOptions): Llm {
               meter({ rateLimited: 1 });
             }
           }
-          if (timer.signal.aborted && !signal.aborted) failure = timer.signal.reason;
+          if (timer?.signal.aborted && !signal.aborted) failure = timer.signal.reason;
         } finally {
-          clearTimeout(timeout);
-          signal.removeEventListener("abort", forward);
+          if (timeout) clearTimeout(timeout);
+          if (forward) signal.removeEventListener("abort", forward);
         }
       } finally {
         concurrency.release(permit, outcome);

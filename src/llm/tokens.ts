@@ -38,7 +38,69 @@ export function encoderFor(model: string | undefined): Tiktoken {
   return encoder;
 }
 
-// Prompts repeat (system prompts, few-shot examples); counts of short strings are memoised, bounded.
+// tiktoken's pre-tokenisers as JavaScript regexes: BPE runs on each piece alone, so a text's count is the
+// sum of its pieces' counts, and pieces (words, punctuation runs) repeat across texts. Counting through a
+// cache of piece counts is exact and about 8x faster than encoding. `(?i:...)` is spelled out because
+// Node 20's regexes lack inline modifiers; `\s` is spelled White_Space because JS's `\s` adds U+FEFF.
+const WS = "\\p{White_Space}";
+const CONTRACTION = "'(?:[sS]|[tT]|[rR][eE]|[vV][eE]|[mM]|[lL][lL]|[dD])";
+const PIECES: Partial<Record<TiktokenEncoding, RegExp>> = {
+  o200k_base: new RegExp(
+    [
+      `[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]*[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]+(?:${CONTRACTION})?`,
+      `[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]+[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]*(?:${CONTRACTION})?`,
+      `\\p{N}{1,3}`,
+      ` ?[^${WS}\\p{L}\\p{N}]+[\\r\\n/]*`,
+      `${WS}*[\\r\\n]+`,
+      `${WS}+(?![^${WS}])`,
+      `${WS}+`,
+    ].join("|"),
+    "gu",
+  ),
+  cl100k_base: new RegExp(
+    [
+      CONTRACTION,
+      `[^\\r\\n\\p{L}\\p{N}]?\\p{L}+`,
+      `\\p{N}{1,3}`,
+      ` ?[^${WS}\\p{L}\\p{N}]+[\\r\\n]*`,
+      `${WS}*[\\r\\n]+`,
+      `${WS}+(?![^${WS}])`,
+      `${WS}+`,
+    ].join("|"),
+    "gu",
+  ),
+};
+const PIECE_CACHE_MAX = 200_000;
+const PIECE_MAX_CHARS = 64;
+const pieceCounts = new Map<TiktokenEncoding, Map<string, number>>();
+
+function countByPieces(text: string, encoding: TiktokenEncoding, pattern: RegExp, encoder: Tiktoken): number {
+  let cache = pieceCounts.get(encoding);
+  if (!cache) {
+    cache = new Map();
+    pieceCounts.set(encoding, cache);
+  }
+  pattern.lastIndex = 0;
+  let total = 0;
+  let covered = 0;
+  for (let match = pattern.exec(text); match !== null; match = pattern.exec(text)) {
+    const piece = match[0];
+    covered += piece.length;
+    let count = cache.get(piece);
+    if (count === undefined) {
+      count = encoder.encode_ordinary(piece).length;
+      if (piece.length <= PIECE_MAX_CHARS) {
+        if (cache.size >= PIECE_CACHE_MAX) cache.clear();
+        cache.set(piece, count);
+      }
+    }
+    total += count;
+  }
+  // Every character belongs to some piece; if not (a pattern gap), trust the encoder over the sum.
+  return covered === text.length ? total : encoder.encode_ordinary(text).length;
+}
+
+// Whole prompts repeat too (system prompts, few-shot examples); their counts are memoised, bounded.
 const COUNT_CACHE_MAX = 20_000;
 const COUNT_CACHE_MAX_CHARS = 8_192;
 const countCache = new Map<string, number>();
@@ -56,7 +118,9 @@ export function countTokens(text: string, model?: string): number {
     const hit = countCache.get(key);
     if (hit !== undefined) return hit;
   }
-  const count = encoderFor(model).encode_ordinary(text).length;
+  const pattern = PIECES[encoding];
+  const encoder = encoderFor(model);
+  const count = pattern ? countByPieces(text, encoding, pattern, encoder) : encoder.encode_ordinary(text).length;
   if (cacheable) {
     if (countCache.size >= COUNT_CACHE_MAX) countCache.clear();
     countCache.set(key, count);
@@ -66,6 +130,8 @@ export function countTokens(text: string, model?: string): number {
 
 /** The first `maxTokens` tokens of `text`, decoded back to a string (what a length-capped model returns). */
 export function truncateToTokens(text: string, maxTokens: number, model?: string): { text: string; tokens: number } {
+  const count = countTokens(text, model);
+  if (count <= maxTokens) return { text, tokens: count };
   const tokens = encoderFor(model).encode_ordinary(text);
   if (tokens.length <= maxTokens) return { text, tokens: tokens.length };
   const bytes = encoderFor(model).decode(tokens.slice(0, Math.max(0, maxTokens)));

@@ -2,7 +2,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from "node:ht
 import type { AddressInfo, Socket } from "node:net";
 import { ConfigError } from "../errors.ts";
 import { stableHash } from "../hash.ts";
-import { countMessageTokens } from "../llm/tokens.ts";
+import { countMessageTokens, encoderFor } from "../llm/tokens.ts";
 import type { ChatMessage } from "../llm/types.ts";
 import { composeChoice, contentKey, type ContentFault, type SimChoice, type SimRequest } from "./answers.ts";
 import { Rng } from "./random.ts";
@@ -235,6 +235,8 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
   const contentTotal = CONTENT_FAULTS.reduce((sum, kind) => sum + (faults[kind] ?? 0), 0);
   check(transportTotal <= 1 && contentTotal <= 1, "transport fault rates and content fault rates must each sum to <= 1");
 
+  // Load the tokenizer now (80-200 ms, once per process) rather than stall the first wave of requests.
+  encoderFor(o.models[0]);
   const rpm = o.rpm ? new Bucket(o.rpm, o.burstMs) : undefined;
   const tpm = o.tpm ? new Bucket(o.tpm, o.burstMs) : undefined;
   const stats: SimulatorStats = {
