@@ -253,7 +253,7 @@ export default defineGraph({
         writes: ["program", "status", "attempts", "history"],
         concurrency: options.sandboxConcurrency,
         async map(sample, _state, _context, signal) {
-          const data = { ...sample.data, tests: sample.data.tests ?? "" };
+          const data: SampleData = { ...sample.data, tests: sample.data.tests ?? "" };
           data.program = assembleProgram(data.prompt as string, data.entry_point as string, data.solution as string);
           const result = await run(data, signal);
           const first = outcome(result, 1);
@@ -295,7 +295,7 @@ export default defineGraph({
               signal,
             );
             if (!answer.ok) return { ...answer.verdict, value: attempt - 1, message: `repair round ${round}: ${answer.verdict.message ?? answer.verdict.reason}` };
-            const data = { ...sample.data, solution: answer.value };
+            const data: SampleData = { ...sample.data, solution: answer.value };
             data.program = assembleProgram(data.prompt as string, data.entry_point as string, answer.value);
             const result = await run(data, signal);
             const now = outcome(result, attempt);
