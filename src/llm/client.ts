@@ -173,13 +173,14 @@ export function createLlm(options: LlmOptions): Llm {
   const random = seededRandom(options.seed ?? 0x5eed);
 
   const bufferedBodies = (options.transport ?? LLM_DEFAULTS.transport) === "node";
+  const transport = bufferedBodies ? nodeFetch(concurrencyMax) : undefined;
   const client = new OpenAI({
     apiKey,
     baseURL,
     maxRetries: 0,
     timeout: timeoutMs,
     defaultHeaders: options.headers ? { ...options.headers } : undefined,
-    ...(bufferedBodies ? { fetch: nodeFetch(concurrencyMax) } : {}),
+    ...(transport ? { fetch: transport.fetch } : {}),
   });
   const cache = options.cache ? ResponseCache.open(options.cache) : undefined;
   const concurrency = new AdaptiveConcurrency(concurrencyMax, 1, adaptive ? 0.5 : 1);
@@ -562,6 +563,7 @@ export function createLlm(options: LlmOptions): Llm {
       if (closed) return;
       closed = true;
       for (const flight of flights.values()) flight.controller.abort(new Error("llm closed"));
+      transport?.close();
       await cache?.close();
     },
   };

@@ -86,7 +86,7 @@ class BufferedResponse {
  * Response is returned (so a connection dropped mid-body fails the fetch, and is retried); SSE bodies
  * stream. Anything it does not handle (stream request bodies, other schemes) goes to the global fetch.
  */
-export function nodeFetch(maxSockets: number): typeof fetch {
+export function nodeFetch(maxSockets: number): { fetch: typeof fetch; close(): void } {
   const agents = {
     "http:": new http.Agent({ keepAlive: true, maxSockets, maxFreeSockets: maxSockets, scheduling: "lifo" }),
     "https:": new https.Agent({ keepAlive: true, maxSockets, maxFreeSockets: maxSockets, scheduling: "lifo" }),
@@ -161,5 +161,11 @@ export function nodeFetch(maxSockets: number): typeof fetch {
       request.end(body);
     });
   };
-  return fetchImpl as typeof fetch;
+  return {
+    fetch: fetchImpl as typeof fetch,
+    close() {
+      agents["http:"].destroy();
+      agents["https:"].destroy();
+    },
+  };
 }

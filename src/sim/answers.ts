@@ -143,7 +143,8 @@ export function composeChoice(request: SimRequest, key: string, index: number, s
   const stopped = applyStop(content, request.stop);
   content = stopped.content;
   let tokens: number;
-  const cap = fault === "length" ? Math.max(1, Math.floor(countTokens(content, model) / 2)) : request.max_tokens;
+  const half = fault === "length" ? Math.max(1, Math.floor(countTokens(content, model) / 2)) : undefined;
+  const cap = half !== undefined && request.max_tokens !== undefined ? Math.min(half, request.max_tokens) : (half ?? request.max_tokens);
   if (cap !== undefined) {
     const cut = truncateToTokens(content, cap, model);
     if (cut.text !== content) finishReason = "length";

@@ -205,4 +205,30 @@ describe("createLlm", () => {
     expect(client.limits().concurrency).toBeLessThan(32);
     expect(small.stats().completed).toBe(64);
   });
+
+  it("works the same over the global fetch transport: resets retried, slow attempts timed out", async () => {
+    const flaky = await sim({ faults: { reset: 0.3 }, seed: 4 });
+    const client = llm(flaky, { transport: "fetch", maxRetries: 8 });
+    const results = await Promise.all(Array.from({ length: 10 }, (_, i) => client.chat({ messages: user(`fetch ${i}`) })));
+    expect(results.every((r) => r.choices[0]!.text.length > 0)).toBe(true);
+    expect(client.stats().retries).toBe(flaky.stats().resets);
+    expect(flaky.stats().resets).toBeGreaterThan(0);
+
+    const slow = await sim({ latencyMs: 300 });
+    const timed = llm(slow, { transport: "fetch", timeoutMs: 40, maxRetries: 0 });
+    const error = (await timed.chat({ messages: user("slow") }).catch((e: unknown) => e)) as LlmError;
+    expect(error.message).toContain("no complete answer within 40 ms");
+  });
+
+  it("stops at once when the caller aborts, passing the abort on instead of failing the endpoint", async () => {
+    const slow = await sim({ latencyMs: 500 });
+    const client = llm(slow);
+    const controller = new AbortController();
+    const started = performance.now();
+    const pending = client.chat({ messages: user("abandoned") }, { signal: controller.signal });
+    setTimeout(() => controller.abort(new Error("run stopping")), 30);
+    await expect(pending).rejects.toThrow("run stopping");
+    expect(performance.now() - started).toBeLessThan(300);
+    expect(client.stats()).toMatchObject({ requests: 1, retries: 0, failures: 0 });
+  });
 });

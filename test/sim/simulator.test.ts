@@ -1,8 +1,9 @@
+import { Command } from "commander";
 import OpenAI, { APIError } from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { z } from "zod";
 import { countMessageTokens, countTokens } from "../../src/llm/index.ts";
-import { SIM_REFUSAL, startSimulator, valueFromSchema, type Simulator, type SimulatorOptions } from "../../src/sim/index.ts";
+import { SIM_REFUSAL, parseFaults, registerSimCommand, startSimulator, valueFromSchema, type Simulator, type SimulatorOptions } from "../../src/sim/index.ts";
 import { Rng } from "../../src/sim/random.ts";
 
 const sims: Simulator[] = [];
@@ -313,9 +314,24 @@ describe("simulator", () => {
   it("counts what it served at GET /stats", async () => {
     const counted = await sim({ faults: { length: 1 } });
     await client(counted).chat.completions.create({ model: "sim-1", messages: user("count me"), n: 2 });
+    // A forced truncation never runs past max_tokens.
+    const capped = await client(counted).chat.completions.create({ model: "sim-1", messages: user("count me"), n: 2, max_tokens: 3 });
+    expect(capped.usage!.completion_tokens).toBe(6);
     const s = await stats(counted);
-    expect(s).toMatchObject({ requests: 1, completed: 1, truncated: 2, peakConcurrency: 1, active: 0, queued: 0 });
-    expect(s.promptTokens).toBe(countMessageTokens(user("count me")));
+    expect(s).toMatchObject({ requests: 2, completed: 2, truncated: 4, peakConcurrency: 1, active: 0, queued: 0 });
+    expect(s.promptTokens).toBe(2 * countMessageTokens(user("count me")));
     expect(s.completionTokens).toBeGreaterThan(0);
+  });
+
+  it("adds an `rxsynth sim` command with the simulator's settings as flags", () => {
+    const program = new Command("rxsynth");
+    registerSimCommand(program);
+    const command = program.commands.find((c) => c.name() === "sim")!;
+    const flags = command.options.map((o) => o.long);
+    for (const flag of ["--port", "--latency-ms", "--ttft-ms", "--tokens-per-s", "--max-concurrency", "--rpm", "--tpm", "--fail-rate", "--faults", "--seed"]) {
+      expect(flags).toContain(flag);
+    }
+    expect(parseFaults("429=0.1, 500=0.05,reset=0.02")).toEqual({ "429": 0.1, "500": 0.05, reset: 0.02 });
+    expect(() => parseFaults("429")).toThrow(/kind=rate/);
   });
 });
