@@ -1,0 +1,121 @@
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { buildGraph, listShardFiles, run, type GraphDefinition } from "../../src/index.ts";
+import definition, { cleanUserTurn, defaults, openerText, type Message } from "../../graphs/multi-turn.ts";
+import { wordCount } from "../../graphs/lib/llm-steps.ts";
+import { readParquetRows } from "../support/parquet.ts";
+
+const dirs: string[] = [];
+afterEach(async () => {
+  await Promise.all(dirs.splice(0).map((dir) => rm(dir, { recursive: true, force: true })));
+});
+
+async function tempDir(): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), "rxsynth-multi-turn-"));
+  dirs.push(dir);
+  return dir;
+}
+
+/** Runs a graph into a temp folder and reads its shards back with hyparquet. */
+async function runGraph(graph: GraphDefinition<typeof defaults>, overrides: Partial<typeof defaults>) {
+  const out = await tempDir();
+  const built = await buildGraph(graph, overrides, { log: () => {}, out });
+  const summary = await run(built, { out });
+  const read = async (prefix: string) => (await Promise.all((await listShardFiles(out, { prefix })).map(readParquetRows))).flat();
+  return { summary, rows: await read("part"), rejects: await read("rejects") };
+}
+
+type Row = Record<string, unknown>;
+const dataOf = (row: Row) => row.data as Record<string, unknown>;
+const messagesOf = (row: Row) => JSON.parse(dataOf(row).messages as string) as Message[];
+const stepsOf = (row: Row) => (row.provenance as { steps: { op: string; model: string | null; note: string | null }[] }).steps;
+
+describe("graphs/multi-turn", () => {
+  it("writes k-turn conversations as OpenAI messages with turn counts and lengths", async () => {
+    const { rows, rejects } = await runGraph(definition, { count: 4, turns: 3, system: "You are a concise, friendly assistant." });
+    expect(rejects).toEqual([]);
+    expect(rows).toHaveLength(4);
+    for (const row of rows) {
+      expect(Object.keys(dataOf(row)).filter((key) => key !== "_extra")).toEqual(["messages", "turns", "words"]);
+      const messages = messagesOf(row);
+      expect(messages.map((m) => m.role)).toEqual(["system", "user", "assistant", "user", "assistant", "user", "assistant"]);
+      expect(messages[0]!.content).toBe("You are a concise, friendly assistant.");
+      expect(messages.every((m) => typeof m.content === "string" && m.content.length > 0)).toBe(true);
+      const words = messages.filter((m) => m.role !== "system").map((m) => wordCount(m.content));
+      expect(dataOf(row)).toMatchObject({ turns: 3, words: words.reduce((a, b) => a + b, 0) });
+      const scores = row.scores as Record<string, number>;
+      expect(scores.turns).toBe(3);
+      expect(scores.user_words).toBeCloseTo((words[0]! + words[2]! + words[4]!) / 3, 9);
+      expect(scores.assistant_words).toBeCloseTo((words[1]! + words[3]! + words[5]!) / 3, 9);
+      // One generation from the human opener; every later turn is a step naming the model.
+      expect(row.provenance).toMatchObject({ origin: "synthetic", source: "openers", depth: 1, parents: [expect.stringMatching(/^seed_task_\d+$/)] });
+      expect(stepsOf(row).map((step) => step.op)).toEqual(["assistant_1", "user_2", "assistant_2", "user_3", "assistant_3", "stats"]);
+      expect(stepsOf(row).slice(0, 5).every((step) => step.model === "rxsynth-sim")).toBe(true);
+    }
+  });
+
+  describe("with a model over HTTP whose turns sometimes fail", () => {
+    let server: Server;
+    beforeAll(async () => {
+      // Conversation "alpha": the assistant refuses at turn 2; "beta": the simulated user says nothing;
+      // "gamma": the first reply is two words; "delta" goes well.
+      server = createServer((req, res) => {
+        let body = "";
+        req.on("data", (chunk: Buffer) => (body += chunk.toString("utf8")));
+        req.on("end", () => {
+          const request = JSON.parse(body) as { model: string; messages: { role: string; content: string }[] };
+          const all = request.messages.map((m) => m.content).join("\n");
+          const playingUser = request.messages[0]!.content.startsWith("You play the human user");
+          const assistantTurn = request.messages.filter((m) => m.role === "assistant").length + 1;
+          let content = playingUser ? "User: Could you explain the second point in more detail, please?" : "Here is a careful answer with several useful details.";
+          if (all.includes("alpha") && !playingUser && assistantTurn === 2) content = "I'm sorry, but I cannot help with that request.";
+          if (all.includes("beta") && playingUser) content = "";
+          if (all.includes("gamma") && !playingUser) content = "Sure thing.";
+          res.writeHead(200, { "content-type": "application/json" });
+          res.end(
+            JSON.stringify({
+              id: "x",
+              object: "chat.completion",
+              created: 0,
+              model: request.model,
+              choices: [{ index: 0, message: { role: "assistant", content }, finish_reason: "stop" }],
+              usage: { prompt_tokens: 5, completion_tokens: 5, total_tokens: 10 },
+            }),
+          );
+        });
+      });
+      await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+      process.env.OPENAI_BASE_URL = `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1`;
+    });
+    afterAll(async () => {
+      delete process.env.OPENAI_BASE_URL;
+      await new Promise((resolve) => server.close(resolve));
+    });
+
+    it("rejects conversations whose turns refuse, come back empty or are too short, naming the turn", async () => {
+      const openers = join(await tempDir(), "openers.jsonl");
+      await writeFile(openers, ["alpha", "beta", "gamma", "delta"].map((word) => JSON.stringify({ id: word, prompt: `Tell me about ${word} particles.` })).join("\n"));
+      const { rows, rejects } = await runGraph(definition, { openersPath: openers, turns: 2 });
+      const reasons = Object.fromEntries(rejects.map((row) => [(row.provenance as { parents: string[] }).parents[0], [(row.reject as { operator: string }).operator, (row.reject as { reason: string }).reason]]));
+      expect(reasons).toEqual({ alpha: ["assistant_2", "refusal"], beta: ["user_2", "empty"], gamma: ["assistant_1", "short_turn"] });
+      expect(rows).toHaveLength(1);
+      // The user simulator's "User:" label is not part of what the user says.
+      expect(messagesOf(rows[0]!).map((m) => m.content)).toEqual([
+        "Tell me about delta particles.",
+        "Here is a careful answer with several useful details.",
+        "Could you explain the second point in more detail, please?",
+        "Here is a careful answer with several useful details.",
+      ]);
+    });
+  });
+
+  it("opens with a prompt, or an instruction and its first input", () => {
+    expect(openerText({ instruction: "Fix the grammar.", instances: [{ input: "He go home.", output: "He goes home." }] })).toBe("Fix the grammar.\n\nHe go home.");
+    expect(openerText({ prompt: "Hello" })).toBe("Hello");
+    expect(cleanUserTurn('**User:** "What about cost?"')).toBe("What about cost?");
+  });
+});
