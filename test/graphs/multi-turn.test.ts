@@ -1,10 +1,11 @@
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { buildGraph, listShardFiles, run, type GraphDefinition } from "../../src/index.ts";
+import { exportRun } from "../../src/io/export.ts";
 import definition, { cleanUserTurn, defaults, openerText, type Message } from "../../graphs/multi-turn.ts";
 import { wordCount } from "../../graphs/lib/llm-steps.ts";
 import { readParquetRows } from "../support/parquet.ts";
@@ -26,7 +27,7 @@ async function runGraph(graph: GraphDefinition<typeof defaults>, overrides: Part
   const built = await buildGraph(graph, overrides, { log: () => {}, out });
   const summary = await run(built, { out });
   const read = async (prefix: string) => (await Promise.all((await listShardFiles(out, { prefix })).map(readParquetRows))).flat();
-  return { summary, rows: await read("part"), rejects: await read("rejects") };
+  return { out, summary, rows: await read("part"), rejects: await read("rejects") };
 }
 
 type Row = Record<string, unknown>;
@@ -36,7 +37,7 @@ const stepsOf = (row: Row) => (row.provenance as { steps: { op: string; model: s
 
 describe("graphs/multi-turn", () => {
   it("writes k-turn conversations as OpenAI messages with turn counts and lengths", async () => {
-    const { rows, rejects } = await runGraph(definition, { count: 4, turns: 3, system: "You are a concise, friendly assistant." });
+    const { out, rows, rejects } = await runGraph(definition, { count: 4, turns: 3, system: "You are a concise, friendly assistant." });
     expect(rejects).toEqual([]);
     expect(rows).toHaveLength(4);
     for (const row of rows) {
@@ -56,6 +57,11 @@ describe("graphs/multi-turn", () => {
       expect(stepsOf(row).map((step) => step.op)).toEqual(["assistant_1", "user_2", "assistant_2", "user_3", "assistant_3", "stats"]);
       expect(stepsOf(row).slice(0, 5).every((step) => step.model === "rxsynth-sim")).toBe(true);
     }
+    // Training stacks read it as ShareGPT: system, then human and gpt alternating.
+    await exportRun(out, { format: "sharegpt", out: join(out, "sharegpt.jsonl") });
+    const exported = (await readFile(join(out, "sharegpt.jsonl"), "utf8")).trim().split("\n").map((line) => JSON.parse(line) as { conversations: { from: string }[] });
+    expect(exported).toHaveLength(4);
+    for (const record of exported) expect(record.conversations.map((turn) => turn.from)).toEqual(["system", "human", "gpt", "human", "gpt", "human", "gpt"]);
   });
 
   describe("with a model over HTTP whose turns sometimes fail", () => {

@@ -1,8 +1,9 @@
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { buildGraph, listShardFiles, run, type GraphDefinition } from "../../src/index.ts";
+import { exportRun } from "../../src/io/export.ts";
 import definition, { defaults, promptText } from "../../graphs/preference-pairs.ts";
 import { readParquetRows } from "../support/parquet.ts";
 
@@ -18,7 +19,7 @@ async function runGraph(graph: GraphDefinition<typeof defaults>, overrides: Part
   const built = await buildGraph(graph, overrides, { log: () => {}, out });
   const summary = await run(built, { out });
   const read = async (prefix: string) => (await Promise.all((await listShardFiles(out, { prefix })).map(readParquetRows))).flat();
-  return { summary, rows: await read("part"), rejects: await read("rejects") };
+  return { out, summary, rows: await read("part"), rejects: await read("rejects") };
 }
 
 type Step = { op: string; model: string | null; note: string | null };
@@ -51,6 +52,15 @@ describe("graphs/preference-pairs", () => {
       const verdicts = JSON.parse(provenance.steps[2]!.note!) as Record<string, { winner: string; rationale: string }>;
       expect(Object.keys(verdicts)).toEqual(["ab", "ba"]);
     }
+  });
+
+  it("exports its rows as dpo JSONL", async () => {
+    const { out, rows } = await runGraph(definition, { count: 4 });
+    const summary = await exportRun(out, { format: "dpo", out: join(out, "dpo.jsonl") });
+    const lines = (await readFile(join(out, "dpo.jsonl"), "utf8")).trim().split("\n").map((line) => JSON.parse(line) as Record<string, string>);
+    expect(summary).toMatchObject({ written: rows.length, skipped: 0 });
+    expect(lines.map((line) => Object.keys(line))).toEqual(rows.map(() => ["prompt", "chosen", "rejected"]));
+    expect(lines.map((line) => line.chosen).sort()).toEqual(rows.map((row) => (row.data as { chosen: string }).chosen).sort());
   });
 
   it("asks each model in `models` and records which one wrote the chosen response", async () => {
