@@ -154,7 +154,7 @@ function solvePrompt(sample: Sample): ChatMessage[] {
 
 export default defineGraph({
   name: "code-exec",
-  description: "HumanEval-style problems -> solution -> unit tests in a bubblewrap sandbox -> error-feedback repair rounds -> verified code",
+  description: "Execution feedback (Self-Debugging, Chen et al. 2023): HumanEval problems -> solution -> sandboxed unit tests -> error-feedback repairs -> verified code",
   defaults,
   async build(options, env) {
     if (!Number.isInteger(options.maxRepairs) || options.maxRepairs < 0) {

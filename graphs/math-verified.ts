@@ -140,7 +140,7 @@ function verify(solution: string, expected: string, tolerance: number): { extrac
 
 export default defineGraph({
   name: "math-verified",
-  description: "math problems -> sampled step-by-step solutions -> final answer extracted and checked -> verified solutions (and corrections)",
+  description: "Verified math (rejection sampling, STaR): sampled step-by-step solutions -> final answer extracted and checked -> verified solutions and corrections",
   defaults,
   async build(options, env) {
     if (options.mode !== "open" && options.mode !== "multiple_choice") {

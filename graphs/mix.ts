@@ -175,7 +175,7 @@ const STATE_FILE = "mix-state.json";
 
 export default defineGraph({
   name: "mix",
-  description: "mix human and synthetic datasets to a target ratio (default 70/30) with a generation-depth cap; writes mix-report.json",
+  description: "Mix human and synthetic datasets to a target ratio (default 70/30) with a generation-depth cap; writes mix-report.json",
   defaults,
   async build(options, env) {
     const ratio = options.humanRatio;

@@ -75,7 +75,7 @@ const USER_SIMULATOR =
 
 export default defineGraph({
   name: "multi-turn",
-  description: "self-chat: a simulated user and an assistant talk for k turns from seed requests -> OpenAI-style messages",
+  description: "Self-chat (UltraChat, Baize): a simulated user and an assistant talk for k turns from seed requests -> OpenAI messages",
   defaults,
   async build(options, env) {
     if (!Number.isInteger(options.turns) || options.turns < 1) throw new ConfigError(`multi-turn: turns must be an integer >= 1, got ${options.turns}`);

@@ -93,7 +93,7 @@ interface Response {
 
 export default defineGraph({
   name: "preference-pairs",
-  description: "prompts -> k responses (models x temperatures) -> pairwise judge in both orders -> DPO chosen/rejected pairs",
+  description: "Preference pairs (UltraFeedback, Starling): k responses (models x temperatures) -> pairwise judge in both orders -> DPO pairs",
   defaults,
   async build(options, env) {
     if (options.temperatures.length === 0) throw new ConfigError("preference-pairs: temperatures is empty; give at least one");

@@ -228,7 +228,7 @@ function rewritePrompt(sample: Sample) {
 
 export default defineGraph({
   name: "template-records",
-  description: "Faker patient notes, transactions or invoices (seeded, privacy-safe), optionally rewritten into prose by an LLM",
+  description: "Faker patient notes, transactions or invoices (seeded, privacy-safe, no LLM), optionally rewritten into prose by an LLM",
   defaults,
   async build(options, env) {
     const kind = options.kind;
