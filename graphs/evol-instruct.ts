@@ -32,6 +32,7 @@ import {
   defineGraph,
   drop,
   openSource,
+  type DropVerdict,
   type Operator,
   type Sample,
 } from "../src/index.ts";
@@ -111,6 +112,29 @@ function promptOf(sample: Sample, field: string): string {
         ? (instances[0].input as string)
         : "";
   return input.trim().length > 0 ? `${instruction}\n\n${input.trim()}` : instruction;
+}
+
+/** The thresholds of the elimination step. */
+export type EliminationRules = Pick<typeof defaults, "gainCheck" | "gainThreshold" | "apologyMaxWords" | "minOutputWords">;
+
+/**
+ * The paper's elimination of failed evolutions, for one evolved instruction, its parent and its answer.
+ * With `gainCheck: "judge"` the information-gain test is the judge's and is not made here.
+ */
+export function eliminationVerdict(instruction: string, parent: string, output: string, rules: EliminationRules): true | DropVerdict {
+  const lower = instruction.toLowerCase();
+  const copied = COPIED_PROMPT_WORDS.find((words) => lower.includes(words));
+  if (copied) return drop("copied_prompt_words", { message: `the rewrite contains "${copied}"` });
+  if (rules.gainCheck === "rouge") {
+    const similarity = rougeL(instruction, parent);
+    if (similarity >= rules.gainThreshold) return drop("no_information_gain", { value: similarity, threshold: rules.gainThreshold });
+  }
+  const words = wordCount(output);
+  if (/\bsorry\b/i.test(output) && words < rules.apologyMaxWords) return drop("apology", { value: words, threshold: rules.apologyMaxWords });
+  const content = output.toLowerCase().split(/[^\p{L}\p{N}]+/u).filter((word) => word.length > 0 && !STOP_WORDS.has(word));
+  if (content.length === 0) return drop("stop_words_only");
+  if (words < rules.minOutputWords) return drop("too_short", { value: words, threshold: rules.minOutputWords });
+  return true;
 }
 
 const ROW = "row of its round";
@@ -210,23 +234,7 @@ export default defineGraph({
         name: `eliminate_${round}`,
         params: { gainCheck: options.gainCheck, gainThreshold: options.gainThreshold, apologyMaxWords: options.apologyMaxWords, minOutputWords: options.minOutputWords },
         reads: ["instruction", "parent_instruction", "output"],
-        test(sample) {
-          const instruction = text(sample, "instruction");
-          const lower = instruction.toLowerCase();
-          const copied = COPIED_PROMPT_WORDS.find((words) => lower.includes(words));
-          if (copied) return drop("copied_prompt_words", { message: `the rewrite contains "${copied}"` });
-          if (options.gainCheck === "rouge") {
-            const similarity = rougeL(instruction, text(sample, "parent_instruction"));
-            if (similarity >= options.gainThreshold) return drop("no_information_gain", { value: similarity, threshold: options.gainThreshold });
-          }
-          const output = text(sample, "output");
-          const words = wordCount(output);
-          if (/\bsorry\b/i.test(output) && words < options.apologyMaxWords) return drop("apology", { value: words, threshold: options.apologyMaxWords });
-          const content = output.toLowerCase().split(/[^\p{L}\p{N}]+/u).filter((word) => word.length > 0 && !STOP_WORDS.has(word));
-          if (content.length === 0) return drop("stop_words_only");
-          if (words < options.minOutputWords) return drop("too_short", { value: words, threshold: options.minOutputWords });
-          return true;
-        },
+        test: (sample) => eliminationVerdict(text(sample, "instruction"), text(sample, "parent_instruction"), text(sample, "output"), options),
       });
 
       if (options.gainCheck === "rouge") return [evolve, respond, eliminate];

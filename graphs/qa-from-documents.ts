@@ -69,9 +69,11 @@ export interface Chunk {
  * tokens of words from the end of the one before.
  */
 export function chunkByTokens(text: string, chunkTokens: number, overlapTokens: number, model?: string): Chunk[] {
-  // Each word carries the whitespace before it, as the tokenizer's pre-split does, so counts add up.
+  // Each word carries the whitespace before it, as the tokenizer's pre-split does, so counts nearly add
+  // up; a span is counted whole once chosen, since trimming its first word's space can add a token.
   const words = text.match(/\s*\S+/g) ?? [];
   const counts = words.map((word) => countTokens(word, model));
+  const span = (from: number, to: number) => words.slice(from, to).join("").trim();
   const chunks: Chunk[] = [];
   let start = 0;
   while (start < words.length) {
@@ -87,12 +89,14 @@ export function chunkByTokens(text: string, chunkTokens: number, overlapTokens: 
         }
       }
     }
-    const body = words.slice(start, end).join("").trim();
+    while (end - start > 1 && countTokens(span(start, end), model) > chunkTokens) end--;
+    const body = span(start, end);
     chunks.push({ text: body, tokens: countTokens(body, model), firstWord: start, endWord: end });
     if (end >= words.length) break;
     let next = end;
     let overlap = 0;
     while (next - 1 > start && overlap + counts[next - 1]! <= overlapTokens) overlap += counts[--next]!;
+    while (next < end && countTokens(span(next, end), model) > overlapTokens) next++;
     start = next;
   }
   return chunks;

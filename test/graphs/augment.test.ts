@@ -1,0 +1,90 @@
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { buildGraph, listShardFiles, run } from "../../src/index.ts";
+import definition, { defaults } from "../../graphs/augment.ts";
+import { rougeL } from "../../operators/diversity/rouge.ts";
+import { readParquetRows } from "../support/parquet.ts";
+
+type Row = {
+  data: Record<string, unknown>;
+  provenance: { origin: string; depth: number; parents: string[]; steps: { op: string; note: string | null }[] };
+  reject?: { operator: string; reason: string; value: number | null; threshold: number | null; message: string | null };
+};
+
+const dirs: string[] = [];
+beforeEach(() => {
+  vi.stubEnv("OPENAI_BASE_URL", "");
+});
+afterEach(async () => {
+  vi.unstubAllEnvs();
+  await Promise.all(dirs.splice(0).map((dir) => rm(dir, { recursive: true, force: true })));
+});
+
+async function runGraph(overrides: Partial<typeof defaults>) {
+  const out = await mkdtemp(join(tmpdir(), "rxsynth-augment-"));
+  dirs.push(out);
+  const built = await buildGraph(definition, overrides, { log: () => {}, out });
+  const summary = await run(built, { out });
+  const read = async (prefix: string) => (await Promise.all((await listShardFiles(out, { prefix })).map(readParquetRows))).flat() as Row[];
+  return { summary, rows: await read("part"), rejects: await read("rejects") };
+}
+
+async function examples(): Promise<Map<string, { text: string; label: string }>> {
+  const lines = (await readFile(defaults.input, "utf8")).trim().split("\n");
+  return new Map(lines.map((line) => JSON.parse(line) as { id: string; text: string; label: string }).map((e) => [e.id, e]));
+}
+
+describe("graphs/augment", () => {
+  it("writes originals and their paraphrases, style rewrites and expansions, each with the original's label", async () => {
+    const input = await examples();
+    const { rows } = await runGraph({ count: 3, checkLabel: false });
+    // Per example: the original, 2 paraphrases, 3 styles, 2 expansions.
+    expect(rows).toHaveLength(3 * 8);
+    const kinds = rows.map((row) => row.data.augmentation as string).sort();
+    expect(new Set(kinds)).toEqual(new Set(["original", "paraphrase", "style:formal", "style:casual", "style:technical", "expansion"]));
+    for (const row of rows) {
+      expect(Object.keys(row.data).filter((key) => key !== "_extra").sort()).toEqual(["augmentation", "label", "original_text", "text"]);
+      const example = input.get(row.provenance.parents[0]!);
+      expect(example).toBeDefined();
+      if (row.data.augmentation === "original") {
+        expect(row.provenance).toMatchObject({ origin: "human", depth: 0 });
+        expect(row.data).toMatchObject({ text: example!.text, label: example!.label, original_text: example!.text });
+        continue;
+      }
+      expect(row.data).toMatchObject({ label: example!.label, original_text: example!.text });
+      expect(row.data.text).not.toBe(example!.text);
+      expect(row.provenance).toMatchObject({ origin: "synthetic", depth: 1 });
+      expect(row.provenance.steps.map((step) => step.op)).toEqual(["augment"]);
+      expect(row.provenance.steps[0]!.note).toBe(row.data.augmentation);
+    }
+  });
+
+  it("rejects variants too similar to their original, with the ROUGE-L and the threshold", async () => {
+    const { rows, rejects } = await runGraph({ count: 2, checkLabel: false, maxSimilarity: 0.08 });
+    const near = rejects.filter((row) => row.reject!.reason === "near_copy");
+    expect(near.length).toBeGreaterThan(0);
+    for (const row of near) {
+      expect(row.reject!.operator).toBe("near_copy_filter");
+      expect(row.reject!.threshold).toBe(0.08);
+      expect(row.reject!.value).toBeCloseTo(rougeL(row.data.text as string, row.data.original_text as string), 12);
+      expect(row.reject!.value).toBeGreaterThanOrEqual(0.08);
+    }
+    for (const row of rows.filter((r) => r.data.augmentation !== "original")) {
+      expect(rougeL(row.data.text as string, row.data.original_text as string)).toBeLessThan(0.08);
+    }
+  });
+
+  it("drops variants whose zero-shot label differs from the example's", async () => {
+    const { rows, rejects } = await runGraph({ count: 2 });
+    const changed = rejects.filter((row) => row.reject!.reason === "label_changed");
+    expect(changed.length).toBeGreaterThan(0);
+    for (const row of changed) {
+      expect(row.reject!.operator).toBe("check_label");
+      expect(row.reject!.message).toMatch(new RegExp(`^labelled ${row.data.label as string}, classified as (positive|negative|neutral)$`));
+      expect(row.reject!.message).not.toMatch(new RegExp(`classified as ${row.data.label as string}$`));
+    }
+    expect(rows.filter((row) => row.data.augmentation === "original")).toHaveLength(2);
+  });
+});

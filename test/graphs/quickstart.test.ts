@@ -1,0 +1,45 @@
+import { execFile } from "node:child_process";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { afterEach, describe, expect, it } from "vitest";
+import { listShardFiles } from "../../src/index.ts";
+import { readParquetRows } from "../support/parquet.ts";
+
+const exec = promisify(execFile);
+const root = join(import.meta.dirname, "..", "..");
+
+const dirs: string[] = [];
+afterEach(async () => {
+  await Promise.all(dirs.splice(0).map((dir) => rm(dir, { recursive: true, force: true })));
+});
+
+describe("graphs/quickstart", () => {
+  it("is what `npm start` runs: 200 self-instruct rows with the simulator, saying so in one line", async () => {
+    const out = await mkdtemp(join(tmpdir(), "rxsynth-quickstart-"));
+    dirs.push(out);
+    const env: NodeJS.ProcessEnv = { ...process.env };
+    delete env.OPENAI_BASE_URL;
+    const started = Date.now();
+    const { stdout, stderr } = await exec(process.execPath, ["bin/rxsynth.mjs", "run", "graphs/quickstart.ts", "--out", out], { cwd: root, env, timeout: 60_000 });
+    const seconds = (Date.now() - started) / 1000;
+    const said = `${stdout}\n${stderr}`;
+    expect(said.match(/no OPENAI_BASE_URL set: using the built-in simulator/g)).toHaveLength(1);
+    expect(said).toContain("complete: 200 accepted");
+    expect(seconds).toBeLessThan(60);
+
+    const rows = (await Promise.all((await listShardFiles(out, { prefix: "part" })).map(readParquetRows))).flat();
+    expect(rows).toHaveLength(200);
+    for (const row of rows) {
+      const data = row.data as Record<string, unknown>;
+      expect(Object.keys(data).filter((key) => key !== "_extra").sort()).toEqual(["input", "instruction", "is_classification", "output"]);
+      expect(row.provenance).toMatchObject({ origin: "synthetic", depth: 1 });
+    }
+    const diversity = JSON.parse(await readFile(join(out, "diversity-summary.json"), "utf8")) as {
+      groups: { all: { samples: number; distinct2: { ratio: number } } };
+    };
+    expect(diversity.groups.all.samples).toBe(200);
+    expect(diversity.groups.all.distinct2.ratio).toBeGreaterThan(0);
+  });
+});

@@ -1,0 +1,167 @@
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { buildGraph, defineMap, drop, defineFilter, listShardFiles, run, type GraphCustomization, type RunOptions } from "../../src/index.ts";
+import definition, { defaults } from "../../graphs/self-instruct.ts";
+import { parseInstructionList, readSeedTasks } from "../../graphs/lib/self-instruct-steps.ts";
+import { readParquetRows } from "../support/parquet.ts";
+
+type Row = Record<string, unknown> & {
+  data: Record<string, unknown>;
+  provenance: { origin: string; depth: number; parents: string[]; steps: { op: string; note: string | null; model: string | null }[] };
+  reject?: { operator: string; reason: string; value: number | null; threshold: number | null; duplicate_of: string | null };
+};
+
+const dirs: string[] = [];
+beforeEach(() => {
+  vi.stubEnv("OPENAI_BASE_URL", "");
+});
+afterEach(async () => {
+  vi.unstubAllEnvs();
+  await Promise.all(dirs.splice(0).map((dir) => rm(dir, { recursive: true, force: true })));
+});
+
+async function newDir(): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), "rxsynth-self-instruct-"));
+  dirs.push(dir);
+  return dir;
+}
+
+async function readShards(out: string, prefix: string): Promise<Row[]> {
+  return (await Promise.all((await listShardFiles(out, { prefix })).map(readParquetRows))).flat() as Row[];
+}
+
+/** Runs the graph into `out` (a new folder unless given) and reads back what it wrote. */
+async function runGraph(overrides: Partial<typeof defaults>, options: { out?: string; customization?: GraphCustomization; run?: RunOptions } = {}) {
+  const out = options.out ?? (await newDir());
+  const logs: string[] = [];
+  const built = await buildGraph(definition, overrides, { log: (line) => logs.push(line), out }, options.customization);
+  const summary = await run(built, { out, ...options.run });
+  return { out, summary, logs, rows: await readShards(out, "part"), rejects: await readShards(out, "rejects") };
+}
+
+const STEPS = ["sample_demos", "propose_instructions", "split_instructions", "classify_task", "generate_instances", "split_instances"];
+
+describe("graphs/self-instruct", () => {
+  it("stops at the target with exactly that many rows, the documented columns and depth-1 provenance", async () => {
+    const { summary, rows, rejects, logs } = await runGraph({ target: 12 });
+    expect(summary.status).toBe("complete");
+    expect(rows).toHaveLength(12);
+    expect(logs.filter((line) => line.startsWith("no OPENAI_BASE_URL set"))).toHaveLength(1);
+    for (const row of rows) {
+      expect(Object.keys(row.data).filter((key) => key !== "_extra").sort()).toEqual(["input", "instruction", "is_classification", "output"]);
+      expect(typeof row.data.instruction).toBe("string");
+      expect(typeof row.data.is_classification).toBe("boolean");
+      expect((row.data.output as string).length).toBeGreaterThan(0);
+      expect(row.provenance).toMatchObject({ origin: "synthetic", source: "self-instruct-rounds", depth: 1 });
+      expect(row.provenance.parents).toHaveLength(1);
+      expect(row.provenance.steps.map((step) => step.op)).toEqual(STEPS);
+      expect(row.provenance.steps[0]!.note).toMatch(/^human: seed_task_\d+(, seed_task_\d+)*; machine: \d+ of \d+$/);
+      expect(row.provenance.steps[1]!.model).toBe("rxsynth-sim");
+      expect(row.provenance.steps[4]!.note).toMatch(/^(input-first|output-first \(classification\))/);
+    }
+    expect(new Set(rows.map((row) => (row.data.instruction as string).toLowerCase())).size).toBe(12);
+    // Whatever the last wave produced beyond the target is rejected, not silently dropped.
+    const target = summary.metrics.operators.find((op) => op.name === "target")!;
+    expect(target.out).toBe(12);
+    expect(rejects.filter((row) => row.reject!.reason === "over_target")).toHaveLength(target.in - 12);
+    for (const row of rejects.filter((r) => r.reject!.operator === "target")) expect(row.reject!.threshold).toBe(12);
+  });
+
+  it("draws in-context examples from accepted instructions once an earlier wave has come back", async () => {
+    // One round per wave: every round after the first sees what the ones before it accepted.
+    const { rows } = await runGraph({ target: 20, parallelRounds: 1 });
+    expect(rows).toHaveLength(20);
+    const notes = rows.map((row) => row.provenance.steps[0]!.note!);
+    const machine = notes.map((note) => Number(/machine: (\d+) of (\d+)/.exec(note)![1]));
+    const pool = notes.map((note) => Number(/machine: \d+ of (\d+)/.exec(note)![1]));
+    expect(Math.min(...pool)).toBe(0);
+    expect(Math.max(...machine)).toBe(2);
+    // 6 human + 2 machine = 8 in-context tasks, and 8 human seeds while the pool is empty.
+    for (const note of notes) {
+      const human = (note.match(/seed_task_\d+/g) ?? []).length;
+      const fromPool = Number(/machine: (\d+)/.exec(note)![1]);
+      expect(human + fromPool).toBe(8);
+      expect(fromPool).toBe(Math.min(2, Number(/of (\d+)/.exec(note)![1])));
+    }
+  });
+
+  it("runs a custom operator inserted after a named step, in place", async () => {
+    const tag = defineMap({
+      name: "tag_length",
+      reads: ["instruction"],
+      writes: ["instruction_words"],
+      map: (sample) => ({ data: { ...sample.data, instruction_words: (sample.data.instruction as string).split(/\s+/).length } }),
+    });
+    const noQuiz = defineFilter({
+      name: "no_quiz",
+      reads: ["instruction"],
+      test: (sample) => (/\bquiz\b/i.test(sample.data.instruction as string) ? drop("quiz") : true),
+    });
+    const { rows, rejects, summary } = await runGraph(
+      { target: 15 },
+      { customization: { insert: [{ after: "instruction_heuristics", operators: [tag, noQuiz] }] } },
+    );
+    expect(rows).toHaveLength(15);
+    const names = summary.metrics.operators.map((op) => op.name);
+    expect(names.slice(names.indexOf("instruction_heuristics"), names.indexOf("rouge_filter") + 1)).toEqual([
+      "instruction_heuristics",
+      "tag_length",
+      "no_quiz",
+      "rouge_filter",
+    ]);
+    for (const row of rows) {
+      expect(row.data.instruction_words).toBe((row.data.instruction as string).split(/\s+/).length);
+      expect(row.data.instruction).not.toMatch(/\bquiz\b/i);
+      const ops = row.provenance.steps.map((step) => step.op);
+      expect(ops.indexOf("tag_length")).toBe(ops.indexOf("split_instructions") + 1);
+      expect(ops.indexOf("classify_task")).toBe(ops.indexOf("tag_length") + 1);
+    }
+    const quiz = rejects.filter((row) => row.reject!.operator === "no_quiz");
+    expect(quiz.length).toBe(summary.metrics.operators.find((op) => op.name === "no_quiz")!.rejected);
+    for (const row of quiz) expect(row.reject!.reason).toBe("quiz");
+  });
+
+  it("rejects new instructions that copy a seed task, by ROUGE-L against a pool that starts with the seeds", async () => {
+    const seeds = await readSeedTasks(defaults.seedTasks);
+    let n = 0;
+    const copySeed = defineMap({
+      name: "copy_seed",
+      map: (sample) => (n++ % 3 === 0 ? { data: { ...sample.data, instruction: seeds[5]!.instruction } } : {}),
+    });
+    const { rejects } = await runGraph({ target: 10 }, { customization: { insert: [{ after: "split_instructions", operators: [copySeed] }] } });
+    const copies = rejects.filter((row) => row.data.instruction === seeds[5]!.instruction);
+    expect(copies.length).toBeGreaterThan(0);
+    for (const row of copies) {
+      expect(row.reject).toMatchObject({ operator: "rouge_filter", reason: "too_similar", value: 1, threshold: 0.7, duplicate_of: seeds[5]!.id });
+    }
+  });
+
+  it("continues toward the same target when a stopped run is resumed", async () => {
+    const out = await newDir();
+    const first = await runGraph({ target: 30, parallelRounds: 1 }, { out, run: { limit: 2 } });
+    expect(first.summary.status).toBe("limited");
+    expect(first.rows.length).toBeGreaterThan(0);
+    expect(first.rows.length).toBeLessThan(30);
+    const second = await runGraph({ target: 30, parallelRounds: 1 }, { out });
+    expect(second.summary.status).toBe("complete");
+    expect(second.summary.resumed).toBe(true);
+    expect(second.rows).toHaveLength(30);
+    expect(new Set(second.rows.map((row) => row.id)).size).toBe(30);
+    // A finished run asked again adds nothing.
+    const third = await runGraph({ target: 30, parallelRounds: 1 }, { out });
+    expect(third.summary.accepted).toBe(0);
+    expect(third.rows).toHaveLength(30);
+  });
+
+  it("reads numbered, bulleted and 'Task n:' lists, joining wrapped lines", () => {
+    expect(parseInstructionList("1. Write a poem.\n2) Summarize the text\n   in two sentences.\nTask 3: Classify the email.\n- Name three rivers.")).toEqual([
+      "Write a poem.",
+      "Summarize the text in two sentences.",
+      "Classify the email.",
+      "Name three rivers.",
+    ]);
+    expect(parseInstructionList("Sure, here you go.")).toMatchObject({ keep: false, reason: "no_instructions" });
+  });
+});
