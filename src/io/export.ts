@@ -114,9 +114,12 @@ function promptOf(data: SampleData): { instruction: string; input: string } | un
   return undefined;
 }
 
-/** The answer side of a single-turn row: output, answer, or a preference pair's chosen response. */
+/**
+ * The answer side of a single-turn row: output, a worked solution (before `answer`, which in math and code
+ * rows is only the reference result), answer, or a preference pair's chosen response.
+ */
 function responseOf(data: SampleData): string | undefined {
-  return filled(data.output) ?? filled(data.answer) ?? filled(data.chosen);
+  return filled(data.output) ?? filled(data.solution) ?? filled(data.answer) ?? filled(data.chosen);
 }
 
 function joined(prompt: { instruction: string; input: string }): string {
@@ -143,7 +146,7 @@ function conversationOf(data: SampleData): Message[] | MissingField {
 function missingExchange(data: SampleData, noPrompt: boolean): MissingField {
   return noPrompt
     ? { missing: "instruction", message: `needs messages, or instruction, question or prompt text; the row has ${fieldsOf(data)}` }
-    : { missing: "output", message: `needs an output, answer or chosen text; the row has ${fieldsOf(data)}` };
+    : { missing: "output", message: `needs an output, solution, answer or chosen text; the row has ${fieldsOf(data)}` };
 }
 
 function toAlpaca(data: SampleData): AlpacaRecord | MissingField {
@@ -196,7 +199,8 @@ function toDpo(data: SampleData): DpoRecord | MissingField {
 
 /**
  * One row's `data` in `format`, or what it lacks. Columns read, by format:
- * - alpaca: instruction/input/output, question/context/answer, prompt/chosen, or a one-exchange `messages`;
+ * - alpaca: instruction/input/output, question/context/answer (a `solution` wins over `answer`), prompt/chosen
+ *   (or prompt/solution), or a one-exchange `messages`;
  * - sharegpt, openai-messages: `messages` ({role, content}), else the single-turn columns above (+ `system`);
  * - dpo: prompt (or instruction + input, question + context), chosen, rejected.
  */

@@ -141,6 +141,28 @@ describe("exportRun", () => {
 });
 
 describe("convertRow", () => {
+  it("trains on a worked solution rather than the bare reference answer", () => {
+    const math = { question: "What is 6 x 7?", answer: "42", solution: "6 x 7 = 42\n#### 42", extracted: "42" };
+    expect(convertRow("alpaca", math)).toEqual({ instruction: "What is 6 x 7?", input: "", output: "6 x 7 = 42\n#### 42" });
+    const code = { prompt: "def f():\n", solution: "def f():\n    return 1", test: "..." };
+    expect(convertRow("openai-messages", code)).toEqual({
+      messages: [
+        { role: "user", content: "def f():\n" },
+        { role: "assistant", content: "def f():\n    return 1" },
+      ],
+    });
+  });
+
+  it("puts a system instruction first in conversations", () => {
+    expect(convertRow("sharegpt", { system: "Think step by step.", instruction: "Why?", input: "", output: "Because." })).toEqual({
+      conversations: [
+        { from: "system", value: "Think step by step." },
+        { from: "human", value: "Why?" },
+        { from: "gpt", value: "Because." },
+      ],
+    });
+  });
+
   it("says which message is malformed", () => {
     expect(convertRow("sharegpt", { messages: [{ role: "user", content: "hi" }, { role: "tool", content: "x" }] })).toEqual({
       missing: "messages",
