@@ -81,10 +81,16 @@ export async function buildGraph<O extends GraphOptionValues>(
   }
   const options = { ...definition.defaults, ...overrides } as O;
   const built = await definition.build(options, env);
-  const operators = insertOperators(definition.name, built.operators, customization);
-  const graph: BuiltGraph = { ...built, operators, name: definition.name, options };
-  validateGraph(graph);
-  return graph;
+  try {
+    const operators = insertOperators(definition.name, built.operators, customization);
+    const graph: BuiltGraph = { ...built, operators, name: definition.name, options };
+    validateGraph(graph);
+    return graph;
+  } catch (error) {
+    // build() may have started a simulator or opened a connection: release it, or the process never exits.
+    await built.dispose?.();
+    throw error;
+  }
 }
 
 /**

@@ -4,6 +4,7 @@ import { registerGraphsCommand } from "./graphs-command.ts";
 import { registerInspectCommand } from "./inspect-command.ts";
 import { registerRunCommand } from "./run-command.ts";
 import { registerSimCommand } from "../sim/cli.ts";
+import { registerExportCommand } from "./export-command.ts";
 
 export function positiveInteger(value: string): number {
   const parsed = Number(value);
@@ -36,6 +37,7 @@ export function createProgram(): Command {
   registerInspectCommand(program);
   registerGraphsCommand(program);
   registerSimCommand(program);
+  registerExportCommand(program);
   return program;
 }
 

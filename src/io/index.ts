@@ -36,3 +36,4 @@ export {
   type SampleLayout,
   type ShardKind,
 } from "./schema.ts";
+export { exportRun, convertRow, acceptedShards, EXPORT_FORMATS, type ExportFormat, type ExportOptions, type ExportSummary } from "./export.ts";
