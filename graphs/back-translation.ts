@@ -19,6 +19,8 @@
 // Scores: chrf (0-1). Provenance: depth 1, origin synthetic, parents = the sentence; steps: translate,
 // translate_back (both with model and tokens).
 // Rejects: low_round_trip (value = chrF, threshold = minChrF), exact_duplicate, and bad LLM answers.
+// Offline, the simulator's translations are unrelated placeholder text, so `simulatorMinChrF` (default
+// 0: keep all, scores recorded) applies instead of minChrF, and the run says so in one line.
 //
 //   rxsynth run graphs/back-translation.ts --set pivotLanguage=French --set minChrF=0.6 --out out/bt
 import { fileURLToPath } from "node:url";
@@ -40,6 +42,8 @@ export const defaults = {
   pivotLanguage: "German",
   /** Lowest chrF (0-1) between the sentence and its round trip that is kept. */
   minChrF: 0.5,
+  /** minChrF when the built-in simulator answers: its placeholder translations never round-trip. */
+  simulatorMinChrF: 0,
   /** Model on a real endpoint; "" = RXSYNTH_MODEL, else gpt-4o-mini. */
   model: "",
   /** Low: translation wants the likeliest rendering, not variety. */
@@ -107,11 +111,17 @@ export default defineGraph({
   description: "Back-translation (Sennrich et al. 2016): sentences -> pivot language -> back, pairs kept by round-trip chrF",
   defaults,
   async build(options, env) {
-    if (!(options.minChrF >= 0 && options.minChrF <= 1)) throw new ConfigError(`back-translation: minChrF must be in [0, 1], got ${options.minChrF}`);
+    for (const key of ["minChrF", "simulatorMinChrF"] as const) {
+      if (!(options[key] >= 0 && options[key] <= 1)) throw new ConfigError(`back-translation: ${key} must be in [0, 1], got ${options[key]}`);
+    }
     const source = firstRecords(await openSource(options.input), options.count);
     const endpoint = await openEndpoint(env, { model: options.model || undefined, seed: options.seed, concurrency: options.concurrency });
     const { llm } = endpoint;
     const { sourceLanguage, pivotLanguage } = options;
+    const minChrF = endpoint.simulated ? options.simulatorMinChrF : options.minChrF;
+    if (endpoint.simulated && minChrF !== options.minChrF) {
+      env.log(`back-translation: placeholder translations cannot round-trip, so pairs are kept from chrF ${minChrF} (simulatorMinChrF), not ${options.minChrF}`);
+    }
     return {
       sources: [source],
       operators: [
@@ -144,11 +154,11 @@ export default defineGraph({
         }),
         defineFilter({
           name: "round_trip_filter",
-          params: { minChrF: options.minChrF, metric: "chrF", order: CHRF_ORDER, beta: CHRF_BETA },
+          params: { minChrF, metric: "chrF", order: CHRF_ORDER, beta: CHRF_BETA },
           reads: ["text", "round_trip"],
           test(sample) {
             const score = chrF(text(sample, "round_trip"), text(sample, "text"));
-            if (score < options.minChrF) return drop("low_round_trip", { value: score, threshold: options.minChrF });
+            if (score < minChrF) return drop("low_round_trip", { value: score, threshold: minChrF });
             return { keep: true, scores: { chrf: score } };
           },
         }),

@@ -333,23 +333,6 @@ export interface SelfInstructSettings {
   readonly seed: number;
 }
 
-/** Names of the operators, in graph order (custom operators can be inserted after any of them). */
-export const SELF_INSTRUCT_OPERATORS = [
-  "sample_demos",
-  "propose_instructions",
-  "split_instructions",
-  "instruction_heuristics",
-  "rouge_filter",
-  "classify_task",
-  "generate_instances",
-  "split_instances",
-  "output_refusals",
-  "exact_dedup",
-  "near_dedup",
-  "diversity",
-  "target",
-] as const;
-
 function checkSettings(s: SelfInstructSettings): void {
   const positive = ["target", "instructionsPerRound", "parallelRounds", "instancesPerTask", "poolLimit", "concurrency"] as const;
   for (const key of positive) {
@@ -367,7 +350,7 @@ function checkSettings(s: SelfInstructSettings): void {
  * The Self-Instruct graph: rounds -> in-context examples (human seeds + accepted machine instructions)
  * -> new instructions -> instruction filters (length, unsupported modalities, ROUGE-L novelty against
  * seeds and accepted instructions) -> classification? -> instances (output-first for classification)
- * -> instance checks, refusals, exact and MinHash dedup, diversity -> the first `target` rows.
+ * -> instance checks, refusals, exact and MinHash dedup -> the first `target` rows -> diversity summary.
  */
 export async function selfInstructGraph(s: SelfInstructSettings, env: GraphEnvironment) {
   checkSettings(s);
@@ -547,8 +530,9 @@ export async function selfInstructGraph(s: SelfInstructSettings, env: GraphEnvir
     refusalFilter({ name: "output_refusals", fields: "output" }),
     exactDedup({ name: "exact_dedup", fields: ["instruction", "input", "output"] }),
     nearDedup({ name: "near_dedup", fields: ["instruction", "input", "output"], threshold: s.nearDupThreshold, seed: s.seed }),
-    diversityTracker({ name: "diversity", fields: "instruction", seed: s.seed }),
     target,
+    // After the target, so the summary describes exactly the rows written.
+    diversityTracker({ name: "diversity", fields: "instruction", seed: s.seed }),
   ];
   return { sources: [source], operators, dispose: () => endpoint.dispose() };
 }

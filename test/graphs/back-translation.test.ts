@@ -25,10 +25,11 @@ afterEach(async () => {
 async function runGraph(overrides: Partial<typeof defaults>) {
   const out = await mkdtemp(join(tmpdir(), "rxsynth-bt-"));
   dirs.push(out);
-  const built = await buildGraph(definition, overrides, { log: () => {}, out });
+  const logs: string[] = [];
+  const built = await buildGraph(definition, overrides, { log: (line) => logs.push(line), out });
   const summary = await run(built, { out });
   const read = async (prefix: string) => (await Promise.all((await listShardFiles(out, { prefix })).map(readParquetRows))).flat() as Row[];
-  return { summary, rows: await read("part"), rejects: await read("rejects") };
+  return { summary, logs, rows: await read("part"), rejects: await read("rejects") };
 }
 
 describe("graphs/back-translation", () => {
@@ -48,7 +49,8 @@ describe("graphs/back-translation", () => {
   });
 
   it("writes sentence, translation and round trip with the chrF kept as a score", async () => {
-    const { rows } = await runGraph({ minChrF: 0, count: 8 });
+    const { rows, logs } = await runGraph({ count: 8 });
+    expect(logs).toContain("back-translation: placeholder translations cannot round-trip, so pairs are kept from chrF 0 (simulatorMinChrF), not 0.5");
     expect(rows).toHaveLength(8);
     for (const row of rows) {
       expect(Object.keys(row.data).filter((key) => key !== "_extra").sort()).toEqual(["pivot_language", "round_trip", "source_language", "text", "translation"]);
@@ -61,8 +63,8 @@ describe("graphs/back-translation", () => {
   });
 
   it("rejects pairs whose round trip drifts below the chrF threshold, with the value", async () => {
-    // The simulator's translations are unrelated text, so at the default threshold the round trips fail.
-    const { rows, rejects } = await runGraph({ count: 10 });
+    // The simulator's translations are unrelated text, so at a real model's threshold the round trips fail.
+    const { rows, rejects } = await runGraph({ count: 10, simulatorMinChrF: 0.5 });
     const low = rejects.filter((row) => row.reject!.reason === "low_round_trip");
     expect(low.length).toBeGreaterThan(0);
     expect(rows.length + rejects.length).toBe(10);
