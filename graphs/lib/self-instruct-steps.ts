@@ -20,7 +20,6 @@ import {
   type Metrics,
   type Operator,
   type RunContext,
-  type Sample,
   type Source,
   type SourceItem,
 } from "../../src/index.ts";
