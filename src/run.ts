@@ -1,3 +1,4 @@
+import { setMaxListeners } from "node:events";
 import { join, relative } from "node:path";
 import { Observable, type Subscriber } from "rxjs";
 import { withRunContext, type CheckpointHook, type RejectInfo, type RunContext } from "./context.ts";
@@ -111,6 +112,8 @@ export async function run(graph: BuiltGraph, options: RunOptions = {}): Promise<
   // Registered in graph order, so reports list operators as the graph reads, not in subscription order.
   for (const operator of graph.operators) metrics.counters(operator.meta.name);
   const stopController = new AbortController();
+  // Every operator listens on the run's signal; a long graph has more than Node's default of 10.
+  setMaxListeners(0, stopController.signal);
   const hooks: CheckpointHook[] = [];
   const operatorParams: Record<string, { version: string; params: unknown }> = { ...previous?.operators };
   const trackers = new Map<string, PositionTracker>();
