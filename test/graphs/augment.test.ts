@@ -1,35 +1,10 @@
-import { mkdtemp, readFile, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { buildGraph, listShardFiles, run } from "../../src/index.ts";
+import { readFile } from "node:fs/promises";
+import { describe, expect, it } from "vitest";
 import definition, { defaults } from "../../graphs/augment.ts";
 import { rougeL } from "../../operators/diversity/rouge.ts";
-import { readParquetRows } from "../support/parquet.ts";
+import { useGraphRuns } from "../support/graph-run.ts";
 
-type Row = {
-  data: Record<string, unknown>;
-  provenance: { origin: string; depth: number; parents: string[]; steps: { op: string; note: string | null }[] };
-  reject?: { operator: string; reason: string; value: number | null; threshold: number | null; message: string | null };
-};
-
-const dirs: string[] = [];
-beforeEach(() => {
-  vi.stubEnv("OPENAI_BASE_URL", "");
-});
-afterEach(async () => {
-  vi.unstubAllEnvs();
-  await Promise.all(dirs.splice(0).map((dir) => rm(dir, { recursive: true, force: true })));
-});
-
-async function runGraph(overrides: Partial<typeof defaults>) {
-  const out = await mkdtemp(join(tmpdir(), "rxsynth-augment-"));
-  dirs.push(out);
-  const built = await buildGraph(definition, overrides, { log: () => {}, out });
-  const summary = await run(built, { out });
-  const read = async (prefix: string) => (await Promise.all((await listShardFiles(out, { prefix })).map(readParquetRows))).flat() as Row[];
-  return { summary, rows: await read("part"), rejects: await read("rejects") };
-}
+const { runGraph } = useGraphRuns();
 
 async function examples(): Promise<Map<string, { text: string; label: string }>> {
   const lines = (await readFile(defaults.input, "utf8")).trim().split("\n");
@@ -39,7 +14,7 @@ async function examples(): Promise<Map<string, { text: string; label: string }>>
 describe("graphs/augment", () => {
   it("writes originals and their paraphrases, style rewrites and expansions, each with the original's label", async () => {
     const input = await examples();
-    const { rows } = await runGraph({ count: 3, checkLabel: false });
+    const { rows } = await runGraph(definition, { count: 3, checkLabel: false });
     // Per example: the original, 2 paraphrases, 3 styles, 2 expansions.
     expect(rows).toHaveLength(3 * 8);
     const kinds = rows.map((row) => row.data.augmentation as string).sort();
@@ -62,7 +37,7 @@ describe("graphs/augment", () => {
   });
 
   it("rejects variants too similar to their original, with the ROUGE-L and the threshold", async () => {
-    const { rows, rejects } = await runGraph({ count: 2, checkLabel: false, maxSimilarity: 0.08 });
+    const { rows, rejects } = await runGraph(definition, { count: 2, checkLabel: false, maxSimilarity: 0.08 });
     const near = rejects.filter((row) => row.reject!.reason === "near_copy");
     expect(near.length).toBeGreaterThan(0);
     for (const row of near) {
@@ -77,7 +52,7 @@ describe("graphs/augment", () => {
   });
 
   it("drops variants whose zero-shot label differs from the example's", async () => {
-    const { rows, rejects } = await runGraph({ count: 2 });
+    const { rows, rejects } = await runGraph(definition, { count: 2 });
     const changed = rejects.filter((row) => row.reject!.reason === "label_changed");
     expect(changed.length).toBeGreaterThan(0);
     for (const row of changed) {

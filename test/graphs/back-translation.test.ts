@@ -1,36 +1,8 @@
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { buildGraph, listShardFiles, run } from "../../src/index.ts";
-import definition, { chrF, defaults } from "../../graphs/back-translation.ts";
-import { readParquetRows } from "../support/parquet.ts";
+import { describe, expect, it } from "vitest";
+import definition, { chrF } from "../../graphs/back-translation.ts";
+import { useGraphRuns } from "../support/graph-run.ts";
 
-type Row = {
-  data: Record<string, unknown>;
-  scores: Record<string, number>;
-  provenance: { origin: string; depth: number; parents: string[]; steps: { op: string; model: string | null }[] };
-  reject?: { operator: string; reason: string; value: number | null; threshold: number | null };
-};
-
-const dirs: string[] = [];
-beforeEach(() => {
-  vi.stubEnv("OPENAI_BASE_URL", "");
-});
-afterEach(async () => {
-  vi.unstubAllEnvs();
-  await Promise.all(dirs.splice(0).map((dir) => rm(dir, { recursive: true, force: true })));
-});
-
-async function runGraph(overrides: Partial<typeof defaults>) {
-  const out = await mkdtemp(join(tmpdir(), "rxsynth-bt-"));
-  dirs.push(out);
-  const logs: string[] = [];
-  const built = await buildGraph(definition, overrides, { log: (line) => logs.push(line), out });
-  const summary = await run(built, { out });
-  const read = async (prefix: string) => (await Promise.all((await listShardFiles(out, { prefix })).map(readParquetRows))).flat() as Row[];
-  return { summary, logs, rows: await read("part"), rejects: await read("rejects") };
-}
+const { runGraph } = useGraphRuns();
 
 describe("graphs/back-translation", () => {
   it("scores round trips with chrF as sacrebleu defines it", () => {
@@ -49,7 +21,7 @@ describe("graphs/back-translation", () => {
   });
 
   it("writes sentence, translation and round trip with the chrF kept as a score", async () => {
-    const { rows, logs } = await runGraph({ count: 8 });
+    const { rows, logs } = await runGraph(definition, { count: 8 });
     expect(logs).toContain("back-translation: placeholder translations cannot round-trip, so pairs are kept from chrF 0 (simulatorMinChrF), not 0.5");
     expect(rows).toHaveLength(8);
     for (const row of rows) {
@@ -64,7 +36,7 @@ describe("graphs/back-translation", () => {
 
   it("rejects pairs whose round trip drifts below the chrF threshold, with the value", async () => {
     // The simulator's translations are unrelated text, so at a real model's threshold the round trips fail.
-    const { rows, rejects } = await runGraph({ count: 10, simulatorMinChrF: 0.5 });
+    const { rows, rejects } = await runGraph(definition, { count: 10, simulatorMinChrF: 0.5 });
     const low = rejects.filter((row) => row.reject!.reason === "low_round_trip");
     expect(low.length).toBeGreaterThan(0);
     expect(rows.length + rejects.length).toBe(10);

@@ -1,40 +1,15 @@
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { buildGraph, listShardFiles, run } from "../../src/index.ts";
+import { describe, expect, it } from "vitest";
+import { buildGraph } from "../../src/index.ts";
 import definition, { defaults } from "../../graphs/distill-rationales.ts";
 import { readSeedTasks } from "../../graphs/lib/self-instruct-steps.ts";
-import { readParquetRows } from "../support/parquet.ts";
+import { useGraphRuns } from "../support/graph-run.ts";
 
-type Row = {
-  data: Record<string, unknown>;
-  provenance: { origin: string; depth: number; parents: string[]; steps: { op: string; note: string | null; model: string | null }[] };
-  reject?: { operator: string; reason: string };
-};
-
-const dirs: string[] = [];
-beforeEach(() => {
-  vi.stubEnv("OPENAI_BASE_URL", "");
-});
-afterEach(async () => {
-  vi.unstubAllEnvs();
-  await Promise.all(dirs.splice(0).map((dir) => rm(dir, { recursive: true, force: true })));
-});
-
-async function runGraph(overrides: Partial<typeof defaults>) {
-  const out = await mkdtemp(join(tmpdir(), "rxsynth-orca-"));
-  dirs.push(out);
-  const built = await buildGraph(definition, overrides, { log: () => {}, out });
-  const summary = await run(built, { out });
-  const read = async (prefix: string) => (await Promise.all((await listShardFiles(out, { prefix })).map(readParquetRows))).flat() as Row[];
-  return { summary, rows: await read("part"), rejects: await read("rejects") };
-}
+const { runGraph } = useGraphRuns();
 
 describe("graphs/distill-rationales", () => {
   it("answers each prompt under its system instructions, recorded in the data and the provenance", async () => {
     const seeds = await readSeedTasks(defaults.input);
-    const { rows, rejects, summary } = await runGraph({ count: 6, systemsPerPrompt: 3 });
+    const { rows, rejects, summary } = await runGraph(definition, { count: 6, systemsPerPrompt: 3 });
     expect(summary.metrics.operators.find((op) => op.name === "assign_system")!.out).toBe(18);
     expect(rows.length + rejects.length).toBe(18);
     expect(rows.length).toBeGreaterThan(12);
@@ -61,7 +36,7 @@ describe("graphs/distill-rationales", () => {
 
   it("takes system instructions from its options and checks how many a prompt may get", async () => {
     const custom = [{ name: "socratic", text: "Answer by asking and then answering the questions that lead to the solution." }];
-    const { rows } = await runGraph({ count: 3, systemInstructions: custom });
+    const { rows } = await runGraph(definition, { count: 3, systemInstructions: custom });
     expect(rows.length).toBeGreaterThan(0);
     for (const row of rows) expect(row.data).toMatchObject({ system_name: "socratic", system: custom[0]!.text });
     await expect(buildGraph(definition, { systemInstructions: custom, systemsPerPrompt: 2 })).rejects.toThrow(/systemsPerPrompt must be an integer from 1 to 1/);

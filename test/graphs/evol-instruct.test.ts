@@ -1,41 +1,15 @@
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { buildGraph, listShardFiles, run } from "../../src/index.ts";
+import { describe, expect, it } from "vitest";
+import { buildGraph } from "../../src/index.ts";
 import definition, { defaults, eliminationVerdict } from "../../graphs/evol-instruct.ts";
-import { readParquetRows } from "../support/parquet.ts";
+import { useGraphRuns } from "../support/graph-run.ts";
 
-type Row = {
-  id: string;
-  data: Record<string, unknown>;
-  provenance: { origin: string; depth: number; parents: string[]; steps: { op: string; note: string | null }[] };
-  reject?: { operator: string; reason: string; value: number | null; threshold: number | null; message: string | null };
-};
-
-const dirs: string[] = [];
-beforeEach(() => {
-  vi.stubEnv("OPENAI_BASE_URL", "");
-});
-afterEach(async () => {
-  vi.unstubAllEnvs();
-  await Promise.all(dirs.splice(0).map((dir) => rm(dir, { recursive: true, force: true })));
-});
-
-async function runGraph(overrides: Partial<typeof defaults>) {
-  const out = await mkdtemp(join(tmpdir(), "rxsynth-evol-"));
-  dirs.push(out);
-  const built = await buildGraph(definition, overrides, { log: () => {}, out });
-  const summary = await run(built, { out });
-  const read = async (prefix: string) => (await Promise.all((await listShardFiles(out, { prefix })).map(readParquetRows))).flat() as Row[];
-  return { summary, rows: await read("part"), rejects: await read("rejects") };
-}
+const { runGraph } = useGraphRuns();
 
 const RULES = { gainCheck: "rouge", gainThreshold: 0.8, apologyMaxWords: 80, minOutputWords: 3 } as const;
 
 describe("graphs/evol-instruct", () => {
   it("writes every round's survivors as rows whose depth is their round, with the evolution kind in the step note", async () => {
-    const { summary, rows } = await runGraph({ count: 4, rounds: 3 });
+    const { summary, rows } = await runGraph(definition, { count: 4, rounds: 3 });
     expect(summary.status).toBe("complete");
     expect(rows).toHaveLength(12);
     for (const row of rows) {
@@ -60,7 +34,7 @@ describe("graphs/evol-instruct", () => {
   });
 
   it("eliminates failed evolutions into rejects with their reason, ending their lineage", async () => {
-    const { rows, rejects } = await runGraph({ count: 3, rounds: 2, minOutputWords: 100_000 });
+    const { rows, rejects } = await runGraph(definition, { count: 3, rounds: 2, minOutputWords: 100_000 });
     expect(rows).toEqual([]);
     expect(rejects).toHaveLength(3);
     for (const row of rejects) {
@@ -71,7 +45,7 @@ describe("graphs/evol-instruct", () => {
   });
 
   it("asks a judge for information gain when gainCheck is judge", async () => {
-    const { rows, rejects, summary } = await runGraph({ count: 6, rounds: 2, gainCheck: "judge" });
+    const { rows, rejects, summary } = await runGraph(definition, { count: 6, rounds: 2, gainCheck: "judge" });
     const names = summary.metrics.operators.map((op) => op.name);
     expect(names).toEqual(["evolution", "evolve_1", "gain_judge_1", "respond_1", "eliminate_1", "fork_1", "evolve_2", "gain_judge_2", "respond_2", "eliminate_2"]);
     const noGain = rejects.filter((row) => row.reject!.reason === "no_information_gain");

@@ -1,41 +1,10 @@
-import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { buildGraph, listShardFiles, run } from "../../src/index.ts";
+import { describe, expect, it } from "vitest";
 import definition, { defaults } from "../../graphs/instruction-backtranslation.ts";
-import { readParquetRows } from "../support/parquet.ts";
+import { useGraphRuns } from "../support/graph-run.ts";
 
-type Row = {
-  id: string;
-  data: Record<string, unknown>;
-  scores: Record<string, number>;
-  provenance: { origin: string; source: string; depth: number; parents: string[]; steps: { op: string; note: string | null; model: string | null }[] };
-  reject?: { operator: string; reason: string; value: number | null; threshold: number | null; message: string | null };
-};
-
-const dirs: string[] = [];
-beforeEach(() => {
-  vi.stubEnv("OPENAI_BASE_URL", "");
-});
-afterEach(async () => {
-  vi.unstubAllEnvs();
-  await Promise.all(dirs.splice(0).map((dir) => rm(dir, { recursive: true, force: true })));
-});
-
-async function newDir(): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), "rxsynth-humpback-"));
-  dirs.push(dir);
-  return dir;
-}
-
-async function runGraph(overrides: Partial<typeof defaults>) {
-  const out = await newDir();
-  const built = await buildGraph(definition, overrides, { log: () => {}, out });
-  const summary = await run(built, { out });
-  const read = async (prefix: string) => (await Promise.all((await listShardFiles(out, { prefix })).map(readParquetRows))).flat() as Row[];
-  return { summary, rows: await read("part"), rejects: await read("rejects") };
-}
+const { runGraph, tempDir } = useGraphRuns();
 
 describe("graphs/instruction-backtranslation", () => {
   it("pairs each kept document with a generated instruction and its self-curation grade", async () => {
@@ -46,7 +15,7 @@ describe("graphs/instruction-backtranslation", () => {
         .map((line) => JSON.parse(line) as { id: string; text: string })
         .map((doc) => [doc.id, doc.text]),
     );
-    const { rows, rejects } = await runGraph({ threshold: 5 });
+    const { rows, rejects } = await runGraph(definition, { threshold: 5 });
     expect(rows.length).toBeGreaterThan(0);
     expect(rows.length + rejects.length).toBe(documents.size);
     for (const row of rows) {
@@ -66,18 +35,18 @@ describe("graphs/instruction-backtranslation", () => {
   });
 
   it("keeps only the paper's top grade by default", async () => {
-    const { rows, rejects } = await runGraph({});
+    const { rows, rejects } = await runGraph(definition, {});
     for (const row of rows) expect(row.scores.quality).toBeGreaterThanOrEqual(9);
     expect(rejects.filter((row) => row.reject!.reason === "low_score").length).toBeGreaterThan(rows.length);
   });
 
   it("reads a folder of plain-text documents, one document per file, and skips those too short to be answers", async () => {
-    const folder = join(await newDir(), "docs");
+    const folder = join(await tempDir(), "docs");
     await mkdir(folder);
     const long = "Rinse the rice until the water runs clear, then soak it for twenty minutes. Use one and a quarter cups of water for each cup of rice, bring it to a boil, cover the pot and simmer on the lowest heat for fifteen minutes. Let it rest, still covered, for ten more minutes before fluffing it with a fork.";
     await writeFile(join(folder, "a-rice.txt"), long);
     await writeFile(join(folder, "b-short.md"), "Too short to answer anything.");
-    const { rows, rejects } = await runGraph({ input: folder, threshold: 1 });
+    const { rows, rejects } = await runGraph(definition, { input: folder, threshold: 1 });
     expect(rows).toHaveLength(1);
     expect(rows[0]!.data.output).toBe(long);
     expect(rejects).toHaveLength(1);

@@ -1,34 +1,20 @@
-import { mkdtemp, readFile, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { afterEach, describe, expect, it } from "vitest";
-import { buildGraph, defineFanOut, listShardFiles, memorySource, run, type GraphDefinition } from "../../src/index.ts";
+import { describe, expect, it } from "vitest";
+import { buildGraph, defineFanOut, memorySource, run } from "../../src/index.ts";
 import definition, { defaults, planQuotas } from "../../graphs/mix.ts";
-import { readParquetRows } from "../support/parquet.ts";
+import { useGraphRuns, type OutputRow } from "../support/graph-run.ts";
 
-const dirs: string[] = [];
-afterEach(async () => {
-  await Promise.all(dirs.splice(0).map((dir) => rm(dir, { recursive: true, force: true })));
-});
+const { runGraph, tempDir } = useGraphRuns();
 
-async function tempDir(): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), "rxsynth-mix-"));
-  dirs.push(dir);
-  return dir;
+/** Runs the mix graph and reads its report back beside the shards. */
+async function runMix(overrides: Partial<typeof defaults>) {
+  const result = await runGraph(definition, overrides);
+  const report = JSON.parse(await readFile(join(result.out, "mix-report.json"), "utf8")) as Record<string, unknown>;
+  return { ...result, report };
 }
 
-/** Runs a graph into a temp folder and reads its shards back with hyparquet. */
-async function runGraph(graph: GraphDefinition<typeof defaults>, overrides: Partial<typeof defaults>) {
-  const out = await tempDir();
-  const logs: string[] = [];
-  const built = await buildGraph(graph, overrides, { log: (line) => logs.push(line), out });
-  const summary = await run(built, { out, log: (line) => logs.push(line) });
-  const read = async (prefix: string) => (await Promise.all((await listShardFiles(out, { prefix })).map(readParquetRows))).flat();
-  const report = JSON.parse(await readFile(join(out, "mix-report.json"), "utf8")) as Record<string, unknown>;
-  return { out, logs, summary, report, rows: await read("part"), rejects: await read("rejects") };
-}
-
-const reasonOf = (row: Record<string, unknown>) => (row.reject as { reason: string }).reason;
+const reasonOf = (row: OutputRow) => row.reject!.reason;
 
 describe("planQuotas", () => {
   it("takes the largest mix both sides can supply at the ratio", () => {
@@ -46,7 +32,7 @@ describe("planQuotas", () => {
 
 describe("graphs/mix", () => {
   it("mixes the Self-Instruct seeds with the shipped synthetic set 70/30, dropping records deeper than maxDepth", async () => {
-    const { rows, rejects, report, logs } = await runGraph(definition, {});
+    const { rows, rejects, report, logs } = await runMix({});
     const human = rows.filter((row) => (row.data as { origin: string }).origin === "human");
     const synthetic = rows.filter((row) => (row.data as { origin: string }).origin === "synthetic");
     // 48 synthetic records, 8 of depth 3 > maxDepth 2: 40 eligible; 40 * 0.7 / 0.3 = 93 human of 175.
@@ -75,8 +61,8 @@ describe("graphs/mix", () => {
   });
 
   it("spreads each side's selection over the whole input and changes it with the seed", async () => {
-    const first = await runGraph(definition, { count: 30 });
-    const other = await runGraph(definition, { count: 30, seed: 7 });
+    const first = await runMix({ count: 30 });
+    const other = await runMix({ count: 30, seed: 7 });
     const humanIds = (result: typeof first) =>
       result.rows.filter((row) => (row.data as { origin: string }).origin === "human").map((row) => Number(String(row.id).replace("seed_task_", "")));
     expect(humanIds(first)).toHaveLength(21);
@@ -94,11 +80,11 @@ describe("graphs/mix", () => {
     await run({ name: "upstream", sources: [memorySource("records", records)], operators: [deepen("gen1")] }, { out: join(upstream, "a") });
     await run({ name: "upstream", sources: [memorySource("records", records)], operators: [deepen("gen1"), deepen("gen2"), deepen("gen3")] }, { out: join(upstream, "b") });
 
-    const shallow = await runGraph(definition, { syntheticPath: join(upstream, "a"), humanRatio: 0.5, maxDepth: 2 });
+    const shallow = await runMix({ syntheticPath: join(upstream, "a"), humanRatio: 0.5, maxDepth: 2 });
     expect(shallow.report).toMatchObject({ synthetic: { available: 12, eligible: 12, kept: 12 }, human: { kept: 12 } });
     expect(shallow.rows.filter((row) => (row.data as { origin: string }).origin === "synthetic").every((row) => (row.data as { source_depth: number }).source_depth === 1)).toBe(true);
 
-    const deep = await runGraph(definition, { syntheticPath: join(upstream, "b"), humanRatio: 0.5, maxDepth: 2 });
+    const deep = await runMix({ syntheticPath: join(upstream, "b"), humanRatio: 0.5, maxDepth: 2 });
     expect(deep.report).toMatchObject({ rows: 0, synthetic: { available: 12, eligible: 0, too_deep: 12 } });
     expect(deep.rejects.filter((row) => reasonOf(row) === "too_deep").map((row) => (row.reject as { value: number }).value)).toEqual(Array(12).fill(3));
   });

@@ -1,26 +1,12 @@
-import { mkdtemp, readFile, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { afterEach, describe, expect, it } from "vitest";
-import { buildGraph, listShardFiles, run, type GraphDefinition } from "../../src/index.ts";
+import { describe, expect, it } from "vitest";
+import { buildGraph } from "../../src/index.ts";
 import { exportRun } from "../../src/io/export.ts";
 import definition, { defaults, promptText } from "../../graphs/preference-pairs.ts";
-import { readParquetRows } from "../support/parquet.ts";
+import { useGraphRuns } from "../support/graph-run.ts";
 
-const dirs: string[] = [];
-afterEach(async () => {
-  await Promise.all(dirs.splice(0).map((dir) => rm(dir, { recursive: true, force: true })));
-});
-
-/** Runs a graph into a temp folder (simulator endpoint) and reads its shards back with hyparquet. */
-async function runGraph(graph: GraphDefinition<typeof defaults>, overrides: Partial<typeof defaults>) {
-  const out = await mkdtemp(join(tmpdir(), "rxsynth-preference-pairs-"));
-  dirs.push(out);
-  const built = await buildGraph(graph, overrides, { log: () => {}, out });
-  const summary = await run(built, { out });
-  const read = async (prefix: string) => (await Promise.all((await listShardFiles(out, { prefix })).map(readParquetRows))).flat();
-  return { out, summary, rows: await read("part"), rejects: await read("rejects") };
-}
+const { runGraph } = useGraphRuns();
 
 type Step = { op: string; model: string | null; note: string | null };
 const COLUMNS = ["prompt", "chosen", "rejected", "chosen_model", "rejected_model", "chosen_temperature", "rejected_temperature"];

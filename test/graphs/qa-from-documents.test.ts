@@ -1,36 +1,11 @@
-import { mkdtemp, readFile, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { buildGraph, childSampleId, listShardFiles, run } from "../../src/index.ts";
+import { readFile } from "node:fs/promises";
+import { describe, expect, it } from "vitest";
+import { childSampleId } from "../../src/index.ts";
 import { countTokens } from "../../src/llm/index.ts";
 import definition, { chunkByTokens, defaults } from "../../graphs/qa-from-documents.ts";
-import { readParquetRows } from "../support/parquet.ts";
+import { useGraphRuns } from "../support/graph-run.ts";
 
-type Row = {
-  data: Record<string, unknown>;
-  scores: Record<string, number>;
-  provenance: { origin: string; depth: number; parents: string[]; steps: { op: string; note: string | null }[] };
-  reject?: { operator: string; reason: string; value: number | null; threshold: number | null };
-};
-
-const dirs: string[] = [];
-beforeEach(() => {
-  vi.stubEnv("OPENAI_BASE_URL", "");
-});
-afterEach(async () => {
-  vi.unstubAllEnvs();
-  await Promise.all(dirs.splice(0).map((dir) => rm(dir, { recursive: true, force: true })));
-});
-
-async function runGraph(overrides: Partial<typeof defaults>) {
-  const out = await mkdtemp(join(tmpdir(), "rxsynth-qa-"));
-  dirs.push(out);
-  const built = await buildGraph(definition, overrides, { log: () => {}, out });
-  const summary = await run(built, { out });
-  const read = async (prefix: string) => (await Promise.all((await listShardFiles(out, { prefix })).map(readParquetRows))).flat() as Row[];
-  return { summary, rows: await read("part"), rejects: await read("rejects") };
-}
+const { runGraph } = useGraphRuns();
 
 async function documents(): Promise<{ id: string; title: string; text: string }[]> {
   return (await readFile(defaults.input, "utf8"))
@@ -65,7 +40,7 @@ describe("graphs/qa-from-documents", () => {
 
   it("writes grounded pairs whose provenance names their chunk, which names its document", async () => {
     const docs = await documents();
-    const { rows, summary } = await runGraph({ threshold: 1 });
+    const { rows, summary } = await runGraph(definition, { threshold: 1 });
     const chunkCounter = summary.metrics.operators.find((op) => op.name === "chunk")!;
     expect(chunkCounter.out).toBeGreaterThan(docs.length);
     expect(rows.length).toBeGreaterThanOrEqual(chunkCounter.out);
@@ -87,7 +62,7 @@ describe("graphs/qa-from-documents", () => {
   });
 
   it("rejects answers the judge finds unsupported by their chunk", async () => {
-    const { rows, rejects } = await runGraph({ count: 2 });
+    const { rows, rejects } = await runGraph(definition, { count: 2 });
     const low = rejects.filter((row) => row.reject!.reason === "low_score");
     expect(low.length).toBeGreaterThan(0);
     for (const row of low) {

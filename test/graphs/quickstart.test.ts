@@ -1,24 +1,18 @@
 import { execFile } from "node:child_process";
-import { mkdtemp, readFile, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { afterEach, describe, expect, it } from "vitest";
-import { listShardFiles } from "../../src/index.ts";
-import { readParquetRows } from "../support/parquet.ts";
+import { describe, expect, it } from "vitest";
+import { readShards, useGraphRuns } from "../support/graph-run.ts";
 
 const exec = promisify(execFile);
 const root = join(import.meta.dirname, "..", "..");
 
-const dirs: string[] = [];
-afterEach(async () => {
-  await Promise.all(dirs.splice(0).map((dir) => rm(dir, { recursive: true, force: true })));
-});
+const { tempDir } = useGraphRuns();
 
 describe("graphs/quickstart", () => {
   it("is what `npm start` runs: 200 self-instruct rows with the simulator, saying so in one line", async () => {
-    const out = await mkdtemp(join(tmpdir(), "rxsynth-quickstart-"));
-    dirs.push(out);
+    const out = await tempDir("quickstart");
     const env: NodeJS.ProcessEnv = { ...process.env };
     delete env.OPENAI_BASE_URL;
     const started = Date.now();
@@ -29,7 +23,7 @@ describe("graphs/quickstart", () => {
     expect(said).toContain("complete: 200 accepted");
     expect(seconds).toBeLessThan(60);
 
-    const rows = (await Promise.all((await listShardFiles(out, { prefix: "part" })).map(readParquetRows))).flat();
+    const rows = await readShards(out, "part");
     expect(rows).toHaveLength(200);
     for (const row of rows) {
       const data = row.data as Record<string, unknown>;

@@ -1,51 +1,16 @@
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { buildGraph, defineMap, drop, defineFilter, listShardFiles, run, type GraphCustomization, type RunOptions } from "../../src/index.ts";
+import { describe, expect, it } from "vitest";
+import { defineMap, drop, defineFilter } from "../../src/index.ts";
 import definition, { defaults } from "../../graphs/self-instruct.ts";
 import { parseInstructionList, readSeedTasks } from "../../graphs/lib/self-instruct-steps.ts";
-import { readParquetRows } from "../support/parquet.ts";
+import { useGraphRuns } from "../support/graph-run.ts";
 
-type Row = Record<string, unknown> & {
-  data: Record<string, unknown>;
-  provenance: { origin: string; depth: number; parents: string[]; steps: { op: string; note: string | null; model: string | null }[] };
-  reject?: { operator: string; reason: string; value: number | null; threshold: number | null; duplicate_of: string | null };
-};
-
-const dirs: string[] = [];
-beforeEach(() => {
-  vi.stubEnv("OPENAI_BASE_URL", "");
-});
-afterEach(async () => {
-  vi.unstubAllEnvs();
-  await Promise.all(dirs.splice(0).map((dir) => rm(dir, { recursive: true, force: true })));
-});
-
-async function newDir(): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), "rxsynth-self-instruct-"));
-  dirs.push(dir);
-  return dir;
-}
-
-async function readShards(out: string, prefix: string): Promise<Row[]> {
-  return (await Promise.all((await listShardFiles(out, { prefix })).map(readParquetRows))).flat() as Row[];
-}
-
-/** Runs the graph into `out` (a new folder unless given) and reads back what it wrote. */
-async function runGraph(overrides: Partial<typeof defaults>, options: { out?: string; customization?: GraphCustomization; run?: RunOptions } = {}) {
-  const out = options.out ?? (await newDir());
-  const logs: string[] = [];
-  const built = await buildGraph(definition, overrides, { log: (line) => logs.push(line), out }, options.customization);
-  const summary = await run(built, { out, ...options.run });
-  return { out, summary, logs, rows: await readShards(out, "part"), rejects: await readShards(out, "rejects") };
-}
+const { runGraph, tempDir } = useGraphRuns();
 
 const STEPS = ["sample_demos", "propose_instructions", "split_instructions", "classify_task", "generate_instances", "split_instances"];
 
 describe("graphs/self-instruct", () => {
   it("stops at the target with exactly that many rows, the documented columns and depth-1 provenance", async () => {
-    const { summary, rows, rejects, logs } = await runGraph({ target: 12 });
+    const { summary, rows, rejects, logs } = await runGraph(definition, { target: 12 });
     expect(summary.status).toBe("complete");
     expect(rows).toHaveLength(12);
     expect(logs.filter((line) => line.startsWith("no OPENAI_BASE_URL set"))).toHaveLength(1);
@@ -71,7 +36,7 @@ describe("graphs/self-instruct", () => {
 
   it("draws in-context examples from accepted instructions once an earlier wave has come back", async () => {
     // One round per wave: every round after the first sees what the ones before it accepted.
-    const { rows } = await runGraph({ target: 20, parallelRounds: 1 });
+    const { rows } = await runGraph(definition, { target: 20, parallelRounds: 1 });
     expect(rows).toHaveLength(20);
     const notes = rows.map((row) => row.provenance.steps[0]!.note!);
     const machine = notes.map((note) => Number(/machine: (\d+) of (\d+)/.exec(note)![1]));
@@ -100,6 +65,7 @@ describe("graphs/self-instruct", () => {
       test: (sample) => (/\bquiz\b/i.test(sample.data.instruction as string) ? drop("quiz") : true),
     });
     const { rows, rejects, summary } = await runGraph(
+      definition,
       { target: 15 },
       { customization: { insert: [{ after: "instruction_heuristics", operators: [tag, noQuiz] }] } },
     );
@@ -130,7 +96,7 @@ describe("graphs/self-instruct", () => {
       name: "copy_seed",
       map: (sample) => (n++ % 3 === 0 ? { data: { ...sample.data, instruction: seeds[5]!.instruction } } : {}),
     });
-    const { rejects } = await runGraph({ target: 10 }, { customization: { insert: [{ after: "split_instructions", operators: [copySeed] }] } });
+    const { rejects } = await runGraph(definition, { target: 10 }, { customization: { insert: [{ after: "split_instructions", operators: [copySeed] }] } });
     const copies = rejects.filter((row) => row.data.instruction === seeds[5]!.instruction);
     expect(copies.length).toBeGreaterThan(0);
     for (const row of copies) {
@@ -139,18 +105,18 @@ describe("graphs/self-instruct", () => {
   });
 
   it("continues toward the same target when a stopped run is resumed", async () => {
-    const out = await newDir();
-    const first = await runGraph({ target: 30, parallelRounds: 1 }, { out, run: { limit: 2 } });
+    const out = await tempDir();
+    const first = await runGraph(definition, { target: 30, parallelRounds: 1 }, { out, run: { limit: 2 } });
     expect(first.summary.status).toBe("limited");
     expect(first.rows.length).toBeGreaterThan(0);
     expect(first.rows.length).toBeLessThan(30);
-    const second = await runGraph({ target: 30, parallelRounds: 1 }, { out });
+    const second = await runGraph(definition, { target: 30, parallelRounds: 1 }, { out });
     expect(second.summary.status).toBe("complete");
     expect(second.summary.resumed).toBe(true);
     expect(second.rows).toHaveLength(30);
     expect(new Set(second.rows.map((row) => row.id)).size).toBe(30);
     // A finished run asked again adds nothing.
-    const third = await runGraph({ target: 30, parallelRounds: 1 }, { out });
+    const third = await runGraph(definition, { target: 30, parallelRounds: 1 }, { out });
     expect(third.summary.accepted).toBe(0);
     expect(third.rows).toHaveLength(30);
   });

@@ -1,25 +1,9 @@
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { afterEach, describe, expect, it } from "vitest";
-import { buildGraph, listShardFiles, run, type GraphDefinition } from "../../src/index.ts";
+import { describe, expect, it } from "vitest";
+import { buildGraph } from "../../src/index.ts";
 import definition, { defaults, keyFacts } from "../../graphs/template-records.ts";
-import { readParquetRows } from "../support/parquet.ts";
+import { useGraphRuns } from "../support/graph-run.ts";
 
-const dirs: string[] = [];
-afterEach(async () => {
-  await Promise.all(dirs.splice(0).map((dir) => rm(dir, { recursive: true, force: true })));
-});
-
-/** Runs a graph into a temp folder and reads its shards back with hyparquet. */
-async function runGraph(graph: GraphDefinition<typeof defaults>, overrides: Partial<typeof defaults>) {
-  const out = await mkdtemp(join(tmpdir(), "rxsynth-template-records-"));
-  dirs.push(out);
-  const built = await buildGraph(graph, overrides, { log: () => {}, out });
-  const summary = await run(built, { out });
-  const read = async (prefix: string) => (await Promise.all((await listShardFiles(out, { prefix })).map(readParquetRows))).flat();
-  return { summary, rows: await read("part"), rejects: await read("rejects") };
-}
+const { runGraph } = useGraphRuns();
 
 const COLUMNS = {
   patient_note: ["kind", "patient_id", "name", "age", "sex", "visit_date", "department", "chief_complaint", "history", "bp_systolic", "bp_diastolic", "heart_rate", "temperature_c", "diagnosis", "medication", "dosage", "plan", "text"],
