@@ -1,81 +1,13 @@
-import { mkdtemp, rm } from "node:fs/promises";
-import { createServer, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { buildGraph, listShardFiles, run, type GraphDefinition } from "../../src/index.ts";
+import { beforeAll, describe, expect, it } from "vitest";
 import definition, { assembleProgram, defaults, extractAsserts, extractCode, readProblems, type Problem } from "../../graphs/code-exec.ts";
-import { readParquetRows } from "../support/parquet.ts";
+import { useGraphRuns, useScriptedModel, type OutputRow } from "../support/graph-run.ts";
 
-const dirs: string[] = [];
-afterEach(async () => {
-  await Promise.all(dirs.splice(0).map((dir) => rm(dir, { recursive: true, force: true })));
-});
+const { runGraph } = useGraphRuns();
 
-/** Runs a graph into a temp folder and reads its shards back with hyparquet. */
-async function runGraph(graph: GraphDefinition<typeof defaults>, overrides: Partial<typeof defaults>) {
-  const out = await mkdtemp(join(tmpdir(), "rxsynth-code-exec-"));
-  dirs.push(out);
-  const built = await buildGraph(graph, overrides, { log: () => {}, out });
-  const summary = await run(built, { out });
-  const read = async (prefix: string) => (await Promise.all((await listShardFiles(out, { prefix })).map(readParquetRows))).flat();
-  return { summary, rows: await read("part"), rejects: await read("rejects") };
-}
-
-type Row = Record<string, unknown>;
-const dataOf = (row: Row) => row.data as Record<string, unknown>;
-const stepsOf = (row: Row) => (row.provenance as { steps: { op: string; note: string | null }[] }).steps;
-const historyOf = (row: Row) => JSON.parse(dataOf(row).history as string) as { attempt: number; status: string; error: string }[];
+const dataOf = (row: OutputRow) => row.data;
+const stepsOf = (row: OutputRow) => row.provenance.steps;
+const historyOf = (row: OutputRow) => JSON.parse(dataOf(row).history as string) as { attempt: number; status: string; error: string }[];
 const COLUMNS = ["task_id", "prompt", "entry_point", "test", "solution", "tests", "program", "status", "attempts", "history"];
-
-/**
- * A scripted OpenAI-compatible endpoint over real HTTP: the first solution it writes is wrong, every
- * repair returns HumanEval's reference solution, and test-writing requests get `testAnswer`.
- */
-class ScriptedModel {
-  server: Server | undefined;
-  requests: string[] = [];
-  testAnswer = "";
-  constructor(private readonly problems: Map<string, Problem>) {}
-
-  async start(): Promise<string> {
-    this.server = createServer((req, res) => {
-      let body = "";
-      req.on("data", (chunk: Buffer) => (body += chunk.toString("utf8")));
-      req.on("end", () => {
-        const request = JSON.parse(body) as { model: string; messages: { role: string; content: string }[] };
-        const all = request.messages.map((m) => m.content).join("\n");
-        const entry = /def (\w+)\(/.exec(request.messages.find((m) => m.role === "user")!.content)![1]!;
-        const problem = [...this.problems.values()].find((p) => p.entry_point === entry)!;
-        let content: string;
-        if (all.includes("unit tests for the function")) {
-          this.requests.push("tests");
-          content = this.testAnswer;
-        } else if (request.messages.some((m) => m.role === "assistant")) {
-          this.requests.push("repair");
-          content = `The loop never ran.\n\`\`\`python\n${problem.prompt}${problem.canonical_solution}\`\`\``;
-        } else {
-          this.requests.push("solve");
-          content = `\`\`\`python\ndef ${entry}(*args):\n    return None\n\`\`\``;
-        }
-        res.writeHead(200, { "content-type": "application/json" });
-        res.end(
-          JSON.stringify({
-            id: `chatcmpl-${this.requests.length}`,
-            object: "chat.completion",
-            created: 0,
-            model: request.model,
-            choices: [{ index: 0, message: { role: "assistant", content }, finish_reason: "stop" }],
-            usage: { prompt_tokens: 10, completion_tokens: 10, total_tokens: 20 },
-          }),
-        );
-      });
-    });
-    await new Promise<void>((resolve) => this.server!.listen(0, "127.0.0.1", resolve));
-    return `http://127.0.0.1:${(this.server!.address() as AddressInfo).port}/v1`;
-  }
-}
 
 let problems: Map<string, Problem>;
 beforeAll(async () => {
@@ -117,18 +49,28 @@ describe("graphs/code-exec", () => {
   });
 
   describe("with a model over HTTP", () => {
-    const model = { current: undefined as ScriptedModel | undefined };
-    beforeAll(async () => {
-      model.current = new ScriptedModel(problems);
-      process.env.OPENAI_BASE_URL = await model.current.start();
-    });
-    afterAll(async () => {
-      delete process.env.OPENAI_BASE_URL;
-      await new Promise((resolve) => model.current!.server!.close(resolve));
+    // The first solution it writes is wrong, every repair returns HumanEval's reference solution, and
+    // test-writing requests get `testAnswer`.
+    const asked: string[] = [];
+    let testAnswer = "";
+    useScriptedModel((request) => {
+      const all = request.messages.map((m) => m.content).join("\n");
+      const entry = /def (\w+)\(/.exec(request.messages.find((m) => m.role === "user")!.content)![1]!;
+      const problem = [...problems.values()].find((p) => p.entry_point === entry)!;
+      if (all.includes("unit tests for the function")) {
+        asked.push("tests");
+        return testAnswer;
+      }
+      if (request.messages.some((m) => m.role === "assistant")) {
+        asked.push("repair");
+        return `The loop never ran.\n\`\`\`python\n${problem.prompt}${problem.canonical_solution}\`\`\``;
+      }
+      asked.push("solve");
+      return `\`\`\`python\ndef ${entry}(*args):\n    return None\n\`\`\``;
     });
 
     it("feeds the test failure back, keeps the repaired solution and records attempt 2", async () => {
-      model.current!.requests = [];
+      asked.length = 0;
       const { rows, rejects } = await runGraph(definition, { count: 2, maxRepairs: 2 });
       expect(rejects).toEqual([]);
       expect(rows).toHaveLength(2);
@@ -141,11 +83,11 @@ describe("graphs/code-exec", () => {
         expect(stepsOf(row)[2]!.note).toBe("attempt 2: test_failed -> passed");
         expect(dataOf(row).program).not.toContain("return None");
       }
-      expect(model.current!.requests.sort()).toEqual(["repair", "repair", "solve", "solve"]);
+      expect(asked.sort()).toEqual(["repair", "repair", "solve", "solve"]);
     });
 
     it("runs the model's own asserts after the problem's tests when generateTests is on", async () => {
-      model.current!.testAnswer = "Here are tests:\n```python\nassert has_close_elements([1.0, 1.05], 0.1) == 42\nprint('done')\n```";
+      testAnswer = "Here are tests:\n```python\nassert has_close_elements([1.0, 1.05], 0.1) == 42\nprint('done')\n```";
       const { rows, rejects } = await runGraph(definition, { count: 1, seedSolutions: "canonical", generateTests: true, maxRepairs: 1 });
       expect(rows).toEqual([]);
       expect(rejects).toHaveLength(1);

@@ -1,33 +1,13 @@
 import { readFileSync } from "node:fs";
-import { mkdtemp, rm } from "node:fs/promises";
-import { createServer, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { buildGraph, listShardFiles, run, type GraphDefinition } from "../../src/index.ts";
+import { describe, expect, it } from "vitest";
 import definition, { answersMatch, defaults, extractAnswer, parseNumber } from "../../graphs/math-verified.ts";
-import { readParquetRows } from "../support/parquet.ts";
+import { useGraphRuns, useScriptedModel, type OutputRow } from "../support/graph-run.ts";
 
-const dirs: string[] = [];
-afterEach(async () => {
-  await Promise.all(dirs.splice(0).map((dir) => rm(dir, { recursive: true, force: true })));
-});
+const { runGraph } = useGraphRuns();
 
-/** Runs a graph into a temp folder and reads its shards back with hyparquet. */
-async function runGraph(graph: GraphDefinition<typeof defaults>, overrides: Partial<typeof defaults>) {
-  const out = await mkdtemp(join(tmpdir(), "rxsynth-math-verified-"));
-  dirs.push(out);
-  const built = await buildGraph(graph, overrides, { log: () => {}, out });
-  const summary = await run(built, { out });
-  const read = async (prefix: string) => (await Promise.all((await listShardFiles(out, { prefix })).map(readParquetRows))).flat();
-  return { summary, rows: await read("part"), rejects: await read("rejects") };
-}
-
-type Row = Record<string, unknown>;
-const dataOf = (row: Row) => row.data as Record<string, unknown>;
-const stepsOf = (row: Row) => (row.provenance as { steps: { op: string; note: string | null }[] }).steps;
-const reject = (row: Row) => row.reject as { reason: string; value: number | null; message: string; operator: string };
+const dataOf = (row: OutputRow) => row.data;
+const stepsOf = (row: OutputRow) => row.provenance.steps;
+const reject = (row: OutputRow) => row.reject!;
 
 const PROBLEMS = readFileSync(defaults.problemsPath, "utf8")
   .split("\n")
@@ -100,41 +80,18 @@ describe("graphs/math-verified", () => {
   });
 
   describe("with a model over HTTP", () => {
-    let server: Server;
-    const seen: { role: string; content: string }[][] = [];
-    beforeAll(async () => {
-      // Of each request's n solutions, the even ones are right and the odd ones say 7; a correction is always right.
-      server = createServer((req, res) => {
-        let body = "";
-        req.on("data", (chunk: Buffer) => (body += chunk.toString("utf8")));
-        req.on("end", () => {
-          const request = JSON.parse(body) as { model: string; n?: number; messages: { role: string; content: string }[] };
-          seen.push(request.messages);
-          const text = request.messages.map((m) => m.content).join("\n");
-          const problem = PROBLEMS.find((p) => text.includes(`Problem: ${p.question}`))!;
-          const correcting = request.messages.some((m) => m.role === "assistant");
-          const choices = Array.from({ length: request.n ?? 1 }, (_, index) => ({
-            index,
-            finish_reason: "stop",
-            message: {
-              role: "assistant",
-              content: correcting
-                ? `The guess skipped the arithmetic. Redoing it.\n#### ${problem.answer}`
-                : index % 2 === 0
-                  ? `Working it out carefully.\n#### ${problem.answer}`
-                  : `A quick guess.\n#### 7`,
-            },
-          }));
-          res.writeHead(200, { "content-type": "application/json" });
-          res.end(JSON.stringify({ id: "x", object: "chat.completion", created: 0, model: request.model, choices, usage: { prompt_tokens: 5, completion_tokens: 5, total_tokens: 10 } }));
-        });
-      });
-      await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-      process.env.OPENAI_BASE_URL = `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1`;
-    });
-    afterAll(async () => {
-      delete process.env.OPENAI_BASE_URL;
-      await new Promise((resolve) => server.close(resolve));
+    // Of each request's n solutions, the even ones are right and the odd ones say 7; a correction is always right.
+    const model = useScriptedModel((request) => {
+      const text = request.messages.map((m) => m.content).join("\n");
+      const problem = PROBLEMS.find((p) => text.includes(`Problem: ${p.question}`))!;
+      const correcting = request.messages.some((m) => m.role === "assistant");
+      return Array.from({ length: request.n ?? 1 }, (_, index) =>
+        correcting
+          ? `The guess skipped the arithmetic. Redoing it.\n#### ${problem.answer}`
+          : index % 2 === 0
+            ? `Working it out carefully.\n#### ${problem.answer}`
+            : `A quick guess.\n#### 7`,
+      );
     });
 
     it("keeps verified solutions and, with keepCorrections, wrong attempts followed by their verified correction", async () => {
@@ -149,7 +106,7 @@ describe("graphs/math-verified", () => {
         expect(stepsOf(row)[2]!.note).toBe(`corrected "7" -> "${String(data.answer)}"`);
       }
       // The correction request said the answer was wrong and, with hint, gave the reference.
-      const correction = seen.find((messages) => messages.some((m) => m.role === "assistant"))!;
+      const correction = model.requests.find((request) => request.messages.some((m) => m.role === "assistant"))!.messages;
       expect(correction.at(-1)!.content).toMatch(/^Your final answer, 7, is wrong\. The correct answer is \d+/);
     });
   });

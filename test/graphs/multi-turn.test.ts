@@ -1,39 +1,16 @@
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
-import { createServer, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
-import { tmpdir } from "node:os";
+import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { buildGraph, listShardFiles, run, type GraphDefinition } from "../../src/index.ts";
+import { describe, expect, it } from "vitest";
 import { exportRun } from "../../src/io/export.ts";
-import definition, { cleanUserTurn, defaults, openerText, type Message } from "../../graphs/multi-turn.ts";
+import definition, { cleanUserTurn, openerText, type Message } from "../../graphs/multi-turn.ts";
 import { wordCount } from "../../graphs/lib/llm-steps.ts";
-import { readParquetRows } from "../support/parquet.ts";
+import { useGraphRuns, useScriptedModel, type OutputRow } from "../support/graph-run.ts";
 
-const dirs: string[] = [];
-afterEach(async () => {
-  await Promise.all(dirs.splice(0).map((dir) => rm(dir, { recursive: true, force: true })));
-});
+const { runGraph, tempDir } = useGraphRuns();
 
-async function tempDir(): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), "rxsynth-multi-turn-"));
-  dirs.push(dir);
-  return dir;
-}
-
-/** Runs a graph into a temp folder and reads its shards back with hyparquet. */
-async function runGraph(graph: GraphDefinition<typeof defaults>, overrides: Partial<typeof defaults>) {
-  const out = await tempDir();
-  const built = await buildGraph(graph, overrides, { log: () => {}, out });
-  const summary = await run(built, { out });
-  const read = async (prefix: string) => (await Promise.all((await listShardFiles(out, { prefix })).map(readParquetRows))).flat();
-  return { out, summary, rows: await read("part"), rejects: await read("rejects") };
-}
-
-type Row = Record<string, unknown>;
-const dataOf = (row: Row) => row.data as Record<string, unknown>;
-const messagesOf = (row: Row) => JSON.parse(dataOf(row).messages as string) as Message[];
-const stepsOf = (row: Row) => (row.provenance as { steps: { op: string; model: string | null; note: string | null }[] }).steps;
+const dataOf = (row: OutputRow) => row.data;
+const messagesOf = (row: OutputRow) => JSON.parse(dataOf(row).messages as string) as Message[];
+const stepsOf = (row: OutputRow) => row.provenance.steps;
 
 describe("graphs/multi-turn", () => {
   it("writes k-turn conversations as OpenAI messages with turn counts and lengths", async () => {
@@ -65,41 +42,17 @@ describe("graphs/multi-turn", () => {
   });
 
   describe("with a model over HTTP whose turns sometimes fail", () => {
-    let server: Server;
-    beforeAll(async () => {
-      // Conversation "alpha": the assistant refuses at turn 2; "beta": the simulated user says nothing;
-      // "gamma": the first reply is two words; "delta" goes well.
-      server = createServer((req, res) => {
-        let body = "";
-        req.on("data", (chunk: Buffer) => (body += chunk.toString("utf8")));
-        req.on("end", () => {
-          const request = JSON.parse(body) as { model: string; messages: { role: string; content: string }[] };
-          const all = request.messages.map((m) => m.content).join("\n");
-          const playingUser = request.messages[0]!.content.startsWith("You play the human user");
-          const assistantTurn = request.messages.filter((m) => m.role === "assistant").length + 1;
-          let content = playingUser ? "User: Could you explain the second point in more detail, please?" : "Here is a careful answer with several useful details.";
-          if (all.includes("alpha") && !playingUser && assistantTurn === 2) content = "I'm sorry, but I cannot help with that request.";
-          if (all.includes("beta") && playingUser) content = "";
-          if (all.includes("gamma") && !playingUser) content = "Sure thing.";
-          res.writeHead(200, { "content-type": "application/json" });
-          res.end(
-            JSON.stringify({
-              id: "x",
-              object: "chat.completion",
-              created: 0,
-              model: request.model,
-              choices: [{ index: 0, message: { role: "assistant", content }, finish_reason: "stop" }],
-              usage: { prompt_tokens: 5, completion_tokens: 5, total_tokens: 10 },
-            }),
-          );
-        });
-      });
-      await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-      process.env.OPENAI_BASE_URL = `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1`;
-    });
-    afterAll(async () => {
-      delete process.env.OPENAI_BASE_URL;
-      await new Promise((resolve) => server.close(resolve));
+    // Conversation "alpha": the assistant refuses at turn 2; "beta": the simulated user says nothing;
+    // "gamma": the first reply is two words; "delta" goes well.
+    useScriptedModel((request) => {
+      const all = request.messages.map((m) => m.content).join("\n");
+      const playingUser = request.messages[0]!.content.startsWith("You play the human user");
+      const assistantTurn = request.messages.filter((m) => m.role === "assistant").length + 1;
+      let content = playingUser ? "User: Could you explain the second point in more detail, please?" : "Here is a careful answer with several useful details.";
+      if (all.includes("alpha") && !playingUser && assistantTurn === 2) content = "I'm sorry, but I cannot help with that request.";
+      if (all.includes("beta") && playingUser) content = "";
+      if (all.includes("gamma") && !playingUser) content = "Sure thing.";
+      return content;
     });
 
     it("rejects conversations whose turns refuse, come back empty or are too short, naming the turn", async () => {
