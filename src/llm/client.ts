@@ -170,6 +170,7 @@ export function createLlm(options: LlmOptions): Llm {
   const backoffMax = options.backoffMaxMs ?? LLM_DEFAULTS.backoffMaxMs;
   const adaptive = options.adaptive ?? LLM_DEFAULTS.adaptive;
   const scrub = (text: string) => scrubSecrets(text, [apiKey]);
+  const host = URL.canParse(baseURL) ? new URL(baseURL).host : baseURL;
   const random = seededRandom(options.seed ?? 0x5eed);
 
   const bufferedBodies = (options.transport ?? LLM_DEFAULTS.transport) === "node";
@@ -326,13 +327,6 @@ export function createLlm(options: LlmOptions): Llm {
     // Counted only when a TPM budget needs it up front; otherwise the server's usage is the figure.
     let promptCount: number | undefined;
     const promptEstimate = () => (promptCount ??= countMessageTokens(request.messages, requestModel));
-    const host = (() => {
-      try {
-        return new URL(baseURL).host;
-      } catch {
-        return baseURL;
-      }
-    })();
     const log = (message: string) => {
       const clean = scrub(message);
       options.log?.(clean);
