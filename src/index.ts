@@ -10,3 +10,5 @@ export * from "./run.ts";
 export * from "./io/manifest.ts";
 export * from "./io/memory-sink.ts";
 export * from "./io/index.ts";
+export * from "./llm/index.ts";
+export * from "./sim/index.ts";
