@@ -17,3 +17,5 @@ export { extractJson, looksLikeRefusal } from "./parse.ts";
 export { reportLlmMetrics, LLM_METRIC_KEYS } from "./metrics.ts";
 export { TokenBucket, AdaptiveConcurrency } from "./limiter.ts";
 export { retryAfterMs, backoffMs } from "./retry.ts";
+export { structuredFormat, describeIssues, readAnswer, isZodSchema, BAD_ANSWER_REASONS } from "./structured.ts";
+export type { StructuredFormat, BadAnswer, BadAnswerReason, AnswerReader, ReadAnswer } from "./structured.ts";
