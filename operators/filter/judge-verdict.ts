@@ -1,14 +1,15 @@
 import { z } from "zod";
 import { ConfigError, LlmError, drop, type DropVerdict, type RunContext, type StepExtras } from "../../src/index.ts";
 import {
-  extractJson,
-  looksLikeRefusal,
+  readAnswer,
   reportLlmMetrics,
+  structuredFormat,
+  type BadAnswerReason,
   type ChatMessage,
   type ChatRequest,
   type ChatResult,
   type Llm,
-  type ResponseFormat,
+  type StructuredFormat,
 } from "../../src/llm/index.ts";
 
 /** Lowest and highest score a judge may give, both integers. */
@@ -21,15 +22,9 @@ export function checkScale(operator: string, scale: JudgeScale): void {
   }
 }
 
-/**
- * How a judge asks for its verdict, resolved once per operator: json_schema structured output when the
- * endpoint honours it, else json_object with the schema written into a system message.
- */
-export interface VerdictFormat<T> {
+/** How a judge asks for its verdict, resolved once per operator, with the schema its answer must fit. */
+export interface VerdictFormat<T> extends StructuredFormat {
   readonly schema: z.ZodType<T>;
-  readonly jsonSchema: Record<string, unknown>;
-  readonly structured: "json_schema" | "json_object";
-  readonly responseFormat: ResponseFormat;
 }
 
 /** Request settings a judge shares between its calls. */
@@ -57,58 +52,30 @@ export interface VerdictFailure {
 }
 export type VerdictOutcome<T> = VerdictAnswer<T> | VerdictFailure;
 
-/** Schemas whose objects list every property as required and allow no others are the ones strict mode accepts. */
-function strictCompatible(node: unknown): boolean {
-  if (Array.isArray(node)) return node.every(strictCompatible);
-  if (!node || typeof node !== "object") return true;
-  const schema = node as Record<string, unknown>;
-  if (schema.properties && typeof schema.properties === "object") {
-    const keys = Object.keys(schema.properties);
-    const required = new Set(Array.isArray(schema.required) ? (schema.required as string[]) : []);
-    if (schema.additionalProperties !== false || !keys.every((key) => required.has(key))) return false;
-  }
-  return Object.values(schema).every(strictCompatible);
-}
-
 export function verdictFormat<T>(llm: Llm, schema: z.ZodType<T>, name: string): VerdictFormat<T> {
-  const { $schema: _ignored, ...jsonSchema } = z.toJSONSchema(schema, { io: "input" }) as Record<string, unknown>;
-  const structured = llm.supportsJsonSchema ? "json_schema" : "json_object";
-  const responseFormat: ResponseFormat =
-    structured === "json_schema"
-      ? { type: "json_schema", json_schema: { name, schema: jsonSchema, strict: strictCompatible(jsonSchema) } }
-      : { type: "json_object" };
-  return { schema, jsonSchema, structured, responseFormat };
+  return { ...structuredFormat(llm, schema, name), schema };
 }
 
 /** The messages as sent: in json_object mode the schema travels in a system message, since nothing else carries it. */
 export function verdictMessages(format: VerdictFormat<unknown>, messages: readonly ChatMessage[]): ChatMessage[] {
-  if (format.structured === "json_schema") return [...messages];
-  const instruction = `Reply with a single JSON object and nothing else. It must satisfy this JSON schema:\n${JSON.stringify(format.jsonSchema)}`;
-  return [{ role: "system", content: instruction }, ...messages];
+  return format.messages(messages);
 }
 
-function describeIssues(error: z.ZodError): string {
-  return error.issues
-    .slice(0, 5)
-    .map((issue) => `${issue.path.length > 0 ? issue.path.join(".") : "(root)"}: ${issue.message}`)
-    .join("; ");
-}
+/** The judges' names for bad answers; a verdict that does not fit its schema is as unusable as one that does not parse. */
+const JUDGE_REASONS: Record<BadAnswerReason, string> = {
+  refusal: "judge_refusal",
+  truncated: "judge_truncated",
+  empty: "judge_empty",
+  unparseable: "judge_unparseable",
+  schema_mismatch: "judge_unparseable",
+};
 
 /** Reads one answer into a verdict, or says what was wrong with it; the raw text always travels along. */
-function readAnswer<T>(format: VerdictFormat<T>, result: ChatResult): { value: T; raw: string } | DropVerdict {
-  const choice = result.choices[0];
-  if (!choice) return drop("judge_empty", { raw: "", message: "the endpoint returned no choice" });
-  const raw = choice.text;
-  if (choice.refusal) return drop("judge_refusal", { raw: choice.refusal, message: "the judge declined (refusal field)" });
-  // A JSON answer may quote a refusal inside its rationale; only plain text that opens with one is a refusal.
-  if (!/^\s*[[{]/.test(raw) && looksLikeRefusal(raw)) return drop("judge_refusal", { raw, message: "the judge declined" });
-  if (choice.finishReason === "length") return drop("judge_truncated", { raw, message: "finish_reason: length" });
-  if (raw.trim().length === 0) return drop("judge_empty", { raw, message: "the judge returned no text" });
-  const json = extractJson(raw);
-  if (!json) return drop("judge_unparseable", { raw, message: "no JSON object in the answer" });
-  const checked = format.schema.safeParse(json.value);
-  if (!checked.success) return drop("judge_unparseable", { raw, message: `verdict does not fit the schema: ${describeIssues(checked.error)}` });
-  return { value: checked.data, raw };
+function readVerdict<T>(format: VerdictFormat<T>, result: ChatResult): { value: T; raw: string } | DropVerdict {
+  const read = readAnswer(result.choices[0], format.schema);
+  if (read.ok) return { value: read.value, raw: read.raw };
+  const { reason, raw, message } = read.bad;
+  return drop(JUDGE_REASONS[reason], { raw, message: reason === "schema_mismatch" ? `verdict does not fit the schema: ${message}` : message });
 }
 
 /**
@@ -146,7 +113,7 @@ export async function askVerdict<T>(
       if (signal.aborted || !(error instanceof LlmError)) throw error;
       return { ok: false, verdict: drop("llm_error", { message: error.message }) };
     }
-    const read = readAnswer(format, result);
+    const read = readVerdict(format, result);
     if (!("keep" in read)) {
       return { ok: true, value: read.value, raw: read.raw, result, completionTokens: result.usage.completionTokens, retries: retry };
     }
