@@ -14,15 +14,16 @@ import {
   type SampleData,
 } from "../../src/index.ts";
 import {
-  extractJson,
-  looksLikeRefusal,
+  isZodSchema,
+  readAnswer,
   reportLlmMetrics,
+  structuredFormat,
+  type BadAnswer,
   type ChatChoice,
   type ChatMessage,
   type ChatRequest,
   type ChatResult,
   type Llm,
-  type ResponseFormat,
 } from "../../src/llm/index.ts";
 
 /** Turns a parsed answer into data: the sample's data with the answer written to a field, or anything. */
@@ -90,45 +91,6 @@ interface Good {
   readonly repaired: boolean;
 }
 
-function isSchema(value: unknown): value is z.ZodType {
-  return typeof value === "object" && value !== null && typeof (value as { safeParse?: unknown }).safeParse === "function";
-}
-
-/** OpenAI's strict mode accepts only schemas whose objects list every property as required and allow no others. */
-function strictCompatible(node: unknown): boolean {
-  if (Array.isArray(node)) return node.every(strictCompatible);
-  if (!node || typeof node !== "object") return true;
-  const schema = node as Record<string, unknown>;
-  if (schema.properties && typeof schema.properties === "object") {
-    const keys = Object.keys(schema.properties);
-    const required = new Set(Array.isArray(schema.required) ? (schema.required as string[]) : []);
-    if (schema.additionalProperties !== false || !keys.every((key) => required.has(key))) return false;
-  }
-  return Object.values(schema).every(strictCompatible);
-}
-
-function jsonSchemaOf(schema: z.ZodType): Record<string, unknown> {
-  const { $schema: _ignored, ...rest } = z.toJSONSchema(schema, { io: "input", unrepresentable: "any" }) as Record<string, unknown>;
-  return rest;
-}
-
-/** "path.to.field: message" for the first few issues, so a reject says where the answer went wrong. */
-function describeIssues(error: z.ZodError): string {
-  return error.issues
-    .slice(0, 5)
-    .map((issue) => `${issue.path.length > 0 ? issue.path.join(".") : "(root)"}: ${issue.message}`)
-    .join("; ");
-}
-
-function parseJson(text: string): { value: unknown } | { error: string } {
-  try {
-    return { value: JSON.parse(text) };
-  } catch (error) {
-    const lenient = extractJson(text);
-    return lenient ?? { error: error instanceof Error ? error.message : String(error) };
-  }
-}
-
 /**
  * Asks an LLM for completions of a prompt built from each sample, and turns every completion into a new
  * sample (n completions fan out into n samples with ids from parent id + operator + index).
@@ -163,24 +125,14 @@ export function generate<T = string>(options: GenerateOptions<T>): Operator {
   const write = options.write ?? (GENERATE_DEFAULTS.write as GenerateWrite<T>);
   const repair = options.repair ?? GENERATE_DEFAULTS.repair;
   const schemaName = options.schemaName ?? GENERATE_DEFAULTS.schemaName;
-  const schema = isSchema(options.parse) ? (options.parse as z.ZodType<T>) : undefined;
+  const schema = isZodSchema(options.parse) ? (options.parse as z.ZodType<T>) : undefined;
   const parser = typeof options.parse === "function" ? (options.parse as GenerateParser<T>) : undefined;
-  const jsonSchema = schema ? jsonSchemaOf(schema) : undefined;
-  const structured = schema ? (llm.supportsJsonSchema ? "json_schema" : "json_object") : "text";
-  const responseFormat: ResponseFormat | undefined = !jsonSchema
-    ? undefined
-    : structured === "json_schema"
-      ? { type: "json_schema", json_schema: { name: schemaName, schema: jsonSchema, strict: strictCompatible(jsonSchema) } }
-      : { type: "json_object" };
-  const schemaInstruction = jsonSchema
-    ? `Reply with a single JSON object and nothing else. It must satisfy this JSON schema:\n${JSON.stringify(jsonSchema)}`
-    : undefined;
+  const format = schema ? structuredFormat(llm, schema, schemaName) : undefined;
+  const structured = format?.structured ?? "text";
+  const jsonSchema = format?.jsonSchema;
+  const responseFormat = format?.responseFormat;
 
-  const messagesFor = (sample: Sample): ChatMessage[] => {
-    const messages = [...prompt(sample)];
-    if (structured === "json_object" && schemaInstruction) messages.unshift({ role: "system", content: schemaInstruction });
-    return messages;
-  };
+  const messagesFor = (sample: Sample): ChatMessage[] => (format ? format.messages(prompt(sample)) : [...prompt(sample)]);
 
   const writeData = (value: unknown, sample: Sample): SampleData =>
     typeof write === "string" ? { ...sample.data, [write]: value } : write(value as T, sample);
@@ -218,61 +170,45 @@ export function generate<T = string>(options: GenerateOptions<T>): Operator {
       const call = (request: ChatRequest, cacheIndex?: string) =>
         llm.chat(request, { signal, meter, log: (line) => context.log(line), ...(cacheIndex ? { cacheIndex } : {}) });
 
-      /** Parses JSON leniently, then (once) asks the model to fix what no lenient reading can. */
-      const readJson = async (text: string, choice: number, retry: number): Promise<{ value: unknown; repaired: boolean } | Bad> => {
-        const first = parseJson(text);
-        if ("value" in first) return { value: first.value, repaired: false };
-        if (!repair) return { bad: true, reason: "unparseable", raw: text, message: first.error };
+      /** Asks once for a fix of JSON that no lenient reading could parse; the reject keeps the first text. */
+      const repairJson = async (first: BadAnswer, choice: number, retry: number): Promise<{ value: unknown } | Bad> => {
         const fix: ChatRequest = {
           ...base,
           n: 1,
           messages: [
             ...messages,
-            { role: "assistant", content: text },
-            {
-              role: "user",
-              content: `That was not valid JSON (${first.error}). Reply with only the corrected JSON object, nothing else.`,
-            },
+            { role: "assistant", content: first.raw },
+            { role: "user", content: `That was not valid JSON (${first.message}). Reply with only the corrected JSON object, nothing else.` },
           ],
         };
         const fixed = await call(fix, `repair:${choice}:${retry}`);
-        const answer = fixed.choices[0];
-        const second = answer && answer.finishReason !== "length" ? parseJson(answer.text) : { error: "the repair was cut off or empty" };
-        if ("value" in second) return { value: second.value, repaired: true };
-        return { bad: true, reason: "unparseable", raw: text, message: `${first.error}; repair failed: ${second.error}` };
+        const second = readAnswer(fixed.choices[0], schema);
+        if (second.ok) return { value: second.value };
+        if (second.bad.reason === "schema_mismatch") return { bad: true, reason: "schema_mismatch", raw: first.raw, message: second.bad.message };
+        return { bad: true, reason: "unparseable", raw: first.raw, message: `${first.message}; repair failed: ${second.bad.message}` };
       };
 
+      const reader = schema ?? (parser ? (text: string) => parser(text, sample) : undefined);
       const judge = async (choice: ChatChoice | undefined, result: ChatResult, index: number, retry: number): Promise<Good | Bad> => {
         if (!choice) return { bad: true, reason: "empty", raw: "", message: `the endpoint returned ${result.choices.length} of ${n} choices` };
-        const raw = choice.text;
-        const looksJson = /^\s*[[{]/.test(raw);
-        if (choice.refusal) return { bad: true, reason: "refusal", raw: choice.refusal };
-        if (!(schema && looksJson) && looksLikeRefusal(raw)) return { bad: true, reason: "refusal", raw };
-        if (choice.finishReason === "length") return { bad: true, reason: "truncated", raw, message: "finish_reason: length" };
-        if (raw.trim().length === 0) return { bad: true, reason: "empty", raw };
-        let value: unknown = raw;
-        let repaired = false;
-        if (schema) {
-          const json = await readJson(raw, index, retry);
-          if ("bad" in json) return json;
-          repaired = json.repaired;
-          const checked = schema.safeParse(json.value);
-          if (!checked.success) return { bad: true, reason: "schema_mismatch", raw, message: describeIssues(checked.error) };
-          value = checked.data;
-        } else if (parser) {
-          let parsed: T | DropVerdict;
-          try {
-            parsed = parser(raw, sample);
-          } catch (error) {
-            return { bad: true, reason: "unparseable", raw, message: error instanceof Error ? error.message : String(error) };
-          }
-          if (isDrop(parsed)) {
-            const { keep: _keep, reason, raw: ownRaw, message, ...details } = parsed;
-            return { bad: true, reason, raw: ownRaw ?? raw, ...(message !== undefined ? { message } : {}), details };
-          }
-          value = parsed;
+        const good = (value: unknown, repaired: boolean): Good => ({
+          bad: false,
+          value,
+          completionTokens: choice.completionTokens,
+          latencyMs: result.latencyMs,
+          repaired,
+        });
+        const read = readAnswer<unknown>(choice, reader);
+        if (!read.ok) {
+          if (!(schema && repair && read.bad.reason === "unparseable")) return { bad: true, ...read.bad };
+          const fixed = await repairJson(read.bad, index, retry);
+          return "bad" in fixed ? fixed : good(fixed.value, true);
         }
-        return { bad: false, value, completionTokens: choice.completionTokens, latencyMs: result.latencyMs, repaired };
+        if (isDrop(read.value)) {
+          const { keep: _keep, reason, raw: ownRaw, message, ...details } = read.value;
+          return { bad: true, reason, raw: ownRaw ?? read.raw, ...(message !== undefined ? { message } : {}), details };
+        }
+        return good(read.value, false);
       };
 
       const failed = (error: unknown): DropVerdict => {
