@@ -22,8 +22,9 @@ import { z } from "zod";
 import { ConfigError, defineAsyncFilter, defineFanOut, defineFilter, defineGraph, drop, openSource, type Child, type DropVerdict } from "../src/index.ts";
 import { exactDedup } from "../operators/dedup/exact-dedup.ts";
 import { rougeL } from "../operators/diversity/rouge.ts";
+import { asker, type Answer } from "../operators/generate/llm-map.ts";
 import { openEndpoint } from "./lib/endpoint.ts";
-import { asker, firstRecords, text, type Answer } from "./lib/llm-steps.ts";
+import { firstRecords, text } from "./lib/llm-steps.ts";
 
 export const defaults = {
   /** Labelled examples: JSONL/JSON/Parquet/Arrow file, folder or glob. */

@@ -28,8 +28,9 @@ import { z } from "zod";
 import { ConfigError, defineFilter, defineGraph, drop, openSource } from "../src/index.ts";
 import { exactDedup } from "../operators/dedup/exact-dedup.ts";
 import { generate } from "../operators/generate/generate.ts";
+import { llmMap } from "../operators/generate/llm-map.ts";
 import { openEndpoint } from "./lib/endpoint.ts";
-import { firstRecords, llmMap, text } from "./lib/llm-steps.ts";
+import { firstRecords, text } from "./lib/llm-steps.ts";
 
 export const defaults = {
   /** Sentences in sourceLanguage: JSONL/JSON/Parquet/Arrow file, folder or glob. */

@@ -43,8 +43,8 @@ import {
 import type { ChatMessage } from "../src/llm/index.ts";
 import { runSandboxed, sandboxTools, type SandboxResult } from "../src/sandbox/index.ts";
 import { generate } from "../operators/generate/generate.ts";
+import { asker } from "../operators/generate/llm-map.ts";
 import { openEndpoint } from "./lib/endpoint.ts";
-import { asker } from "./lib/llm-steps.ts";
 
 export const defaults = {
   /** Problems to attempt (the first `count` of the file). */

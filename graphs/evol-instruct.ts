@@ -37,8 +37,9 @@ import {
   type Sample,
 } from "../src/index.ts";
 import { rougeL } from "../operators/diversity/rouge.ts";
+import { asker, llmMap } from "../operators/generate/llm-map.ts";
 import { openEndpoint } from "./lib/endpoint.ts";
-import { asker, firstRecords, llmMap, seededRng, text, wordCount } from "./lib/llm-steps.ts";
+import { firstRecords, seededRng, text, wordCount } from "./lib/llm-steps.ts";
 
 const KINDS = ["add_constraints", "deepen", "concretize", "increase_reasoning", "complicate_input", "breadth"] as const;
 type EvolutionKind = (typeof KINDS)[number];

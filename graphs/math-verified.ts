@@ -42,8 +42,9 @@ import {
 import type { ChatMessage } from "../src/llm/index.ts";
 import { exactDedup } from "../operators/dedup/exact-dedup.ts";
 import { generate } from "../operators/generate/generate.ts";
+import { asker } from "../operators/generate/llm-map.ts";
 import { openEndpoint } from "./lib/endpoint.ts";
-import { asker, firstRecords } from "./lib/llm-steps.ts";
+import { firstRecords } from "./lib/llm-steps.ts";
 
 export const defaults = {
   /** Problems to attempt (the first `count` of the file). */

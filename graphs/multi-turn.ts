@@ -20,8 +20,9 @@ import { fileURLToPath } from "node:url";
 import { ConfigError, defineAsyncMap, defineFilter, defineGraph, defineMap, drop, openSource, type Operator, type Sample } from "../src/index.ts";
 import type { ChatMessage } from "../src/llm/index.ts";
 import { generate } from "../operators/generate/generate.ts";
+import { asker } from "../operators/generate/llm-map.ts";
 import { openEndpoint } from "./lib/endpoint.ts";
-import { asker, firstRecords, wordCount } from "./lib/llm-steps.ts";
+import { firstRecords, wordCount } from "./lib/llm-steps.ts";
 
 export const defaults = {
   /** Conversations to make (the first `count` openers). */

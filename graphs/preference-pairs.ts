@@ -35,8 +35,9 @@ import {
 } from "../src/index.ts";
 import type { Llm } from "../src/llm/index.ts";
 import { pairwiseJudge } from "../operators/filter/judge.ts";
+import { asker } from "../operators/generate/llm-map.ts";
 import { openEndpoint } from "./lib/endpoint.ts";
-import { asker, firstRecords } from "./lib/llm-steps.ts";
+import { firstRecords } from "./lib/llm-steps.ts";
 
 export const defaults = {
   /** Prompts to use (the first `count` records of the input). */

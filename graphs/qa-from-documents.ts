@@ -28,8 +28,9 @@ import { ConfigError, defineFanOut, defineGraph, drop, openSource, type Child } 
 import { countTokens } from "../src/llm/index.ts";
 import { exactDedup } from "../operators/dedup/exact-dedup.ts";
 import { rubricJudge } from "../operators/filter/judge.ts";
+import { asker } from "../operators/generate/llm-map.ts";
 import { openEndpoint } from "./lib/endpoint.ts";
-import { asker, firstRecords, text } from "./lib/llm-steps.ts";
+import { firstRecords, text } from "./lib/llm-steps.ts";
 
 export const defaults = {
   /** Documents: JSONL/JSON/Parquet/Arrow/.txt/.md file, folder or glob. */

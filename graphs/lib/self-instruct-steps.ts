@@ -33,8 +33,9 @@ import { heuristicFilter } from "../../operators/filter/heuristics.ts";
 import { instructionPreset } from "../../operators/filter/presets.ts";
 import { refusalFilter } from "../../operators/filter/refusal.ts";
 import { generate } from "../../operators/generate/generate.ts";
+import { asker } from "../../operators/generate/llm-map.ts";
 import { openEndpoint } from "./endpoint.ts";
-import { asker, pickDistinct, seededRng, text, without } from "./llm-steps.ts";
+import { pickDistinct, seededRng, text, without } from "./llm-steps.ts";
 
 /** One of the 175 human-written seed tasks (the paper's seed_tasks.jsonl format). */
 export interface SeedTask {
