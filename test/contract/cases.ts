@@ -57,6 +57,10 @@ export const libraryCases: Record<string, Omit<OperatorCase, "name">> = {
     samples: textSamples,
     fanOut: true,
   },
+  llmMap: {
+    make: () => library.llmMap({ llm: llm(), name: "topic_label", prompt: (s) => [{ role: "user", content: `Name the topic of: ${String(s.data.text)}` }], write: "topic" }),
+    samples: textSamples,
+  },
   rubricJudge: { make: () => library.rubricJudge({ llm: llm(), rubric: "Is the text clear and useful?", fields: "text", threshold: 5 }), samples: textSamples },
   pairwiseJudge: {
     make: () => library.pairwiseJudge({ llm: llm(), criteria: "Which answer is more helpful?", instruction: "text", first: "question", second: "answer" }),
