@@ -101,7 +101,7 @@ describe("the contract suite", () => {
     const library = await import("../../operators/index.ts");
     const { libraryCases } = await import("./cases.ts");
     const factories = Object.entries(library)
-      .filter(([name, value]) => typeof value === "function" && /^(\w+Filter|\w+Dedup|\w+Tracker|generate|\w*[jJ]udge\w*)$/.test(name))
+      .filter(([name, value]) => typeof value === "function" && /^(\w+Filter|\w+Dedup|\w+Tracker|generate|llmMap|\w*[jJ]udge\w*)$/.test(name))
       .map(([name]) => name);
     expect(factories.length).toBeGreaterThan(5);
     expect(factories.filter((name) => !(name in libraryCases))).toEqual([]);
