@@ -1,6 +1,9 @@
-import { open, type RootDatabase } from "lmdb";
+import type { RootDatabase } from "lmdb";
+import { lazyModule } from "./lazy.ts";
 import { stableHash } from "../hash.ts";
 import type { FinishReason } from "./types.ts";
+
+const lmdb = lazyModule<typeof import("lmdb")>("lmdb");
 
 /** One stored completion: what a later identical call gets back without sending anything. */
 export interface CachedChoice {
@@ -28,7 +31,7 @@ export class ResponseCache {
   private constructor(private readonly db: RootDatabase<CachedChoice, string>) {}
 
   static open(path: string): ResponseCache {
-    return new ResponseCache(open<CachedChoice, string>({ path, compression: true }));
+    return new ResponseCache(lmdb().open<CachedChoice, string>({ path, compression: true }));
   }
 
   get(key: string): CachedChoice | undefined {

@@ -1,4 +1,5 @@
-import OpenAI, { APIConnectionTimeoutError, APIError, APIUserAbortError } from "openai";
+import type OpenAI from "openai";
+import { lazyModule } from "./lazy.ts";
 import { ConfigError, LlmError, errorMessage } from "../errors.ts";
 import { stableHash } from "../hash.ts";
 import { ResponseCache, choiceKey, type CachedChoice } from "./cache.ts";
@@ -7,6 +8,8 @@ import { backoffMs, isRetryableStatus, retryAfterMs, scrubSecrets, seededRandom,
 import { countMessageTokens, countTokens } from "./tokens.ts";
 import { nodeFetch } from "./transport.ts";
 import type { ChatChoice, ChatRequest, ChatResult, LlmStats, LlmStatsDelta } from "./types.ts";
+
+const openai = lazyModule<typeof import("openai")>("openai");
 
 /** Price of a model in USD per million tokens. */
 export interface ModelPrice {
@@ -175,7 +178,7 @@ export function createLlm(options: LlmOptions): Llm {
 
   const bufferedBodies = (options.transport ?? LLM_DEFAULTS.transport) === "node";
   const transport = bufferedBodies ? nodeFetch(concurrencyMax) : undefined;
-  const client = new OpenAI({
+  const client = new (openai().OpenAI)({
     apiKey,
     baseURL,
     maxRetries: 0,
@@ -406,7 +409,7 @@ export function createLlm(options: LlmOptions): Llm {
           };
         } catch (error) {
           failure = error;
-          if (error instanceof APIError && error.status !== undefined) {
+          if (error instanceof openai().APIError && error.status !== undefined) {
             headers = error.headers ?? undefined;
             observeHeaders(headers, marks);
             if (error.status === 429) {
@@ -425,9 +428,9 @@ export function createLlm(options: LlmOptions): Llm {
 
       // The caller gave up (run stopping): not a failure of the endpoint, pass the abort on as it is.
       if (signal.aborted) throw signal.reason ?? failure;
-      const status = failure instanceof APIError ? failure.status : undefined;
-      const requestId = failure instanceof APIError ? (failure.requestID ?? undefined) : undefined;
-      const retryable = status === undefined ? !(failure instanceof APIUserAbortError) : isRetryableStatus(status);
+      const status = failure instanceof openai().APIError ? failure.status : undefined;
+      const requestId = failure instanceof openai().APIError ? (failure.requestID ?? undefined) : undefined;
+      const retryable = status === undefined ? !(failure instanceof openai().APIUserAbortError) : isRetryableStatus(status);
       const what = describeFailure(failure, timeoutMs);
       if (!retryable || attempt > maxRetries) {
         meter({ failures: 1 });
@@ -584,10 +587,10 @@ function fromCache(hits: readonly CachedChoice[]): ChatResult {
 }
 
 function describeFailure(failure: unknown, timeoutMs: number): string {
-  if (failure instanceof AttemptTimeout || failure instanceof APIConnectionTimeoutError) {
+  if (failure instanceof AttemptTimeout || failure instanceof openai().APIConnectionTimeoutError) {
     return `no complete answer within ${timeoutMs} ms`;
   }
-  if (failure instanceof APIError) {
+  if (failure instanceof openai().APIError) {
     if (failure.status !== undefined) return failure.message;
     const cause = (failure as { cause?: unknown }).cause;
     return `connection error (${cause ? errorMessage(cause) : failure.message})`;

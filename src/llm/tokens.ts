@@ -1,11 +1,8 @@
-import {
-  get_encoding,
-  get_encoding_name_for_model,
-  type Tiktoken,
-  type TiktokenEncoding,
-  type TiktokenModel,
-} from "@dqbd/tiktoken";
+import type { Tiktoken, TiktokenEncoding, TiktokenModel } from "@dqbd/tiktoken";
+import { lazyModule } from "./lazy.ts";
 import type { ChatMessage } from "./types.ts";
+
+const tiktoken = lazyModule<typeof import("@dqbd/tiktoken")>("@dqbd/tiktoken");
 
 /** Encoding used for models tiktoken does not know (local models, the simulator): the current OpenAI one. */
 export const DEFAULT_ENCODING: TiktokenEncoding = "o200k_base";
@@ -19,7 +16,7 @@ export function encodingForModel(model: string | undefined): TiktokenEncoding {
   let encoding = modelEncodings.get(model);
   if (!encoding) {
     try {
-      encoding = get_encoding_name_for_model(model as TiktokenModel);
+      encoding = tiktoken().get_encoding_name_for_model(model as TiktokenModel);
     } catch {
       encoding = DEFAULT_ENCODING;
     }
@@ -32,7 +29,7 @@ export function encoderFor(model: string | undefined): Tiktoken {
   const name = encodingForModel(model);
   let encoder = encoders.get(name);
   if (!encoder) {
-    encoder = get_encoding(name);
+    encoder = tiktoken().get_encoding(name);
     encoders.set(name, encoder);
   }
   return encoder;
