@@ -15,6 +15,7 @@
 import { fileURLToPath } from "node:url";
 import { defineGraph } from "../src/index.ts";
 import { selfInstructGraph } from "./lib/self-instruct-steps.ts";
+import { defaults as selfInstructDefaults } from "./self-instruct.ts";
 
 export const defaults = {
   /** Rows to accept. */
@@ -30,26 +31,6 @@ export default defineGraph({
   name: "quickstart",
   description: "Self-Instruct in seconds: seed tasks -> instructions -> heuristics, ROUGE-L, MinHash dedup, diversity -> 200 rows of Parquet",
   defaults,
-  build: (options, env) =>
-    selfInstructGraph(
-      {
-        seedTasks: options.seedTasks,
-        target: options.target,
-        instructionsPerRound: 8,
-        humanDemos: 6,
-        machineDemos: 2,
-        parallelRounds: 16,
-        maxRounds: 0,
-        classify: true,
-        instancesPerTask: 1,
-        rougeThreshold: 0.7,
-        nearDupThreshold: 0.8,
-        poolLimit: 10_000,
-        model: options.model,
-        temperature: 0.7,
-        concurrency: 32,
-        seed: options.seed,
-      },
-      env,
-    ),
+  // The self-instruct graph's settings, with a smaller target: one pipeline, two entry points.
+  build: (options, env) => selfInstructGraph({ ...selfInstructDefaults, ...options }, env),
 });
