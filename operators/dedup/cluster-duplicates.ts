@@ -4,23 +4,11 @@ import { readParquet, Table as WasmTable, writeParquet, Compression, WriterPrope
 import { ConfigError, InputError } from "../../src/index.ts";
 import { fieldList, type Fields } from "./fields.ts";
 import { LshIndex, resolveBands } from "./lsh.ts";
-import { createMinHasher, isEmptySignature, type ShingleOptions } from "./minhash.ts";
+import { createMinHasher, isEmptySignature } from "./minhash.ts";
+import type { NearDuplicateMatch } from "./near-dedup.ts";
 
-export interface ClusterDuplicatesOptions {
-  /** Columns compared, joined with a blank line. Default "text". */
-  readonly fields?: Fields;
-  /** Estimated Jaccard similarity at or above which two rows are linked. Default 0.8. */
-  readonly threshold?: number;
-  /** Default 128. */
-  readonly numPerm?: number;
-  /** Default word 5-grams. */
-  readonly shingle?: ShingleOptions;
-  /** Default 1. */
-  readonly seed?: number;
-  /** Probability that a pair exactly at `threshold` is compared (see nearDedup). Default 0.99. */
-  readonly candidateRecall?: number;
-  readonly bands?: number;
-  readonly rows?: number;
+/** Same matching options as `nearDedup`; `fields` name Parquet columns here. */
+export interface ClusterDuplicatesOptions extends NearDuplicateMatch {
   /** Name of the added column (replaced if present). Default "cluster_id". */
   readonly column?: string;
 }

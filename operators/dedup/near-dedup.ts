@@ -4,12 +4,11 @@ import { LshIndex, resolveBands } from "./lsh.ts";
 import { createMinHasher, isEmptySignature, type ShingleOptions } from "./minhash.ts";
 import { readState, statePath, writeStateAtomic } from "./state-file.ts";
 
-export interface NearDedupOptions {
-  /** Operator name in metrics, rejects and the state file (`<runDir>/state/<name>.bin`). Default "near_dedup". */
-  readonly name?: string;
+/** How two texts are judged near-duplicates: shared by the streaming operator and the offline clustering. */
+export interface NearDuplicateMatch {
   /** Data fields compared, joined with a blank line. Default "text". */
   readonly fields?: Fields;
-  /** Estimated Jaccard similarity of shingle sets at or above which a sample is a near-duplicate. Default 0.8. */
+  /** Estimated Jaccard similarity of shingle sets at or above which two texts are near-duplicates. Default 0.8. */
   readonly threshold?: number;
   /** MinHash permutations. Default 128. */
   readonly numPerm?: number;
@@ -26,6 +25,11 @@ export interface NearDedupOptions {
   /** Explicit LSH bands and rows, instead of `candidateRecall`. */
   readonly bands?: number;
   readonly rows?: number;
+}
+
+export interface NearDedupOptions extends NearDuplicateMatch {
+  /** Operator name in metrics, rejects and the state file (`<runDir>/state/<name>.bin`). Default "near_dedup". */
+  readonly name?: string;
   /** Save the index with each run checkpoint and reload it on resume. Default true. */
   readonly checkpoint?: boolean;
 }
