@@ -82,3 +82,27 @@ describe("resume after a crash", () => {
     expect(ids.length).toBe(RECORDS * 2);
   }, 40_000);
 });
+
+describe("stopping with a signal", () => {
+  it("on SIGTERM stops pulling, commits what is done, prints how to resume and exits 143", async () => {
+    const child = spawn(process.execPath, [CLI, "run", GRAPH, "--out", out, "--checkpoint-rows", "100", "--quiet"], { stdio: ["ignore", "ignore", "pipe"] });
+    let stderr = "";
+    child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+    const deadline = Date.now() + 20_000;
+    while (Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 25));
+      const manifest = await readManifest(out).catch(() => undefined);
+      if (manifest && manifest.shards.length >= 2) break;
+    }
+    child.kill("SIGTERM");
+    const code = await new Promise<number | null>((resolve) => child.once("exit", (exitCode) => resolve(exitCode)));
+    expect(code).toBe(143);
+    expect(stderr).toMatch(/SIGTERM: stopping/);
+    expect(stderr).toMatch(/Resume with: rxsynth run .*resumable-graph\.ts --out/);
+    const manifest = (await readManifest(out))!;
+    expect(manifest.complete).toBe(false);
+    const ids = await committedIds();
+    expect(new Set(ids).size).toBe(ids.length);
+    expect(ids.length).toBe(manifest.shards.reduce((sum, shard) => sum + shard.rows, 0));
+  }, 30_000);
+});
