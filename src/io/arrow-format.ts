@@ -1,10 +1,8 @@
 import { open, rm, type FileHandle } from "node:fs/promises";
 import { RecordBatchStreamWriter, type RecordBatch } from "apache-arrow";
-import { ConfigError } from "../errors.ts";
 import { writeFully } from "./files.ts";
 import {
-  DEFAULT_ROW_GROUP_BYTES,
-  DEFAULT_ROW_GROUP_ROWS,
+  rowGroupLimits,
   LayoutMemory,
   RowGroupWriter,
   type RowGroupLimits,
@@ -44,12 +42,7 @@ class CollectingStreamWriter extends RecordBatchStreamWriter {
 
 /** Arrow IPC stream shards (`.arrow`), with the same typed schema as the Parquet shards. */
 export function arrowFormat(options: ArrowFormatOptions = {}): SinkFormat {
-  const limits: RowGroupLimits = {
-    rows: options.batchRows ?? DEFAULT_ROW_GROUP_ROWS,
-    bytes: options.batchBytes ?? DEFAULT_ROW_GROUP_BYTES,
-  };
-  if (!(limits.rows >= 1)) throw new ConfigError(`batchRows must be at least 1 (got ${limits.rows})`);
-  if (!(limits.bytes >= 1)) throw new ConfigError(`batchBytes must be at least 1 (got ${limits.bytes})`);
+  const limits = rowGroupLimits(options.batchRows, options.batchBytes, { rows: "batchRows", bytes: "batchBytes" });
   const layouts = new LayoutMemory();
   return {
     name: "arrow",

@@ -40,6 +40,23 @@ export function* inBatches(items: SourceItem[], size: number): Generator<SourceI
  * Arrow IPC, stream or file format (`.arrow`, `.arrows`, `.ipc`), read one record batch at a time.
  * Position = row number in the file. Nested structs and lists become plain objects and arrays.
  */
+/** Record batches of an Arrow IPC file or stream, read one at a time; a file that is not Arrow is an InputError. */
+export async function* readArrowBatches(path: string): AsyncGenerator<RecordBatch> {
+  const handle = await open(path, "r");
+  try {
+    let reader;
+    try {
+      reader = await RecordBatchReader.from(handle);
+      await reader.open();
+    } catch (error) {
+      throw new InputError(`not an Arrow IPC file: ${errorMessage(error)}`, { file: path }, { cause: error });
+    }
+    for await (const batch of reader) yield batch;
+  } finally {
+    await handle.close();
+  }
+}
+
 export function arrowSource(path: string, options: FileSourceOptions = {}): FileSource {
   const name = options.name ?? defaultSourceName(path);
   const batchSize = options.batchSize ?? DEFAULT_BATCH_SIZE;
@@ -47,19 +64,7 @@ export function arrowSource(path: string, options: FileSourceOptions = {}): File
 
   async function* recordBatches(): AsyncGenerator<RecordBatch> {
     await nonEmptyInputFile(path);
-    const handle = await open(path, "r");
-    try {
-      let reader;
-      try {
-        reader = await RecordBatchReader.from(handle);
-        await reader.open();
-      } catch (error) {
-        throw new InputError(`not an Arrow IPC file: ${errorMessage(error)}`, { file: path }, { cause: error });
-      }
-      for await (const batch of reader) yield batch;
-    } finally {
-      await handle.close();
-    }
+    yield* readArrowBatches(path);
   }
 
   async function countRows(): Promise<number> {

@@ -5,8 +5,7 @@ import type * as ParquetWasm from "parquet-wasm";
 import { ConfigError } from "../errors.ts";
 import type { ParquetStream, ParquetStreamOptions } from "./parquet-stream.mjs";
 import {
-  DEFAULT_ROW_GROUP_BYTES,
-  DEFAULT_ROW_GROUP_ROWS,
+  rowGroupLimits,
   LayoutMemory,
   RowGroupWriter,
   type RowGroupLimits,
@@ -61,12 +60,7 @@ const MAX_IN_FLIGHT = 1;
  * worker thread.
  */
 export function parquetFormat(options: ParquetFormatOptions = {}): SinkFormat {
-  const limits: RowGroupLimits = {
-    rows: options.rowGroupRows ?? DEFAULT_ROW_GROUP_ROWS,
-    bytes: options.bufferBytes ?? DEFAULT_ROW_GROUP_BYTES,
-  };
-  if (!(limits.rows >= 1)) throw new ConfigError(`rowGroupRows must be at least 1 (got ${limits.rows})`);
-  if (!(limits.bytes >= 1)) throw new ConfigError(`bufferBytes must be at least 1 (got ${limits.bytes})`);
+  const limits = rowGroupLimits(options.rowGroupRows, options.bufferBytes, { rows: "rowGroupRows", bytes: "bufferBytes" });
   const compression = options.compression ?? "zstd";
   if (!CODECS.includes(compression)) {
     throw new ConfigError(`parquet compression "${compression}" is not one of ${CODECS.join(", ")}`);

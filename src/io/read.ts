@@ -2,6 +2,7 @@ import { open, readdir, stat } from "node:fs/promises";
 import { extname, join } from "node:path";
 import { RecordBatchReader, tableFromIPC, type Schema } from "apache-arrow";
 import { InputError, errorMessage } from "../errors.ts";
+import { readArrowBatches } from "./arrow-source.ts";
 import { jsonlSource } from "./jsonl-source.ts";
 import { openParquetFile, readRowGroup } from "./parquet-source.ts";
 import { decodeBatch, describeSchema } from "./schema.ts";
@@ -70,19 +71,7 @@ export async function outputFiles(path: string, prefix?: string): Promise<string
 }
 
 async function* arrowRows(file: string): AsyncGenerator<Record<string, unknown>[]> {
-  const handle = await open(file, "r");
-  try {
-    let reader;
-    try {
-      reader = await RecordBatchReader.from(handle);
-      await reader.open();
-    } catch (error) {
-      throw new InputError(`not an Arrow IPC file: ${errorMessage(error)}`, { file }, { cause: error });
-    }
-    for await (const batch of reader) yield decodeBatch(batch);
-  } finally {
-    await handle.close();
-  }
+  for await (const batch of readArrowBatches(file)) yield decodeBatch(batch);
 }
 
 async function* parquetRows(file: string): AsyncGenerator<Record<string, unknown>[]> {
@@ -163,13 +152,7 @@ async function countRows(file: string, format: OutputFormat): Promise<number> {
   }
   if (format === "jsonl") return (await jsonlSource(file).size?.()) ?? 0;
   let rows = 0;
-  const handle = await open(file, "r");
-  try {
-    const reader = await RecordBatchReader.from(handle);
-    for await (const batch of reader) rows += batch.numRows;
-  } finally {
-    await handle.close();
-  }
+  for await (const batch of readArrowBatches(file)) rows += batch.numRows;
   return rows;
 }
 

@@ -1,3 +1,4 @@
+import { ConfigError } from "../errors.ts";
 import type { RecordBatch } from "apache-arrow";
 import { inferDataColumns, encodeSamples, sampleLayout, type SampleLayout, type ShardKind } from "./schema.ts";
 import type { OutputRow, ShardWriter } from "./types.ts";
@@ -80,3 +81,15 @@ export abstract class RowGroupWriter implements ShardWriter {
 /** Defaults shared by the columnar formats. */
 export const DEFAULT_ROW_GROUP_ROWS = 10_000;
 export const DEFAULT_ROW_GROUP_BYTES = 64 * 1024 * 1024;
+
+/** Limits for a columnar format's batches, checked once; `names` are the option names to cite in errors. */
+export function rowGroupLimits(
+  rows: number | undefined,
+  bytes: number | undefined,
+  names: { readonly rows: string; readonly bytes: string },
+): RowGroupLimits {
+  const limits = { rows: rows ?? DEFAULT_ROW_GROUP_ROWS, bytes: bytes ?? DEFAULT_ROW_GROUP_BYTES };
+  if (!(limits.rows >= 1)) throw new ConfigError(`${names.rows} must be at least 1 (got ${limits.rows})`);
+  if (!(limits.bytes >= 1)) throw new ConfigError(`${names.bytes} must be at least 1 (got ${limits.bytes})`);
+  return limits;
+}
