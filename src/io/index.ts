@@ -1,5 +1,5 @@
 export type * from "./types.ts";
-export { jsonlSource } from "./jsonl-source.ts";
+export { jsonlSource, type JsonlSourceOptions } from "./jsonl-source.ts";
 export { parquetSource } from "./parquet-source.ts";
 export { arrowSource } from "./arrow-source.ts";
 export { memorySource, type MemorySourceOptions } from "./memory-source.ts";

@@ -72,7 +72,15 @@ function countLines(region: Uint8Array): number {
  * JSON object becomes an item with an `InputError` (file and line) and the raw text, never an
  * exception. A missing or empty file throws `InputError`. Records before `from` are counted, not parsed.
  */
-export function jsonlSource(path: string, options: FileSourceOptions = {}): FileSource {
+export interface JsonlSourceOptions extends FileSourceOptions {
+  /**
+   * Yield each object as it is, even one in rxsynth's sample layout (whose `data` is otherwise taken as
+   * the record). For reading a run's own JSONL shards back. Default false.
+   */
+  readonly whole?: boolean;
+}
+
+export function jsonlSource(path: string, options: JsonlSourceOptions = {}): FileSource {
   const name = options.name ?? defaultSourceName(path);
   const batchSize = options.batchSize ?? DEFAULT_BATCH_SIZE;
   let counted: { lines: number; records: number } | undefined;
@@ -131,7 +139,7 @@ export function jsonlSource(path: string, options: FileSourceOptions = {}): File
         });
         return;
       }
-      items.push(itemFromRecord(position + offset, record));
+      items.push(options.whole ? { position: position + offset, data: record } : itemFromRecord(position + offset, record));
     };
 
     const parseText = (text: string): void => {

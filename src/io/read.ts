@@ -1,7 +1,7 @@
 import { open, readdir, stat } from "node:fs/promises";
 import { extname, join } from "node:path";
 import { RecordBatchReader, tableFromIPC, type Schema } from "apache-arrow";
-import { InputError, errorMessage } from "../errors.ts";
+import { InputError } from "../errors.ts";
 import { readArrowBatches } from "./arrow-source.ts";
 import { jsonlSource } from "./jsonl-source.ts";
 import { openParquetFile, readRowGroup } from "./parquet-source.ts";
@@ -88,26 +88,14 @@ async function* parquetRows(file: string): AsyncGenerator<Record<string, unknown
 
 /** JSONL output rows are stored in the Sample's own shape, so they come back as parsed, whole. */
 async function* jsonlOutputRows(file: string): AsyncGenerator<Record<string, unknown>[]> {
-  const handle = await open(file, "r");
-  try {
-    let lineNumber = 0;
-    let rows: Record<string, unknown>[] = [];
-    for await (const line of handle.readLines({ encoding: "utf8" })) {
-      lineNumber++;
-      if (line.trim() === "") continue;
-      try {
-        rows.push(JSON.parse(line) as Record<string, unknown>);
-      } catch (error) {
-        throw new InputError(`invalid JSON: ${errorMessage(error)}`, { file, line: lineNumber }, { cause: error });
-      }
-      if (rows.length >= 1024) {
-        yield rows;
-        rows = [];
-      }
+  const source = jsonlSource(file, { whole: true });
+  for await (const items of source.batches({ from: 0, signal: new AbortController().signal })) {
+    const rows: Record<string, unknown>[] = [];
+    for (const item of items) {
+      if (item.error) throw item.error;
+      rows.push(item.data!);
     }
-    if (rows.length > 0) yield rows;
-  } finally {
-    await handle.close();
+    yield rows;
   }
 }
 

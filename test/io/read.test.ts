@@ -1,3 +1,5 @@
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { ShardedSink, arrowFormat, describeOutput, jsonlFormat, parquetFormat, readRows } from "../../src/io/index.ts";
@@ -62,5 +64,15 @@ describe("readRows", () => {
     await rejects.commit();
     expect(await readRows(dir, { limit: 3 })).toEqual(plain(sampleRows(3)));
     expect(await readRows(dir, { prefix: "rejects" })).toEqual(plain(rejectRows(1)));
+  });
+});
+
+describe("reading JSONL output with invalid UTF-8", () => {
+  it("names the file and line and says the bytes are not UTF-8", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "rxsynth-read-utf8-"));
+    const file = join(dir, "rows.jsonl");
+    await writeFile(file, Buffer.concat([Buffer.from('{"id":"a","data":{}}\n'), Buffer.from([0xff, 0xfe]), Buffer.from(" bad\n")]));
+    await expect(readRows(file)).rejects.toThrow(`${file}, line 2: invalid UTF-8`);
+    await rm(dir, { recursive: true, force: true });
   });
 });
