@@ -47,18 +47,10 @@ export const UNSUPPORTED_MODALITY_WORDS: readonly string[] = [
   "diagram",
 ];
 
-/**
- * Short-form instructions, as Self-Instruct (Wang et al. 2022) filtered generated tasks: 3 to 150 words;
- * no image/plot/file/audio requests; not starting with punctuation or a non-ASCII character. The Gopher
- * long-form rules (word length, symbols, lines, stop words, repetition) are off: a one-line instruction
- * has no lines or paragraphs to repeat, and "List three primes." has no stop word yet is fine.
- * (Self-Instruct's own code kept more than 3 words; set `minWords: 4` for that.)
- */
-export const instructionPreset = {
-  name: "instruction_heuristics",
-  fields: "instruction",
-  minWords: 3,
-  maxWords: 150,
+/** Every Gopher rule off: the base for presets that turn on only the rules their data suits. */
+export const noRules = {
+  minWords: null,
+  maxWords: null,
   minMeanWordLength: null,
   maxMeanWordLength: null,
   maxSymbolRatio: null,
@@ -72,6 +64,21 @@ export const instructionPreset = {
   maxDupParaCharFrac: null,
   maxTopNgram: null,
   maxDupNgram: null,
+} as const satisfies HeuristicFilterOptions;
+
+/**
+ * Short-form instructions, as Self-Instruct (Wang et al. 2022) filtered generated tasks: 3 to 150 words;
+ * no image/plot/file/audio requests; not starting with punctuation or a non-ASCII character. The Gopher
+ * long-form rules (word length, symbols, lines, stop words, repetition) are off: a one-line instruction
+ * has no lines or paragraphs to repeat, and "List three primes." has no stop word yet is fine.
+ * (Self-Instruct's own code kept more than 3 words; set `minWords: 4` for that.)
+ */
+export const instructionPreset = {
+  name: "instruction_heuristics",
+  fields: "instruction",
+  ...noRules,
+  minWords: 3,
+  maxWords: 150,
   bannedWords: UNSUPPORTED_MODALITY_WORDS,
   rejectPunctuationStart: true,
   rejectNonAsciiStart: true,

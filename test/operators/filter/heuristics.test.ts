@@ -5,27 +5,12 @@ import {
   HEURISTIC_REASONS,
   heuristicFilter,
   textStats,
+  noRules,
   type HeuristicFilterOptions,
 } from "../../../operators/filter/index.ts";
 
 /** Every rule off, so one rule can be tested at its boundary without the others interfering. */
-const ALL_OFF: HeuristicFilterOptions = {
-  minWords: null,
-  maxWords: null,
-  minMeanWordLength: null,
-  maxMeanWordLength: null,
-  maxSymbolRatio: null,
-  maxBulletLines: null,
-  maxEllipsisLines: null,
-  minAlphaWords: null,
-  minStopWords: null,
-  maxDupLineFrac: null,
-  maxDupParaFrac: null,
-  maxDupLineCharFrac: null,
-  maxDupParaCharFrac: null,
-  maxTopNgram: null,
-  maxDupNgram: null,
-};
+const ALL_OFF: HeuristicFilterOptions = noRules;
 
 function sample(text: string, index = 0): Sample {
   return createSample({ id: `s${index}`, data: { text }, source: "test" });
