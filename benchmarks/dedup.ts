@@ -24,6 +24,7 @@ import { LshIndex } from "../operators/dedup/lsh.ts";
 import { createMinHasher, hashKey64, jaccard, jaccardEstimate, normalize } from "../operators/dedup/minhash.ts";
 import { nearDedup } from "../operators/dedup/near-dedup.ts";
 import { RougePool } from "../operators/diversity/rouge-filter.ts";
+import { seededRandom } from "../operators/diversity/sketches.ts";
 
 setFlagsFromString("--expose-gc");
 const gc = runInNewContext("gc") as () => void;
@@ -42,17 +43,8 @@ const ROUGE_QUERIES = 1_000;
 // ---------------------------------------------------------------------------------------------------
 // Fixtures
 
-function random(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) | 0;
-    let t = Math.imul(s ^ (s >>> 15), 1 | s);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
-const next = random(SEED);
+const next = seededRandom(SEED);
 const pick = <T>(items: readonly T[]): T => items[Math.floor(next() * items.length)]!;
 const SYLLABLES = ["ka", "lo", "mi", "ne", "ru", "ta", "shi", "po", "ve", "zu", "an", "er", "in", "or", "ul", "de", "ga", "fi", "bo", "ch"];
 const vocabulary: string[] = [];

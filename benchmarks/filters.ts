@@ -10,6 +10,7 @@ import { mkdir, writeFile } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
 import { en } from "@faker-js/faker";
 import { collect, createSample, type Verdict } from "../src/index.ts";
+import { seededRandom } from "../operators/diversity/sketches.ts";
 import { compileHeuristics, GOPHER_STOP_WORDS, gopherPreset, heuristicFilter } from "../operators/filter/index.ts";
 
 const CORPUS_BYTES = 30_000_000;
@@ -33,19 +34,9 @@ interface PartResult {
 
 // ---------------------------------------------------------------- fixtures: seeded English-like corpus
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function corpus(): string[] {
-  const random = mulberry32(SEED);
+  const random = seededRandom(SEED);
   const words = en.word!;
   // Squaring the uniform draw skews choices towards the front of each list: a few words common, most rare.
   const pick = <T>(list: readonly T[]) => list[Math.floor(random() * random() * list.length)]!;

@@ -1,15 +1,8 @@
 import { createSample, type Origin, type Sample } from "../../../src/index.ts";
+import { seededRandom as random } from "../../../operators/diversity/sketches.ts";
 
-/** Seeded uniform generator in [0, 1). */
-export function random(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) | 0;
-    let t = Math.imul(s ^ (s >>> 15), 1 | s);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Seeded uniform generator in [0, 1): the one the library uses. */
+export { seededRandom as random } from "../../../operators/diversity/sketches.ts";
 
 const SYLLABLES = ["ka", "lo", "mi", "ne", "ru", "ta", "shi", "po", "ve", "zu", "an", "er", "in", "or", "ul", "de", "ga", "fi"];
 
