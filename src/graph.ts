@@ -26,6 +26,13 @@ export interface BuiltGraph {
   readonly options?: unknown;
   /** Releases what `build` acquired (a simulator, a connection). */
   readonly dispose?: () => Promise<void> | void;
+  /**
+   * Options that may change when a run is resumed because they extend the same dataset rather than
+   * define another (a larger `target`, more `maxRounds`); they are left out of the options hash.
+   */
+  readonly continuable?: readonly string[];
+  /** Asked when the sources are exhausted: why the run did not reach its goal, and how to continue. */
+  readonly incomplete?: () => string | undefined;
 }
 
 export interface GraphEnvironment {
@@ -33,6 +40,11 @@ export interface GraphEnvironment {
   log(message: string): void;
   /** The output folder when the run has one (for caches kept with the run). */
   readonly out: string | undefined;
+  /**
+   * Registers a release (a simulator, a client) as soon as it is acquired, so it is closed even when
+   * `build` fails after acquiring it, and when the run ends. Releases run once, newest first.
+   */
+  onDispose?(release: () => Promise<void> | void): void;
 }
 
 export type GraphOptionValues = Record<string, unknown>;
@@ -46,6 +58,8 @@ export interface GraphDefinition<O extends GraphOptionValues = GraphOptionValues
   /** One line, shown by `rxsynth graphs`. */
   readonly description: string;
   readonly defaults: O;
+  /** Option names that may change on resume (see BuiltGraph.continuable). */
+  readonly continuable?: readonly (keyof O & string)[];
   build(options: O, env: GraphEnvironment): Promise<Omit<BuiltGraph, "name" | "options">> | Omit<BuiltGraph, "name" | "options">;
 }
 
@@ -80,16 +94,54 @@ export async function buildGraph<O extends GraphOptionValues>(
     }
   }
   const options = { ...definition.defaults, ...overrides } as O;
-  const built = await definition.build(options, env);
+  const releases = new Releases();
+  const scoped: GraphEnvironment = {
+    ...env,
+    onDispose: (release) => releases.add(release),
+  };
   try {
+    const built = await definition.build(options, scoped);
+    if (built.dispose) releases.add(built.dispose);
     const operators = insertOperators(definition.name, built.operators, customization);
-    const graph: BuiltGraph = { ...built, operators, name: definition.name, options };
+    const graph: BuiltGraph = {
+      ...built,
+      operators,
+      name: definition.name,
+      options,
+      continuable: built.continuable ?? definition.continuable,
+      dispose: () => releases.run(),
+    };
     validateGraph(graph);
     return graph;
   } catch (error) {
-    // build() may have started a simulator or opened a connection: release it, or the process never exits.
-    await built.dispose?.();
+    // build() may have started a simulator or opened a connection before failing: release it, or the process never exits.
+    await releases.run().catch(() => undefined);
     throw error;
+  }
+}
+
+/** Releases registered while a graph is built; run once, newest first, every one even if one fails. */
+class Releases {
+  private readonly pending: Array<() => Promise<void> | void> = [];
+  private done: Promise<void> | undefined;
+
+  add(release: () => Promise<void> | void): void {
+    this.pending.push(release);
+  }
+
+  run(): Promise<void> {
+    this.done ??= (async () => {
+      let failure: unknown;
+      for (const release of this.pending.reverse()) {
+        try {
+          await release();
+        } catch (error) {
+          failure ??= error;
+        }
+      }
+      if (failure !== undefined) throw failure;
+    })();
+    return this.done;
   }
 }
 
@@ -102,7 +154,12 @@ export function extendGraph<O extends GraphOptionValues>(definition: GraphDefini
     ...definition,
     async build(options, env) {
       const built = await definition.build(options, env);
-      return { ...built, operators: insertOperators(definition.name, built.operators, customization) };
+      try {
+        return { ...built, operators: insertOperators(definition.name, built.operators, customization) };
+      } catch (error) {
+        await built.dispose?.();
+        throw error;
+      }
     },
   };
 }

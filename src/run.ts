@@ -1,12 +1,13 @@
 import { setMaxListeners } from "node:events";
+import { rm } from "node:fs/promises";
 import { join, relative } from "node:path";
 import { Observable, type Subscriber } from "rxjs";
 import { withRunContext, type CheckpointHook, type RejectInfo, type RunContext } from "./context.ts";
 import { ConfigError, errorMessage } from "./errors.ts";
 import type { BuiltGraph } from "./graph.ts";
 import { stableHash } from "./hash.ts";
-import { PositionTracker, readManifest, writeManifest, type Manifest } from "./io/manifest.ts";
-import { openFileSinks, removeUncommittedFiles } from "./io/run-files.ts";
+import { PositionTracker, identityOptions, optionChanges, readManifest, writeManifest, type Manifest } from "./io/manifest.ts";
+import { checkOutputFolder, openFileSinks, removeUncommittedFiles } from "./io/run-files.ts";
 import { listShardFiles } from "./io/shards.ts";
 import type { OutputRow, RejectRow, RunSink, ShardInfo, Source, SourceItem } from "./io/types.ts";
 import { Metrics, type MetricsSnapshot } from "./metrics.ts";
@@ -45,7 +46,8 @@ export interface RunProgress extends MetricsSnapshot {
   readonly expected: number | undefined;
 }
 
-export type RunStatus = "complete" | "limited" | "stopped";
+/** `incomplete`: the sources ran out before the graph reached its goal (see BuiltGraph.incomplete). */
+export type RunStatus = "complete" | "limited" | "stopped" | "incomplete";
 
 export interface RunSummary {
   readonly status: RunStatus;
@@ -56,6 +58,8 @@ export interface RunSummary {
   readonly maxInFlight: number;
   readonly budget: number;
   readonly resumed: boolean;
+  /** Why an `incomplete` run stopped short, and how to continue it. */
+  readonly incompleteReason?: string;
   /** Shards committed by this run. */
   readonly shards: readonly ShardInfo[];
   readonly metrics: MetricsSnapshot;
@@ -77,6 +81,16 @@ const DEFAULT_BUDGET = 1024;
  * per-sample cost stays a counter update, not an await.
  */
 export async function run(graph: BuiltGraph, options: RunOptions = {}): Promise<RunSummary> {
+  try {
+    return await runGraph(graph, options);
+  } finally {
+    // Every path out of a run, refusals before the first sample included, releases what the graph holds
+    // (an in-process simulator keeps the process alive otherwise).
+    await graph.dispose?.();
+  }
+}
+
+async function runGraph(graph: BuiltGraph, options: RunOptions): Promise<RunSummary> {
   const budget = options.budget ?? graph.budget ?? DEFAULT_BUDGET;
   if (!(Number.isInteger(budget) && budget > 0)) throw new ConfigError(`budget must be a positive integer, got ${budget}`);
   const out = options.out;
@@ -87,15 +101,18 @@ export async function run(graph: BuiltGraph, options: RunOptions = {}): Promise<
   const resumeLevel = budget - Math.max(1, Math.floor(budget / 4));
   const checkpointRows = options.checkpointRows ?? 50_000;
   const checkpointMs = (options.checkpointSeconds ?? 30) * 1000;
-  const optionsHash = stableHash(graph.options ?? null);
+  const optionsHash = stableHash(identityOptions(graph.options, graph.continuable));
 
+  const folderExisted = out ? await checkOutputFolder(out) : false;
   const previous = out ? await readManifest(out) : undefined;
   if (previous && previous.graph !== graph.name) {
     throw new ConfigError(`${out} holds a run of graph "${previous.graph}", not "${graph.name}": choose another --out folder`);
   }
   if (previous && previous.optionsHash !== optionsHash) {
+    const changes = optionChanges(previous.options, graph.options, graph.continuable);
     throw new ConfigError(
-      `${out} holds a run of "${graph.name}" with other options; resuming would mix two datasets. Use the same options or another --out folder`,
+      `${out} holds a run of "${graph.name}" with other options (${changes.join(", ") || "same values, other hash"}); ` +
+        `resuming would mix two datasets. Rerun with the folder's options, or pass another --out folder for the new ones`,
     );
   }
   if (out && !previous && (await listShardFiles(out)).length > 0) {
@@ -135,6 +152,7 @@ export async function run(graph: BuiltGraph, options: RunOptions = {}): Promise<
   let discarding = false;
   let fatal: unknown;
   let sourcesExhausted = false;
+  let incompleteReason: string | undefined;
   let wakePump: (() => void) | undefined;
   let pumpWaiting = false;
 
@@ -261,8 +279,15 @@ export async function run(graph: BuiltGraph, options: RunOptions = {}): Promise<
     totals: mergeTotals(previous?.totals, metrics.snapshot().totals),
   });
 
+  // Written lazily, so a run that fails before it starts leaves no manifest behind; but always before the
+  // first shard is renamed, so a folder with shards always has a manifest to vouch for them.
+  let manifestWritten = previous !== undefined;
   const checkpoint = (complete: boolean): Promise<void> =>
     enqueue(async () => {
+      if (out && !manifestWritten) {
+        await writeManifest(out, manifestNow(false));
+        manifestWritten = true;
+      }
       const shards = (await Promise.all([...acceptedSinks, rejectsSink].map((sink) => sink.commit()))).flat();
       const relativeShards = shards.map((shard) => (out ? { ...shard, file: relative(out, shard.file.startsWith("/") ? shard.file : join(out, shard.file)) } : shard));
       committedShards.push(...relativeShards);
@@ -326,10 +351,9 @@ export async function run(graph: BuiltGraph, options: RunOptions = {}): Promise<
       }),
   );
 
-  // Written before any shard can be renamed, so a folder with shards always has a manifest to vouch for them.
-  if (out && !previous) await writeManifest(out, manifestNow(false));
 
-  const expectedSizes = await Promise.all(graph.sources.map((source) => source.size?.() ?? Promise.resolve(undefined)));
+  // Only a hint for progress: a source that cannot tell (or fails to) fails the run in the pump, where it is handled.
+  const expectedSizes = await Promise.all(graph.sources.map((source) => source.size?.().catch(() => undefined) ?? Promise.resolve(undefined)));
   const expected = expectedSizes.some((size) => size === undefined)
     ? undefined
     : Math.min(options.limit ?? Infinity, expectedSizes.reduce<number>((sum, size) => sum + (size ?? 0), 0));
@@ -419,19 +443,23 @@ export async function run(graph: BuiltGraph, options: RunOptions = {}): Promise<
     discarding = true;
     subscription.unsubscribe();
     if (!stopController.signal.aborted) stopController.abort(new Error("run finished"));
-    const complete = sourcesExhausted && !stopping && fatal === undefined;
-    if (fatal === undefined || out) await checkpoint(complete).catch(() => undefined);
+    incompleteReason = sourcesExhausted && !stopping && fatal === undefined ? graph.incomplete?.() : undefined;
+    const complete = sourcesExhausted && !stopping && fatal === undefined && incompleteReason === undefined;
+    const neverStarted = fatal !== undefined && !manifestWritten && accepted + rejected === 0;
+    if (!neverStarted && (fatal === undefined || out)) await checkpoint(complete).catch(() => undefined);
   } finally {
     if (progressTimer) clearInterval(progressTimer);
     clearInterval(checkpointTimer);
     options.signal?.removeEventListener("abort", onExternalAbort);
-    await graph.dispose?.();
   }
   if (fatal !== undefined) {
     await Promise.all([...acceptedSinks, rejectsSink].map((sink) => sink.abort().catch(() => undefined)));
+    // A run that failed before its first checkpoint leaves the folder as it found it, so the corrected
+    // command starts afresh instead of being refused as a resume with other options.
+    if (out && !manifestWritten && !folderExisted) await rm(out, { recursive: true, force: true }).catch(() => undefined);
     throw fatal;
   }
-  const status: RunStatus = stopping ? "stopped" : sourcesExhausted ? "complete" : "limited";
+  const status: RunStatus = stopping ? "stopped" : !sourcesExhausted ? "limited" : incompleteReason ? "incomplete" : "complete";
   options.onProgress?.({ ...metrics.snapshot(), inFlight, budget, expected });
   return {
     status,
@@ -442,6 +470,7 @@ export async function run(graph: BuiltGraph, options: RunOptions = {}): Promise<
     maxInFlight,
     budget,
     resumed: previous !== undefined,
+    incompleteReason,
     shards: newShards,
     metrics: metrics.snapshot(),
   };
@@ -452,3 +481,4 @@ function mergeTotals(before: Readonly<Record<string, number>> | undefined, now: 
   for (const [key, value] of Object.entries(now)) merged[key] = (merged[key] ?? 0) + value;
   return merged;
 }
+

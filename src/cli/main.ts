@@ -32,7 +32,8 @@ export function createProgram(): Command {
     .name("rxsynth")
     .description("Streaming engine that generates, filters and curates synthetic training data")
     .option("--verbose", "print stack traces and debug lines")
-    .showHelpAfterError();
+    // One line saying what is wrong and where to look, not the whole usage text after it.
+    .configureOutput({ outputError: (text, write) => write(`rxsynth: ${text.trim().replace(/^error: /, "")} (see --help)\n`) });
   registerRunCommand(program);
   registerInspectCommand(program);
   registerGraphsCommand(program);

@@ -305,6 +305,13 @@ export async function exportRun(path: string, options: ExportOptions): Promise<E
         if (chunk) await writeChunk(stream, chunk);
       }
     }
+    if (written === 0 && skipped > 0) {
+      // An empty file that exits 0 looks like success to a training script; this format does not fit the data.
+      throw new ConfigError(
+        `none of the ${skipped} rows can be written as ${options.format} (${examples[0] ?? "rows lack its fields"}); ` +
+          `choose the format that fits this graph's rows (${EXPORT_FORMATS.join(", ")})`,
+      );
+    }
     if (partial) {
       stream.end();
       await once(stream, "finish");

@@ -1,6 +1,7 @@
 import { mkdir, open, readFile, rename } from "node:fs/promises";
 import { join } from "node:path";
 import { ConfigError, InputError } from "../errors.ts";
+import { canonicalJson } from "../hash.ts";
 import type { ShardInfo } from "./types.ts";
 
 export const MANIFEST_FILE = "manifest.json";
@@ -100,4 +101,19 @@ export class PositionTracker {
   progress(): SourceProgress {
     return { watermark: this.mark, done: [...this.above].sort((a, b) => a - b) };
   }
+}
+
+/** The options that define a dataset: everything but those that may grow on resume (see BuiltGraph.continuable). */
+export function identityOptions(options: unknown, continuable: readonly string[] = []): unknown {
+  if (options === null || typeof options !== "object" || Array.isArray(options)) return options ?? null;
+  return Object.fromEntries(Object.entries(options).filter(([key]) => !continuable.includes(key)));
+}
+
+/** `key old → new` for each identity option that differs, for a refusal the user can act on. */
+export function optionChanges(before: unknown, after: unknown, continuable: readonly string[] = []): string[] {
+  const old = (identityOptions(before, continuable) ?? {}) as Record<string, unknown>;
+  const now = (identityOptions(after, continuable) ?? {}) as Record<string, unknown>;
+  const keys = [...new Set([...Object.keys(old), ...Object.keys(now)])].sort();
+  const show = (value: unknown) => (value === undefined ? "(unset)" : JSON.stringify(value));
+  return keys.filter((key) => canonicalJson(old[key]) !== canonicalJson(now[key])).map((key) => `${key} ${show(old[key])} → ${show(now[key])}`);
 }

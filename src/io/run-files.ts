@@ -1,4 +1,5 @@
-import { rm } from "node:fs/promises";
+import { rm, stat } from "node:fs/promises";
+import { ConfigError } from "../errors.ts";
 import { basename, join } from "node:path";
 import type { OutputOptions } from "../graph.ts";
 import { parquetFormat } from "./parquet-format.ts";
@@ -56,4 +57,17 @@ export async function removeUncommittedFiles(out: string, committed: readonly Sh
     }
   }
   return removed;
+}
+
+/** Whether the output folder exists; a path that exists but is not a folder is a clear error, not ENOTDIR. */
+export async function checkOutputFolder(out: string): Promise<boolean> {
+  try {
+    const info = await stat(out);
+    if (!info.isDirectory()) throw new ConfigError(`--out ${out} is a file, not a folder: pass a folder path (it is created if missing)`);
+    return true;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return false;
+    if ((error as NodeJS.ErrnoException).code === "ENOTDIR") throw new ConfigError(`--out ${out} lies under a file, not a folder: pass a folder path`);
+    throw error;
+  }
 }
