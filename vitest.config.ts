@@ -3,6 +3,8 @@ import { defineConfig } from "vitest/config";
 export default defineConfig({
   test: {
     include: ["test/**/*.test.ts"],
+    // Says once when the sandbox tests are skipped (no bubblewrap), and fails the run under CI=true.
+    globalSetup: ["test/support/sandbox-setup.ts"],
     testTimeout: 30_000,
     hookTimeout: 30_000,
   },

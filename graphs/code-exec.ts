@@ -4,10 +4,11 @@
 // error is fed back and the model explains and fixes its code) and the execution-verified data of Code
 // Llama (Rozière et al. 2023: solutions kept only when the unit tests pass).
 //
-// Input: HumanEval (../shared/data/HumanEval.jsonl.gz, 164 Python problems, MIT, openai/human-eval) or any
-// JSONL (optionally gzipped) with task_id, prompt, entry_point, test (defining check(candidate)) and, for
-// seedSolutions "canonical", canonical_solution. The problem's own `test` and check(entry_point) are the
-// unit tests; with generateTests the model also writes assert statements, run after them.
+// Input: HumanEval (builtin:HumanEval.jsonl.gz, the package's data/HumanEval.jsonl.gz: 164 Python problems,
+// MIT, openai/human-eval) or any JSONL (optionally gzipped) with task_id, prompt, entry_point, test
+// (defining check(candidate)) and, for seedSolutions "canonical", canonical_solution. The problem's own
+// `test` and check(entry_point) are the unit tests; with generateTests the model also writes assert
+// statements, run after them.
 // Sandbox: bubblewrap (src/sandbox), one fresh sandbox per run: no network, capped memory and time.
 //
 // Attempts: attempt 1 is the first solution; every repair round is a STEP on the same sample (repair_1 ...
@@ -25,7 +26,6 @@
 //   rxsynth run graphs/code-exec.ts --set count=20 --out out/code
 //   rxsynth run graphs/code-exec.ts --set seedSolutions=canonical --set count=10 --out out/code-smoke
 import { readFile } from "node:fs/promises";
-import { fileURLToPath } from "node:url";
 import { gunzipSync } from "node:zlib";
 import {
   ConfigError,
@@ -35,6 +35,7 @@ import {
   defineFilter,
   defineGraph,
   drop,
+  resolveDataPath,
   type Operator,
   type Sample,
   type SampleData,
@@ -49,7 +50,7 @@ import { openEndpoint } from "./lib/endpoint.ts";
 export const defaults = {
   /** Problems to attempt (the first `count` of the file). */
   count: 20,
-  problemsPath: fileURLToPath(new URL("../../shared/data/HumanEval.jsonl.gz", import.meta.url)),
+  problemsPath: "builtin:HumanEval.jsonl.gz",
   /** Repair rounds after a failed first attempt (each: error to the model, new code, rerun). */
   maxRepairs: 2,
   /** The model also writes assert statements, run after the problem's own tests. */
@@ -72,8 +73,9 @@ export interface Problem {
   readonly canonical_solution?: string;
 }
 
-/** Problems from JSONL, gzipped or not; each line must carry the fields the graph runs. */
-export async function readProblems(path: string, count: number): Promise<Problem[]> {
+/** Problems from JSONL, gzipped or not (a path or `builtin:NAME`, see resolveDataPath); each line must carry the fields the graph runs. */
+export async function readProblems(option: string, count: number): Promise<Problem[]> {
+  const path = resolveDataPath(option);
   let bytes: Buffer;
   try {
     bytes = await readFile(path);

@@ -17,8 +17,7 @@
 // exact_duplicate, and bad LLM answers.
 //
 //   rxsynth run graphs/distill-rationales.ts --set systemsPerPrompt=3 --set count=500 --out out/orca
-import { fileURLToPath } from "node:url";
-import { ConfigError, defineFanOut, defineGraph, openSource, type Child, type Sample } from "../src/index.ts";
+import { ConfigError, defineFanOut, defineGraph, openSource, resolveDataPath, type Child, type Sample } from "../src/index.ts";
 import { exactDedup } from "../operators/dedup/exact-dedup.ts";
 import { heuristicFilter } from "../operators/filter/heuristics.ts";
 import { refusalFilter } from "../operators/filter/refusal.ts";
@@ -32,8 +31,8 @@ export interface SystemInstruction {
 }
 
 export const defaults = {
-  /** Prompts: JSONL/JSON/Parquet/Arrow file, folder or glob. */
-  input: fileURLToPath(new URL("../../shared/data/self_instruct_seed_tasks.jsonl", import.meta.url)),
+  /** Prompts: JSONL/JSON/Parquet/Arrow file, folder or glob; `builtin:NAME` is the package's data/NAME. */
+  input: "builtin:self_instruct_seed_tasks.jsonl",
   instructionField: "instruction",
   /** Field with the prompt's input; the first of `instances` is used when the record has that instead. */
   inputField: "input",
@@ -85,7 +84,7 @@ export default defineGraph({
     if (!Number.isInteger(options.systemsPerPrompt) || options.systemsPerPrompt < 1 || options.systemsPerPrompt > systems.length) {
       throw new ConfigError(`distill-rationales: systemsPerPrompt must be an integer from 1 to ${systems.length}, got ${options.systemsPerPrompt}`);
     }
-    const source = firstRecords(await openSource(options.input), options.count);
+    const source = firstRecords(await openSource(resolveDataPath(options.input)), options.count);
     const endpoint = await openEndpoint(env, { model: options.model || undefined, seed: options.seed, concurrency: options.concurrency });
     const { llm } = endpoint;
 

@@ -19,7 +19,6 @@
 // copy is the round's row or evolves further).
 //
 //   rxsynth run graphs/evol-instruct.ts --set count=100 --set rounds=4 --out out/evol
-import { fileURLToPath } from "node:url";
 import { filter, merge, share, tap, type Observable, type OperatorFunction } from "rxjs";
 import { z } from "zod";
 import {
@@ -32,6 +31,7 @@ import {
   defineGraph,
   drop,
   openSource,
+  resolveDataPath,
   type DropVerdict,
   type Operator,
   type Sample,
@@ -45,8 +45,8 @@ const KINDS = ["add_constraints", "deepen", "concretize", "increase_reasoning", 
 type EvolutionKind = (typeof KINDS)[number];
 
 export const defaults = {
-  /** Instructions to evolve: JSONL/JSON/Parquet/Arrow/text file, folder or glob. */
-  input: fileURLToPath(new URL("../../shared/data/self_instruct_seed_tasks.jsonl", import.meta.url)),
+  /** Instructions to evolve: JSONL/JSON/Parquet/Arrow/text file, folder or glob; `builtin:NAME` is data/NAME. */
+  input: "builtin:self_instruct_seed_tasks.jsonl",
   /** Field holding the instruction; an `input` field, or the first of `instances`, is appended when present. */
   instructionField: "instruction",
   /** Instructions read from the input. */
@@ -192,7 +192,7 @@ export default defineGraph({
     }
     if (options.gainCheck !== "rouge" && options.gainCheck !== "judge") throw new ConfigError(`evol-instruct: gainCheck is "rouge" or "judge", got ${JSON.stringify(options.gainCheck)}`);
     const kinds = options.kinds as EvolutionKind[];
-    const source = firstRecords(await openSource(options.input), options.count);
+    const source = firstRecords(await openSource(resolveDataPath(options.input)), options.count);
     const endpoint = await openEndpoint(env, { model: options.model || undefined, seed: options.seed, concurrency: options.concurrency });
     const { llm } = endpoint;
     const evolveAsk = asker({ llm, parse: EvolvedPrompt, temperature: options.temperature, seed: options.seed, schemaName: "evolution" });

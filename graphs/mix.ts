@@ -32,6 +32,7 @@ import {
   defineTap,
   drop,
   openSource,
+  resolveDataPath,
   stableHash,
   type RunContext,
   type SampleData,
@@ -42,7 +43,7 @@ import { outputFiles, readRows } from "../src/io/read.ts";
 
 export const defaults = {
   /** Human data: a file or a run folder. */
-  humanPath: fileURLToPath(new URL("../../shared/data/self_instruct_seed_tasks.jsonl", import.meta.url)),
+  humanPath: "builtin:self_instruct_seed_tasks.jsonl",
   /** Synthetic data: a file or another graph's run folder. */
   syntheticPath: fileURLToPath(new URL("./data/mix-synthetic.jsonl", import.meta.url)),
   /** Target fraction of human records in the mix. */
@@ -96,7 +97,8 @@ const RUN_OUTPUT = new Set([".parquet", ".arrow", ".arrows", ".ipc"]);
  * Records of a file or run folder with their generation depth in `source_depth`. A run's shards keep depth
  * in provenance, which a plain source drops, so they are read row by row, one shard at a time.
  */
-async function datasetSource(name: string, path: string, origin: Side): Promise<Source> {
+async function datasetSource(name: string, option: string, origin: Side): Promise<Source> {
+  const path = resolveDataPath(option);
   const info = await stat(path).catch((error: unknown) => {
     throw new ConfigError(`mix: ${origin} input ${path} does not exist (set ${origin}Path)`, { cause: error });
   });

@@ -16,8 +16,7 @@
 //
 //   rxsynth run graphs/multi-turn.ts --set turns=4 --set count=100 --out out/chats
 //   rxsynth export out/chats --format sharegpt
-import { fileURLToPath } from "node:url";
-import { ConfigError, defineAsyncMap, defineFilter, defineGraph, defineMap, drop, openSource, type Operator, type Sample } from "../src/index.ts";
+import { ConfigError, defineAsyncMap, defineFilter, defineGraph, defineMap, drop, openSource, resolveDataPath, type Operator, type Sample } from "../src/index.ts";
 import type { ChatMessage } from "../src/llm/index.ts";
 import { generate } from "../operators/generate/generate.ts";
 import { asker } from "../operators/generate/llm-map.ts";
@@ -27,7 +26,7 @@ import { firstRecords, wordCount } from "./lib/llm-steps.ts";
 export const defaults = {
   /** Conversations to make (the first `count` openers). */
   count: 50,
-  openersPath: fileURLToPath(new URL("../../shared/data/self_instruct_seed_tasks.jsonl", import.meta.url)),
+  openersPath: "builtin:self_instruct_seed_tasks.jsonl",
   /** User/assistant exchanges per conversation. */
   turns: 3,
   /** System message for the assistant, kept as the conversation's first message; "" for none. */
@@ -80,7 +79,7 @@ export default defineGraph({
   defaults,
   async build(options, env) {
     if (!Number.isInteger(options.turns) || options.turns < 1) throw new ConfigError(`multi-turn: turns must be an integer >= 1, got ${options.turns}`);
-    const source = firstRecords(await openSource(options.openersPath, { name: "openers" }), options.count);
+    const source = firstRecords(await openSource(resolveDataPath(options.openersPath), { name: "openers" }), options.count);
     const endpoint = await openEndpoint(env, { seed: options.seed });
     const { llm } = endpoint;
     const system: Message[] = options.system ? [{ role: "system", content: options.system }] : [];

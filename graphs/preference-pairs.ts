@@ -20,7 +20,6 @@
 //   rxsynth run graphs/preference-pairs.ts --set count=200 --out out/prefs
 //   OPENAI_BASE_URL=... rxsynth run graphs/preference-pairs.ts --set 'models=["gpt-4o-mini","gpt-4o"]' --set 'temperatures=[0.7]'
 //   rxsynth export out/prefs --format dpo
-import { fileURLToPath } from "node:url";
 import {
   ConfigError,
   defineFanOut,
@@ -29,6 +28,7 @@ import {
   defineMap,
   drop,
   openSource,
+  resolveDataPath,
   stableHash,
   type Operator,
   type SampleData,
@@ -42,7 +42,7 @@ import { firstRecords } from "./lib/llm-steps.ts";
 export const defaults = {
   /** Prompts to use (the first `count` records of the input). */
   count: 50,
-  promptsPath: fileURLToPath(new URL("../../shared/data/self_instruct_seed_tasks.jsonl", import.meta.url)),
+  promptsPath: "builtin:self_instruct_seed_tasks.jsonl",
   /** Models asked for responses; [] = the endpoint's model (RXSYNTH_MODEL, else gpt-4o-mini; the simulator on no endpoint). */
   models: [] as string[],
   /** Sampling temperatures; each model answers once at each. */
@@ -98,7 +98,7 @@ export default defineGraph({
   defaults,
   async build(options, env) {
     if (options.temperatures.length === 0) throw new ConfigError("preference-pairs: temperatures is empty; give at least one");
-    const source = firstRecords(await openSource(options.promptsPath, { name: "prompts" }), options.count);
+    const source = firstRecords(await openSource(resolveDataPath(options.promptsPath), { name: "prompts" }), options.count);
     const endpoint = await openEndpoint(env, { seed: options.seed });
     const models = options.models.length > 0 ? options.models : [endpoint.llm.model];
     const configs = models.flatMap((model) => options.temperatures.map((temperature) => ({ model, temperature })));

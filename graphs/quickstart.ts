@@ -12,7 +12,6 @@
 //   npm start                                  (= rxsynth run graphs/quickstart.ts --out ./out)
 //   rxsynth run graphs/quickstart.ts --set target=1000 --out out/quick
 //   OPENAI_BASE_URL=http://localhost:8000/v1 RXSYNTH_MODEL=my-model rxsynth run graphs/quickstart.ts --out out/real
-import { fileURLToPath } from "node:url";
 import { defineGraph } from "../src/index.ts";
 import { selfInstructGraph } from "./lib/self-instruct-steps.ts";
 import { defaults as selfInstructDefaults } from "./self-instruct.ts";
@@ -20,8 +19,8 @@ import { defaults as selfInstructDefaults } from "./self-instruct.ts";
 export const defaults = {
   /** Rows to accept. */
   target: 200,
-  /** Seed tasks (JSONL with `instruction`, optional `instances` and `is_classification`). */
-  seedTasks: fileURLToPath(new URL("../../shared/data/self_instruct_seed_tasks.jsonl", import.meta.url)),
+  /** Seed tasks (JSONL with `instruction`, optional `instances` and `is_classification`); `builtin:NAME` is data/NAME. */
+  seedTasks: "builtin:self_instruct_seed_tasks.jsonl",
   /** Model on a real endpoint; "" = RXSYNTH_MODEL, else gpt-4o-mini. */
   model: "",
   seed: 42,

@@ -26,13 +26,12 @@
 // conflicting_instance, refusal, exact_duplicate, near_duplicate, over_target (and LLM failures).
 //
 //   rxsynth run graphs/self-instruct.ts --set target=500 --out out/self-instruct
-import { fileURLToPath } from "node:url";
 import { defineGraph } from "../src/index.ts";
 import { selfInstructGraph } from "./lib/self-instruct-steps.ts";
 
 export const defaults = {
-  /** Seed tasks (JSONL with `instruction`, optional `instances` and `is_classification`). */
-  seedTasks: fileURLToPath(new URL("../../shared/data/self_instruct_seed_tasks.jsonl", import.meta.url)),
+  /** Seed tasks (JSONL with `instruction`, optional `instances` and `is_classification`); `builtin:NAME` is data/NAME. */
+  seedTasks: "builtin:self_instruct_seed_tasks.jsonl",
   /** Rows to accept; the run stops there. */
   target: 500,
   /** New instructions asked for per round. */

@@ -1,4 +1,5 @@
 export * from "./errors.ts";
+export * from "./data-files.ts";
 export * from "./hash.ts";
 export * from "./sample.ts";
 export * from "./context.ts";

@@ -14,6 +14,7 @@ import {
   defineFilter,
   defineMap,
   drop,
+  resolveDataPath,
   type Child,
   type DropVerdict,
   type GraphEnvironment,
@@ -45,8 +46,12 @@ export interface SeedTask {
   readonly isClassification: boolean;
 }
 
-/** Reads seed tasks from JSONL: `instruction` required; `instances` and `is_classification` optional. */
-export async function readSeedTasks(path: string): Promise<SeedTask[]> {
+/**
+ * Reads seed tasks from JSONL (a path or `builtin:NAME`, see resolveDataPath): `instruction` required;
+ * `instances` and `is_classification` optional.
+ */
+export async function readSeedTasks(option: string): Promise<SeedTask[]> {
+  const path = resolveDataPath(option);
   let body: string;
   try {
     body = await readFile(path, "utf8");

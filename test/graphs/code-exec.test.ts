@@ -1,6 +1,7 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import definition, { assembleProgram, defaults, extractAsserts, extractCode, readProblems, type Problem } from "../../graphs/code-exec.ts";
 import { useGraphRuns, useScriptedModel, type OutputRow } from "../support/graph-run.ts";
+import { describeWithSandbox } from "../support/sandbox.ts";
 
 const { runGraph } = useGraphRuns();
 
@@ -14,7 +15,7 @@ beforeAll(async () => {
   problems = new Map((await readProblems(defaults.problemsPath, 3)).map((p) => [p.task_id, p]));
 });
 
-describe("graphs/code-exec", () => {
+describeWithSandbox("graphs/code-exec", () => {
   it("keeps reference solutions that pass their tests at the first attempt (seedSolutions: canonical)", async () => {
     const { rows, rejects } = await runGraph(definition, { count: 3, seedSolutions: "canonical" });
     expect(rejects).toEqual([]);

@@ -1,9 +1,9 @@
 import { readFileSync } from "node:fs";
-import { join } from "node:path";
 import { gunzipSync } from "node:zlib";
-import { describe, expect, it } from "vitest";
-import { collect, createSample } from "../../src/index.ts";
+import { expect, it } from "vitest";
+import { collect, createSample, resolveDataPath } from "../../src/index.ts";
 import { executeFilter } from "../../operators/filter/execute.ts";
+import { describeWithSandbox } from "../support/sandbox.ts";
 
 interface Problem {
   readonly task_id: string;
@@ -13,8 +13,8 @@ interface Problem {
   readonly entry_point: string;
 }
 
-// openai/human-eval (MIT), kept in the project's shared data folder next to the repository.
-const HUMAN_EVAL = join(process.cwd(), "..", "shared", "data", "HumanEval.jsonl.gz");
+// openai/human-eval (MIT), shipped in the project's data/ folder (see data/README.md).
+const HUMAN_EVAL = resolveDataPath("builtin:HumanEval.jsonl.gz");
 
 function problems(): Problem[] {
   return gunzipSync(readFileSync(HUMAN_EVAL))
@@ -24,7 +24,7 @@ function problems(): Problem[] {
     .map((line) => JSON.parse(line) as Problem);
 }
 
-describe("executeFilter on HumanEval", () => {
+describeWithSandbox("executeFilter on HumanEval", () => {
   it("passes all 164 canonical solutions and fails each one's stubbed-out variant as test_failed", async () => {
     const all = problems();
     expect(all).toHaveLength(164);

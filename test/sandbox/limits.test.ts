@@ -1,5 +1,6 @@
-import { describe, expect, it } from "vitest";
+import { expect, it } from "vitest";
 import { runSandboxed, type SandboxOptions } from "../../src/sandbox/index.ts";
+import { describeWithSandbox } from "../support/sandbox.ts";
 import { eventually, processesWith, uniqueMarker } from "./helpers.ts";
 
 const py = (code: string, tests = "", extra: Partial<SandboxOptions> = {}) => runSandboxed({ language: "python", code, tests, ...extra });
@@ -24,7 +25,7 @@ async function watch<T>(marker: string, start: () => Promise<T>): Promise<{ resu
 
 const gone = (marker: string) => eventually(() => (processesWith(marker).length === 0 ? true : undefined), 1000);
 
-describe("runSandboxed: limits", () => {
+describeWithSandbox("runSandboxed: limits", () => {
   it("kills a python infinite loop at the timeout together with every process it started", async () => {
     const marker = uniqueMarker("loop-py");
     const code = `import subprocess, sys\nsubprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)", "${marker}"])\nwhile True:\n    pass\n`;

@@ -2,15 +2,16 @@ import { createConnection, createServer, type Server } from "node:net";
 import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, expect, it } from "vitest";
 import { runSandboxed, type SandboxOptions } from "../../src/sandbox/index.ts";
+import { describeWithSandbox } from "../support/sandbox.ts";
 import { eventually, uniqueMarker } from "./helpers.ts";
 
 const py = (code: string, tests = "", extra: Partial<SandboxOptions> = {}) => runSandboxed({ language: "python", code, tests, ...extra });
 const js = (code: string, tests = "", extra: Partial<SandboxOptions> = {}) =>
   runSandboxed({ language: "javascript", code, tests, ...extra });
 
-describe("runSandboxed: verdicts", () => {
+describeWithSandbox("runSandboxed: verdicts", () => {
   it("passes a correct python program and fails a wrong one, naming the failed assertion", async () => {
     const tests = "assert add(2, 3) == 5\n";
     expect((await py("def add(a, b):\n    return a + b\n", tests)).status).toBe("passed");
@@ -74,7 +75,7 @@ describe("runSandboxed: verdicts", () => {
   });
 });
 
-describe("runSandboxed: ordinary programs", () => {
+describeWithSandbox("runSandboxed: ordinary programs", () => {
   it("runs threads, subprocesses and python multiprocessing under the filter and limits", async () => {
     const code = [
       "import multiprocessing, subprocess, threading",
@@ -107,7 +108,7 @@ describe("runSandboxed: ordinary programs", () => {
   });
 });
 
-describe("runSandboxed: isolation", () => {
+describeWithSandbox("runSandboxed: isolation", () => {
   let server: Server;
   let port = 0;
   let connections = 0;

@@ -2,8 +2,9 @@ import { spawnSync } from "node:child_process";
 import { chmodSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { describe, expect, it } from "vitest";
+import { expect, it } from "vitest";
 import { findExecutable } from "../../src/sandbox/host.ts";
+import { describeWithSandbox } from "../support/sandbox.ts";
 
 // As root the sandbox drops to a spare uid with setpriv; as anyone else bwrap makes a user namespace
 // instead. This suite runs the second path too, by running a script as `nobody`.
@@ -19,7 +20,7 @@ const asNobody = (args: string[], env: Record<string, string>) =>
 const canDrop =
   process.getuid?.() === 0 && setpriv !== undefined && asNobody(["test", "-r", join(process.cwd(), "src", "sandbox", "run.ts")], {}).status === 0;
 
-describe("runSandboxed as an unprivileged user", () => {
+describeWithSandbox("runSandboxed as an unprivileged user", () => {
   it.skipIf(!canDrop)("contains, classifies and cleans up the same way inside a user namespace", () => {
     const home = mkdtempSync(join(tmpdir(), "rxsynth-nobody-"));
     chmodSync(home, 0o777);

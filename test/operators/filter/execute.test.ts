@@ -6,6 +6,7 @@ import { collect, ConfigError, createSample, type Sample } from "../../../src/in
 import { executeFilter } from "../../../operators/filter/execute.ts";
 import { findExecutable } from "../../../src/sandbox/host.ts";
 import { processesWith, uniqueMarker } from "../../sandbox/helpers.ts";
+import { itWithSandbox } from "../../support/sandbox.ts";
 
 function program(id: string, code: string, tests = "", extra: Record<string, unknown> = {}): Sample {
   return createSample({ id, data: { code, tests, ...extra }, source: "test" });
@@ -14,7 +15,7 @@ function program(id: string, code: string, tests = "", extra: Record<string, unk
 const TESTS = "assert add(2, 3) == 5\n";
 
 describe("executeFilter", () => {
-  it("keeps passing python with its run time and rejects each failure with its own reason", async () => {
+  itWithSandbox("keeps passing python with its run time and rejects each failure with its own reason", async () => {
     const samples = [
       program("ok", "def add(a, b):\n    return a + b\n", TESTS),
       program("wrong", "def add(a, b):\n    return a * b\n", TESTS),
@@ -45,7 +46,7 @@ describe("executeFilter", () => {
     expect(metrics.counters("execute_filter")).toMatchObject({ in: 6, out: 1 });
   });
 
-  it("runs javascript read through functions, with check(entry point) HumanEval style", async () => {
+  itWithSandbox("runs javascript read through functions, with check(entry point) HumanEval style", async () => {
     const samples = [
       createSample({ id: "a", data: { fn: "function inc(x) { return x + 1; }", name: "inc" }, source: "test" }),
       createSample({ id: "b", data: { fn: "function inc(x) { return x + 2; }", name: "inc" }, source: "test" }),
@@ -64,7 +65,7 @@ describe("executeFilter", () => {
     expect(rejects[0]!.message).toMatch(/^AssertionError: 3 == 2/);
   });
 
-  it("keeps the program's output on rejects when asked", async () => {
+  itWithSandbox("keeps the program's output on rejects when asked", async () => {
     const { rejects } = await collect(
       executeFilter({ language: "python", keepOutput: true }),
       [program("noisy", "print('hello from the program')\ndef add(a, b):\n    return 0\n", TESTS)],
@@ -74,7 +75,7 @@ describe("executeFilter", () => {
     expect(raw.stderr).toMatch(/Traceback \(most recent call last\):[\s\S]*AssertionError\n$/);
   });
 
-  it("runs at most `concurrency` sandboxes at once", async () => {
+  itWithSandbox("runs at most `concurrency` sandboxes at once", async () => {
     const marker = uniqueMarker("concurrency");
     const code = `import subprocess, sys\nsubprocess.run([sys.executable, "-c", "import time; time.sleep(0.4)", "${marker}"])\n`;
     const samples = Array.from({ length: 6 }, (_, i) => program(`p${i}`, code));
@@ -85,7 +86,7 @@ describe("executeFilter", () => {
     expect(peak).toBe(2);
   });
 
-  it("declares the fields it reads and hashes its options into provenance", () => {
+  itWithSandbox("declares the fields it reads and hashes its options into provenance", () => {
     const a = executeFilter({ language: "python", code: "solution", tests: "test", entryPoint: "entry_point" });
     const b = executeFilter({ language: "python", code: "solution", tests: "test", entryPoint: "entry_point", timeoutMs: 5000 });
     expect(a.meta.reads).toEqual(["solution", "test", "entry_point"]);
@@ -111,7 +112,7 @@ describe("executeFilter", () => {
       }
     });
 
-    it("fails at construction with a ConfigError when python3 is missing", () => {
+    itWithSandbox("fails at construction with a ConfigError when python3 is missing", () => {
       for (const tool of ["bwrap", "prlimit", "setpriv"]) {
         const found = findExecutable(tool);
         if (found) symlinkSync(found, join(bin, tool));

@@ -1,11 +1,10 @@
 import { readFileSync } from "node:fs";
-import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
-import { collect, createSample } from "../../../src/index.ts";
+import { collect, createSample, resolveDataPath } from "../../../src/index.ts";
 import { heuristicFilter, instructionPreset } from "../../../operators/filter/index.ts";
 
-// The 175 human-written Self-Instruct seed tasks, kept beside the project (see ../shared/data/README.md).
-const SEEDS = fileURLToPath(new URL("../../../../shared/data/self_instruct_seed_tasks.jsonl", import.meta.url));
+// The 175 human-written Self-Instruct seed tasks, shipped in the project's data/ folder (see data/README.md).
+const SEEDS = resolveDataPath("builtin:self_instruct_seed_tasks.jsonl");
 
 function instructions(texts: string[]) {
   return texts.map((instruction, i) => createSample({ id: `i${i}`, data: { instruction }, source: "test" }));
