@@ -1,7 +1,7 @@
 import { setMaxListeners } from "node:events";
 import { Observable, type OperatorFunction } from "rxjs";
 import { currentRunContext, type RejectInfo, type RunContext } from "./context.ts";
-import { errorMessage } from "./errors.ts";
+import { ConfigError, errorMessage } from "./errors.ts";
 import { stableHash } from "./hash.ts";
 import { countReason, type OperatorCounters } from "./metrics.ts";
 import {
@@ -21,7 +21,12 @@ export interface OperatorMeta {
   readonly name: string;
   readonly version?: string;
   readonly params?: unknown;
-  /** Data fields the operator needs; checked against earlier writes when the graph is built. */
+  /**
+   * Top-level data fields the operator needs. Checked against earlier writes when the graph is built (if
+   * every source declares its fields), and against the first sample that reaches the operator at run time:
+   * a field it lacks (absent or `undefined`; `null` counts as present) fails the run with a ConfigError.
+   * Later samples are not checked: one malformed record is the operator's to reject, not a wrong graph.
+   */
   readonly reads?: readonly string[];
   /** Data fields the operator adds or replaces. */
   readonly writes?: readonly string[];
@@ -165,6 +170,22 @@ interface StageBody {
   teardown?(): void;
 }
 
+/** The ConfigError for a declared read the sample lacks, or undefined when it has them all. */
+function missingReadError(meta: Pick<OperatorMeta, "name" | "reads">, sample: Sample): ConfigError | undefined {
+  const reads = meta.reads;
+  if (!reads) return undefined;
+  const data: Record<string, unknown> = sample.data ?? {};
+  for (const field of reads) {
+    if (data[field] !== undefined) continue;
+    const present = Object.keys(data).filter((key) => data[key] !== undefined);
+    return new ConfigError(
+      `operator "${meta.name}" reads field "${field}", but samples reaching it have: ${present.length > 0 ? present.join(", ") : "(no fields)"}` +
+        ` (read one of those, or insert the operator after one that writes "${field}")`,
+    );
+  }
+  return undefined;
+}
+
 /**
  * The one place that owns subscription, error policy, counters, rejects and teardown.
  * `concurrency` bounds async work; inputs beyond it wait in `waiting`, a queue whose size is bounded by the
@@ -220,6 +241,7 @@ function defineStage(meta: ResolvedMeta, concurrency: number, setup: (tools: Sta
       let finished = false;
       const waiting: Sample[] = [];
       let waitingHead = 0;
+      let readsChecked = !meta.reads || meta.reads.length === 0;
 
       const finish = () => {
         if (finished || !inputDone || active > 0 || waitingHead < waiting.length) return;
@@ -267,6 +289,18 @@ function defineStage(meta: ResolvedMeta, concurrency: number, setup: (tools: Sta
 
       const subscription = source.subscribe({
         next(sample) {
+          if (!readsChecked) {
+            // A field the first sample lacks is the graph's mistake (a wrong name, the wrong place), not one
+            // sample's: one error for the run, whatever failFast, instead of every sample rejected alike.
+            // Until then readsChecked stays false, so a synchronous source's later samples end up here too.
+            if (subscriber.closed) return;
+            const missing = missingReadError(meta, sample);
+            if (missing) {
+              subscriber.error(missing);
+              return;
+            }
+            readsChecked = true;
+          }
           if (active < concurrency) start(sample);
           else waiting.push(sample);
         },

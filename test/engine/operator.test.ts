@@ -1,9 +1,12 @@
 import { describe, expect, it } from "vitest";
 import { Subject } from "rxjs";
 import {
+  buildGraph,
   childSampleId,
   collect,
+  ConfigError,
   createSample,
+  defineGraph,
   defineAsyncFilter,
   defineAsyncMap,
   defineFanOut,
@@ -11,8 +14,13 @@ import {
   defineMap,
   defineTap,
   drop,
+  extendGraph,
   memoryRunContext,
+  memorySource,
+  MemorySink,
+  run,
   withRunContext,
+  type Operator,
   type Sample,
 } from "../../src/index.ts";
 
@@ -207,5 +215,93 @@ describe("operators outside a run", () => {
     let caught: unknown;
     input.pipe(op).subscribe({ error: (error: unknown) => (caught = error) });
     expect(String(caught)).toMatch(/outside a run.*collect\(\)/);
+  });
+});
+
+describe("declared reads", () => {
+  const missingQuestion =
+    'operator "asks" reads field "question", but samples reaching it have: text, n (read one of those, or insert the operator after one that writes "question")';
+
+  it("fail the run with one ConfigError naming the operator, the field and the fields samples have", async () => {
+    let tested = 0;
+    const asks = defineFilter({ name: "asks", reads: ["text", "question"], test: () => (tested++, true) });
+    const collected = collect(asks, samples(3));
+    await expect(collected).rejects.toBeInstanceOf(ConfigError);
+    await expect(collected).rejects.toThrow(missingQuestion);
+    expect(tested).toBe(0);
+  });
+
+  it("fail the run whatever the error policy: a wrong field is the graph's mistake, not one sample's", async () => {
+    const asks = defineFilter({ name: "asks", reads: ["question"], failFast: false, test: () => true });
+    await expect(collect(asks, samples(2), { failFast: false })).rejects.toThrow(missingQuestion);
+  });
+
+  it("are checked by every helper", async () => {
+    const wants = { reads: ["question"] } as const;
+    const operators: Operator[] = [
+      defineMap({ name: "asks", ...wants, map: () => ({}) }),
+      defineAsyncMap({ name: "asks", ...wants, map: async () => ({}) }),
+      defineAsyncFilter({ name: "asks", ...wants, test: async () => true }),
+      defineFanOut({ name: "asks", ...wants, expand: (s) => [{ data: s.data }] }),
+      defineTap({ name: "asks", ...wants, observe: () => {} }),
+    ];
+    for (const operator of operators) await expect(collect(operator, samples(2))).rejects.toThrow(missingQuestion);
+  });
+
+  it("pass when the sample has the field, and count a null value as present", async () => {
+    const reads = defineFilter({ name: "reads", reads: ["text", "note"], test: () => true });
+    const withNull = samples(2).map((s) => createSample({ id: s.id, source: "test", data: { ...s.data, note: null } }));
+    const { out, rejects } = await collect(reads, withNull);
+    expect(out.map((s) => s.id)).toEqual(["s0", "s1"]);
+    expect(rejects).toEqual([]);
+  });
+
+  it("count a field set to undefined as missing", async () => {
+    const reads = defineFilter({ name: "asks", reads: ["question"], test: () => true });
+    const input = [createSample({ id: "u", source: "test", data: { text: "x", n: 1, question: undefined } })];
+    await expect(collect(reads, input)).rejects.toThrow(missingQuestion);
+  });
+
+  it("are checked on the first sample only: a later sample without the field is the operator's to handle", async () => {
+    const seen: string[] = [];
+    const reads = defineFilter({
+      name: "reads",
+      reads: ["text"],
+      test: (s) => (seen.push(s.id), typeof s.data.text === "string" ? true : drop("no_text")),
+    });
+    const input = [samples(1)[0]!, createSample({ id: "bare", source: "test", data: {} })];
+    const { out, rejects } = await collect(reads, input);
+    expect(out.map((s) => s.id)).toEqual(["s0"]);
+    expect(rejects.map((r) => [r.sample.id, r.reason])).toEqual([["bare", "no_text"]]);
+    expect(seen).toEqual(["s0", "bare"]);
+  });
+
+  it("stop a filter inserted with extendGraph at the first sample instead of rejecting every sample", async () => {
+    const accepted = new MemorySink();
+    const rejected = new MemorySink();
+    // memorySource declares no fields, so the graph's build cannot check reads: the run does.
+    const base = defineGraph({
+      name: "qa",
+      description: "instruction/output rows",
+      defaults: {},
+      build: () => ({
+        sources: [memorySource("rows", Array.from({ length: 50 }, (_, i) => ({ instruction: `say ${i}`, output: `said ${i}` })))],
+        operators: [defineMap({ name: "tidy", reads: ["output"], map: (s) => ({ data: { ...s.data, output: String(s.data.output).trim() } }) })],
+        sinks: { accepted: [accepted], rejects: rejected },
+      }),
+    });
+    let tested = 0;
+    const echo = defineFilter({
+      name: "not_an_echo",
+      reads: ["question", "answer"],
+      test: (s) => (tested++, String(s.data.answer) === String(s.data.question) ? drop("echoes_question") : true),
+    });
+    const graph = await buildGraph(extendGraph(base, { insert: [{ after: "tidy", operators: [echo] }] }));
+    const running = run(graph);
+    await expect(running).rejects.toBeInstanceOf(ConfigError);
+    await expect(running).rejects.toThrow('operator "not_an_echo" reads field "question", but samples reaching it have: instruction, output');
+    expect(tested).toBe(0);
+    expect(rejected.rows).toEqual([]);
+    expect(accepted.rows).toEqual([]);
   });
 });
