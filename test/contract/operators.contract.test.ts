@@ -1,13 +1,26 @@
-// One contract over every exported operator: errors become rejects with reasons, teardown runs, the input
-// is not mutated, every input is accounted for (in = out + rejected for one-to-one operators), provenance
-// is stamped on what changed. Each case says how to build the operator and gives inputs it understands.
-import { Subject } from "rxjs";
+// One contract over every exported operator (contract.ts says what it checks), run over the cases in
+// cases.ts; and the contract run over operators broken on purpose (broken.ts), which it must reject.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createLlm } from "../../src/llm/index.ts";
 import { startSimulator, type Simulator } from "../../src/sim/index.ts";
 import { skippedWithoutSandbox } from "../support/sandbox.ts";
-import { collect, createSample, memoryRunContext, withRunContext, type Operator, type Sample } from "../../src/index.ts";
-import { endpoint, operatorCases, type OperatorCase } from "./cases.ts";
+import { brokenCases, soundCases } from "./broken.ts";
+import { endpoint, libraryCases, operatorCases } from "./cases.ts";
+import {
+  checkAccounting,
+  checkCase,
+  checkContract,
+  checkMalformed,
+  checkNotMutated,
+  checkOutcomes,
+  checkProvenance,
+  checkReasons,
+  checkTeardown,
+  checkUpstreamError,
+  observe,
+  type Observation,
+  type Violation,
+} from "./contract.ts";
 
 let simulator: Simulator;
 beforeAll(async () => {
@@ -19,94 +32,89 @@ afterAll(async () => {
   await simulator.close();
 });
 
-function deepFreeze<T>(value: T): T {
-  if (value && typeof value === "object" && !Object.isFrozen(value)) {
-    Object.freeze(value);
-    for (const child of Object.values(value as Record<string, unknown>)) deepFreeze(child);
-  }
-  return value;
-}
-
-function frozenInputs(c: OperatorCase): Sample[] {
-  return c.samples().map((sample) => deepFreeze(sample));
-}
-
-const SNAKE_CASE = /^[a-z][a-z0-9_]*$/;
-
 describe.each(operatorCases())("$name", (c) => {
   // executeFilter runs its programs in the sandbox, which needs bubblewrap.
   if (c.name === "executeFilter" && skippedWithoutSandbox()) return;
-  it("does not mutate its input", async () => {
-    const inputs = frozenInputs(c);
-    const before = JSON.stringify(inputs);
-    await collect(c.make(), inputs);
-    expect(JSON.stringify(inputs)).toBe(before);
+  let observed: Observation;
+  beforeAll(async () => {
+    observed = await observe(c);
+  });
+  /** The run's own failure stands in for every check of that run. */
+  const ofRun = (check: (obs: Observation) => Violation[]) => (observed.failure ? [observed.failure] : check(observed));
+
+  it("completes over its valid inputs", () => {
+    expect(observed.failure).toBeUndefined();
   });
 
-  it("accounts for every input: each is output, rejected, or the parent of an output or reject", async () => {
-    const inputs = frozenInputs(c);
-    const operator: Operator = c.make();
-    const { out, rejects, metrics } = await collect(operator, inputs);
-    const counters = metrics.snapshot().operators.find((op) => op.name === operator.meta.name)!;
-    expect(counters.in).toBe(inputs.length);
-    expect(counters.out).toBe(out.length);
-    expect(counters.rejected).toBe(rejects.length);
-    const accounted = new Set<string>();
-    for (const sample of [...out, ...rejects.map((r) => r.sample)]) {
-      accounted.add(sample.id);
-      for (const parent of sample.provenance.parents) accounted.add(parent);
-    }
-    for (const input of inputs) expect(accounted.has(input.id), `input ${input.id} vanished`).toBe(true);
-    if (!c.fanOut) expect(out.length + rejects.length).toBe(inputs.length);
+  it("keeps or rejects each valid input as its case declares, never with reason error", () => {
+    expect(ofRun((obs) => checkOutcomes(c, obs))).toEqual([]);
   });
 
-  it("stamps a step naming itself on every sample it changed", async () => {
-    const inputs = frozenInputs(c);
-    const operator = c.make();
-    const { out } = await collect(operator, inputs);
-    const byId = new Map(inputs.map((s) => [s.id, s]));
-    for (const sample of out) {
-      const input = byId.get(sample.id);
-      if (input && input.data === sample.data && input.provenance === sample.provenance) continue;
-      const parentSteps = input ? input.provenance.steps.length : byId.get(sample.provenance.parents[0]!)!.provenance.steps.length;
-      expect(sample.provenance.steps.length).toBe(parentSteps + 1);
-      expect(sample.provenance.steps.at(-1)!.op).toBe(operator.meta.name);
-    }
+  it("does not mutate its input", () => {
+    expect(ofRun(checkNotMutated)).toEqual([]);
   });
 
-  it("turns malformed input into rejects with snake_case reasons, never a crash", async () => {
-    const malformed = [
-      createSample({ id: "malformed-empty", source: "contract", data: {} }),
-      createSample({ id: "malformed-types", source: "contract", data: { text: 42, instruction: null, output: ["x"], question: {}, answer: 7, code: 3 } }),
-    ].map((s) => deepFreeze(s));
-    const { out, rejects } = await collect(c.make(), [...frozenInputs(c).slice(0, 1), ...malformed]);
-    for (const reject of rejects) expect(reject.reason).toMatch(SNAKE_CASE);
-    expect(out.length + rejects.length).toBeGreaterThanOrEqual(3);
+  it("accounts for every input: each is output, rejected, or the parent of an output or reject", () => {
+    expect(ofRun((obs) => checkAccounting(c, obs))).toEqual([]);
   });
 
-  it("tears down upstream when its subscriber leaves", async () => {
-    const context = memoryRunContext();
-    const input = new Subject<Sample>();
-    const emitted: Sample[] = [];
-    const subscription = withRunContext(context, () => input.pipe(c.make()).subscribe((sample) => emitted.push(sample)));
-    const [first] = frozenInputs(c);
-    input.next(first!);
-    subscription.unsubscribe();
-    expect(input.observed).toBe(false);
-    const countAtTeardown = emitted.length;
-    await new Promise((resolve) => setTimeout(resolve, 20));
-    expect(emitted.length).toBe(countAtTeardown);
+  it("rejects with snake_case reasons under its own name", () => {
+    expect(ofRun((obs) => checkReasons(obs.rejects, obs.operator!.meta.name))).toEqual([]);
+  });
+
+  it("stamps one step naming itself on what it changed, and keeps lineage", () => {
+    expect(ofRun((obs) => checkProvenance(c, obs))).toEqual([]);
+  });
+
+  it("turns malformed input into outputs or rejects with snake_case reasons, never a crash", async () => {
+    expect(await checkMalformed(c)).toEqual([]);
+  });
+
+  it("forwards an upstream error downstream", async () => {
+    expect(await checkUpstreamError(c)).toEqual([]);
+  });
+
+  it("unsubscribes upstream when its subscriber leaves, and emits, rejects and counts nothing after", async () => {
+    expect(await checkTeardown(c)).toEqual([]);
+  });
+});
+
+describe("the contract", () => {
+  it.each(brokenCases)("rejects an operator that $defect ($name)", async (broken) => {
+    const violations = await checkContract(broken);
+    const kinds = [...new Set(violations.map((v) => v.kind))].sort();
+    expect(kinds, JSON.stringify(violations, null, 2)).toEqual([...broken.violations].sort());
+  });
+
+  it.each(soundCases)("finds nothing wrong with $defect ($name)", async (sound) => {
+    expect(await checkContract(sound)).toEqual([]);
   });
 });
 
 describe("the contract suite", () => {
   it("has a case for every operator factory the library exports", async () => {
     const library = await import("../../operators/index.ts");
-    const { libraryCases } = await import("./cases.ts");
     const factories = Object.entries(library)
       .filter(([name, value]) => typeof value === "function" && /^(\w+Filter|\w+Dedup|\w+Tracker|generate|llmMap|\w*[jJ]udge\w*)$/.test(name))
       .map(([name]) => name);
     expect(factories.length).toBeGreaterThan(5);
     expect(factories.filter((name) => !(name in libraryCases))).toEqual([]);
+  });
+
+  it("has a case for every define* operator helper the engine exports", async () => {
+    const engine = await import("../../src/index.ts");
+    // defineGraph defines a graph, not an operator.
+    const helpers = Object.keys(engine).filter((name) => /^define[A-Z]/.test(name) && name !== "defineGraph");
+    const covered = new Set(operatorCases().map((c) => c.name));
+    expect(helpers.length).toBeGreaterThan(3);
+    expect(helpers.filter((name) => !covered.has(name))).toEqual([]);
+  });
+
+  it.each(operatorCases())("declares an outcome for each of $name's valid inputs, some kept, none `error`", (c) => {
+    expect(checkCase(c)).toEqual([]);
+  });
+
+  it.each(brokenCases)("declares a complete case for the broken $name", (c) => {
+    expect(checkCase(c)).toEqual([]);
   });
 });
