@@ -27,15 +27,28 @@ const DEFAULTS = {
   checkpoint: true,
 } as const satisfies Required<ExactDedupOptions>;
 
+/** 64-bit hash of the normalised fields (as a 4-code-unit string) -> id of the sample kept with it. */
+type Seen = Map<string, string>;
+
 interface State {
-  /** 64-bit hash of the normalised fields (as a 4-code-unit string) -> id of the sample kept with it. */
-  seen: Map<string, string> | undefined;
+  /**
+   * Entries loaded from the checkpoint: each may be met once by its own sample, replayed after a resume.
+   * Moved to `seen` when that happens, so no later sample can pass as it.
+   */
+  restored: Seen | undefined;
+  /** Entries of samples this run has kept (or whose replay it has met). */
+  seen: Seen;
   writes: Promise<void>;
 }
 
 /**
  * Exact deduplication on normalised text: the first sample with a given text is kept, later ones rejected.
  * Only a 64-bit hash per kept sample is held (plus its id, for `duplicateOf`), never the text.
+ *
+ * A sample that was kept before a crash but not committed is replayed on resume and meets its own entry:
+ * it is kept again, but only if the entry came from the checkpoint, carries its id (ids are unique, see
+ * `sourceSampleId`) and has not been met by it already in this run. An entry this run made is never
+ * "me", so a second sample with an equal id and equal text is a duplicate, whatever its id.
  *
  * Reads: `fields`. Writes: nothing.
  * Drop reasons: `exact_duplicate` (`duplicateOf` = the kept sample's id).
@@ -57,17 +70,18 @@ export function exactDedup(options: ExactDedupOptions = {}): Operator {
     return hashKey64(fields.map((field) => normalize(fieldValue(sample, field), norm)).join("\u0000"));
   };
 
-  const load = (state: State, context: RunContext): Map<string, string> => {
-    if (state.seen) return state.seen;
+  const load = (state: State, context: RunContext): Seen => {
+    if (state.restored) return state.restored;
     const bytes = config.checkpoint ? readState(statePath(context, config.name)) : undefined;
-    state.seen = bytes ? decodeSeen(bytes) : new Map();
-    return state.seen;
+    state.restored = bytes ? decodeSeen(bytes) : new Map();
+    return state.restored;
   };
   const save = (state: State, context: RunContext): Promise<void> => {
     const path = config.checkpoint ? statePath(context, config.name) : undefined;
     if (!path) return Promise.resolve();
-    const seen = load(state, context);
-    state.writes = state.writes.then(() => writeStateAtomic(path, encodeSeen(seen)));
+    // Every entry saved now may belong to a sample in flight at this checkpoint, so all are replayable after it.
+    const image = encodeSeen(load(state, context), state.seen);
+    state.writes = state.writes.then(() => writeStateAtomic(path, image));
     return state.writes;
   };
 
@@ -75,42 +89,45 @@ export function exactDedup(options: ExactDedupOptions = {}): Operator {
     name: config.name,
     params: { ...config, name: undefined },
     reads: fields,
-    state: () => ({ seen: undefined, writes: Promise.resolve() }),
+    state: () => ({ restored: undefined, seen: new Map(), writes: Promise.resolve() }),
     test(sample, state, context) {
-      const seen = load(state, context);
+      const restored = load(state, context);
       const key = keyOf(sample);
-      const kept = seen.get(key);
-      if (kept === undefined) {
-        seen.set(key, sample.id);
-        return true;
-      }
-      // After a resume, a sample that was in flight at the checkpoint meets its own entry: it was kept.
-      if (kept === sample.id) return true;
-      return drop("exact_duplicate", { duplicateOf: kept });
+      const kept = state.seen.get(key);
+      if (kept !== undefined) return drop("exact_duplicate", { duplicateOf: kept });
+      const before = restored.get(key);
+      if (before !== undefined && before !== sample.id) return drop("exact_duplicate", { duplicateOf: before });
+      // New text, or the replay of a sample kept before the crash meeting its checkpointed entry (once).
+      if (before !== undefined) restored.delete(key);
+      state.seen.set(key, sample.id);
+      return true;
     },
     checkpoint: save,
     complete: save,
   });
 }
 
-/** Layout: u32 count, count x 4 UTF-16 key units, then the ids as JSON. */
-function encodeSeen(seen: Map<string, string>): Uint8Array {
-  const keys = new Uint16Array(seen.size * 4);
+/** Layout: u32 count, count x 4 UTF-16 key units, then the ids as JSON. The maps hold disjoint keys. */
+function encodeSeen(...parts: Seen[]): Uint8Array {
+  const count = parts.reduce((sum, part) => sum + part.size, 0);
+  const keys = new Uint16Array(count * 4);
   const ids: string[] = [];
   let i = 0;
-  for (const [key, id] of seen) {
-    for (let k = 0; k < 4; k++) keys[i++] = key.charCodeAt(k);
-    ids.push(id);
+  for (const seen of parts) {
+    for (const [key, id] of seen) {
+      for (let k = 0; k < 4; k++) keys[i++] = key.charCodeAt(k);
+      ids.push(id);
+    }
   }
   const idBytes = new TextEncoder().encode(JSON.stringify(ids));
   const bytes = new Uint8Array(4 + keys.byteLength + idBytes.byteLength);
-  new DataView(bytes.buffer).setUint32(0, seen.size, true);
+  new DataView(bytes.buffer).setUint32(0, count, true);
   bytes.set(new Uint8Array(keys.buffer), 4);
   bytes.set(idBytes, 4 + keys.byteLength);
   return bytes;
 }
 
-function decodeSeen(bytes: Uint8Array): Map<string, string> {
+function decodeSeen(bytes: Uint8Array): Seen {
   // A copy with its own buffer: a Node Buffer's slice is a view into a shared pool.
   const own = new Uint8Array(bytes);
   const count = new DataView(own.buffer).getUint32(0, true);

@@ -393,6 +393,16 @@ export class LshIndex {
     return Math.max(0, (raw - FINGERPRINT_COLLISION) / (1 - FINGERPRINT_COLLISION));
   }
 
+  /** Whether `sig` has the stored document's fingerprint at every permutation (what the same text always gives). */
+  sameSignature(sig: ArrayLike<number>, doc: number): boolean {
+    if (!this.fingerprints) throw new ConfigError("this LSH index keeps no fingerprints: create it with fingerprints: true to compare");
+    this.check(sig);
+    const prints = this.prints[doc >> CHUNK_BITS]!;
+    const base = (doc & IN_CHUNK) * this.numPerm;
+    for (let p = 0; p < this.numPerm; p++) if ((sig[p]! & 0xffff) !== prints[base + p]) return false;
+    return true;
+  }
+
   /** The candidate with the highest estimated similarity at or above `threshold` (the oldest on ties). */
   best(sig: ArrayLike<number>, threshold: number): Match | undefined {
     let match: Match | undefined;

@@ -47,6 +47,10 @@ const DEFAULTS = {
 
 interface State {
   index: LshIndex | undefined;
+  /** Documents `[0, restored)` came from the checkpoint; one of them may be met once by its own replayed sample. */
+  restored: number;
+  /** Per restored document: 1 once its replay has been met in this run. */
+  replayed: Uint8Array;
   writes: Promise<void>;
   /** Index bytes and documents last reported to the run's metrics totals. */
   reportedBytes: number;
@@ -63,7 +67,9 @@ export const INDEXED_TOTAL = "dedup.indexed";
  * the LSH bands and are confirmed on their signatures, so a sample is compared with a handful of others,
  * not the pool. The index is saved with each run checkpoint (written to a temporary file, then renamed)
  * and reloaded when the run resumes; a sample that was in flight at the checkpoint finds itself in the
- * index and is kept, as it was the first time.
+ * index and is kept, as it was the first time. "Itself" is a document loaded from the checkpoint, with
+ * the sample's id (ids are unique, see `sourceSampleId`) and the same signature, not yet met in this run:
+ * a document this run added is never "me", so a second sample with an equal id is compared like any other.
  *
  * Reads: `fields`. Writes: nothing.
  * Drop reasons: `near_duplicate` (`duplicateOf` = the kept sample, `value` = estimated Jaccard, `threshold`).
@@ -110,6 +116,8 @@ export function nearDedup(options: NearDedupOptions = {}): Operator {
       }
       index = saved;
       state.sinceReport = index.size;
+      state.restored = index.size;
+      state.replayed = new Uint8Array(index.size);
     }
     state.index = index;
     report(state, context, index);
@@ -130,7 +138,7 @@ export function nearDedup(options: NearDedupOptions = {}): Operator {
     name: config.name,
     params: { ...config, name: undefined, bands: shape.bands, rows: shape.rows },
     reads: fields,
-    state: () => ({ index: undefined, writes: Promise.resolve(), reportedBytes: 0, sinceReport: 0 }),
+    state: () => ({ index: undefined, restored: 0, replayed: new Uint8Array(0), writes: Promise.resolve(), reportedBytes: 0, sinceReport: 0 }),
     test(sample, state, context) {
       const index = load(state, context);
       const sig = hasher.signature(textOf(sample, fields));
@@ -139,7 +147,10 @@ export function nearDedup(options: NearDedupOptions = {}): Operator {
       let best: { id: string; jaccard: number } | undefined;
       for (const doc of index.candidates(sig)) {
         const id = index.idOf(doc);
-        if (id === sample.id) return true;
+        if (id === sample.id && doc < state.restored && state.replayed[doc] === 0 && index.sameSignature(sig, doc)) {
+          state.replayed[doc] = 1;
+          return true;
+        }
         const jaccard = index.estimate(sig, doc);
         if (jaccard >= config.threshold && (!best || jaccard > best.jaccard)) best = { id, jaccard };
       }

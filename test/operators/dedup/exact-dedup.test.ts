@@ -54,4 +54,22 @@ describe("exactDedup", () => {
     expect(again.out.map((s) => s.id)).toEqual(["s1", "y"]);
     expect(again.rejects.map((r) => [r.sample.id, r.duplicateOf])).toEqual([["x", "s0"]]);
   });
+
+  it("rejects a second sample with an equal id and equal text: an entry this run made is never the sample itself", async () => {
+    const { out, rejects } = await collect(exactDedup(), [sample("a:1", { text: "same" }), sample("a:1", { text: "same" })]);
+    expect(out).toHaveLength(1);
+    expect(rejects.map((r) => [r.sample.id, r.reason, r.duplicateOf])).toEqual([["a:1", "exact_duplicate", "a:1"]]);
+  });
+
+  it("lets a checkpointed entry be met by its own replayed sample once, not twice", async () => {
+    const runDir = mkdtempSync(join(tmpdir(), "rxsynth-exact-"));
+    dirs.push(runDir);
+    await collect(exactDedup(), [sample("a:1", { text: "one" })], { runDir });
+    const again = await collect(exactDedup(), [sample("a:1", { text: "one" }), sample("a:1", { text: "one" })], { runDir });
+    expect(again.out.map((s) => s.id)).toEqual(["a:1"]);
+    expect(again.rejects.map((r) => [r.sample.id, r.duplicateOf])).toEqual([["a:1", "a:1"]]);
+    // Saved again at the end, the entry may be replayed after a later resume too.
+    const third = await collect(exactDedup(), [sample("a:1", { text: "one" })], { runDir });
+    expect(third.out.map((s) => s.id)).toEqual(["a:1"]);
+  });
 });

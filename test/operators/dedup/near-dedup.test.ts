@@ -85,6 +85,32 @@ describe("nearDedup", () => {
     expect(readdirSync(join(runDir, "state")).filter((f) => f.endsWith(".tmp"))).toEqual([]);
   });
 
+  it("rejects a second sample with an equal id: a document this run added is never the sample itself", async () => {
+    const { out, rejects } = await collect(nearDedup(), [sample("a:1", { text: originals[0] }), sample("a:1", { text: originals[0] })]);
+    expect(out).toHaveLength(1);
+    expect(rejects.map((r) => [r.sample.id, r.reason, r.duplicateOf])).toEqual([["a:1", "near_duplicate", "a:1"]]);
+  });
+
+  it("takes a checkpointed document for the replayed sample only with the same signature, and only once", async () => {
+    const runDir = tempDir();
+    await collect(nearDedup(), [sample("a:1", { text: originals[0] })], { runDir });
+    const { out, rejects } = await collect(
+      nearDedup(),
+      [
+        sample("a:1", { text: gen.edit(originals[0]!, 0.01) }),
+        sample("a:1", { text: originals[0] }),
+        sample("a:1", { text: originals[0] }),
+      ],
+      { runDir },
+    );
+    expect(out).toHaveLength(1);
+    expect(out[0]!.data.text).toBe(originals[0]);
+    expect(rejects.map((r) => [r.sample.id, r.reason, r.duplicateOf])).toEqual([
+      ["a:1", "near_duplicate", "a:1"],
+      ["a:1", "near_duplicate", "a:1"],
+    ]);
+  });
+
   it("refuses a saved index built with other band settings", async () => {
     const runDir = tempDir();
     await collect(nearDedup({ threshold: 0.8 }), [sample("a", { text: originals[0] })], { runDir });
