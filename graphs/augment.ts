@@ -49,6 +49,8 @@ export const defaults = {
   checkLabel: true,
   /** Model on a real endpoint; "" = RXSYNTH_MODEL, else gpt-4o-mini. */
   model: "",
+  /** Price per 1M tokens over the built-in table: "input=<usd>,output=<usd>[,cached=<usd>]" or JSON by model; "" = the table. RXSYNTH_PRICE wins. */
+  price: "",
   /** High: variants should differ from each other. */
   temperature: 0.9,
   concurrency: 32,
@@ -110,7 +112,7 @@ export default defineGraph({
     const kinds = plans(options);
     if (kinds.length === 0 && !options.keepOriginals) throw new ConfigError("augment: nothing to do: no paraphrases, styles or expansions, and keepOriginals is off");
     const source = firstRecords(await openSource(options.input), options.count);
-    const endpoint = await openEndpoint(env, { model: options.model || undefined, seed: options.seed, concurrency: options.concurrency });
+    const endpoint = await openEndpoint(env, { model: options.model || undefined, seed: options.seed, concurrency: options.concurrency, price: options.price });
     const { llm } = endpoint;
     const askers = new Map(
       kinds.map((plan) => [

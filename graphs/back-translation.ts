@@ -47,6 +47,8 @@ export const defaults = {
   simulatorMinChrF: 0,
   /** Model on a real endpoint; "" = RXSYNTH_MODEL, else gpt-4o-mini. */
   model: "",
+  /** Price per 1M tokens over the built-in table: "input=<usd>,output=<usd>[,cached=<usd>]" or JSON by model; "" = the table. RXSYNTH_PRICE wins. */
+  price: "",
   /** Low: translation wants the likeliest rendering, not variety. */
   temperature: 0.2,
   concurrency: 32,
@@ -116,7 +118,7 @@ export default defineGraph({
       if (!(options[key] >= 0 && options[key] <= 1)) throw new ConfigError(`back-translation: ${key} must be in [0, 1], got ${options[key]}`);
     }
     const source = firstRecords(await openSource(options.input), options.count);
-    const endpoint = await openEndpoint(env, { model: options.model || undefined, seed: options.seed, concurrency: options.concurrency });
+    const endpoint = await openEndpoint(env, { model: options.model || undefined, seed: options.seed, concurrency: options.concurrency, price: options.price });
     const { llm } = endpoint;
     const { sourceLanguage, pivotLanguage } = options;
     const minChrF = endpoint.simulated ? options.simulatorMinChrF : options.minChrF;

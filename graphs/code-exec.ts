@@ -62,6 +62,8 @@ export const defaults = {
   timeoutMs: 10_000,
   /** Sandboxes at once; each is a process tree, so keep it near the core count. */
   sandboxConcurrency: 2,
+  /** Price per 1M tokens over the built-in table: "input=<usd>,output=<usd>[,cached=<usd>]" or JSON by model; "" = the table. RXSYNTH_PRICE wins. */
+  price: "",
   seed: 42,
 };
 
@@ -168,7 +170,7 @@ export default defineGraph({
     // Fails here, with what to install, when bubblewrap or python3 is missing.
     sandboxTools();
     const problems = await readProblems(options.problemsPath, options.count);
-    const endpoint = await openEndpoint(env, { seed: options.seed });
+    const endpoint = await openEndpoint(env, { seed: options.seed, price: options.price });
     const { llm } = endpoint;
     const sandboxLimits = { language: "python" as const, timeoutMs: options.timeoutMs };
 

@@ -59,6 +59,8 @@ export const defaults = {
   minOutputWords: 20,
   /** Model on a real endpoint (the teacher); "" = RXSYNTH_MODEL, else gpt-4o-mini. */
   model: "",
+  /** Price per 1M tokens over the built-in table: "input=<usd>,output=<usd>[,cached=<usd>]" or JSON by model; "" = the table. RXSYNTH_PRICE wins. */
+  price: "",
   temperature: 0.7,
   concurrency: 32,
   seed: 42,
@@ -85,7 +87,7 @@ export default defineGraph({
       throw new ConfigError(`distill-rationales: systemsPerPrompt must be an integer from 1 to ${systems.length}, got ${options.systemsPerPrompt}`);
     }
     const source = firstRecords(await openSource(resolveDataPath(options.input)), options.count);
-    const endpoint = await openEndpoint(env, { model: options.model || undefined, seed: options.seed, concurrency: options.concurrency });
+    const endpoint = await openEndpoint(env, { model: options.model || undefined, seed: options.seed, concurrency: options.concurrency, price: options.price });
     const { llm } = endpoint;
 
     const assignSystem = defineFanOut({

@@ -64,6 +64,8 @@ export const defaults = {
   minOutputWords: 3,
   /** Model on a real endpoint; "" = RXSYNTH_MODEL, else gpt-4o-mini. */
   model: "",
+  /** Price per 1M tokens over the built-in table: "input=<usd>,output=<usd>[,cached=<usd>]" or JSON by model; "" = the table. RXSYNTH_PRICE wins. */
+  price: "",
   temperature: 0.7,
   concurrency: 32,
   seed: 42,
@@ -193,7 +195,7 @@ export default defineGraph({
     if (options.gainCheck !== "rouge" && options.gainCheck !== "judge") throw new ConfigError(`evol-instruct: gainCheck is "rouge" or "judge", got ${JSON.stringify(options.gainCheck)}`);
     const kinds = options.kinds as EvolutionKind[];
     const source = firstRecords(await openSource(resolveDataPath(options.input)), options.count);
-    const endpoint = await openEndpoint(env, { model: options.model || undefined, seed: options.seed, concurrency: options.concurrency });
+    const endpoint = await openEndpoint(env, { model: options.model || undefined, seed: options.seed, concurrency: options.concurrency, price: options.price });
     const { llm } = endpoint;
     const evolveAsk = asker({ llm, parse: EvolvedPrompt, temperature: options.temperature, seed: options.seed, schemaName: "evolution" });
     const judgeAsk = asker({ llm, parse: Equality, temperature: 0, seed: options.seed, schemaName: "equality" });

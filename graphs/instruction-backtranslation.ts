@@ -43,6 +43,8 @@ export const defaults = {
   threshold: 9,
   /** Model on a real endpoint; "" = RXSYNTH_MODEL, else gpt-4o-mini. */
   model: "",
+  /** Price per 1M tokens over the built-in table: "input=<usd>,output=<usd>[,cached=<usd>]" or JSON by model; "" = the table. RXSYNTH_PRICE wins. */
+  price: "",
   temperature: 0.7,
   concurrency: 32,
   seed: 42,
@@ -75,7 +77,7 @@ export default defineGraph({
   defaults,
   async build(options, env) {
     const source = firstRecords(await openSource(options.input), options.count);
-    const endpoint = await openEndpoint(env, { model: options.model || undefined, seed: options.seed, concurrency: options.concurrency });
+    const endpoint = await openEndpoint(env, { model: options.model || undefined, seed: options.seed, concurrency: options.concurrency, price: options.price });
     const { llm } = endpoint;
     return {
       sources: [source],

@@ -61,6 +61,8 @@ export const defaults = {
   /** Show the reference answer in the correction request (STaR's rationalization). */
   hint: false,
   temperature: 0.8,
+  /** Price per 1M tokens over the built-in table: "input=<usd>,output=<usd>[,cached=<usd>]" or JSON by model; "" = the table. RXSYNTH_PRICE wins. */
+  price: "",
   seed: 42,
 };
 
@@ -149,7 +151,7 @@ export default defineGraph({
     }
     if (!Number.isInteger(options.samples) || options.samples < 1) throw new ConfigError(`math-verified: samples must be an integer >= 1, got ${options.samples}`);
     const source = firstRecords(await openSource(options.problemsPath, { name: "problems" }), options.count);
-    const endpoint = await openEndpoint(env, { seed: options.seed });
+    const endpoint = await openEndpoint(env, { seed: options.seed, price: options.price });
     const { llm } = endpoint;
     const multipleChoice = options.mode === "multiple_choice";
     const tolerance = options.tolerance;

@@ -36,6 +36,8 @@ export const defaults = {
   /** Temperature of the simulated user (higher: more varied follow-ups). */
   userTemperature: 1.0,
   assistantTemperature: 0.7,
+  /** Price per 1M tokens over the built-in table: "input=<usd>,output=<usd>[,cached=<usd>]" or JSON by model; "" = the table. RXSYNTH_PRICE wins. */
+  price: "",
   seed: 42,
 };
 
@@ -80,7 +82,7 @@ export default defineGraph({
   async build(options, env) {
     if (!Number.isInteger(options.turns) || options.turns < 1) throw new ConfigError(`multi-turn: turns must be an integer >= 1, got ${options.turns}`);
     const source = firstRecords(await openSource(resolveDataPath(options.openersPath), { name: "openers" }), options.count);
-    const endpoint = await openEndpoint(env, { seed: options.seed });
+    const endpoint = await openEndpoint(env, { seed: options.seed, price: options.price });
     const { llm } = endpoint;
     const system: Message[] = options.system ? [{ role: "system", content: options.system }] : [];
     const minWords = options.minTurnWords;

@@ -58,6 +58,8 @@ export const defaults = {
   minMargin: 0,
   /** Most tokens per response; 0 = the server's default. */
   maxTokens: 0,
+  /** Price per 1M tokens over the built-in table: "input=<usd>,output=<usd>[,cached=<usd>]" or JSON by model; "" = the table. RXSYNTH_PRICE wins. */
+  price: "",
   seed: 42,
 };
 
@@ -99,7 +101,7 @@ export default defineGraph({
   async build(options, env) {
     if (options.temperatures.length === 0) throw new ConfigError("preference-pairs: temperatures is empty; give at least one");
     const source = firstRecords(await openSource(resolveDataPath(options.promptsPath), { name: "prompts" }), options.count);
-    const endpoint = await openEndpoint(env, { seed: options.seed });
+    const endpoint = await openEndpoint(env, { seed: options.seed, price: options.price });
     const models = options.models.length > 0 ? options.models : [endpoint.llm.model];
     const configs = models.flatMap((model) => options.temperatures.map((temperature) => ({ model, temperature })));
     if (configs.length < 2) {

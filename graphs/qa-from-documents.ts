@@ -50,6 +50,8 @@ export const defaults = {
   threshold: 7,
   /** Model on a real endpoint; "" = RXSYNTH_MODEL, else gpt-4o-mini. */
   model: "",
+  /** Price per 1M tokens over the built-in table: "input=<usd>,output=<usd>[,cached=<usd>]" or JSON by model; "" = the table. RXSYNTH_PRICE wins. */
+  price: "",
   temperature: 0.7,
   concurrency: 32,
   seed: 42,
@@ -142,7 +144,7 @@ export default defineGraph({
       throw new ConfigError(`qa-from-documents: questionsPerChunk must be a positive integer, got ${options.questionsPerChunk}`);
     }
     const source = firstRecords(await openSource(options.input), options.count);
-    const endpoint = await openEndpoint(env, { model: options.model || undefined, seed: options.seed, concurrency: options.concurrency });
+    const endpoint = await openEndpoint(env, { model: options.model || undefined, seed: options.seed, concurrency: options.concurrency, price: options.price });
     const { llm } = endpoint;
     const ask = asker({ llm, parse: Pairs(options.questionsPerChunk), temperature: options.temperature, seed: options.seed, schemaName: "qa_pairs" });
 

@@ -23,6 +23,8 @@ export const defaults = {
   seedTasks: "builtin:self_instruct_seed_tasks.jsonl",
   /** Model on a real endpoint; "" = RXSYNTH_MODEL, else gpt-4o-mini. */
   model: "",
+  /** Price per 1M tokens over the built-in table: "input=<usd>,output=<usd>[,cached=<usd>]" or JSON by model; "" = the table. RXSYNTH_PRICE wins. */
+  price: "",
   seed: 42,
 };
 

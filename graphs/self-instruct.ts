@@ -56,6 +56,8 @@ export const defaults = {
   poolLimit: 10_000,
   /** Model on a real endpoint; "" = RXSYNTH_MODEL, else gpt-4o-mini. */
   model: "",
+  /** Price per 1M tokens over the built-in table: "input=<usd>,output=<usd>[,cached=<usd>]" or JSON by model; "" = the table. RXSYNTH_PRICE wins. */
+  price: "",
   temperature: 0.7,
   /** LLM requests in flight. */
   concurrency: 32,

@@ -34,6 +34,8 @@ export const defaults = {
   rewrite: false,
   /** Model for the rewrite on a real endpoint; default RXSYNTH_MODEL, else gpt-4o-mini. */
   model: "",
+  /** Price per 1M tokens over the built-in table: "input=<usd>,output=<usd>[,cached=<usd>]" or JSON by model; "" = the table. RXSYNTH_PRICE wins. */
+  price: "",
   temperature: 0.7,
   /** With rewrite: drop rewrites that keep fewer than this fraction of the key values (0 keeps all, scored). */
   minFactsKept: 0,
@@ -245,7 +247,7 @@ export default defineGraph({
     });
     if (!options.rewrite) return { sources: [source], operators: [] };
 
-    const endpoint = await openEndpoint(env, { model: options.model || undefined, seed: options.seed });
+    const endpoint = await openEndpoint(env, { model: options.model || undefined, seed: options.seed, price: options.price });
     const operators: Operator[] = [
       generate({ llm: endpoint.llm, name: "rewrite", prompt: rewritePrompt, write: "rewritten", temperature: options.temperature, seed: options.seed }),
       defineFilter({

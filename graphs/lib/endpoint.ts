@@ -1,6 +1,6 @@
 import { join } from "node:path";
 import type { GraphEnvironment } from "../../src/index.ts";
-import { createLlm, type Llm } from "../../src/llm/index.ts";
+import { PRICES_AS_OF, SIMULATOR_MODEL, createLlm, describePrice, lookupPrice, resolvePrices, type Llm, type ModelPrice } from "../../src/llm/index.ts";
 import { startSimulator, type SimulatorOptions } from "../../src/sim/index.ts";
 
 export interface EndpointOptions {
@@ -9,6 +9,11 @@ export interface EndpointOptions {
   /** Most requests in flight. Default 32. */
   readonly concurrency?: number;
   readonly seed?: number;
+  /**
+   * Price of the model, over the built-in table (PRICES_AS_OF): "input=<usd>,output=<usd>[,cached=<usd>]"
+   * per 1M tokens, or JSON by model name; RXSYNTH_PRICE wins over it. "" or unset: the table.
+   */
+  readonly price?: string;
   /** Simulator settings used when no endpoint is configured (tests pass faults or latency here). */
   readonly simulator?: SimulatorOptions;
 }
@@ -18,6 +23,15 @@ export interface Endpoint {
   /** True when the answers come from the built-in simulator, not a model. */
   readonly simulated: boolean;
   dispose(): Promise<void>;
+}
+
+/** Where the model's price comes from, said once when the endpoint opens. */
+function priceNote(model: string, overrides: Readonly<Record<string, ModelPrice>>): string {
+  const own = lookupPrice(model, overrides);
+  if (own) return `price ${describePrice(own)}, from ${process.env.RXSYNTH_PRICE ? "RXSYNTH_PRICE" : "the price option"}`;
+  const listed = lookupPrice(model);
+  if (listed) return `price ${describePrice(listed)}, list price as of ${PRICES_AS_OF} (RXSYNTH_PRICE overrides)`;
+  return `no known price, so cost unknown: set RXSYNTH_PRICE="input=<usd>,output=<usd>" (per 1M tokens)`;
 }
 
 /**
@@ -30,12 +44,16 @@ export async function openEndpoint(env: GraphEnvironment, options: EndpointOptio
   const concurrency = options.concurrency ?? 32;
   const baseURL = process.env.OPENAI_BASE_URL;
   if (baseURL) {
-    const llm = createLlm({ model: options.model ?? process.env.RXSYNTH_MODEL ?? "gpt-4o-mini", baseURL, concurrency, cache, seed: options.seed, log: env.log });
-    env.log(`LLM endpoint: ${baseURL} (model ${llm.model})`);
+    const model = options.model ?? process.env.RXSYNTH_MODEL ?? "gpt-4o-mini";
+    const prices = resolvePrices({ model, option: options.price });
+    const llm = createLlm({ model, baseURL, concurrency, cache, seed: options.seed, prices, log: env.log });
+    env.log(`LLM endpoint: ${baseURL} (model ${llm.model}; ${priceNote(model, prices)})`);
     return { llm, simulated: false, dispose: () => llm.close() };
   }
+  // Checked here too, so a malformed setting fails on the simulator as it would on a real endpoint.
+  resolvePrices({ model: SIMULATOR_MODEL, option: options.price });
   const simulator = await startSimulator({ port: 0, latencyMs: 5, seed: options.seed, ...options.simulator });
-  const llm = createLlm({ model: "rxsynth-sim", baseURL: simulator.url, concurrency, cache, seed: options.seed, log: env.log });
+  const llm = createLlm({ model: SIMULATOR_MODEL, baseURL: simulator.url, concurrency, cache, seed: options.seed, simulator: true, log: env.log });
   env.log(`no OPENAI_BASE_URL set: using the built-in simulator at ${simulator.url} (placeholder answers; set OPENAI_BASE_URL and OPENAI_API_KEY for a real model)`);
   return {
     llm,

@@ -333,6 +333,8 @@ export interface SelfInstructSettings {
   readonly nearDupThreshold: number;
   readonly poolLimit: number;
   readonly model: string;
+  /** Price setting passed to openEndpoint ("" = the built-in table). */
+  readonly price: string;
   readonly temperature: number;
   readonly concurrency: number;
   readonly seed: number;
@@ -360,7 +362,7 @@ function checkSettings(s: SelfInstructSettings): void {
 export async function selfInstructGraph(s: SelfInstructSettings, env: GraphEnvironment) {
   checkSettings(s);
   const seeds = await readSeedTasks(s.seedTasks);
-  const endpoint = await openEndpoint(env, { model: s.model || undefined, seed: s.seed, concurrency: s.concurrency });
+  const endpoint = await openEndpoint(env, { model: s.model || undefined, seed: s.seed, concurrency: s.concurrency, price: s.price });
   const { llm } = endpoint;
   const loop = new BootstrapLoop(s.poolLimit, s.seed);
   loop.restore(env.out, "target");

@@ -28,8 +28,25 @@ function totalsText(totals: Record<string, number>): string | undefined {
     `${number.format(totals["llm.retries"] ?? 0)} retries`,
     `${number.format((totals["llm.prompt_tokens"] ?? 0) + (totals["llm.completion_tokens"] ?? 0))} tokens`,
   ];
-  if (totals["llm.cost_usd"]) parts.push(`$${totals["llm.cost_usd"].toFixed(4)}`);
+  parts.push(costText(totals));
   return parts.join(", ");
+}
+
+/**
+ * What the run's answers cost: dollars where the model has a price, labelled when the simulator gave
+ * them, and said to be unknown (with the way to price it) when a real model has no price, never $0.
+ */
+export function costText(totals: Record<string, number>): string {
+  const usd = totals["llm.cost_usd"] ?? 0;
+  const unpriced = totals["llm.unpriced_tokens"] ?? 0;
+  const simulated = totals["llm.simulated_tokens"] ?? 0;
+  const dollars = `$${usd.toFixed(usd >= 1 ? 2 : 4)}`;
+  if (unpriced > 0) {
+    const priced = usd > 0 ? `${dollars} + ` : "";
+    return `${priced}cost unknown${usd > 0 ? ` for ${number.format(unpriced)} tokens` : ""}: set RXSYNTH_PRICE`;
+  }
+  if (simulated > 0 && usd === 0) return "$0.00 (simulator)";
+  return dollars;
 }
 
 /** The lines of a progress view; shared by the live TTY view and the final summary. */
@@ -56,9 +73,19 @@ export function progressLines(graph: string, progress: RunProgress): string[] {
   return lines;
 }
 
-/** Redraws the progress block in place on a terminal; prints a plain line now and then otherwise. */
+/** Moves the cursor to the start of the line `lines` rows up and erases from there to the end of the screen. */
+export const clearLines = (lines: number): string => (lines > 0 ? `\x1b[${lines}F\x1b[0J` : "");
+
+/**
+ * Redraws the progress block in place on a terminal; prints a plain line now and then otherwise. Log
+ * lines go above the block: it is cleared, the line printed, the block drawn again below it.
+ */
 export class ProgressView {
+  /** Rows the live block occupies on the terminal now (0: none drawn). */
   private drawn = 0;
+  /** The block as last drawn, for redrawing it under a log line. */
+  private block: string[] = [];
+  private stopped = false;
   private lastPlain = 0;
 
   constructor(
@@ -72,11 +99,13 @@ export class ProgressView {
   }
 
   update(progress: RunProgress): void {
+    if (this.stopped) return;
     if (this.interactive) {
-      const lines = progressLines(this.graph, progress);
-      const up = this.drawn > 0 ? `\x1b[${this.drawn}F` : "";
-      this.stream.write(`${up}${lines.map((line) => `\x1b[2K${line}`).join("\n")}\n`);
-      this.drawn = lines.length;
+      // One row per line: a line the terminal wraps would take rows the cursor moves cannot count.
+      const width = this.stream.columns > 0 ? this.stream.columns - 1 : Infinity;
+      this.block = progressLines(this.graph, progress).map((line) => clip(line, width));
+      this.stream.write(`${clearLines(this.drawn)}${this.drawing()}`);
+      this.drawn = this.block.length;
       return;
     }
     const now = Date.now();
@@ -88,15 +117,32 @@ export class ProgressView {
     );
   }
 
-  /** Writes a line above the live block without breaking it. */
+  /** Writes a line above the live block: clears the block, prints the line, draws the block again, in one write. */
   log(line: string): void {
     if (this.interactive && this.drawn > 0) {
-      this.stream.write(`\x1b[${this.drawn}F\x1b[0J${line}\n`);
-      this.drawn = 0;
+      this.stream.write(`${clearLines(this.drawn)}${line}\n${this.drawing()}`);
     } else {
       this.stream.write(`${line}\n`);
     }
   }
+
+  /** Clears the live block for good (before the summary, which repeats its figures); later updates draw nothing. */
+  stop(): void {
+    if (this.interactive && this.drawn > 0) this.stream.write(clearLines(this.drawn));
+    this.drawn = 0;
+    this.block = [];
+    this.stopped = true;
+  }
+
+  private drawing(): string {
+    return this.block.length > 0 ? `${this.block.join("\n")}\n` : "";
+  }
+}
+
+/** The first `width` characters of `line` (by code point), with an ellipsis when cut. */
+function clip(line: string, width: number): string {
+  const chars = [...line];
+  return chars.length <= width ? line : `${chars.slice(0, Math.max(0, width - 1)).join("")}…`;
 }
 
 export function summaryText(summary: RunSummary): string {

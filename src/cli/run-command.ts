@@ -71,6 +71,7 @@ export function registerRunCommand(program: Command): void {
           log,
           onProgress: flags.quiet ? undefined : (progress) => view.update(progress),
         });
+        view.stop();
         view.log(summaryText(summary));
         if (summary.status === "stopped") {
           const again = flags.out ? `rxsynth ${process.argv.slice(2).join(" ")}` : `rxsynth ${process.argv.slice(2).join(" ")} --out ${out}`;

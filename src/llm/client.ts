@@ -7,15 +7,12 @@ import { AdaptiveConcurrency, TokenBucket, type Permit } from "./limiter.ts";
 import { backoffMs, isRetryableStatus, retryAfterMs, scrubSecrets, seededRandom, sleep } from "./retry.ts";
 import { countMessageTokens, countTokens } from "./tokens.ts";
 import { nodeFetch } from "./transport.ts";
+import { BUILTIN_PRICES, SIMULATOR_MODEL, lookupPrice, type ModelPrice } from "./prices.ts";
 import type { ChatChoice, ChatRequest, ChatResult, LlmStats, LlmStatsDelta } from "./types.ts";
 
 const openai = lazyModule<typeof import("openai")>("openai");
 
-/** Price of a model in USD per million tokens. */
-export interface ModelPrice {
-  readonly input: number;
-  readonly output: number;
-}
+export type { ModelPrice } from "./prices.ts";
 
 export interface LlmOptions {
   /** Model name sent with every request unless the request names its own. */
@@ -40,8 +37,17 @@ export interface LlmOptions {
   readonly backoffMaxMs?: number;
   /** Folder of the persistent response cache (LMDB); false or unset: no cache. */
   readonly cache?: string | false;
-  /** USD per million tokens by model name, for `costUsd`. Models not listed cost 0. */
+  /**
+   * USD per million tokens by model name, for `costUsd`, laid over the built-in table (BUILTIN_PRICES,
+   * see PRICES_AS_OF); dated snapshots resolve to their family. Tokens of a model priced nowhere are
+   * counted in `unpricedTokens`, not as free.
+   */
   readonly prices?: Readonly<Record<string, ModelPrice>>;
+  /**
+   * The endpoint is the built-in simulator: its answers cost nothing whatever model they name, and their
+   * tokens are counted in `simulatedTokens`. Also assumed for the model SIMULATOR_MODEL. Default false.
+   */
+  readonly simulator?: boolean;
   /** Sent as the request seed unless a request sets its own; also seeds the backoff jitter. */
   readonly seed?: number;
   /** Whether the endpoint honours `response_format: json_schema`. Default true. */
@@ -55,7 +61,7 @@ export interface LlmOptions {
   readonly transport?: "node" | "fetch";
   /** Adapt the concurrency cap to 429s (AIMD). Default true. */
   readonly adaptive?: boolean;
-  /** Where retry notices go (already scrubbed of the key). Default: nowhere. */
+  /** Where retry notices go (already scrubbed of the key), for calls that give no `log` of their own. Default: nowhere. */
   readonly log?: (message: string) => void;
 }
 
@@ -85,7 +91,10 @@ export interface ChatCallOptions {
   readonly cacheIndex?: number | string;
   /** Told of every change to the totals while this call runs (requests, retries, tokens, ...). */
   readonly meter?: (delta: LlmStatsDelta) => void;
-  /** Where this call's retry notices go, in addition to the client's `log`. */
+  /**
+   * Where this call's retry notices go, instead of the client's `log`: each notice is said once, so a
+   * graph whose client and operators both log to the run's log prints one line per retry, not two.
+   */
   readonly log?: (message: string) => void;
   /** Streamed text as it arrives (only with `stream: true`); a retried attempt streams again from the start. */
   readonly onDelta?: (choiceIndex: number, text: string) => void;
@@ -117,6 +126,8 @@ interface Answer {
   readonly model: string;
   readonly promptTokens: number | undefined;
   readonly completionTokens: number | undefined;
+  /** Prompt tokens the provider served from its prompt cache (`usage.prompt_tokens_details.cached_tokens`). */
+  readonly cachedPromptTokens: number | undefined;
   readonly requestId: string | undefined;
   readonly headers: Headers;
 }
@@ -200,14 +211,23 @@ export function createLlm(options: LlmOptions): Llm {
     promptTokens: 0,
     completionTokens: 0,
     costUsd: 0,
+    unpricedTokens: 0,
+    simulatedTokens: 0,
     rateLimited: 0,
     failures: 0,
   };
   let closed = false;
 
-  const costOf = (modelName: string, prompt: number, completion: number): number => {
-    const price = options.prices?.[modelName] ?? options.prices?.[model];
-    return price ? (prompt * price.input + completion * price.output) / 1_000_000 : 0;
+  const prices = { ...BUILTIN_PRICES, ...options.prices };
+  /** The cost of one answer, or where its tokens are counted when it has no price (or is the simulator's). */
+  const costOf = (modelName: string, prompt: number, cached: number, completion: number): LlmStatsDelta => {
+    const tokens = prompt + completion;
+    if (options.simulator || modelName === SIMULATOR_MODEL) return { simulatedTokens: tokens };
+    const price = lookupPrice(modelName, prices) ?? lookupPrice(model, prices);
+    if (!price) return { unpricedTokens: tokens };
+    const hit = Math.min(prompt, cached);
+    const usd = ((prompt - hit) * price.input + hit * (price.cachedInput ?? price.input) + completion * price.output) / 1_000_000;
+    return { costUsd: usd };
   };
 
   /** Keeps the buckets in step with the server: learns limits it did not know, lowers levels it overestimated. */
@@ -255,6 +275,7 @@ export function createLlm(options: LlmOptions): Llm {
       model: data.model ?? String(body.model),
       promptTokens: data.usage?.prompt_tokens,
       completionTokens: data.usage?.completion_tokens,
+      cachedPromptTokens: data.usage?.prompt_tokens_details?.cached_tokens,
       requestId: request_id ?? undefined,
       headers: response.headers,
     };
@@ -311,6 +332,7 @@ export function createLlm(options: LlmOptions): Llm {
       model: answerModel,
       promptTokens: usage?.prompt_tokens,
       completionTokens: usage?.completion_tokens,
+      cachedPromptTokens: usage?.prompt_tokens_details?.cached_tokens,
       requestId: request_id ?? undefined,
       headers: response.headers,
     };
@@ -330,11 +352,7 @@ export function createLlm(options: LlmOptions): Llm {
     // Counted only when a TPM budget needs it up front; otherwise the server's usage is the figure.
     let promptCount: number | undefined;
     const promptEstimate = () => (promptCount ??= countMessageTokens(request.messages, requestModel));
-    const log = (message: string) => {
-      const clean = scrub(message);
-      options.log?.(clean);
-      call.log?.(clean);
-    };
+    const log = (message: string) => (call.log ?? options.log)?.(scrub(message));
 
     for (let attempt = 1; ; attempt++) {
       const permit: Permit = await concurrency.acquire(signal);
@@ -377,8 +395,9 @@ export function createLlm(options: LlmOptions): Llm {
           if (maxTokens === undefined && answer.choices.length > 0) {
             completionEstimate = 0.9 * completionEstimate + 0.1 * (completionTokens / answer.choices.length);
           }
-          const costUsd = costOf(answer.model, promptTokens, completionTokens);
-          meter({ promptTokens, completionTokens, costUsd });
+          const cost = costOf(answer.model, promptTokens, answer.cachedPromptTokens ?? 0, completionTokens);
+          const costUsd = cost.costUsd ?? 0;
+          meter({ promptTokens, completionTokens, ...cost });
           const choices = answer.choices.map((choice, i) => ({ ...choice, completionTokens: perChoice[i]! }));
           if (cache) {
             const at = Date.now();

@@ -12,6 +12,8 @@ export type {
   LlmStats,
   LlmStatsDelta,
 } from "./types.ts";
+export { BUILTIN_PRICES, PRICES_AS_OF, PRICE_FORMAT, SIMULATOR_MODEL, describePrice, lookupPrice, parsePriceSetting, resolvePrices } from "./prices.ts";
+export type { PriceSettings } from "./prices.ts";
 export { countTokens, countMessageTokens, encodingForModel } from "./tokens.ts";
 export { extractJson, looksLikeRefusal } from "./parse.ts";
 export { reportLlmMetrics, LLM_METRIC_KEYS } from "./metrics.ts";

@@ -9,6 +9,8 @@ export const LLM_METRIC_KEYS = {
   promptTokens: "llm.prompt_tokens",
   completionTokens: "llm.completion_tokens",
   costUsd: "llm.cost_usd",
+  unpricedTokens: "llm.unpriced_tokens",
+  simulatedTokens: "llm.simulated_tokens",
   rateLimited: "llm.rate_limited",
   coalesced: "llm.coalesced",
   failures: "llm.failures",

@@ -78,7 +78,12 @@ export interface LlmStats {
   readonly coalesced: number;
   readonly promptTokens: number;
   readonly completionTokens: number;
+  /** USD of the answers whose model has a price (see `LlmOptions.prices`). */
   readonly costUsd: number;
+  /** Tokens (prompt + completion) of answers whose model has no known price: not in `costUsd`. */
+  readonly unpricedTokens: number;
+  /** Tokens of the simulator's answers, which cost nothing. */
+  readonly simulatedTokens: number;
   /** 429 answers received. */
   readonly rateLimited: number;
   /** Calls that failed for good. */

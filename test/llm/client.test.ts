@@ -68,6 +68,21 @@ describe("createLlm", () => {
     expect(elapsed).toBeGreaterThanOrEqual(1_000 * waits.length - 5);
   });
 
+  it("says each retry once: to the call's log when it has one, else to the client's", async () => {
+    const throttled = await sim({ faults: { "429": 0.4 }, faultRetryAfterMs: 1, seed: 5 });
+    const clientLines: string[] = [];
+    const callLines: string[] = [];
+    const client = llm(throttled, { maxRetries: 20, log: (line) => clientLines.push(line) });
+    await Promise.all(Array.from({ length: 20 }, (_, i) => client.chat({ messages: user(`own log ${i}`) }, { log: (line) => callLines.push(line) })));
+    const ownRetries = client.stats().retries;
+    expect(ownRetries).toBeGreaterThan(0);
+    expect(callLines).toHaveLength(ownRetries);
+    expect(clientLines).toHaveLength(0);
+    await Promise.all(Array.from({ length: 20 }, (_, i) => client.chat({ messages: user(`client log ${i}`) })));
+    expect(clientLines).toHaveLength(client.stats().retries - ownRetries);
+    expect(callLines).toHaveLength(ownRetries);
+  });
+
   it("fails at once on 4xx with a clear LlmError that names status, attempt and request id", async () => {
     const strict = await sim({});
     const client = llm(strict, { maxRetries: 5 });
