@@ -1,9 +1,14 @@
 import { existsSync, lstatSync, readdirSync, readlinkSync } from "node:fs";
-import { dirname } from "node:path";
+import { dirname, isAbsolute, normalize } from "node:path";
 
 /** Where things live inside every sandbox. */
 export const SANDBOX_WORK = "/sandbox";
 export const SANDBOX_INPUT = "/harness";
+/**
+ * Folders the sandbox replaces with its own empty tmpfs. The host's files there are hidden, not absent:
+ * a project or interpreter under the host's /tmp is not in the sandbox's /tmp unless mounted into it.
+ */
+export const PRIVATE_ROOTS = ["/tmp", "/dev/shm"] as const;
 
 /** Top-level system folders: mirrored as the same symlink when the host merged them into /usr. */
 const SYSTEM_DIRS = ["/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"];
@@ -34,6 +39,21 @@ export function visibleRoots(runtimeRoots: readonly string[]): string[] {
   return ["/usr", ...SYSTEM_DIRS, "/etc", "/proc", "/dev", "/tmp", SANDBOX_INPUT, SANDBOX_WORK, ...runtimeRoots];
 }
 
+/**
+ * Whether a path a sandboxed program found missing is one of the host's, hidden by a private root:
+ * it, or a folder on the way to it below /tmp or /dev/shm, exists on the host (the project folder of a
+ * clone under /tmp, say). Checked on the host after the run; the program learns nothing from it.
+ */
+export function hiddenByPrivateRoot(path: string, runtimeRoots: readonly string[] = []): boolean {
+  if (!isAbsolute(path)) return false;
+  const normal = normalize(path);
+  const root = PRIVATE_ROOTS.find((dir) => normal.startsWith(`${dir}/`));
+  // Interpreter installs are mounted at their own path, so what is missing there is missing on the host too.
+  if (!root || runtimeRoots.some((dir) => normal === dir || normal.startsWith(`${dir}/`))) return false;
+  for (let at = normal; at !== root && at !== "/"; at = dirname(at)) if (existsSync(at)) return true;
+  return false;
+}
+
 function ancestors(path: string): string[] {
   const out: string[] = [];
   for (let dir = dirname(path); dir !== "/"; dir = dirname(dir)) out.unshift(dir);
@@ -59,9 +79,7 @@ export function bwrapArgs(layout: Layout): string[] {
   else args.push("--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID");
 
   // Parents first, world-readable (bwrap would create them 0700 as root).
-  const dirs = new Set<string>(["/etc"]);
-  for (const root of layout.runtimeRoots) for (const dir of ancestors(root)) dirs.add(dir);
-  for (const dir of dirs) args.push("--perms", "0755", "--dir", dir);
+  args.push("--perms", "0755", "--dir", "/etc");
 
   args.push("--ro-bind", "/usr", "/usr");
   for (const dir of SYSTEM_DIRS) {
@@ -70,7 +88,6 @@ export function bwrapArgs(layout: Layout): string[] {
     else if (stat?.isDirectory()) args.push("--ro-bind", dir, dir);
   }
   for (const entry of [...ETC_ENTRIES, ...pythonEtc()]) args.push("--ro-bind-try", `/etc/${entry}`, `/etc/${entry}`);
-  for (const root of layout.runtimeRoots) args.push("--ro-bind", root, root);
 
   args.push(
     "--proc",
@@ -90,6 +107,14 @@ export function bwrapArgs(layout: Layout): string[] {
     String(layout.tmpBytes),
     "--tmpfs",
     "/dev/shm",
+  );
+  // Interpreter installs after the private /tmp and /dev/shm, so one that lives there (a venv or a
+  // node under /tmp) is mounted into them rather than hidden by them. Bind sources are host paths.
+  const dirs = new Set<string>();
+  for (const root of layout.runtimeRoots) for (const dir of ancestors(root)) dirs.add(dir);
+  for (const dir of dirs) if (!(PRIVATE_ROOTS as readonly string[]).includes(dir)) args.push("--perms", "0755", "--dir", dir);
+  for (const root of layout.runtimeRoots) args.push("--ro-bind", root, root);
+  args.push(
     "--ro-bind",
     layout.inputDir,
     SANDBOX_INPUT,

@@ -14,6 +14,11 @@ export interface RawRun {
   readonly timedOut: boolean;
   readonly aborted: boolean;
   readonly timeoutMs: number;
+  /**
+   * Whether a path the program found missing is the host's, hidden by the sandbox's private /tmp or
+   * /dev/shm (see hiddenByPrivateRoot); absent: none is.
+   */
+  readonly hiddenOnHost?: (path: string) => boolean;
 }
 
 export interface Judgement {
@@ -29,6 +34,8 @@ interface HarnessEvent {
   readonly message: string;
   /** The traceback the harness itself printed to stderr. */
   readonly trace?: string;
+  /** Absolute paths under a private root (/tmp, /dev/shm) the failing error found missing. */
+  readonly missing?: readonly string[];
 }
 
 const VERDICTS = new Set<string>(["passed", "syntax_error", "test_failed", "crashed", "sandbox_violation"]);
@@ -103,9 +110,15 @@ export function judge(run: RawRun): Judgement {
       if (signal) return { status: "crashed", message: `tests passed, then killed by ${signal}`, signal };
       return { status: "test_failed", message: `tests passed but the program exited with code ${run.exitCode}`, signal };
     }
-    // A subprocess the program ran may have hit the sandbox where the harness could not see it.
-    if ((verdict.status === "test_failed" || verdict.status === "crashed") && violation) {
-      return { status: "sandbox_violation", message: `${verdict.message} (stderr: ${violation})`, signal };
+    if (verdict.status === "test_failed" || verdict.status === "crashed") {
+      // A host path under /tmp (a clone of the project there, say) reads as missing inside the sandbox,
+      // whose /tmp is its own: reaching for it is reaching for the host, as for any path not mounted.
+      const hidden = run.hiddenOnHost;
+      if (hidden && Array.isArray(verdict.missing) && verdict.missing.some((path) => typeof path === "string" && hidden(path))) {
+        return { status: "sandbox_violation", message: verdict.message, signal };
+      }
+      // A subprocess the program ran may have hit the sandbox where the harness could not see it.
+      if (violation) return { status: "sandbox_violation", message: `${verdict.message} (stderr: ${violation})`, signal };
     }
     return { status: verdict.status as SandboxStatus, message: verdict.message, signal };
   }

@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Readable } from "node:stream";
 import { ConfigError, InputError } from "../errors.ts";
-import { bwrapArgs, visibleRoots } from "./bwrap.ts";
+import { PRIVATE_ROOTS, bwrapArgs, hiddenByPrivateRoot, visibleRoots } from "./bwrap.ts";
 import { judge } from "./classify.ts";
 import { interpreterPath, resolveRuntime, sandboxTools, type Runtime, type SandboxTools } from "./host.ts";
 import { seccompFilter } from "./seccomp.ts";
@@ -99,7 +99,7 @@ export async function runSandboxed(options: SandboxOptions): Promise<SandboxResu
     await mkdir(workDir, { mode: 0o700 });
     if (uid !== undefined) await chown(workDir, uid, uid);
     const { harness, ext } = FILES[language];
-    const job = { entryPoint: options.entryPoint ?? null, visibleRoots: visibleRoots(runtime.roots) };
+    const job = { entryPoint: options.entryPoint ?? null, visibleRoots: visibleRoots(runtime.roots), privateRoots: PRIVATE_ROOTS };
     await Promise.all([
       writeFile(join(inputDir, harness), await harnessSource(harness), { mode: 0o644 }),
       writeFile(join(inputDir, `solution.${ext}`), options.code, { mode: 0o644 }),
@@ -118,7 +118,8 @@ export async function runSandboxed(options: SandboxOptions): Promise<SandboxResu
       "--",
       ...command(tools, runtime, language, { uid, memoryMb, maxProcesses, maxFileMb, timeoutMs }),
     ];
-    return await execute(tools.bwrap, args, { timeoutMs, maxOutputBytes, signal: options.signal });
+    const hiddenOnHost = (path: string) => hiddenByPrivateRoot(path, runtime.roots);
+    return await execute(tools.bwrap, args, { timeoutMs, maxOutputBytes, signal: options.signal, hiddenOnHost });
   } finally {
     if (uid !== undefined) uidsInUse.delete(uid);
     await removeTree(hostDir);
@@ -181,7 +182,7 @@ function capture(stream: Readable, limit: number) {
 async function execute(
   bwrap: string,
   args: string[],
-  options: { timeoutMs: number; maxOutputBytes: number; signal: AbortSignal | undefined },
+  options: { timeoutMs: number; maxOutputBytes: number; signal: AbortSignal | undefined; hiddenOnHost: (path: string) => boolean },
 ): Promise<SandboxResult> {
   const nonce = randomBytes(16).toString("hex");
   const started = performance.now();
@@ -242,6 +243,7 @@ async function execute(
       timedOut,
       aborted,
       timeoutMs: options.timeoutMs,
+      hiddenOnHost: options.hiddenOnHost,
     });
     return {
       status: judged.status,

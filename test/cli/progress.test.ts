@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { ProgressView, clearLines, costText, progressLines, summaryText } from "../../src/cli/progress.ts";
-import type { RunProgress, RunSummary } from "../../src/run.ts";
+import type { RunProgress, RunSummary } from "../../src/run/run.ts";
 
 function progress(totals: Record<string, number> = {}, reasons: Record<string, number> = {}): RunProgress {
   return {

@@ -1,5 +1,8 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { ConfigError } from "../../src/index.ts";
+import { hiddenByPrivateRoot } from "../../src/sandbox/bwrap.ts";
 import { judge, type RawRun } from "../../src/sandbox/classify.ts";
 import { seccompFilter } from "../../src/sandbox/seccomp.ts";
 
@@ -46,6 +49,15 @@ describe("judge", () => {
     );
   });
 
+  it("upgrades a missing path to a violation when the host has it, hidden by the sandbox's private /tmp", () => {
+    const missing = (paths: string[]) =>
+      started + JSON.stringify({ nonce: NONCE, event: "verdict", status: "crashed", message: "FileNotFoundError", missing: paths }) + "\n";
+    const hidden = (path: string) => path.startsWith("/tmp/clone/");
+    expect(judge(run({ events: missing(["/tmp/clone/x.txt"]), exitCode: 1, hiddenOnHost: hidden })).status).toBe("sandbox_violation");
+    expect(judge(run({ events: missing(["/tmp/own/x.txt"]), exitCode: 1, hiddenOnHost: hidden })).status).toBe("crashed");
+    expect(judge(run({ events: missing(["/tmp/clone/x.txt"]), exitCode: 1 })).status).toBe("crashed");
+  });
+
   it("puts the timeout first and throws a ConfigError when the sandbox never started", () => {
     expect(judge(run({ timedOut: true, events: "", exitCode: null, signal: "SIGKILL" })).status).toBe("timeout");
     expect(() => judge(run({ events: "", exitCode: 1, stderr: "bwrap: Creating new namespace failed: Operation not permitted\n" }))).toThrow(
@@ -64,5 +76,22 @@ describe("seccompFilter", () => {
       expect(filter.readUInt32LE(filter.length - 4)).toBe(0x00050026);
     }
     expect(seccompFilter("s390x")).toBeUndefined();
+  });
+});
+
+describe("hiddenByPrivateRoot", () => {
+  it("is true for a host path below /tmp or /dev/shm that exists, or whose folder does, outside interpreter installs", () => {
+    const dir = mkdtempSync("/tmp/rxsynth-hidden-");
+    try {
+      expect(hiddenByPrivateRoot(dir)).toBe(true);
+      expect(hiddenByPrivateRoot(join(dir, "new", "file.txt"))).toBe(true);
+      expect(hiddenByPrivateRoot(join(dir, "..", "rxsynth-no-such-folder", "file.txt"))).toBe(false);
+      expect(hiddenByPrivateRoot(join(dir, "file.txt"), [dir])).toBe(false);
+      expect(hiddenByPrivateRoot("/tmp")).toBe(false);
+      expect(hiddenByPrivateRoot("/etc/passwd")).toBe(false);
+      expect(hiddenByPrivateRoot("relative/file.txt")).toBe(false);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -1,5 +1,5 @@
 import { createConnection, createServer, type Server } from "node:net";
-import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, linkSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, expect, it } from "vitest";
@@ -192,6 +192,34 @@ describeWithSandbox("runSandboxed: isolation", () => {
       expect(readFileSync(hostFile, "utf8")).toBe("host");
     } finally {
       rmSync(hostFile, { force: true });
+    }
+  });
+
+  it("keeps the host's /tmp hidden but reports reaching into it as a violation, and runs an interpreter installed there", async () => {
+    // A clone of the project under /tmp is where this matters: its files are the host's, not the sandbox's.
+    const host = mkdtempSync("/tmp/rxsynth-host-");
+    try {
+      const inHost = join(host, "written.txt");
+      const fromPython = await py(`open(${JSON.stringify(inHost)}, "w").write("x")\n`);
+      expect(fromPython).toMatchObject({ status: "sandbox_violation", message: expect.stringMatching(/^FileNotFoundError/) });
+      const fromNode = await js(`require("node:fs").writeFileSync(${JSON.stringify(inHost)}, "x");`);
+      expect(fromNode).toMatchObject({ status: "sandbox_violation", message: expect.stringMatching(/^Error: ENOENT/) });
+      expect(existsSync(inHost)).toBe(false);
+      // A folder of its own /tmp that the program never made is only a mistake.
+      expect((await py(`open("/tmp/${uniqueMarker("absent")}/x", "w")\n`)).status).toBe("crashed");
+
+      const node = join(host, "bin", "node");
+      mkdirSync(join(host, "bin"));
+      try {
+        linkSync(realpathSync(process.execPath), node);
+      } catch {
+        copyFileSync(realpathSync(process.execPath), node);
+      }
+      expect(await js("function add(a, b) { return a + b; }", "if (add(2, 3) !== 5) throw new Error('add');", { interpreter: node })).toMatchObject({
+        status: "passed",
+      });
+    } finally {
+      rmSync(host, { recursive: true, force: true });
     }
   });
 

@@ -23,12 +23,13 @@ const job = JSON.parse(fs.readFileSync(path.join(HERE, "job.json"), "utf8"));
 let reported = false;
 let phase = "code";
 
-function report(event, status = "", message = "", trace = "") {
+function report(event, status = "", message = "", trace = "", missing = []) {
   if (event === "verdict") {
     if (reported) return;
     reported = true;
   }
-  fs.writeSync(3, `${JSON.stringify({ nonce, event, status, message: String(message).slice(0, 4000), trace: trace.slice(-8000) })}\n`);
+  const line = { nonce, event, status, message: String(message).slice(0, 4000), trace: trace.slice(-8000), missing: missing.slice(0, 16) };
+  fs.writeSync(3, `${JSON.stringify(line)}\n`);
 }
 
 function* causes(error, seen = new Set()) {
@@ -43,6 +44,21 @@ function outside(file) {
   if (typeof file !== "string" || !file.startsWith("/")) return false;
   const normal = path.normalize(file);
   return !job.visibleRoots.some((root) => normal === root || normal.startsWith(`${root.replace(/\/$/, "")}/`));
+}
+
+// Paths the error found missing below /tmp or /dev/shm: the sandbox's own there hide the host's, which
+// only the runner can check for (a project cloned under /tmp reads as missing, not as off limits).
+function missingUnder(error) {
+  const found = new Set();
+  for (const cause of causes(error)) {
+    if (cause.code !== "ENOENT") continue;
+    for (const file of [cause.path, cause.dest]) {
+      if (typeof file !== "string" || !file.startsWith("/")) continue;
+      const normal = path.normalize(file);
+      if ((job.privateRoots ?? []).some((root) => normal.startsWith(`${root}/`))) found.add(normal);
+    }
+  }
+  return [...found];
 }
 
 function classify(error) {
@@ -82,7 +98,7 @@ function printTrace(text) {
 
 function fail(error) {
   const trace = printTrace(error instanceof Error ? String(error.stack ?? error) : `Uncaught ${util.inspect(error)}`);
-  report("verdict", classify(error), describe(error), trace);
+  report("verdict", classify(error), describe(error), trace, missingUnder(error));
   process.exit(1);
 }
 

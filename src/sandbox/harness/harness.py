@@ -33,11 +33,12 @@ def main():
     with open(os.path.join(HERE, "job.json"), encoding="utf-8") as f:
         job = json.load(f)
     visible = tuple(job["visibleRoots"])
+    private = tuple(job.get("privateRoots", ()))
 
-    def report(event, status="", message="", trace=""):
+    def report(event, status="", message="", trace="", missing=()):
         if os.getpid() != MAIN:
             return
-        line = json.dumps({"nonce": nonce, "event": event, "status": status, "message": message[:4000], "trace": trace[-8000:]})
+        line = json.dumps({"nonce": nonce, "event": event, "status": status, "message": message[:4000], "trace": trace[-8000:], "missing": list(missing)[:16]})
         os.write(3, (line + "\n").encode("utf-8"))
 
     def finish(code):
@@ -76,7 +77,7 @@ def main():
         if os.getpid() != MAIN:
             finish(1)
         trace = print_trace(error)
-        report("verdict", classify(error, phase, visible), describe(error), trace)
+        report("verdict", classify(error, phase, visible), describe(error), trace, missing_under(error, private))
         finish(1)
     # A forked child that fell through the program must not report for its parent.
     if os.getpid() != MAIN:
@@ -111,6 +112,22 @@ def outside(path, visible):
         return False
     path = os.path.normpath(path)
     return not any(path == root or path.startswith(root.rstrip("/") + "/") for root in visible)
+
+
+def missing_under(error, private):
+    # Paths the error found missing below /tmp or /dev/shm: the sandbox's own there hide the host's, which
+    # only the runner can check for (a project cloned under /tmp reads as missing, not as off limits).
+    found = []
+    for cause in causes(error):
+        if isinstance(cause, OSError) and cause.errno == errno.ENOENT:
+            for path in (cause.filename, cause.filename2):
+                if isinstance(path, bytes):
+                    path = os.fsdecode(path)
+                if isinstance(path, str) and path.startswith("/"):
+                    path = os.path.normpath(path)
+                    if any(path.startswith(root + "/") for root in private) and path not in found:
+                        found.append(path)
+    return found
 
 
 def classify(error, phase, visible):
