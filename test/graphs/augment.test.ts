@@ -21,7 +21,8 @@ describe("graphs/augment", () => {
     expect(new Set(kinds)).toEqual(new Set(["original", "paraphrase", "style:formal", "style:casual", "style:technical", "expansion"]));
     for (const row of rows) {
       expect(Object.keys(row.data).filter((key) => key !== "_extra").sort()).toEqual(["augmentation", "label", "original_text", "text"]);
-      const example = input.get(row.provenance.parents[0]!);
+      // Sample ids are <source>:<record id>: the parent names the example by its own id behind its source.
+      const example = input.get(row.provenance.parents[0]!.replace(`${row.provenance.source}:`, ""));
       expect(example).toBeDefined();
       if (row.data.augmentation === "original") {
         expect(row.provenance).toMatchObject({ origin: "human", depth: 0 });

@@ -28,7 +28,7 @@ describe("graphs/back-translation", () => {
       expect(Object.keys(row.data).filter((key) => key !== "_extra").sort()).toEqual(["pivot_language", "round_trip", "source_language", "text", "translation"]);
       expect(row.data).toMatchObject({ source_language: "English", pivot_language: "German" });
       expect(row.scores.chrf).toBeCloseTo(chrF(row.data.round_trip as string, row.data.text as string), 12);
-      expect(row.provenance).toMatchObject({ origin: "synthetic", depth: 1, parents: [expect.stringMatching(/^sentence-\d+$/)] });
+      expect(row.provenance).toMatchObject({ origin: "synthetic", depth: 1, parents: [expect.stringMatching(/^back-translation:sentence-\d+$/)] });
       expect(row.provenance.steps.map((step) => step.op)).toEqual(["translate", "translate_back"]);
       expect(row.provenance.steps.every((step) => step.model === "rxsynth-sim")).toBe(true);
     }

@@ -27,7 +27,7 @@ describeWithSandbox("graphs/code-exec", () => {
       expect(row.scores).toMatchObject({ attempts: 1, exec_ms: expect.any(Number) });
       // A human-written reference: same generation, human origin, its parent the problem.
       expect(row.provenance).toMatchObject({ origin: "human", source: "problems", depth: 0 });
-      expect((row.provenance as { parents: string[] }).parents).toEqual([dataOf(row).task_id]);
+      expect((row.provenance as { parents: string[] }).parents).toEqual([`problems:${dataOf(row).task_id}`]);
       expect(stepsOf(row).map((step) => step.op)).toEqual(["solve", "attempt_1"]);
       expect(stepsOf(row)[1]!.note).toBe("attempt 1: passed");
     }

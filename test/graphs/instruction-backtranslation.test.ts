@@ -22,7 +22,7 @@ describe("graphs/instruction-backtranslation", () => {
       expect(Object.keys(row.data).filter((key) => key !== "_extra").sort()).toEqual(["instruction", "output"]);
       expect((row.data.instruction as string).length).toBeGreaterThan(0);
       const [parent] = row.provenance.parents;
-      expect(row.data.output).toBe(documents.get(parent!));
+      expect(row.data.output).toBe(documents.get(parent!.replace("instruction-backtranslation:", "")));
       expect(row.scores.quality).toBeGreaterThanOrEqual(5);
       expect(row.provenance).toMatchObject({ origin: "synthetic", source: "instruction-backtranslation", depth: 1 });
       expect(row.provenance.steps.map((step) => step.op)).toEqual(["backtranslate", "self_curation"]);

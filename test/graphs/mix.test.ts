@@ -64,7 +64,7 @@ describe("graphs/mix", () => {
     const first = await runMix({ count: 30 });
     const other = await runMix({ count: 30, seed: 7 });
     const humanIds = (result: typeof first) =>
-      result.rows.filter((row) => (row.data as { origin: string }).origin === "human").map((row) => Number(String(row.id).replace("seed_task_", "")));
+      result.rows.filter((row) => (row.data as { origin: string }).origin === "human").map((row) => Number(String(row.id).replace("human:seed_task_", "")));
     expect(humanIds(first)).toHaveLength(21);
     expect(Math.max(...humanIds(first))).toBeGreaterThan(100);
     expect(humanIds(other)).not.toEqual(humanIds(first));

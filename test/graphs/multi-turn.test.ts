@@ -30,7 +30,7 @@ describe("graphs/multi-turn", () => {
       expect(scores.user_words).toBeCloseTo((words[0]! + words[2]! + words[4]!) / 3, 9);
       expect(scores.assistant_words).toBeCloseTo((words[1]! + words[3]! + words[5]!) / 3, 9);
       // One generation from the human opener; every later turn is a step naming the model.
-      expect(row.provenance).toMatchObject({ origin: "synthetic", source: "openers", depth: 1, parents: [expect.stringMatching(/^seed_task_\d+$/)] });
+      expect(row.provenance).toMatchObject({ origin: "synthetic", source: "openers", depth: 1, parents: [expect.stringMatching(/^openers:seed_task_\d+$/)] });
       expect(stepsOf(row).map((step) => step.op)).toEqual(["assistant_1", "user_2", "assistant_2", "user_3", "assistant_3", "stats"]);
       expect(stepsOf(row).slice(0, 5).every((step) => step.model === "rxsynth-sim")).toBe(true);
     }
@@ -60,7 +60,7 @@ describe("graphs/multi-turn", () => {
       await writeFile(openers, ["alpha", "beta", "gamma", "delta"].map((word) => JSON.stringify({ id: word, prompt: `Tell me about ${word} particles.` })).join("\n"));
       const { rows, rejects } = await runGraph(definition, { openersPath: openers, turns: 2 });
       const reasons = Object.fromEntries(rejects.map((row) => [(row.provenance as { parents: string[] }).parents[0], [(row.reject as { operator: string }).operator, (row.reject as { reason: string }).reason]]));
-      expect(reasons).toEqual({ alpha: ["assistant_2", "refusal"], beta: ["user_2", "empty"], gamma: ["assistant_1", "short_turn"] });
+      expect(reasons).toEqual({ "openers:alpha": ["assistant_2", "refusal"], "openers:beta": ["user_2", "empty"], "openers:gamma": ["assistant_1", "short_turn"] });
       expect(rows).toHaveLength(1);
       // The user simulator's "User:" label is not part of what the user says.
       expect(messagesOf(rows[0]!).map((m) => m.content)).toEqual([

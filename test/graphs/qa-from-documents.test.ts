@@ -46,11 +46,12 @@ describe("graphs/qa-from-documents", () => {
     expect(rows.length).toBeGreaterThanOrEqual(chunkCounter.out);
     for (const row of rows) {
       expect(Object.keys(row.data).filter((key) => key !== "_extra").sort()).toEqual(["answer", "chunk_id", "context", "document_id", "question", "title"]);
-      const doc = docs.find((d) => d.id === row.data.document_id)!;
+      // The document's sample id: <source>:<record id>.
+      const doc = docs.find((d) => `${row.provenance.source}:${d.id}` === row.data.document_id)!;
       expect(row.data.title).toBe(doc.title);
       const [, index] = /^.+#(\d+)$/.exec(row.data.chunk_id as string)!;
       // Chunks are same-generation children of the document; the pair is the next generation of its chunk.
-      expect(row.provenance.parents).toEqual([childSampleId(doc.id, "chunk", Number(index))]);
+      expect(row.provenance.parents).toEqual([childSampleId(row.data.document_id as string, "chunk", Number(index))]);
       expect(row.provenance).toMatchObject({ origin: "synthetic", depth: 1 });
       expect(row.provenance.steps.map((step) => step.op)).toEqual(["chunk", "generate_qa", "grounding_judge"]);
       expect(row.provenance.steps[0]!.note).toMatch(/^chunk \d+ of \d+: words \d+-\d+, \d+ tokens$/);

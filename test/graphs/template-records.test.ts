@@ -51,7 +51,7 @@ describe("graphs/template-records", () => {
     const data = row.data as Record<string, unknown>;
     expect(typeof data.rewritten).toBe("string");
     expect((data.rewritten as string).length).toBeGreaterThan(20);
-    expect(row.provenance).toMatchObject({ origin: "synthetic", depth: 1, parents: [expect.stringMatching(/^patient_note-\d+$/)] });
+    expect(row.provenance).toMatchObject({ origin: "synthetic", depth: 1, parents: [expect.stringMatching(/^patient_note:patient_note-\d+$/)] });
     const steps = (row.provenance as { steps: { op: string; model: string | null }[] }).steps;
     expect(steps.map((step) => step.op)).toEqual(["rewrite"]);
     expect(steps[0]!.model).toBe("rxsynth-sim");
