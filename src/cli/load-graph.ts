@@ -1,24 +1,87 @@
-import { access, readFile } from "node:fs/promises";
-import { extname, resolve } from "node:path";
-import { pathToFileURL } from "node:url";
+import { readdir, readFile, stat } from "node:fs/promises";
+import { basename, dirname, extname, join, resolve } from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
 import { parse as parseYaml } from "yaml";
 import { ConfigError } from "../errors.ts";
 import { isGraphDefinition, type GraphDefinition, type GraphOptionValues } from "../graph.ts";
+import { MARK, MODULE_SYNTAX } from "./graph-format-hooks.mjs";
 
-/** Imports a graph file (TypeScript or JavaScript) and returns its default-exported definition. */
+/** The package's ready graphs (one file each); `rxsynth graphs` lists them. */
+export const READY_GRAPHS_DIR = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "graphs");
+
+/**
+ * Imports a graph file (TypeScript or JavaScript) and returns its default-exported definition. An argument
+ * that is not an existing file may name a ready graph: `quickstart`, `quickstart.ts` or `graphs/quickstart.ts`
+ * run from another folder; an existing file always wins.
+ */
 export async function loadGraph(file: string): Promise<GraphDefinition> {
-  const path = resolve(file);
+  return (await loadGraphFile(file)).definition;
+}
+
+/** As loadGraph, with the path of the file the definition came from (for its doc comments). */
+export async function loadGraphFile(file: string): Promise<{ definition: GraphDefinition; path: string }> {
+  const path = (await exists(resolve(file))) ? resolve(file) : await readyGraphPath(file);
+  await refuseCommonJs(file, path);
+  let module: { default?: unknown; graph?: unknown };
   try {
-    await access(path);
-  } catch {
-    throw new ConfigError(`graph file ${file} does not exist; \`rxsynth graphs\` lists the ready ones`);
+    module = (await import(graphImportUrl(path))) as typeof module;
+  } catch (error) {
+    const code = (error as { code?: unknown }).code;
+    if (typeof code === "string" && /^ERR_REQUIRE_(CYCLE_MODULE|ESM|ASYNC_MODULE)$/.test(code)) {
+      throw new ConfigError(`${file} was loaded as CommonJS; rename it to .mts or set "type": "module" in its package.json`, { cause: error });
+    }
+    throw error;
   }
-  const module = (await import(pathToFileURL(path).href)) as { default?: unknown; graph?: unknown };
   const definition = module.default ?? module.graph;
   if (!isGraphDefinition(definition)) {
     throw new ConfigError(`${file} must export default defineGraph({ name, description, defaults, build })`);
   }
-  return definition;
+  return { definition, path };
+}
+
+/** A file, not a folder: `rxsynth run quickstart --out quickstart` run twice still means the ready graph. */
+async function exists(path: string): Promise<boolean> {
+  try {
+    return (await stat(path)).isFile();
+  } catch {
+    return false;
+  }
+}
+
+/** The ready graph a name (or its file name) stands for; a ConfigError listing them when none does. */
+async function readyGraphPath(file: string): Promise<string> {
+  // A bare name, or the README's graphs/<name>.ts typed in a folder that has no graphs/ of its own.
+  const bare = !/[\\/]/.test(file) || /^graphs[\\/][^\\/]+$/.test(file);
+  if (!bare) throw new ConfigError(`graph file ${file} does not exist; \`rxsynth graphs\` lists the ready ones`);
+  const name = basename(file).replace(/\.(ts|mts|js|mjs)$/, "");
+  const byFile = join(READY_GRAPHS_DIR, `${name}.ts`);
+  if (name !== "index" && (await exists(byFile))) return byFile;
+  const files = (await readdir(READY_GRAPHS_DIR)).filter((entry) => entry.endsWith(".ts") && entry !== "index.ts").sort();
+  const ready = await Promise.all(files.map(async (entry) => ({ path: join(READY_GRAPHS_DIR, entry), name: (await loadGraph(join(READY_GRAPHS_DIR, entry))).name })));
+  const match = ready.find((graph) => graph.name === name);
+  if (match) return match.path;
+  throw new ConfigError(`"${file}" is neither a graph file nor a ready graph; the ready graphs are: ${ready.map((graph) => graph.name).join(", ")}`);
+}
+
+/** Graph files are ES modules; a CommonJS one cannot share the CLI's rxsynth, so it is refused with what to change. */
+async function refuseCommonJs(file: string, path: string): Promise<void> {
+  const extension = extname(path);
+  if (extension === ".mts" || extension === ".mjs") return;
+  const text = await readFile(path, "utf8");
+  const commonJs = extension === ".cts" || extension === ".cjs" || (!MODULE_SYNTAX.test(text) && /\brequire\s*\(|\bmodule\.exports\b|\bexports\.\w+\s*=/.test(text));
+  if (commonJs) {
+    throw new ConfigError(`${file} is CommonJS (require, module.exports); write it as an ES module: import { defineGraph } from "rxsynth"; export default defineGraph({...}), in a .ts, .mts, .js or .mjs file`);
+  }
+}
+
+/**
+ * The URL to import a graph file by. Under the CLI (bin/rxsynth.mjs registers graph-format-hooks.mjs) it
+ * carries the mark that makes the file an ES module even in a "type": "commonjs" project.
+ */
+function graphImportUrl(path: string): string {
+  const url = pathToFileURL(path);
+  if ((globalThis as Record<symbol, unknown>)[Symbol.for("rxsynth.graphFormatHooks")] === true) url.searchParams.set(MARK, "");
+  return url.href;
 }
 
 /** Parses `--set key=value` against the type of the option's default, so `--set count=50` is a number. */

@@ -2,6 +2,7 @@ import { resolve } from "node:path";
 import type { Command } from "commander";
 import { buildGraph } from "../graph.ts";
 import { run } from "../run.ts";
+import { addGraphHelp } from "./graph-help.ts";
 import { checkedConfig, loadGraph, parseOverrides, readConfigFile } from "./load-graph.ts";
 import { positiveInteger } from "./main.ts";
 import { ProgressView, summaryText } from "./progress.ts";
@@ -25,7 +26,7 @@ export function registerRunCommand(program: Command): void {
   program
     .command("run")
     .description("run a graph file (TypeScript or JavaScript) into an output folder; rerun the same command to resume")
-    .argument("<graph>", "graph file, e.g. graphs/quickstart.ts")
+    .argument("<graph>", "graph file, e.g. graphs/quickstart.ts, or a ready graph's name (`rxsynth graphs`)")
     .option("-o, --out <dir>", "output folder (shards, rejects, manifest)")
     .option("-n, --limit <n>", "stop after this many source records", positiveInteger)
     .option("-b, --budget <n>", "most samples in flight at once (bounds memory)", positiveInteger)
@@ -83,4 +84,5 @@ export function registerRunCommand(program: Command): void {
         process.off("SIGTERM", onSignal);
       }
     });
+  addGraphHelp(program);
 }
