@@ -33,6 +33,11 @@ export interface BuiltGraph {
   readonly continuable?: readonly string[];
   /** Asked when the sources are exhausted: why the run did not reach its goal, and how to continue. */
   readonly incomplete?: () => string | undefined;
+  /**
+   * What answers the graph's requests (endpoint, model), recorded in the manifest: resuming a folder
+   * against another endpoint would mix two models' answers in one dataset.
+   */
+  readonly identity?: Readonly<Record<string, unknown>>;
 }
 
 export interface GraphEnvironment {
@@ -45,6 +50,8 @@ export interface GraphEnvironment {
    * `build` fails after acquiring it, and when the run ends. Releases run once, newest first.
    */
   onDispose?(release: () => Promise<void> | void): void;
+  /** Records part of the run's identity (e.g. `identify("endpoint", { baseURL, model })`); see BuiltGraph.identity. */
+  identify?(key: string, value: unknown): void;
 }
 
 export type GraphOptionValues = Record<string, unknown>;
@@ -59,7 +66,7 @@ export interface GraphDefinition<O extends GraphOptionValues = GraphOptionValues
   readonly description: string;
   readonly defaults: O;
   /** Option names that may change on resume (see BuiltGraph.continuable). */
-  readonly continuable?: readonly (keyof O & string)[];
+  readonly continuable?: readonly string[];
   build(options: O, env: GraphEnvironment): Promise<Omit<BuiltGraph, "name" | "options">> | Omit<BuiltGraph, "name" | "options">;
 }
 
@@ -95,9 +102,13 @@ export async function buildGraph<O extends GraphOptionValues>(
   }
   const options = { ...definition.defaults, ...overrides } as O;
   const releases = new Releases();
+  const identity: Record<string, unknown> = {};
   const scoped: GraphEnvironment = {
     ...env,
     onDispose: (release) => releases.add(release),
+    identify: (key, value) => {
+      identity[key] = value;
+    },
   };
   try {
     const built = await definition.build(options, scoped);
@@ -109,6 +120,7 @@ export async function buildGraph<O extends GraphOptionValues>(
       name: definition.name,
       options,
       continuable: built.continuable ?? definition.continuable,
+      identity: built.identity ?? (Object.keys(identity).length > 0 ? identity : undefined),
       dispose: () => releases.run(),
     };
     validateGraph(graph);

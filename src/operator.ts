@@ -151,8 +151,11 @@ interface StageTools {
   reject(sample: Sample, verdict: Omit<RejectInfo, "operator">): void;
   /** An error on one sample: rejected with reason `error`, or the run fails when fail-fast. */
   fail(sample: Sample, error: unknown): void;
-  /** An extra output for one input (fan-out): keeps the runner's in-flight accounting exact. */
-  addPending(sample: Sample, extra: number): void;
+  /**
+   * Takes credit for extra outputs of one input (fan-out), keeping the runner's in-flight accounting
+   * exact; a promise means the budget is full and the outputs must wait until it resolves.
+   */
+  addPending(sample: Sample, extra: number): Promise<void> | undefined;
   /** True once downstream unsubscribed: late async results are dropped, the run is over for them. */
   closed(): boolean;
 }
@@ -231,7 +234,7 @@ function defineStage(meta: ResolvedMeta, concurrency: number, setup: (tools: Sta
         closed: () => subscriber.closed,
         addPending(sample, extra) {
           const ticket = ticketOf(sample);
-          if (ticket) ticket.ledger.grow(ticket, extra);
+          return ticket ? ticket.ledger.grow(ticket, extra) : undefined;
         },
       };
       const body = setup(tools);
@@ -477,34 +480,57 @@ export function defineFanOut<S = undefined>(spec: FanOutSpec<S>): Operator {
   const meta = resolveMeta(spec);
   return defineStage(meta, spec.concurrency ?? 8, (tools) => {
     const state = initState(spec);
-    const place = (sample: Sample, outputs: Iterable<Child | DropVerdict>) => {
+    const placeOne = (sample: Sample, output: Child | DropVerdict, index: number) => {
+      if (isDrop(output)) tools.reject(childOf(sample, { data: sample.data }, index, meta), output);
+      else tools.emit(childOf(sample, output, index, meta));
+    };
+    /**
+     * The first child takes over its parent's credit; each further one is emitted only once the budget has
+     * room for it (the budget is a hard bound). Synchronous while credit is free, so the hot path never awaits.
+     */
+    const place = (sample: Sample, outputs: Iterable<Child | DropVerdict>, done: () => void): void => {
       const list = [...outputs];
       if (list.length === 0) {
         tools.reject(sample, { reason: "no_output" });
+        done();
         return;
       }
-      tools.addPending(sample, list.length - 1);
-      list.forEach((output, index) => {
-        if (isDrop(output)) {
-          tools.reject(childOf(sample, { data: sample.data }, index, meta), output);
-        } else {
-          tools.emit(childOf(sample, output, index, meta));
+      let index = 0;
+      const resume = (): void => {
+        while (index < list.length) {
+          if (tools.closed()) break;
+          if (index > 0) {
+            const credit = tools.addPending(sample, 1);
+            if (credit) {
+              credit.then(() => {
+                // Credit taken for a child never emitted leaves its root unfinished: redone on resume.
+                if (tools.closed()) return done();
+                placeOne(sample, list[index]!, index);
+                index++;
+                resume();
+              }, done);
+              return;
+            }
+          }
+          placeOne(sample, list[index]!, index);
+          index++;
         }
-      });
+        done();
+      };
+      resume();
     };
     return {
       async: true,
       next(sample, signal, done) {
         const outputs = spec.expand(sample, state, tools.context, signal);
         if (Symbol.iterator in outputs) {
-          place(sample, outputs);
-          done();
+          place(sample, outputs, done);
           return;
         }
         outputs.then(
           (list) => {
-            if (!tools.closed()) place(sample, list);
-            done();
+            if (!tools.closed()) place(sample, list, done);
+            else done();
           },
           (error: unknown) => {
             if (!tools.closed()) tools.fail(sample, error);

@@ -58,8 +58,11 @@ export interface Ticket {
 
 /** The runner's in-flight accounting, reached through tickets so fan-outs can report extra outputs. */
 export interface Ledger {
-  /** A fan-out turned one sample into `1 + extra`. */
-  grow(ticket: Ticket, extra: number): void;
+  /**
+   * A fan-out turns one sample into `1 + extra`. Undefined when the budget had room; otherwise a promise
+   * that resolves once it has, and only then may the extra outputs be emitted (the budget is a hard bound).
+   */
+  grow(ticket: Ticket, extra: number): Promise<void> | undefined;
 }
 
 type Ticketed = { [TICKET]?: Ticket };

@@ -47,20 +47,35 @@ export async function openEndpoint(env: GraphEnvironment, options: EndpointOptio
     const model = options.model ?? process.env.RXSYNTH_MODEL ?? "gpt-4o-mini";
     const prices = resolvePrices({ model, option: options.price });
     const llm = createLlm({ model, baseURL, concurrency, cache, seed: options.seed, prices, log: env.log });
+    env.identify?.("endpoint", { baseURL, model });
     env.log(`LLM endpoint: ${baseURL} (model ${llm.model}; ${priceNote(model, prices)})`);
-    return { llm, simulated: false, dispose: () => llm.close() };
+    return { llm, simulated: false, dispose: releaseOnce(env, () => llm.close()) };
   }
   // Checked here too, so a malformed setting fails on the simulator as it would on a real endpoint.
   resolvePrices({ model: SIMULATOR_MODEL, option: options.price });
   const simulator = await startSimulator({ port: 0, latencyMs: 5, seed: options.seed, ...options.simulator });
+  const closeSimulator = releaseOnce(env, () => simulator.close());
   const llm = createLlm({ model: SIMULATOR_MODEL, baseURL: simulator.url, concurrency, cache, seed: options.seed, simulator: true, log: env.log });
+  // The simulator's port changes every run; what answers is the same simulator with the same seed.
+  env.identify?.("endpoint", { baseURL: "builtin-simulator", model: SIMULATOR_MODEL });
   env.log(`no OPENAI_BASE_URL set: using the built-in simulator at ${simulator.url} (placeholder answers; set OPENAI_BASE_URL and OPENAI_API_KEY for a real model)`);
   return {
     llm,
     simulated: true,
-    async dispose() {
+    dispose: releaseOnce(env, async () => {
       await llm.close();
-      await simulator.close();
-    },
+      await closeSimulator();
+    }),
   };
+}
+
+/**
+ * A release that runs at most once, registered with the graph's environment so it runs even when the
+ * graph's build fails after this point (a started simulator otherwise keeps the process alive).
+ */
+function releaseOnce(env: GraphEnvironment, release: () => Promise<void>): () => Promise<void> {
+  let done: Promise<void> | undefined;
+  const once = () => (done ??= release());
+  env.onDispose?.(once);
+  return once;
 }

@@ -541,5 +541,16 @@ export async function selfInstructGraph(s: SelfInstructSettings, env: GraphEnvir
     // After the target, so the summary describes exactly the rows written.
     diversityTracker({ name: "diversity", fields: "instruction", seed: s.seed }),
   ];
-  return { sources: [source], operators, dispose: () => endpoint.dispose() };
+  return {
+    sources: [source],
+    operators,
+    dispose: () => endpoint.dispose(),
+    // A larger target or more rounds continue the same bootstrapping run rather than start another.
+    continuable: ["target", "maxRounds"],
+    incomplete: () =>
+      loop.accepted < s.target
+        ? `self-instruct used its ${maxRounds} rounds (maxRounds) and accepted ${loop.accepted} of ${s.target} rows; ` +
+          `continue into the same folder with --set maxRounds=${maxRounds * 2}`
+        : undefined,
+  };
 }

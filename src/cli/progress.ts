@@ -1,4 +1,4 @@
-import type { RunProgress, RunSummary } from "../run.ts";
+import type { RunProgress, RunSummary } from "../run/run.ts";
 
 const number = new Intl.NumberFormat("en-US");
 
@@ -155,10 +155,13 @@ export function summaryText(summary: RunSummary): string {
       ? "complete"
       : summary.status === "limited"
         ? "stopped at --limit (run again with a higher limit to continue)"
-        : "stopped before the end";
+        : summary.status === "incomplete"
+          ? "incomplete"
+          : "stopped before the end";
   lines.push(
     `${verdict}: ${number.format(summary.accepted)} accepted, ${number.format(summary.rejected)} rejected${summary.resumed ? " (resumed)" : ""}; max in flight ${number.format(summary.maxInFlight)} of ${number.format(summary.budget)}`,
   );
+  if (summary.status === "incomplete") lines.push(`incomplete: ${summary.incompleteReason ?? "the sources ran out before the graph's goal"}`);
   if (summary.out) lines.push(`output: ${summary.out} (${summary.shards.length} shard${summary.shards.length === 1 ? "" : "s"} committed by this run; manifest.json lists all)`);
   return lines.join("\n");
 }

@@ -1,7 +1,10 @@
+import { rm } from "node:fs/promises";
 import { resolve } from "node:path";
 import type { Command } from "commander";
 import { buildGraph } from "../graph.ts";
-import { run } from "../run.ts";
+import { readManifest } from "../io/manifest.ts";
+import { checkOutputFolder } from "../io/run-files.ts";
+import { run } from "../run/run.ts";
 import { addGraphHelp } from "./graph-help.ts";
 import { checkedConfig, loadGraph, parseOverrides, readConfigFile } from "./load-graph.ts";
 import { positiveInteger } from "./main.ts";
@@ -18,9 +21,24 @@ interface RunFlags {
   checkpointRows?: number;
   checkpointSeconds?: number;
   quiet?: boolean;
+  allowEndpointChange?: boolean;
+}
+
+/** Settings a resume needs from the environment; a secret is named, never printed. */
+const RESUME_ENVIRONMENT = ["OPENAI_BASE_URL", "RXSYNTH_MODEL", "RXSYNTH_PRICE"] as const;
+
+/** The command that continues this run, with the environment it ran under (the endpoint is its identity). */
+export function resumeCommand(missingOut: string | undefined, argv = process.argv.slice(2), env = process.env): string {
+  const quote = (word: string) => (/^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replaceAll("'", "'\\''")}'`);
+  const settings = RESUME_ENVIRONMENT.filter((name) => env[name]).map((name) => `${name}=${quote(env[name]!)}`);
+  if (env.OPENAI_API_KEY) settings.push("OPENAI_API_KEY=<your key>");
+  const words = ["rxsynth", ...argv, ...(missingOut ? ["--out", missingOut] : [])].map(quote);
+  return [...settings, ...words].join(" ");
 }
 
 const EXIT_ON_SIGNAL: Record<string, number> = { SIGINT: 130, SIGTERM: 143 };
+/** The sources ran out before the graph's goal (e.g. maxRounds before target): not a failure, not done. */
+const EXIT_INCOMPLETE = 3;
 
 export function registerRunCommand(program: Command): void {
   program
@@ -37,6 +55,7 @@ export function registerRunCommand(program: Command): void {
     .option("--checkpoint-rows <n>", "commit shards and the manifest every n rows", positiveInteger)
     .option("--checkpoint-seconds <n>", "...or every n seconds", positiveInteger)
     .option("-q, --quiet", "no progress, only the summary")
+    .option("--allow-endpoint-change", "resume a folder started against another endpoint or model (recorded in the manifest)")
     .action(async (file: string, flags: RunFlags) => {
       const definition = await loadGraph(file);
       const fromConfig = flags.config ? await readConfigFile(flags.config) : {};
@@ -44,7 +63,16 @@ export function registerRunCommand(program: Command): void {
       const out = resolve(flags.out ?? `out/${definition.name}`);
       const view = new ProgressView(definition.name, process.stderr);
       const log = (line: string) => (flags.quiet ? undefined : view.log(line));
-      const graph = await buildGraph(definition, overrides, { log, out });
+      // Building may already create files in the folder (the response cache): a start that fails leaves
+      // a folder that did not exist as it was, so the corrected command is a fresh start, not a resume.
+      const folderExisted = await checkOutputFolder(out);
+      const undoFailedStart = async () => {
+        if (!folderExisted && (await readManifest(out).catch(() => undefined)) === undefined) await rm(out, { recursive: true, force: true });
+      };
+      const graph = await buildGraph(definition, overrides, { log, out }).catch(async (error: unknown) => {
+        await undoFailedStart();
+        throw error;
+      });
 
       const stop = new AbortController();
       let signalName: string | undefined;
@@ -69,16 +97,20 @@ export function registerRunCommand(program: Command): void {
           checkpointRows: flags.checkpointRows,
           checkpointSeconds: flags.checkpointSeconds,
           signal: stop.signal,
+          allowIdentityChange: flags.allowEndpointChange,
           log,
           onProgress: flags.quiet ? undefined : (progress) => view.update(progress),
+        }).catch(async (error: unknown) => {
+          await undoFailedStart();
+          throw error;
         });
         view.stop();
         view.log(summaryText(summary));
         if (summary.status === "stopped") {
-          const again = flags.out ? `rxsynth ${process.argv.slice(2).join(" ")}` : `rxsynth ${process.argv.slice(2).join(" ")} --out ${out}`;
-          view.log(`stopped by ${signalName ?? "request"}; everything committed is kept. Resume with: ${again}`);
+          view.log(`stopped by ${signalName ?? "request"}; everything committed is kept. Resume with: ${resumeCommand(flags.out ? undefined : out)}`);
           process.exitCode = EXIT_ON_SIGNAL[signalName ?? ""] ?? 1;
         }
+        if (summary.status === "incomplete") process.exitCode = EXIT_INCOMPLETE;
       } finally {
         process.off("SIGINT", onSignal);
         process.off("SIGTERM", onSignal);

@@ -23,6 +23,10 @@ export interface Manifest {
   /** Hash of the graph's resolved options: resuming with other options would mix two datasets. */
   readonly optionsHash: string;
   readonly options: unknown;
+  /** What answered the run's requests (endpoint base URL or "builtin-simulator", model); part of its identity. */
+  readonly identity?: Readonly<Record<string, unknown>>;
+  /** Earlier identities a resume was explicitly allowed to leave (`--allow-endpoint-change`), oldest first. */
+  readonly identityHistory?: ReadonlyArray<{ readonly identity: Readonly<Record<string, unknown>>; readonly until: string }>;
   readonly createdAt: string;
   readonly updatedAt: string;
   readonly complete: boolean;

@@ -21,7 +21,7 @@ interface Outcome {
 }
 
 async function cli(args: readonly string[]): Promise<Outcome> {
-  const env = { ...process.env, OPENAI_BASE_URL: "", NO_COLOR: "1" };
+  const env: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: "1" };
   delete env.OPENAI_BASE_URL;
   const started = Date.now();
   try {

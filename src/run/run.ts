@@ -1,0 +1,479 @@
+import { setMaxListeners } from "node:events";
+import { rm } from "node:fs/promises";
+import { Observable, type Subscriber } from "rxjs";
+import { withRunContext, type CheckpointHook, type RejectInfo, type RunContext } from "../context.ts";
+import { ConfigError, errorMessage } from "../errors.ts";
+import type { BuiltGraph } from "../graph.ts";
+import type { Manifest, PositionTracker } from "../io/manifest.ts";
+import { checkOutputFolder, openFileSinks } from "../io/run-files.ts";
+import type { OutputRow, RejectRow, RunSink, ShardInfo, Source, SourceItem } from "../io/types.ts";
+import { Metrics, type MetricsSnapshot } from "../metrics.ts";
+import { TICKET, createSample, sourceSampleId, ticketOf, type Sample, type Ticket } from "../sample.ts";
+import { Committer, faultsFromEnvironment, type FaultHook } from "./commit.ts";
+import { CreditLedger } from "./credit.ts";
+import { describeUnencodable, unencodablePath } from "./encodable.ts";
+import { planResume } from "./resume.ts";
+
+export interface RunOptions {
+  /** Output folder: shards, rejects, manifest, operator state. Required unless the graph brings its own sinks. */
+  readonly out?: string;
+  /** Most samples in flight at once (default: the graph's, else 1024). A hard bound, fan-outs included. */
+  readonly budget?: number;
+  /** Stop after this many source records (counting those finished by an earlier run). */
+  readonly limit?: number;
+  /** An operator error fails the run instead of rejecting the sample. */
+  readonly failFast?: boolean;
+  /** A malformed source record fails the run instead of going to rejects. */
+  readonly strictInput?: boolean;
+  /** Commit shards and the manifest after this many rows were written (default 50,000). */
+  readonly checkpointRows?: number;
+  /**
+   * ...and at least this often while anything finished is uncommitted (default 30 s), however full the
+   * sink batch: after a crash at most this much finished work is redone, and none is lost.
+   */
+  readonly checkpointSeconds?: number;
+  /** Rows handed to the sinks at once (default: a quarter of the budget, at most 1024). */
+  readonly sinkBatch?: number;
+  /** After a stop request, how long in-flight work may finish before it is abandoned (default 10 s). */
+  readonly graceMs?: number;
+  /** Aborting it stops the run cleanly (the CLI wires SIGINT/SIGTERM to it). */
+  readonly signal?: AbortSignal;
+  /** Resume a folder whose run used another endpoint or model (recorded in the manifest). */
+  readonly allowIdentityChange?: boolean;
+  /** Called after each step of the commit protocol (tests inject crashes); also `RXSYNTH_FAULT`. */
+  readonly fault?: FaultHook;
+  readonly onProgress?: (progress: RunProgress) => void;
+  readonly progressEveryMs?: number;
+  readonly log?: (line: string) => void;
+}
+
+export interface RunProgress extends MetricsSnapshot {
+  readonly inFlight: number;
+  readonly budget: number;
+  /** Total source records when the sources know it. */
+  readonly expected: number | undefined;
+}
+
+/** `incomplete`: the sources ran out before the graph reached its goal (see BuiltGraph.incomplete). */
+export type RunStatus = "complete" | "limited" | "stopped" | "incomplete";
+
+export interface RunSummary {
+  readonly status: RunStatus;
+  readonly graph: string;
+  readonly out: string | undefined;
+  readonly accepted: number;
+  readonly rejected: number;
+  readonly maxInFlight: number;
+  readonly budget: number;
+  readonly resumed: boolean;
+  /** Why an `incomplete` run stopped short, and how to continue it. */
+  readonly incompleteReason?: string;
+  /** Shards committed by this run. */
+  readonly shards: readonly ShardInfo[];
+  readonly metrics: MetricsSnapshot;
+}
+
+/** A source record's ticket: which record it was, and which of its outputs are already committed. */
+interface RootTicket extends Ticket {
+  readonly tracker: PositionTracker;
+  readonly position: number;
+  written?: string[];
+}
+
+const DEFAULT_BUDGET = 1024;
+
+/**
+ * Runs a graph to completion, a limit, or a stop request, and resumes a folder a previous run left
+ * (even after kill -9) to exactly the output an uninterrupted run would have written. The parts, each
+ * in its own file: the credit ledger (the budget as a hard bound), the commit protocol (rows -> shards ->
+ * operator state -> manifest), and the resume plan (what the manifest says is finished or partial).
+ */
+export async function run(graph: BuiltGraph, options: RunOptions = {}): Promise<RunSummary> {
+  try {
+    return await runGraph(graph, options);
+  } finally {
+    // Every path out of a run, refusals before the first sample included, releases what the graph holds
+    // (an in-process simulator keeps the process alive otherwise).
+    await graph.dispose?.();
+  }
+}
+
+async function runGraph(graph: BuiltGraph, options: RunOptions): Promise<RunSummary> {
+  const budget = options.budget ?? graph.budget ?? DEFAULT_BUDGET;
+  if (!(Number.isInteger(budget) && budget > 0)) throw new ConfigError(`budget must be a positive integer, got ${budget}`);
+  const out = options.out;
+  if (!out && !graph.sinks) throw new ConfigError(`graph "${graph.name}" needs an output folder: pass --out DIR`);
+  const log = options.log ?? (() => {});
+  // A quarter of the budget: small enough that several batches are in the pipe while one is written.
+  const sinkBatch = Math.max(1, Math.min(options.sinkBatch ?? Math.min(1024, Math.floor(budget / 4)), budget));
+  const checkpointRows = options.checkpointRows ?? 50_000;
+  const checkpointMs = (options.checkpointSeconds ?? 30) * 1000;
+
+  const folderExisted = out ? await checkOutputFolder(out) : false;
+  const plan = await planResume(graph, out, options.allowIdentityChange === true);
+  const { previous, trackers } = plan;
+  const sinks = graph.sinks ?? (await openFileSinks(out!, graph.output, previous?.shards ?? []));
+  const acceptedSinks: readonly RunSink[] = sinks.accepted;
+  const rejectsSink = sinks.rejects;
+
+  const metrics = new Metrics();
+  // Registered in graph order, so reports list operators as the graph reads, not in subscription order.
+  for (const operator of graph.operators) metrics.counters(operator.meta.name);
+  const stopController = new AbortController();
+  // Every operator listens on the run's signal; a long graph has more than Node's default of 10.
+  setMaxListeners(0, stopController.signal);
+  const hooks: CheckpointHook[] = [];
+  const operatorParams: Record<string, { version: string; params: unknown }> = { ...previous?.operators };
+  const committedShards: ShardInfo[] = [...(previous?.shards ?? [])];
+  const newShards: ShardInfo[] = [];
+  const partialTickets = new Set<RootTicket>();
+  const committer = new Committer(
+    { out, sinks: [...acceptedSinks, rejectsSink], hooks, fault: options.fault ?? faultsFromEnvironment() },
+    previous !== undefined,
+  );
+
+  let accepted = 0;
+  let rejected = 0;
+  let stopping = false;
+  let discarding = false;
+  let fatal: unknown;
+  /** A sink write or commit failed: what the sinks hold is unknown, so nothing more is committed. */
+  let sinksBroken = false;
+  let sourcesExhausted = false;
+  let incompleteReason: string | undefined;
+  let finishedThisRun = 0;
+
+  const ledger = new CreditLedger(budget, budget - Math.max(1, Math.floor(budget / 4)), () => flushIfDue());
+
+  const settle = (row: OutputRow) => {
+    const ticket = ticketOf(row) as RootTicket;
+    if (ledger.release(ticket)) {
+      ticket.tracker.finish(ticket.position);
+      partialTickets.delete(ticket);
+      plan.partial.delete(ticket.root);
+      finishedThisRun++;
+    } else {
+      (ticket.written ??= []).push(row.id);
+      partialTickets.add(ticket);
+    }
+    metrics.source.inFlight = ledger.inFlight;
+  };
+
+  // Writes and commits run one after another on this chain, so a commit sees every earlier write settled.
+  let ioChain: Promise<void> = Promise.resolve();
+  const enqueue = (task: () => Promise<void>): Promise<void> => {
+    ioChain = ioChain.then(task).catch((error: unknown) => {
+      sinksBroken = true;
+      fail(error);
+    });
+    return ioChain;
+  };
+
+  let acceptedBuffer: Sample[] = [];
+  let rejectBuffer: RejectRow[] = [];
+  let writing = false;
+  let rowsSinceCheckpoint = 0;
+  let lastCheckpoint = Date.now();
+  let checkpointQueued = false;
+  let inputDone = false;
+
+  const checkpointDue = () => rowsSinceCheckpoint >= checkpointRows || Date.now() - lastCheckpoint >= checkpointMs;
+
+  const flushIfDue = (force = false) => {
+    if (writing || sinksBroken) return;
+    const buffered = acceptedBuffer.length + rejectBuffer.length;
+    if (buffered === 0) return;
+    if (!force && buffered < sinkBatch && !ledger.waiting && !inputDone && !stopping) return;
+    writing = true;
+    const acceptedRows = acceptedBuffer;
+    const rejectRows = rejectBuffer;
+    acceptedBuffer = [];
+    rejectBuffer = [];
+    void enqueue(async () => {
+      await Promise.all([
+        ...(acceptedRows.length > 0 ? acceptedSinks.map((sink) => sink.write(acceptedRows)) : []),
+        rejectRows.length > 0 ? rejectsSink.write(rejectRows) : undefined,
+      ]);
+      accepted += acceptedRows.length;
+      rejected += rejectRows.length;
+      metrics.source.committed = accepted;
+      metrics.source.rejected = rejected;
+      for (const row of acceptedRows) settle(row);
+      for (const row of rejectRows) settle(row);
+      rowsSinceCheckpoint += acceptedRows.length + rejectRows.length;
+    }).then(() => {
+      writing = false;
+      if (rowsSinceCheckpoint > 0 && checkpointDue()) void checkpoint(false);
+      flushIfDue();
+    });
+  };
+
+  const rejectRow = (sample: Sample, info: RejectInfo): RejectRow =>
+    ({
+      id: sample.id,
+      data: sample.data,
+      provenance: sample.provenance,
+      scores: sample.scores,
+      reject: info.at === undefined ? { ...info, at: Date.now() } : (info as RejectRow["reject"]),
+      [TICKET]: ticketOf(sample),
+    }) as RejectRow;
+
+  /** A value no sink can write rejects its one sample, kept readable in `raw`, instead of failing a batch. */
+  const unencodableReject = (sample: Sample, operator: string): RejectRow | undefined => {
+    const path = unencodablePath(sample);
+    if (!path) return undefined;
+    const counters = metrics.counters("sink");
+    counters.rejected++;
+    counters.reasons.set("unencodable", (counters.reasons.get("unencodable") ?? 0) + 1);
+    const emptied = { ...sample, data: {}, scores: {}, provenance: { ...sample.provenance, steps: [] } } as Sample;
+    return rejectRow(emptied, {
+      operator,
+      reason: "unencodable",
+      message: `${path} cannot be written to a shard; make the operator that set it produce plain data`,
+      raw: describeUnencodable(sample.data),
+    });
+  };
+
+  const takeOutput = (sample: Sample) => {
+    if (discarding) return;
+    if (plan.alreadyCommitted.has(sample.id)) {
+      // Written before a crash as part of a root that had not finished; written once is enough.
+      settle(sample);
+      return;
+    }
+    const unencodable = unencodableReject(sample, "sink");
+    if (unencodable) rejectBuffer.push(unencodable);
+    else acceptedBuffer.push(sample);
+    flushIfDue();
+  };
+
+  const takeReject = (sample: Sample, info: RejectInfo) => {
+    if (discarding) return;
+    if (plan.alreadyCommitted.has(sample.id)) {
+      settle(sample);
+      return;
+    }
+    rejectBuffer.push(unencodableReject(sample, info.operator) ?? rejectRow(sample, info));
+    flushIfDue();
+  };
+
+  /** Partly committed roots: those carried from earlier runs and those caught mid-flight now. */
+  const partialNow = (): Record<string, string[]> => {
+    const merged: Record<string, string[]> = Object.fromEntries([...plan.partial].map(([root, ids]) => [root, [...ids]]));
+    for (const ticket of partialTickets) merged[ticket.root] = [...new Set([...(merged[ticket.root] ?? []), ...(ticket.written ?? [])])];
+    return merged;
+  };
+
+  const manifestNow = (complete: boolean, shards: readonly ShardInfo[]): Manifest => ({
+    version: 1,
+    graph: graph.name,
+    optionsHash: plan.optionsHash,
+    options: graph.options ?? null,
+    identity: plan.identity,
+    identityHistory: plan.identityHistory,
+    createdAt: previous?.createdAt ?? new Date(metrics.startedAt).toISOString(),
+    updatedAt: new Date().toISOString(),
+    complete,
+    shards: [...committedShards, ...shards],
+    sources: Object.fromEntries([...trackers].map(([name, tracker]) => [name, tracker.progress()])),
+    partial: partialNow(),
+    operators: operatorParams,
+    totals: mergeTotals(previous?.totals, metrics.snapshot().totals),
+  });
+
+  /** Periodic checkpoints coalesce; the final one always runs, after everything before it. */
+  const checkpoint = (complete: boolean, final = false): Promise<void> => {
+    if (checkpointQueued && !final) return ioChain;
+    checkpointQueued = true;
+    return enqueue(async () => {
+      checkpointQueued = false;
+      if (sinksBroken) return;
+      const shards = await committer.commit((fresh) => manifestNow(complete, fresh));
+      committedShards.push(...shards);
+      newShards.push(...shards);
+      rowsSinceCheckpoint = 0;
+      lastCheckpoint = Date.now();
+    });
+  };
+
+  const context: RunContext = {
+    runDir: out,
+    signal: stopController.signal,
+    failFast: options.failFast ?? false,
+    metrics,
+    resumed: previous !== undefined,
+    reject: takeReject,
+    onCheckpoint: (hook) => hooks.push(hook),
+    registerOperator(name, version, params) {
+      operatorParams[name] = { version, params };
+    },
+    log,
+  };
+
+  function fail(error: unknown) {
+    if (fatal === undefined) fatal = error;
+    requestStop();
+    discarding = true;
+    stopController.abort(error);
+  }
+
+  function requestStop() {
+    if (stopping) return;
+    stopping = true;
+    ledger.wakePump();
+    flushIfDue();
+  }
+
+  const onExternalAbort = () => requestStop();
+  options.signal?.addEventListener("abort", onExternalAbort, { once: true });
+  if (options.signal?.aborted) requestStop();
+
+  // The graph: a cold observable the pump pushes into, through the operators, into the sinks.
+  let input: Subscriber<Sample> | undefined;
+  let resolveDrained!: () => void;
+  const drained = new Promise<void>((resolve) => (resolveDrained = resolve));
+  const head = new Observable<Sample>((subscriber) => {
+    input = subscriber;
+  });
+  const subscription = withRunContext(context, () =>
+    graph.operators
+      .reduce<Observable<Sample>>((stream, operator) => stream.pipe(operator), head)
+      .subscribe({
+        next: takeOutput,
+        error: (error: unknown) => {
+          fail(error);
+          resolveDrained();
+        },
+        complete: () => resolveDrained(),
+      }),
+  );
+
+  // Only a hint for progress: a source that cannot tell (or fails to) fails the run in the pump, where it is handled.
+  const expectedSizes = await Promise.all(graph.sources.map((source) => source.size?.().catch(() => undefined) ?? Promise.resolve(undefined)));
+  const expected = expectedSizes.some((size) => size === undefined)
+    ? undefined
+    : Math.min(options.limit ?? Infinity, expectedSizes.reduce<number>((sum, size) => sum + (size ?? 0), 0));
+  const progress = (): RunProgress => ({ ...metrics.snapshot(), inFlight: ledger.inFlight, budget, expected });
+  const progressTimer = options.onProgress ? setInterval(() => options.onProgress!(progress()), options.progressEveryMs ?? 1000) : undefined;
+  progressTimer?.unref();
+  // Time-bounded loss: whatever has finished is written and committed at least every checkpointMs, even
+  // when a slow source never fills a sink batch.
+  const checkpointTimer = setInterval(
+    () => {
+      if (Date.now() - lastCheckpoint < checkpointMs) return;
+      if (acceptedBuffer.length + rejectBuffer.length > 0) flushIfDue(true);
+      if (writing || rowsSinceCheckpoint > 0) void checkpoint(false);
+    },
+    Math.max(50, Math.min(checkpointMs / 4, 1000)),
+  );
+  checkpointTimer.unref();
+
+  const push = (source: Source, tracker: PositionTracker, item: SourceItem) => {
+    const id = sourceSampleId(source.name, item.position, item.id);
+    const ticket: RootTicket = { pending: 0, root: id, ledger, tracker, position: item.position };
+    ledger.takeRoot(ticket);
+    metrics.source.pulled++;
+    metrics.source.inFlight = ledger.inFlight;
+    if (item.error || !item.data) {
+      if (options.strictInput) {
+        fail(item.error ?? new ConfigError(`source ${source.name} yielded a record without data at position ${item.position}`));
+        return;
+      }
+      const sample = createSample({ id, data: {}, origin: source.origin, source: source.name }, ticket);
+      const counters = metrics.counters(`source:${source.name}`);
+      counters.rejected++;
+      counters.reasons.set("malformed_input", (counters.reasons.get("malformed_input") ?? 0) + 1);
+      takeReject(sample, { operator: `source:${source.name}`, reason: "malformed_input", message: errorMessage(item.error), raw: item.raw });
+      return;
+    }
+    input!.next(createSample({ id, data: item.data, origin: source.origin, source: source.name }, ticket));
+  };
+
+  const pump = async () => {
+    let seen = 0;
+    for (const source of graph.sources) {
+      const tracker = trackers.get(source.name)!;
+      seen += tracker.watermark;
+      if (options.limit !== undefined && seen >= options.limit) return;
+      for await (const batch of source.batches({ from: tracker.watermark, signal: stopController.signal })) {
+        for (const item of batch) {
+          if (stopping) return;
+          if (options.limit !== undefined && seen >= options.limit) return;
+          seen++;
+          if (tracker.isDone(item.position)) {
+            metrics.source.skipped++;
+            continue;
+          }
+          const credit = ledger.pumpCredit();
+          if (credit) await credit;
+          if (stopping) return;
+          push(source, tracker, item);
+        }
+      }
+    }
+    sourcesExhausted = true;
+  };
+
+  try {
+    try {
+      await pump();
+    } catch (error) {
+      fail(error);
+    }
+    inputDone = true;
+    input?.complete();
+    if (stopping && !fatal) {
+      log(`stopping: letting ${ledger.inFlight} in-flight samples finish (up to ${Math.round((options.graceMs ?? 10_000) / 1000)} s)`);
+      const grace = new Promise<void>((resolve) => setTimeout(resolve, options.graceMs ?? 10_000).unref());
+      await Promise.race([drained, grace]);
+    } else {
+      await drained;
+    }
+    flushIfDue(true);
+    await ioChain;
+    flushIfDue(true);
+    await ioChain;
+    discarding = true;
+    subscription.unsubscribe();
+    if (!stopController.signal.aborted) stopController.abort(new Error("run finished"));
+    incompleteReason = sourcesExhausted && !stopping && fatal === undefined ? graph.incomplete?.() : undefined;
+    const complete = sourcesExhausted && !stopping && fatal === undefined && incompleteReason === undefined;
+    // A rerun of a finished run changes no file; a run that failed before it started leaves no manifest.
+    const nothingNew = previous !== undefined && rowsSinceCheckpoint === 0 && finishedThisRun === 0 && previous.complete === complete;
+    const neverStarted = fatal !== undefined && !committer.started && accepted + rejected === 0;
+    if (!nothingNew && !neverStarted && !sinksBroken) await checkpoint(complete, true);
+  } finally {
+    if (progressTimer) clearInterval(progressTimer);
+    clearInterval(checkpointTimer);
+    options.signal?.removeEventListener("abort", onExternalAbort);
+  }
+  if (fatal !== undefined) {
+    // Nothing of a batch a sink failed on is committed: its uncommitted part is given up and redone on resume.
+    await Promise.all([...acceptedSinks, rejectsSink].map((sink) => sink.abort().catch(() => undefined)));
+    // A run that failed before its first checkpoint leaves the folder as it found it, so the corrected
+    // command starts afresh instead of being refused as a resume with other options.
+    if (out && !committer.started && !folderExisted) await rm(out, { recursive: true, force: true }).catch(() => undefined);
+    throw fatal;
+  }
+  const status: RunStatus = stopping ? "stopped" : !sourcesExhausted ? "limited" : incompleteReason ? "incomplete" : "complete";
+  options.onProgress?.(progress());
+  return {
+    status,
+    graph: graph.name,
+    out,
+    accepted,
+    rejected,
+    maxInFlight: ledger.maxInFlight,
+    budget,
+    resumed: previous !== undefined,
+    incompleteReason,
+    shards: newShards,
+    metrics: metrics.snapshot(),
+  };
+}
+
+function mergeTotals(before: Readonly<Record<string, number>> | undefined, now: Record<string, number>): Record<string, number> {
+  const merged: Record<string, number> = { ...before };
+  for (const [key, value] of Object.entries(now)) merged[key] = (merged[key] ?? 0) + value;
+  return merged;
+}
