@@ -1,14 +1,27 @@
-import { appendFileSync, mkdirSync } from "node:fs";
+import { appendFileSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, statSync, truncateSync } from "node:fs";
 import { rename, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { ConfigError, defineTap, type Operator, type RunContext, type Sample } from "../../src/index.ts";
 import { fieldList, fieldValue, textOf, type Fields } from "../dedup/fields.ts";
-import { createMinHasher, hashString, isEmptySignature, jaccardEstimate, words, type ShingleOptions } from "../dedup/minhash.ts";
+import { createMinHasher, hashKey64, hashString, isEmptySignature, jaccardEstimate, words, type ShingleOptions } from "../dedup/minhash.ts";
+import { readState, statePath, writeStateAtomic } from "../dedup/state-file.ts";
 import { opening } from "./openings.ts";
-import { DistinctCounter, LengthStats, Reservoir, seededRandom, SpaceSaving, type LengthSummary } from "./sketches.ts";
+import {
+  DistinctCounter,
+  LengthStats,
+  Reservoir,
+  seededRandom,
+  SpaceSaving,
+  type DistinctCounterImage,
+  type LengthStatsImage,
+  type LengthSummary,
+  type SeededRandom,
+  type SpaceSavingImage,
+} from "./sketches.ts";
+import { toBase64, uint16FromBase64, uint32FromBase64 } from "./state-image.ts";
 
 export interface DiversityTrackerOptions {
-  /** Operator name in metrics. Default "diversity_tracker". */
+  /** Operator name in metrics and the state file (`<runDir>/state/<name>.bin`). Default "diversity_tracker". */
   readonly name?: string;
   /** Text measured (distinct n-grams, vocabulary, length, similarity), joined with a blank line. Default "instruction". */
   readonly fields?: Fields;
@@ -40,6 +53,12 @@ export interface DiversityTrackerOptions {
   readonly maxDepthGroup?: number;
   /** Seed of the reservoirs. Default 1. */
   readonly seed?: number;
+  /**
+   * With a run folder, save what was measured with each run checkpoint and reload it on resume, so the
+   * summary and snapshots describe the whole run, not its last session. Costs 8 bytes per sample (a hash of
+   * its id, so a sample replayed after a crash is counted once). Default true.
+   */
+  readonly checkpoint?: boolean;
 }
 
 const DEFAULTS = {
@@ -58,6 +77,7 @@ const DEFAULTS = {
   similarity: { numPerm: 64, shingle: { kind: "word", n: 1 } },
   maxDepthGroup: 5,
   seed: 1,
+  checkpoint: true,
 } as const;
 
 export interface DistinctSummary {
@@ -90,9 +110,8 @@ export interface GroupSummary {
   readonly poolSimilarity: number | null;
 }
 
+/** What was measured, and nothing else: no clock time, so the same samples always give the same bytes. */
 export interface DiversitySummary {
-  /** Epoch milliseconds. */
-  readonly at: number;
   readonly samples: number;
   /** "all", then "origin=<origin>" and "depth=<depth>" (the last depth group is "<max>+"). */
   readonly groups: Readonly<Record<string, GroupSummary>>;
@@ -107,6 +126,21 @@ type GroupConfig = Pick<
   Required<DiversityTrackerOptions>,
   "exactDistinctCap" | "hllPrecision" | "lengthReservoir" | "topKCapacity" | "poolReservoir"
 >;
+
+/** One group's figures as a checkpoint saves them. */
+interface GroupImage {
+  readonly samples: number;
+  readonly distinct: readonly [DistinctCounterImage, DistinctCounterImage, DistinctCounterImage];
+  readonly totals: readonly number[];
+  readonly length: LengthStatsImage;
+  readonly leading: SpaceSavingImage;
+  readonly openings: SpaceSavingImage;
+  readonly openingsMatched: number;
+  /** The pool reservoir: signatures back to back, `width` values each. */
+  readonly pool: { readonly seen: number; readonly width: number; readonly signatures: string };
+  readonly similaritySum: number;
+  readonly similarityCount: number;
+}
 
 class GroupStats {
   samples = 0;
@@ -126,6 +160,41 @@ class GroupStats {
     this.leading = new SpaceSaving(config.topKCapacity);
     this.openings = new SpaceSaving(config.topKCapacity);
     this.pool = new Reservoir(config.poolReservoir, random);
+  }
+
+  image(): GroupImage {
+    const pool = this.pool.items;
+    const width = pool[0]?.length ?? 0;
+    const signatures = new Uint32Array(pool.length * width);
+    pool.forEach((sig, i) => signatures.set(sig, i * width));
+    return {
+      samples: this.samples,
+      distinct: [this.distinct[0].image(), this.distinct[1].image(), this.distinct[2].image()],
+      totals: [...this.totals],
+      length: this.length.image(),
+      leading: this.leading.image(),
+      openings: this.openings.image(),
+      openingsMatched: this.openingsMatched,
+      pool: { seen: this.pool.seen, width, signatures: toBase64(signatures) },
+      similaritySum: this.similaritySum,
+      similarityCount: this.similarityCount,
+    };
+  }
+
+  restore(image: GroupImage): void {
+    this.samples = image.samples;
+    image.distinct.forEach((counter, n) => this.distinct[n as 0 | 1 | 2].restore(counter));
+    this.totals.splice(0, 3, ...image.totals);
+    this.length.restore(image.length);
+    this.leading.restore(image.leading);
+    this.openings.restore(image.openings);
+    this.openingsMatched = image.openingsMatched;
+    const all = uint32FromBase64(image.pool.signatures);
+    const { width } = image.pool;
+    const signatures = width === 0 ? [] : Array.from({ length: all.length / width }, (_, i) => all.slice(i * width, (i + 1) * width));
+    this.pool.restore(signatures, image.pool.seen);
+    this.similaritySum = image.similaritySum;
+    this.similarityCount = image.similarityCount;
   }
 
   summary(topK: number): GroupSummary {
@@ -155,9 +224,40 @@ class GroupStats {
 interface State {
   readonly groups: Map<string, GroupStats>;
   samples: number;
-  readonly random: () => number;
+  random: SeededRandom;
   /** Figures last added to the metrics totals, so totals can follow the current values. */
   readonly reported: Map<string, number>;
+  /** Whether the saved state, if any, was read (on the first sample or hook, which bring the run's context). */
+  loaded: boolean;
+  /**
+   * 64-bit hashes of the ids counted (4 UTF-16 units each), in the order counted, kept when checkpointing:
+   * a sample in flight at a checkpoint was counted there and is replayed after a crash, and must not count
+   * twice. `true`: loaded from the checkpoint and not yet met by its replay (met once at most, so a
+   * sample this run counted is never taken for an earlier one).
+   */
+  counted: Map<string, boolean> | undefined;
+  /**
+   * Bytes of the snapshot file that hold the periodic snapshots of the samples counted. Anything after
+   * them is the closing snapshot of a session, or lines a crash left after the checkpoint this state
+   * comes from: cut before the next snapshot is written.
+   */
+  snapshotBytes: number;
+  snapshotTrimmed: boolean;
+  /** Something changed since the state was restored or last saved. */
+  dirty: boolean;
+  writes: Promise<void>;
+}
+
+/** What a checkpoint saves, as JSON, in `<runDir>/state/<name>.bin`. */
+interface SavedTracker {
+  readonly format: 1;
+  readonly samples: number;
+  readonly random: number;
+  readonly reported: Readonly<Record<string, number>>;
+  /** The hashes of `State.counted`, back to back. */
+  readonly counted: string;
+  readonly snapshotBytes: number;
+  readonly groups: ReadonlyArray<readonly [string, GroupImage]>;
 }
 
 /**
@@ -168,6 +268,11 @@ interface State {
  * With a run folder, appends a snapshot line to `diversity.jsonl` every `snapshotEvery` samples and writes
  * `diversity-summary.json` at the end; in memory, `tracker.summary()` answers. Totals
  * `diversity.distinct_1/2/3` and `diversity.pool_similarity` (of group "all") follow the latest snapshot.
+ * What it measured is saved with each run checkpoint (a temporary file, then renamed) and reloaded when
+ * the run resumes, so a run killed and resumed ends with the snapshots and summary of an uninterrupted
+ * one: snapshot lines written after the checkpoint are cut, and a sample in flight at the checkpoint,
+ * counted then and replayed after the crash, is recognised by its id and not counted again. A file whose
+ * content would not change is not rewritten, so rerunning a finished run leaves the folder as it was.
  *
  * Reads: `fields`. Writes: nothing (a tap). Drop reasons: none.
  *
@@ -195,7 +300,71 @@ export function diversityTracker(options: DiversityTrackerOptions = {}): Diversi
     const groups: Record<string, GroupSummary> = {};
     const keys = [...state.groups.keys()].sort((a, b) => (a === "all" ? -1 : b === "all" ? 1 : a < b ? -1 : a > b ? 1 : 0));
     for (const key of keys) groups[key] = state.groups.get(key)!.summary(config.topK);
-    return { at: Date.now(), samples: state.samples, groups };
+    return { samples: state.samples, groups };
+  };
+
+  const newState = (random: SeededRandom): State => ({
+    groups: new Map(),
+    samples: 0,
+    random,
+    reported: new Map(),
+    loaded: false,
+    counted: undefined,
+    snapshotBytes: 0,
+    snapshotTrimmed: false,
+    dirty: true,
+    writes: Promise.resolve(),
+  });
+
+  const newGroup = (state: State) => new GroupStats(config, () => state.random());
+
+  /** Reads what a previous session saved, once per run; a run that is not resumed starts empty. */
+  const load = (state: State, context: RunContext): State => {
+    if (state.loaded) return state;
+    state.loaded = true;
+    const path = config.checkpoint ? statePath(context, config.name) : undefined;
+    if (!path) return state;
+    state.counted = new Map();
+    const bytes = context.resumed ? readState(path) : undefined;
+    if (!bytes) return state;
+    const saved = JSON.parse(new TextDecoder().decode(bytes)) as SavedTracker;
+    if (saved.format !== 1) throw new ConfigError(`${path}: diversity tracker state format ${String(saved.format)} is not supported`);
+    state.samples = saved.samples;
+    state.random = seededRandom(saved.random);
+    for (const [name, value] of Object.entries(saved.reported)) state.reported.set(name, value);
+    const hashes = uint16FromBase64(saved.counted);
+    for (let i = 0; i < hashes.length; i += 4) state.counted.set(String.fromCharCode(hashes[i]!, hashes[i + 1]!, hashes[i + 2]!, hashes[i + 3]!), true);
+    state.snapshotBytes = saved.snapshotBytes;
+    for (const [key, image] of saved.groups) {
+      const group = newGroup(state);
+      group.restore(image);
+      state.groups.set(key, group);
+    }
+    state.dirty = false;
+    return state;
+  };
+
+  const save = (state: State, context: RunContext): Promise<void> => {
+    load(state, context);
+    const path = config.checkpoint ? statePath(context, config.name) : undefined;
+    if (!path || !state.dirty) return state.writes;
+    const hashes = new Uint16Array(state.counted!.size * 4);
+    let i = 0;
+    for (const key of state.counted!.keys()) for (let k = 0; k < 4; k++) hashes[i++] = key.charCodeAt(k);
+    const saved: SavedTracker = {
+      format: 1,
+      samples: state.samples,
+      random: state.random.state(),
+      reported: Object.fromEntries(state.reported),
+      counted: toBase64(hashes),
+      snapshotBytes: state.snapshotBytes,
+      groups: [...state.groups].map(([key, group]) => [key, group.image()] as const),
+    };
+    // Taken now, while it matches what the runner just committed; written in order behind earlier saves.
+    const image = new TextEncoder().encode(JSON.stringify(saved));
+    state.dirty = false;
+    state.writes = state.writes.then(() => writeStateAtomic(path, image));
+    return state.writes;
   };
 
   const report = (state: State, context: RunContext, summary: DiversitySummary) => {
@@ -209,17 +378,47 @@ export function diversityTracker(options: DiversityTrackerOptions = {}): Diversi
       "diversity.pool_similarity": all.poolSimilarity ?? 0,
     };
     for (const [name, value] of Object.entries(figures)) {
-      context.metrics.add(name, value - (state.reported.get(name) ?? 0));
+      const before = state.reported.get(name) ?? 0;
+      if (value === before && state.reported.has(name)) continue;
+      context.metrics.add(name, value - before);
       state.reported.set(name, value);
+      state.dirty = true;
     }
   };
 
-  const snapshot = (state: State, context: RunContext) => {
-    const summary = summarize(state);
-    report(state, context, summary);
+  /** A periodic snapshot: part of the run's record, so it counts in `snapshotBytes`. */
+  const appendSnapshot = (state: State, path: string, line: string) => {
+    if (!state.snapshotTrimmed) {
+      state.snapshotTrimmed = true;
+      const size = existsSync(path) ? statSync(path).size : 0;
+      if (size > state.snapshotBytes) truncateSync(path, state.snapshotBytes);
+      // Shorter than saved: someone cut the file; carry on from what is there.
+      else state.snapshotBytes = size;
+    }
+    appendFileSync(path, line);
+    state.snapshotBytes += Buffer.byteLength(line);
+  };
+
+  /** The closing snapshot of a session (`line` is empty when the last periodic one already says it all). */
+  const closeSnapshots = (state: State, path: string, line: string) => {
+    const expected = Buffer.from(line);
+    const size = existsSync(path) ? statSync(path).size : 0;
+    if (size < state.snapshotBytes) state.snapshotBytes = size;
+    if (size - state.snapshotBytes === expected.length && tailEquals(path, state.snapshotBytes, expected)) return;
+    if (size > state.snapshotBytes) truncateSync(path, state.snapshotBytes);
+    if (expected.length > 0) appendFileSync(path, expected);
+    state.snapshotTrimmed = true;
+  };
+
+  const snapshot = (state: State, context: RunContext, periodic: boolean) => {
+    const summary = periodic || state.samples % config.snapshotEvery !== 0 ? summarize(state) : undefined;
+    if (summary) report(state, context, summary);
     if (!context.runDir) return;
     mkdirSync(context.runDir, { recursive: true });
-    appendFileSync(join(context.runDir, config.snapshotFile), `${JSON.stringify(summary)}\n`);
+    const path = join(context.runDir, config.snapshotFile);
+    const line = summary ? `${JSON.stringify(summary)}\n` : "";
+    if (periodic) appendSnapshot(state, path, line);
+    else closeSnapshots(state, path, line);
   };
 
   const operator = defineTap<State>({
@@ -227,11 +426,19 @@ export function diversityTracker(options: DiversityTrackerOptions = {}): Diversi
     params: { ...config, name: undefined },
     reads: fields,
     state: () => {
-      const state: State = { groups: new Map(), samples: 0, random: seededRandom(config.seed), reported: new Map() };
+      const state = newState(seededRandom(config.seed));
       latest = state;
       return state;
     },
     observe(sample, state, context) {
+      load(state, context);
+      if (state.counted) {
+        const key = hashKey64(sample.id);
+        const replayable = state.counted.get(key) === true;
+        state.counted.set(key, false);
+        if (replayable) return;
+      }
+      state.dirty = true;
       state.samples++;
       const text = textOf(sample, fields);
       const words = wordsOf(text);
@@ -261,7 +468,7 @@ export function diversityTracker(options: DiversityTrackerOptions = {}): Diversi
       for (const key of groupKeys(sample)) {
         let group = state.groups.get(key);
         if (!group) {
-          group = new GroupStats(config, state.random);
+          group = newGroup(state);
           state.groups.set(key, group);
         }
         group.samples++;
@@ -292,16 +499,33 @@ export function diversityTracker(options: DiversityTrackerOptions = {}): Diversi
           group.pool.add(sig);
         }
       }
-      if (state.samples % config.snapshotEvery === 0) snapshot(state, context);
+      if (state.samples % config.snapshotEvery === 0) snapshot(state, context, true);
     },
     async complete(state, context) {
-      if (state.samples % config.snapshotEvery !== 0) snapshot(state, context);
+      load(state, context);
+      snapshot(state, context, false);
       if (!context.runDir) return;
       const path = join(context.runDir, config.summaryFile);
+      const text = `${JSON.stringify(summarize(state), null, 2)}\n`;
+      if (existsSync(path) && readFileSync(path, "utf8") === text) return;
       const temp = `${path}.${process.pid}.tmp`;
-      await writeFile(temp, `${JSON.stringify(summarize(state), null, 2)}\n`);
+      await writeFile(temp, text);
       await rename(temp, path);
     },
+    checkpoint: save,
   });
   return Object.assign(operator, { summary: () => (latest ? summarize(latest) : undefined) });
+}
+
+/** Whether the file holds exactly `expected` from byte `start` (the caller checked the length). */
+function tailEquals(path: string, start: number, expected: Buffer): boolean {
+  if (expected.length === 0) return true;
+  const fd = openSync(path, "r");
+  try {
+    const actual = Buffer.alloc(expected.length);
+    readSync(fd, actual, 0, expected.length, start);
+    return actual.equals(expected);
+  } finally {
+    closeSync(fd);
+  }
 }

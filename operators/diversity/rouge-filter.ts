@@ -1,11 +1,13 @@
-import { ConfigError, defineFilter, drop, type Operator } from "../../src/index.ts";
+import { ConfigError, defineFilter, drop, type Operator, type RunContext } from "../../src/index.ts";
 import { fieldValue } from "../dedup/fields.ts";
 import { LshIndex, resolveBands } from "../dedup/lsh.ts";
 import { createMinHasher, halfSignature, hashString, type MinHasher } from "../dedup/minhash.ts";
+import { readState, statePath, writeStateAtomic } from "../dedup/state-file.ts";
 import { LcsMatcher, rougeLBound, rougeTokens } from "./rouge.ts";
+import { int32FromBase64, toBase64 } from "./state-image.ts";
 
 export interface RougeFilterOptions {
-  /** Operator name in metrics and rejects. Default "rouge_filter". */
+  /** Operator name in metrics, rejects and the state file (`<runDir>/state/<name>.bin`). Default "rouge_filter". */
   readonly name?: string;
   /** Data field compared. Default "instruction". */
   readonly field?: string;
@@ -36,6 +38,8 @@ export interface RougeFilterOptions {
   readonly rows?: number;
   /** Default 1. */
   readonly seed?: number;
+  /** Save the pool with each run checkpoint and reload it on resume. Default true. */
+  readonly checkpoint?: boolean;
 }
 
 const DEFAULTS = {
@@ -48,9 +52,24 @@ const DEFAULTS = {
   lshThreshold: 0.54,
   candidateRecall: 0.99,
   seed: 1,
+  checkpoint: true,
 } as const;
 
-export type RougePoolOptions = Omit<RougeFilterOptions, "name" | "field">;
+export type RougePoolOptions = Omit<RougeFilterOptions, "name" | "field" | "checkpoint">;
+
+/**
+ * A pool as a checkpoint saves it: its members in order, their tokens numbered by first use among the
+ * members. Which words only queries brought into the vocabulary is left out, so two pools with the same
+ * members give the same image whatever they were asked; the LSH index is rebuilt from the words.
+ */
+export interface RougePoolImage {
+  readonly format: 1;
+  readonly ids: readonly string[];
+  readonly words: readonly string[];
+  /** Member i's tokens are tokens[starts[i] .. starts[i + 1]), base64 of little-endian int32. */
+  readonly starts: string;
+  readonly tokens: string;
+}
 
 /** A text prepared for the pool: its token ids and, with LSH search, its MinHash signature. */
 export interface PreparedText {
@@ -76,6 +95,8 @@ export class RougePool {
   private starts = new Int32Array(1025);
   private readonly ids: string[] = [];
   private readonly vocabulary = new Map<string, number>();
+  /** The vocabulary's words by token id. */
+  private readonly words: string[] = [];
   private readonly index: LshIndex | undefined;
   private readonly hasher: MinHasher;
   private readonly ngram: number;
@@ -106,13 +127,17 @@ export class RougePool {
   }
 
   prepare(text: string): PreparedText {
-    const words = rougeTokens(text);
+    return this.prepareWords(rougeTokens(text));
+  }
+
+  private prepareWords(words: readonly string[]): PreparedText {
     const tokens = new Int32Array(words.length);
     for (let i = 0; i < words.length; i++) {
       let id = this.vocabulary.get(words[i]!);
       if (id === undefined) {
         id = this.vocabulary.size;
         this.vocabulary.set(words[i]!, id);
+        this.words.push(words[i]!);
       }
       tokens[i] = id;
     }
@@ -203,6 +228,37 @@ export class RougePool {
     this.ids.push(id);
     if (this.index && text.signature) this.index.insert(id, text.signature);
   }
+
+  /** The members, to save (see `RougePoolImage`). */
+  image(): RougePoolImage {
+    const count = this.ids.length;
+    const total = this.starts[count]!;
+    const renumber = new Int32Array(this.vocabulary.size).fill(-1);
+    const words: string[] = [];
+    const tokens = new Int32Array(total);
+    for (let i = 0; i < total; i++) {
+      const old = this.arena[i]!;
+      if (renumber[old] === -1) {
+        renumber[old] = words.length;
+        words.push(this.words[old]!);
+      }
+      tokens[i] = renumber[old]!;
+    }
+    return { format: 1, ids: [...this.ids], words, starts: toBase64(this.starts.slice(0, count + 1)), tokens: toBase64(tokens) };
+  }
+
+  /** Adds the members of a saved pool, in their order, to this (empty) pool. */
+  restore(image: RougePoolImage): void {
+    if (image.format !== 1) throw new ConfigError(`ROUGE pool image format ${String(image.format)} is not supported`);
+    if (this.ids.length > 0) throw new ConfigError("a ROUGE pool image is restored into an empty pool");
+    const starts = int32FromBase64(image.starts);
+    const tokens = int32FromBase64(image.tokens);
+    if (starts.length !== image.ids.length + 1) throw new ConfigError(`ROUGE pool image holds ${image.ids.length} ids and ${starts.length - 1} members`);
+    image.ids.forEach((id, i) => {
+      const words = Array.from(tokens.subarray(starts[i]!, starts[i + 1]!), (token) => image.words[token]!);
+      this.add(id, this.prepareWords(words));
+    });
+  }
 }
 
 function poolBands(config: { numPerm: number; lshThreshold: number; candidateRecall: number; bands?: number; rows?: number }) {
@@ -220,7 +276,10 @@ function poolBands(config: { numPerm: number; lshThreshold: number; candidateRec
  * rouge_score package computes it) against any sample this filter accepted before is at or above
  * `threshold`. With `search: "lsh"` the pool is searched through a MinHash LSH index over token sets, so a
  * sample is compared with its few plausible matches instead of the whole pool; exact LCS decides. Pairs
- * whose lengths alone rule the threshold out are skipped in both modes.
+ * whose lengths alone rule the threshold out are skipped in both modes. The pool is saved with each run
+ * checkpoint (a temporary file, then renamed) and reloaded when the run resumes; a sample that was in
+ * flight at the checkpoint finds its own id among the members loaded and is kept, as it was the first
+ * time (once: a member this run added is never taken for the sample itself).
  *
  * Reads: `field`. Writes: nothing.
  * Drop reasons: `too_similar` (`duplicateOf` = the most similar accepted sample, `value` = its ROUGE-L, `threshold`).
@@ -230,21 +289,64 @@ function poolBands(config: { numPerm: number; lshThreshold: number; candidateRec
  */
 export function rougeFilter(options: RougeFilterOptions = {}): Operator {
   const config = { ...DEFAULTS, ...options };
-  const { name, field, ...poolOptions } = config;
+  const { name, field, checkpoint, ...poolOptions } = config;
   // Built once here so bad options fail when the graph is built; each run gets a fresh pool.
   new RougePool(poolOptions);
   const shape = poolBands(config);
-  return defineFilter<RougePool>({
+
+  /** Reads the pool a previous session saved, once per run, at the first sample or checkpoint (which bring the context). */
+  const load = (state: RougeState, context: RunContext): RougePool => {
+    if (state.pool) return state.pool;
+    const pool = new RougePool(poolOptions);
+    const bytes = checkpoint && context.resumed ? readState(statePath(context, name)) : undefined;
+    if (bytes) {
+      const image = JSON.parse(new TextDecoder().decode(bytes)) as RougePoolImage;
+      pool.restore(image);
+      state.replayable = new Set(image.ids);
+      state.saved = pool.size;
+    }
+    state.pool = pool;
+    return pool;
+  };
+  const save = (state: RougeState, context: RunContext): Promise<void> => {
+    const pool = load(state, context);
+    const path = checkpoint ? statePath(context, name) : undefined;
+    // The pool only grows: the same size is the same pool, already on disk.
+    if (!path || pool.size === state.saved) return state.writes;
+    // Taken now, while it matches what the runner just committed; written in order behind earlier saves.
+    const image = new TextEncoder().encode(JSON.stringify(pool.image()));
+    state.saved = pool.size;
+    state.writes = state.writes.then(() => writeStateAtomic(path, image));
+    return state.writes;
+  };
+
+  return defineFilter<RougeState>({
     name,
     params: { ...config, name: undefined, bands: shape.bands, rows: shape.rows },
     reads: [field],
-    state: () => new RougePool(poolOptions),
-    test(sample, pool) {
+    state: () => ({ pool: undefined, replayable: new Set(), saved: -1, writes: Promise.resolve() }),
+    test(sample, state, context) {
+      const pool = load(state, context);
+      // The replay of a sample kept before a crash but not committed meets its checkpointed member: kept again, once.
+      if (state.replayable.delete(sample.id)) return true;
       const text = pool.prepare(fieldValue(sample, field));
       const match = pool.best(text);
       if (match) return drop("too_similar", { duplicateOf: match.id, value: match.score, threshold: pool.threshold });
       pool.add(sample.id, text);
       return true;
     },
+    checkpoint: save,
   });
+}
+
+interface RougeState {
+  pool: RougePool | undefined;
+  /**
+   * Ids of the members loaded from the checkpoint, until each one's own sample meets it (replayed after a
+   * resume). A member this run added is never "me": ids are unique, so an equal id twice is a duplicate.
+   */
+  replayable: Set<string>;
+  /** Pool size last saved or restored; -1 before the first save of a run that restored nothing. */
+  saved: number;
+  writes: Promise<void>;
 }

@@ -3,16 +3,21 @@
  * HyperLogLog), a space-saving top-k counter, a seeded reservoir and a length histogram.
  */
 import { ConfigError } from "../../src/index.ts";
+import { float64FromBase64, toBase64, uint8FromBase64 } from "./state-image.ts";
+
+/** A seeded generator that can say where it is: `seededRandom(random.state())` continues the same sequence. */
+export type SeededRandom = (() => number) & { readonly state: () => number };
 
 /** Seeded uniform generator in [0, 1) (mulberry32): small, fast and deterministic across platforms. */
-export function seededRandom(seed: number): () => number {
+export function seededRandom(seed: number): SeededRandom {
   let s = seed >>> 0;
-  return () => {
+  const next = () => {
     s = (s + 0x6d2b79f5) | 0;
     let t = Math.imul(s ^ (s >>> 15), 1 | s);
     t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
+  return Object.assign(next, { state: () => s >>> 0 });
 }
 
 /**
@@ -56,6 +61,25 @@ export class HyperLogLog {
   get bytes(): number {
     return this.registers.byteLength;
   }
+
+  /** The registers, to save with a checkpoint. */
+  image(): string {
+    return toBase64(this.registers);
+  }
+
+  restore(image: string): void {
+    const registers = uint8FromBase64(image);
+    if (registers.length !== this.registers.length) {
+      throw new ConfigError(`saved HyperLogLog has ${registers.length} registers, precision ${this.precision} needs ${this.registers.length}`);
+    }
+    this.registers.set(registers);
+  }
+}
+
+export interface DistinctCounterImage {
+  /** The exact keys (53-bit integers as float64), or null once the HyperLogLog took over. */
+  readonly exact: string | null;
+  readonly hll: string;
 }
 
 /**
@@ -88,7 +112,19 @@ export class DistinctCounter {
   get isExact(): boolean {
     return this.exact !== undefined;
   }
+
+  image(): DistinctCounterImage {
+    return { exact: this.exact ? toBase64(Float64Array.from(this.exact)) : null, hll: this.hll.image() };
+  }
+
+  restore(image: DistinctCounterImage): void {
+    this.exact = image.exact === null ? undefined : new Set(float64FromBase64(image.exact));
+    this.hll.restore(image.hll);
+  }
 }
+
+/** Tracked items in the counter's own order (which decides evictions on ties): item, count, error. */
+export type SpaceSavingImage = ReadonlyArray<readonly [string, number, number]>;
 
 interface Counted {
   count: number;
@@ -137,6 +173,15 @@ export class SpaceSaving {
       .sort((a, b) => b.count - a.count || (a.item < b.item ? -1 : a.item > b.item ? 1 : 0))
       .slice(0, k);
   }
+
+  image(): SpaceSavingImage {
+    return [...this.items].map(([item, c]) => [item, c.count, c.error] as const);
+  }
+
+  restore(image: SpaceSavingImage): void {
+    this.items.clear();
+    for (const [item, count, error] of image) this.items.set(item, { count, error });
+  }
 }
 
 /** Uniform sample of at most `size` items from a stream (Algorithm R), seeded. */
@@ -158,6 +203,13 @@ export class Reservoir<T> {
     const slot = Math.floor(this.random() * this.seen);
     if (slot < this.size) this.items[slot] = item;
   }
+
+  /** Puts back saved items and the count of items offered so far. */
+  restore(items: readonly T[], seen: number): void {
+    this.items.length = 0;
+    this.items.push(...items);
+    this.seen = seen;
+  }
 }
 
 /** Upper bounds of the length histogram buckets (words); the last bucket is open. */
@@ -172,6 +224,17 @@ export interface LengthSummary {
   readonly quantiles: { readonly p10: number; readonly p25: number; readonly p50: number; readonly p75: number; readonly p90: number };
   /** `le`: bucket upper bound in words (inclusive), null for the open last bucket. */
   readonly histogram: ReadonlyArray<{ readonly le: number | null; readonly count: number }>;
+}
+
+export interface LengthStatsImage {
+  readonly count: number;
+  readonly sum: number;
+  /** null while nothing was counted (JSON has no Infinity). */
+  readonly min: number | null;
+  readonly max: number | null;
+  readonly buckets: readonly number[];
+  readonly sample: readonly number[];
+  readonly seen: number;
 }
 
 /** Length distribution: exact count, mean, min, max and histogram; quantiles from a reservoir. */
@@ -196,6 +259,28 @@ export class LengthStats {
     while (bucket < LENGTH_BUCKETS.length && length > LENGTH_BUCKETS[bucket]!) bucket++;
     this.buckets[bucket]!++;
     this.sample.add(length);
+  }
+
+  image(): LengthStatsImage {
+    const empty = this.count === 0;
+    return {
+      count: this.count,
+      sum: this.sum,
+      min: empty ? null : this.min,
+      max: empty ? null : this.max,
+      buckets: [...this.buckets],
+      sample: [...this.sample.items],
+      seen: this.sample.seen,
+    };
+  }
+
+  restore(image: LengthStatsImage): void {
+    this.count = image.count;
+    this.sum = image.sum;
+    this.min = image.min ?? Infinity;
+    this.max = image.max ?? -Infinity;
+    this.buckets.splice(0, this.buckets.length, ...image.buckets);
+    this.sample.restore(image.sample, image.seen);
   }
 
   summary(): LengthSummary {
