@@ -38,7 +38,7 @@ export class InputError extends RxsynthError {
 
 /** An LLM endpoint failed for good (after retries, or at once for a non-retryable status). */
 export class LlmError extends RxsynthError {
-  override readonly tag = "LlmError";
+  override readonly tag: string = "LlmError";
   readonly status: number | undefined;
   readonly attempt: number;
   readonly requestId: string | undefined;
@@ -54,6 +54,20 @@ export class LlmError extends RxsynthError {
     this.requestId = details.requestId;
     this.retryable = details.retryable ?? false;
   }
+}
+
+/**
+ * The endpoint cannot serve the run (a bad key, an unknown model, an outage that outlasted its wait):
+ * no sample is at fault, so none is rejected. The run stops, commits what finished, and the samples in
+ * flight stay unfinished, to be done when the run is resumed.
+ */
+export class EndpointError extends LlmError {
+  override readonly tag = "EndpointError";
+}
+
+/** Errors that stop the run whatever `failFast` says, instead of rejecting the one sample. */
+export function stopsRun(error: unknown): boolean {
+  return error instanceof EndpointError;
 }
 
 export function errorMessage(error: unknown): string {

@@ -1,7 +1,7 @@
 import { setMaxListeners } from "node:events";
 import { Observable, type OperatorFunction } from "rxjs";
 import { currentRunContext, type RejectInfo, type RunContext } from "./context.ts";
-import { ConfigError, errorMessage } from "./errors.ts";
+import { ConfigError, errorMessage, stopsRun } from "./errors.ts";
 import { stableHash } from "./hash.ts";
 import { countReason, type OperatorCounters } from "./metrics.ts";
 import {
@@ -228,7 +228,7 @@ function defineStage(meta: ResolvedMeta, concurrency: number, setup: (tools: Sta
           });
         },
         fail(sample, error) {
-          if (failFast) subscriber.error(error);
+          if (failFast || stopsRun(error)) subscriber.error(error);
           else tools.reject(sample, { reason: "error", message: errorMessage(error) });
         },
         closed: () => subscriber.closed,
