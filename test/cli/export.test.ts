@@ -75,7 +75,7 @@ describe("exportRun", () => {
       ["part-00002.parquet", 1, "instruction"],
     ]);
     expect(skippedRows[0]!.message).toContain("this conversation has 2 user turns");
-    expect(skippedRows[1]!.message).toMatch(/part-00002\.parquet, line 1, instruction: row \(id bare-1\)/);
+    expect(skippedRows[1]!.message).toMatch(/part-00002\.parquet, line 1, instruction: row \(id fixture:bare-1\)/);
   });
 
   it("writes sharegpt conversations with system, human and gpt turns", async () => {
