@@ -28,6 +28,8 @@ export function builtinDataFiles(): string[] {
  * option is declared, so the stored option keeps its portable form.
  */
 export function resolveDataPath(value: string): string {
+  // "-" is standard input (records piped in as JSON Lines), not a file named "-".
+  if (value === "-") return value;
   if (!value.startsWith(BUILTIN_PREFIX)) return resolve(value);
   const name = value.slice(BUILTIN_PREFIX.length);
   const available = builtinDataFiles();

@@ -38,8 +38,18 @@ export async function inputFileSize(path: string): Promise<number> {
   }
 }
 
-/** Size of a non-empty input file. */
+/** Standard input, as sources name it (`-` on the command line). */
+export const STDIN = "/dev/stdin";
+
+/** A pipe, a FIFO, a terminal or a socket: read once, front to back, with no size to know in advance. */
+export async function isStreamPath(path: string): Promise<boolean> {
+  const info = await stat(path).catch(() => undefined);
+  return info !== undefined && (info.isFIFO() || info.isCharacterDevice() || info.isSocket());
+}
+
+/** Size of a non-empty input file (a stream cannot be told empty in advance: Infinity). */
 export async function nonEmptyInputFile(path: string): Promise<number> {
+  if (await isStreamPath(path)) return Number.POSITIVE_INFINITY;
   const size = await inputFileSize(path);
   if (size === 0) throw new InputError("file is empty", { file: path });
   return size;

@@ -1,6 +1,6 @@
 import { open } from "node:fs/promises";
 import { InputError, errorMessage } from "../errors.ts";
-import { nonEmptyInputFile } from "./files.ts";
+import { STDIN, isStreamPath, nonEmptyInputFile } from "./files.ts";
 import {
   DEFAULT_BATCH_SIZE,
   defaultSourceName,
@@ -27,32 +27,45 @@ function isBlank(text: string, start = 0, end = text.length): boolean {
   return true;
 }
 
-/** A file as runs of whole lines, read in chunks (the file's last line may lack its newline). */
-async function* regions(path: string): AsyncGenerator<Uint8Array> {
+/**
+ * A file's bytes in reads of up to READ_CHUNK, each consumed before the next read reuses the buffer.
+ * Standard input is read as the process's stream: a pipe or socket cannot always be opened by path.
+ */
+async function* reads(path: string): AsyncGenerator<Buffer> {
+  if (path === STDIN) {
+    for await (const chunk of process.stdin) yield chunk as Buffer;
+    return;
+  }
   const handle = await open(path, "r");
   try {
     const chunk = Buffer.allocUnsafe(READ_CHUNK);
-    // Pieces of a line longer than a chunk, joined once its end is found (not re-joined per read).
-    let pieces: Buffer[] = [];
     for (;;) {
       const { bytesRead } = await handle.read(chunk, 0, READ_CHUNK, null);
       if (bytesRead === 0) break;
-      const bytes = chunk.subarray(0, bytesRead);
-      const lastNewline = bytes.lastIndexOf(NEWLINE);
-      if (lastNewline < 0) {
-        pieces.push(Buffer.from(bytes));
-        continue;
-      }
-      const head = bytes.subarray(0, lastNewline + 1);
-      const region = pieces.length > 0 ? Buffer.concat([...pieces, head]) : head;
-      pieces = lastNewline + 1 < bytes.length ? [Buffer.from(bytes.subarray(lastNewline + 1))] : [];
-      // The region is consumed before the next read reuses `chunk`.
-      yield region;
+      yield chunk.subarray(0, bytesRead);
     }
-    if (pieces.length > 0) yield Buffer.concat(pieces);
   } finally {
     await handle.close();
   }
+}
+
+/** A file as runs of whole lines, read in chunks (the file's last line may lack its newline). */
+async function* regions(path: string): AsyncGenerator<Uint8Array> {
+  // Pieces of a line longer than a chunk, joined once its end is found (not re-joined per read).
+  let pieces: Buffer[] = [];
+  for await (const bytes of reads(path)) {
+    const lastNewline = bytes.lastIndexOf(NEWLINE);
+    if (lastNewline < 0) {
+      pieces.push(Buffer.from(bytes));
+      continue;
+    }
+    const head = bytes.subarray(0, lastNewline + 1);
+    const region = pieces.length > 0 ? Buffer.concat([...pieces, head]) : head;
+    pieces = lastNewline + 1 < bytes.length ? [Buffer.from(bytes.subarray(lastNewline + 1))] : [];
+    // The region is consumed before the next read reuses `chunk`.
+    yield region;
+  }
+  if (pieces.length > 0) yield Buffer.concat(pieces);
 }
 
 /** Number of lines in a region (a last line without its newline counts). */
@@ -112,6 +125,8 @@ export function jsonlSource(path: string, options: JsonlSourceOptions = {}): Fil
     { from, signal }: { readonly from: number; readonly signal: AbortSignal },
   ): AsyncGenerator<SourceItem[]> {
     await nonEmptyInputFile(path);
+    // A pipe's records are handed on as they arrive, not held until a batch fills.
+    const stream = await isStreamPath(path);
     let position = 0;
     let items: SourceItem[] = [];
 
@@ -193,7 +208,7 @@ export function jsonlSource(path: string, options: JsonlSourceOptions = {}): Fil
         parseBytesByLine(region);
       }
       if (text !== undefined) parseText(text);
-      while (items.length >= batchSize) {
+      while (items.length >= batchSize || (stream && items.length > 0)) {
         if (signal.aborted) return;
         yield items.splice(0, batchSize);
       }
@@ -207,7 +222,8 @@ export function jsonlSource(path: string, options: JsonlSourceOptions = {}): Fil
     name,
     origin: options.origin ?? "human",
     async size() {
-      return (await count()).records;
+      // Counting would consume a pipe.
+      return (await isStreamPath(path)) ? undefined : (await count()).records;
     },
     async span() {
       spanOfFile ??= (await count()).lines;

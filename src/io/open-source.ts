@@ -3,7 +3,7 @@ import { basename, extname, join } from "node:path";
 import { glob, isDynamicPattern } from "tinyglobby";
 import { InputError, errorMessage } from "../errors.ts";
 import { arrowSource } from "./arrow-source.ts";
-import { nonEmptyInputFile } from "./files.ts";
+import { STDIN, isStreamPath, nonEmptyInputFile } from "./files.ts";
 import { jsonlSource } from "./jsonl-source.ts";
 import { parquetSource } from "./parquet-source.ts";
 import {
@@ -209,10 +209,12 @@ async function filesOf(pathOrGlob: string): Promise<string[]> {
  * graph's output folder is another graph's input. Several files are read as one source, in order.
  */
 export async function openSource(pathOrGlob: string, options: FileSourceOptions = {}): Promise<Source> {
-  const files = await filesOf(pathOrGlob);
+  const files = await filesOf(pathOrGlob === "-" ? STDIN : pathOrGlob);
   if (files.length === 0) throw new InputError("no readable files (.jsonl, .json, .parquet, .arrow, .txt) match", { file: pathOrGlob });
-  const sources = files.map((file) => {
-    const opener = openerFor(file);
+  const streams = await Promise.all(files.map(isStreamPath));
+  const sources = files.map((file, index) => {
+    // A pipe (`-`, /dev/stdin, a FIFO) has no extension to go by: records arrive as JSON Lines.
+    const opener = streams[index] ? OPENERS[".jsonl"] : openerFor(file);
     if (!opener) {
       throw new InputError(
         `unsupported file type "${extname(file) || "(none)"}"; use one of ${SOURCE_EXTENSIONS.join(", ")}`,

@@ -62,13 +62,13 @@ export class Committer {
   }
 
   /**
-   * Runs the protocol. `manifest` is asked twice: before the shards exist (listing the shards committed so
-   * far) and with the new shards. Returns the shards this commit renamed into place.
+   * Runs the protocol. `manifest` is asked for the first manifest of a folder (`initial`: no progress, no
+   * shards) and for the one listing the new shards. Returns the shards this commit renamed into place.
    */
-  async commit(manifest: (newShards: readonly ShardInfo[]) => Manifest): Promise<ShardInfo[]> {
+  async commit(manifest: (newShards: readonly ShardInfo[], initial: boolean) => Manifest): Promise<ShardInfo[]> {
     const { out, sinks, hooks, fault } = this.target;
     if (out && !this.hasManifest) {
-      await writeManifest(out, manifest([]));
+      await writeManifest(out, manifest([], true));
       this.hasManifest = true;
       await fault?.("manifest-first");
     }
@@ -80,7 +80,7 @@ export class Committer {
     await fault?.("shards");
     for (const hook of hooks) await hook();
     await fault?.("state");
-    if (out) await writeManifest(out, manifest(shards));
+    if (out) await writeManifest(out, manifest(shards, false));
     await fault?.("manifest");
     return shards;
   }

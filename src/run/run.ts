@@ -264,7 +264,11 @@ async function runGraph(graph: BuiltGraph, options: RunOptions): Promise<RunSumm
     return merged;
   };
 
-  const manifestNow = (complete: boolean, shards: readonly ShardInfo[]): Manifest => ({
+  /**
+   * The manifest as of a commit. `initial` (the first commit's manifest, written before any shard is
+   * renamed) vouches for no progress: rows written so far are not committed until their shards are.
+   */
+  const manifestNow = (complete: boolean, shards: readonly ShardInfo[], initial = false): Manifest => ({
     version: 1,
     graph: graph.name,
     optionsHash: plan.optionsHash,
@@ -275,8 +279,8 @@ async function runGraph(graph: BuiltGraph, options: RunOptions): Promise<RunSumm
     updatedAt: new Date().toISOString(),
     complete,
     shards: [...committedShards, ...shards],
-    sources: Object.fromEntries([...trackers].map(([name, tracker]) => [name, tracker.progress()])),
-    partial: partialNow(),
+    sources: initial ? {} : Object.fromEntries([...trackers].map(([name, tracker]) => [name, tracker.progress()])),
+    partial: initial ? {} : partialNow(),
     operators: operatorParams,
     totals: mergeTotals(previous?.totals, metrics.snapshot().totals),
   });
@@ -288,7 +292,7 @@ async function runGraph(graph: BuiltGraph, options: RunOptions): Promise<RunSumm
     return enqueue(async () => {
       checkpointQueued = false;
       if (sinksBroken) return;
-      const shards = await committer.commit((fresh) => manifestNow(complete, fresh));
+      const shards = await committer.commit((fresh, initial) => manifestNow(complete && !initial, fresh, initial));
       committedShards.push(...shards);
       newShards.push(...shards);
       rowsSinceCheckpoint = 0;
@@ -302,6 +306,7 @@ async function runGraph(graph: BuiltGraph, options: RunOptions): Promise<RunSumm
     failFast: options.failFast ?? false,
     metrics,
     resumed: previous !== undefined,
+    budget,
     reject: takeReject,
     onCheckpoint: (hook) => hooks.push(hook),
     registerOperator(name, version, params) {
@@ -404,8 +409,8 @@ async function runGraph(graph: BuiltGraph, options: RunOptions): Promise<RunSumm
             metrics.source.skipped++;
             continue;
           }
-          const credit = ledger.pumpCredit();
-          if (credit) await credit;
+          // Asked again after each wait: a fan-out may have taken the credit that woke the pump.
+          for (let credit = ledger.pumpCredit(); credit && !stopping; credit = ledger.pumpCredit()) await credit;
           if (stopping) return;
           push(source, tracker, item);
         }
