@@ -13,6 +13,7 @@ import { Committer, faultsFromEnvironment, type FaultHook } from "./commit.ts";
 import { CreditLedger } from "./credit.ts";
 import { describeUnencodable, unencodablePath } from "./encodable.ts";
 import { planResume } from "./resume.ts";
+import { SourceIdRegistry } from "./source-ids.ts";
 
 export interface RunOptions {
   /** Output folder: shards, rejects, manifest, operator state. Required unless the graph brings its own sinks. */
@@ -122,7 +123,8 @@ async function runGraph(graph: BuiltGraph, options: RunOptions): Promise<RunSumm
   const stopController = new AbortController();
   // Every operator listens on the run's signal; a long graph has more than Node's default of 10.
   setMaxListeners(0, stopController.signal);
-  const hooks: CheckpointHook[] = [];
+  const sourceIds = new SourceIdRegistry(out, graph.sources.map((source) => source.name), previous !== undefined);
+  const hooks: CheckpointHook[] = [() => sourceIds.save()];
   const operatorParams: Record<string, { version: string; params: unknown }> = { ...previous?.operators };
   const committedShards: ShardInfo[] = [...(previous?.shards ?? [])];
   const newShards: ShardInfo[] = [];
@@ -405,6 +407,8 @@ async function runGraph(graph: BuiltGraph, options: RunOptions): Promise<RunSumm
           if (stopping) return;
           if (options.limit !== undefined && seen >= options.limit) return;
           seen++;
+          // Before the skip: a finished record's id still counts against a later repeat.
+          sourceIds.check(source.name, item.position, item.id);
           if (tracker.isDone(item.position)) {
             metrics.source.skipped++;
             continue;

@@ -296,3 +296,20 @@ describe("a kill -9 of an LLM graph fed slowly from a pipe", () => {
     await expectConsistent(out);
   }, 60_000);
 });
+
+describe("record ids", () => {
+  const source = (ids: string[]) => memorySource("people", ids.map((id, n) => ({ id, n })));
+
+  it("a record id repeated within one source is one InputError naming both positions", async () => {
+    await expect(run({ name: "ids", sources: [source(["a", "b", "c", "b"])], operators: [] }, { out: join(dir, "ids") })).rejects.toThrow(
+      /people.*"b".*1.*3/,
+    );
+  });
+
+  it("catches a repeat split across a resume", async () => {
+    const out = join(dir, "ids-resumed");
+    const graph = (): BuiltGraph => ({ name: "ids", sources: [source(["a", "b", "c", "a"])], operators: [] });
+    await run(graph(), { out, limit: 2 });
+    await expect(run(graph(), { out })).rejects.toThrow(/people.*"a".*0.*3/);
+  });
+});
