@@ -6,6 +6,10 @@
 // placeholders with the shape real ones have. graphs/self-instruct.ts is the same pipeline with every
 // option of the paper's procedure exposed.
 //
+// Reproducible: the same seed and the same endpoint answers give the same 200 rows (ids and data) at any
+// budget or timing, and a run killed part-way and resumed ends with what an uninterrupted run writes (the
+// loop runs in waves decided in a fixed order; see graphs/self-instruct.ts for how, and for the cost).
+//
 // Output columns (data): instruction, input, output, is_classification.
 // Also in the run folder: rejects-*.parquet (each with operator and reason), diversity-summary.json.
 //

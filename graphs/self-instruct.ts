@@ -10,20 +10,32 @@
 // same task are dropped, then refusals, exact and MinHash near-duplicates; a diversity tracker writes
 // distinct-n, openings and pool similarity to diversity-summary.json in the run folder.
 //
-// Stopping: the source yields prompt rounds in waves, sized from the yield so far, and the next wave starts
-// when the previous one has left the graph (so its prompts can draw on the instructions it produced). It
-// stops once `target` rows are accepted (or `maxRounds` were issued); the final `target` filter rejects
-// the last wave's surplus as `over_target`, so the output holds exactly `target` rows. The accepted count
-// and the in-context pool are saved with each checkpoint, so a resumed run continues toward the same target.
+// Waves and determinism: the source yields the loop in waves of rounds (one source record per wave), each
+// sized from the yield so far; a wave's prompts see only the pool as of its start. Its rows wait at
+// wave_barrier until the whole wave is in, then pass in a fixed order (round, instruction, instance) to
+// the order-dependent steps (ROUGE-L novelty within the wave, exact and MinHash dedup, the `target` cut,
+// the pool), and the wave is folded into the pool; the next wave starts after that. So the same seed and
+// the same endpoint answers give the same dataset (ids and data) at any concurrency, budget or timing,
+// and a run killed at any point (kill -9 included) and resumed ends with what the uninterrupted run
+// writes: the runner redoes a wave as a whole, and the loop state is saved as the list of folded waves,
+// of which a resume keeps those the manifest lists as finished. Stopping: once `target` rows are accepted
+// (or `maxRounds` were issued); the `target` filter rejects the last wave's surplus, the rows last in the
+// wave's order, as `over_target`, so the output holds exactly `target` rows.
+// Cost: a wave's rows are held until its slowest answer is in (the pipeline drains between waves, as it
+// did before), the run's budget must hold a wave (parallelRounds x instructionsPerRound x instancesPerTask
+// rows; less is refused), and near-duplicate instructions of one wave are caught after their instances are
+// generated rather than before. benchmarks/determinism.ts measures the throughput against `deterministic:
+// false` (completion order, not reproducible).
 //
 // Output columns (data): instruction, input ("" when the task needs none), output, is_classification.
 // Provenance: rows are depth 1 (instances annotate their instruction, they are not a new generation),
 // origin synthetic, parents = the instruction (whose parent is the round's generated list); steps name
-// sample_demos (note: the seed ids used), propose_instructions (model, tokens), split_instructions,
+// split_rounds (note: the round and its wave), sample_demos (note: the seed ids used), propose_instructions (model, tokens), split_instructions,
 // classify_task, generate_instances (note: input-first / output-first) and split_instances.
 // Rejects: no_instructions, too_few_words, too_many_words, unsupported_modality, starts_with_punctuation,
 // non_ascii_start, too_similar, empty_output, output_copies_input, duplicate_instance,
-// conflicting_instance, refusal, exact_duplicate, near_duplicate, over_target (and LLM failures).
+// conflicting_instance, refusal, too_similar (wave_novelty), exact_duplicate, near_duplicate, over_target
+// (and LLM failures).
 //
 //   rxsynth run graphs/self-instruct.ts --set target=500 --out out/self-instruct
 import { defineGraph } from "../src/index.ts";
@@ -62,6 +74,8 @@ export const defaults = {
   /** LLM requests in flight. */
   concurrency: 32,
   seed: 42,
+  /** Decide each wave in a fixed order (reproducible, resumable exactly); false: in completion order, for comparison. */
+  deterministic: true,
 };
 
 export default defineGraph({

@@ -40,6 +40,8 @@ export interface RunContext {
   readonly metrics: Metrics;
   /** True when resuming into a folder that already holds committed output. */
   readonly resumed: boolean;
+  /** Most samples the run lets in flight (operators that hold samples check they fit); unset outside run(). */
+  readonly budget?: number;
   reject(sample: Sample, info: RejectInfo): void;
   onCheckpoint(hook: CheckpointHook): void;
   /** Records an operator's options once per run (the manifest keeps them; steps keep only the hash). */

@@ -5,24 +5,27 @@
 import { existsSync, readFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
+import { Observable, type OperatorFunction } from "rxjs";
 import { z } from "zod";
 import {
   ConfigError,
   InputError,
+  childSampleId,
+  currentRunContext,
   defineAsyncMap,
   defineFanOut,
   defineFilter,
   defineMap,
   drop,
   resolveDataPath,
+  stableHash,
   type Child,
   type DropVerdict,
   type GraphEnvironment,
-  type Metrics,
   type Operator,
   type RunContext,
+  type Sample,
   type Source,
-  type SourceItem,
 } from "../../src/index.ts";
 import type { ChatMessage } from "../../src/llm/index.ts";
 import { exactDedup } from "../../operators/dedup/exact-dedup.ts";
@@ -85,63 +88,211 @@ export async function readSeedTasks(option: string): Promise<SeedTask[]> {
 }
 
 // ---------------------------------------------------------------------------------------------------
-// The bootstrapping loop
+// The bootstrapping loop, in waves
 
-/** What the loop keeps between waves and across a resume. */
-interface SavedLoop {
+/** What one wave decided: the loop's state at the start of any wave is the fold of the waves before it. */
+export interface WaveRecord {
+  readonly wave: number;
+  readonly firstRound: number;
+  readonly rounds: number;
+  /** Rows the `target` filter accepted in this wave. */
   readonly accepted: number;
-  readonly offered: number;
-  readonly pool: readonly string[];
+  /** Their instructions, distinct, in the wave's fixed order (round, instruction, instance). */
+  readonly instructions: readonly string[];
+}
+
+/** The checkpoint file: every folded wave, so a resume can rebuild the state as of any committed wave. */
+interface SavedLoop {
+  readonly version: 2;
+  readonly waves: readonly WaveRecord[];
+}
+
+/** A wave issued and not yet folded. */
+interface OpenWave {
+  readonly wave: number;
+  readonly firstRound: number;
+  readonly rounds: number;
+  entered: boolean;
+  accepted: number;
+  readonly instructions: string[];
+  readonly seen: Set<string>;
+}
+
+/** Sorts two order keys (round, instruction, instance) lexicographically. */
+function compareKeys(a: readonly number[], b: readonly number[]): number {
+  for (let i = 0; i < Math.min(a.length, b.length); i++) if (a[i] !== b[i]) return a[i]! - b[i]!;
+  return a.length - b.length;
 }
 
 /**
- * The state of one bootstrapping run: rows accepted so far, the pool of accepted machine instructions
- * that later prompts draw in-context examples from (a reservoir, bounded), and a view of the run's
- * counters to tell when a wave of rounds has gone through the graph. Saved with each checkpoint.
+ * The state of one bootstrapping run, as a fold of whole waves. A wave's prompts see only the pool as of
+ * its start; its rows are decided (novelty within the wave, dedup, the `target` cut) in a fixed order once
+ * the whole wave has reached the wave barrier; then the wave is folded into the pool. So the state at the
+ * start of wave w is a pure function of waves 0..w-1, each of which is a pure function of the seed and the
+ * endpoint's answers: whatever the concurrency, the timing or a crash, the same dataset.
+ *
+ * Saved with each checkpoint as the list of folded waves. The runner saves operator state after renaming
+ * shards and before the manifest, so the file may run ahead of the manifest; a resume keeps only the waves
+ * the manifest says are finished (`rewind(from)`) and redoes the rest from there.
  */
 export class BootstrapLoop {
+  /** Rows accepted by the folded waves and the open one. */
   accepted = 0;
+  /** First round of the next wave. */
+  nextRound = 0;
+  /** Reservoir of accepted machine instructions that later prompts draw in-context examples from. */
   readonly pool: string[] = [];
+  /** Every accepted instruction, oldest first (the ROUGE-L novelty pool beside the seeds). */
+  readonly history: string[] = [];
   private readonly inPool = new Set<string>();
   private offered = 0;
-  private metrics: Metrics | undefined;
-  private readonly rng;
+  private rng;
+  private waves: WaveRecord[] = [];
+  private saved: readonly WaveRecord[] = [];
+  private open: OpenWave | undefined;
+  /** Order keys of the open wave's samples, by id (fan-outs register their children). */
+  private readonly order = new Map<string, readonly number[]>();
+  private closed: (() => void) | undefined;
 
   constructor(
     readonly poolLimit: number,
-    seed: number,
+    private readonly seed: number,
   ) {
     this.rng = seededRng(seed, "pool");
   }
 
-  /** Restores what a previous run into `out` saved (`<out>/state/<name>.bin`), if anything. */
-  restore(out: string | undefined, name: string): void {
+  /** Reads what a previous run into `out` saved (`<out>/state/<name>.bin`), if anything; nothing is folded yet. */
+  load(out: string | undefined, name: string): void {
     const file = out ? join(out, "state", `${name}.bin`) : undefined;
     if (!file || !existsSync(file)) return;
-    const saved = JSON.parse(readFileSync(file, "utf8")) as SavedLoop;
-    this.accepted = saved.accepted;
-    this.offered = saved.offered;
-    for (const instruction of saved.pool) this.addToPool(instruction);
+    const saved = JSON.parse(readFileSync(file, "utf8")) as Partial<SavedLoop>;
+    if (saved.version !== 2 || !Array.isArray(saved.waves)) {
+      throw new ConfigError(`self-instruct: ${file} was written by an older self-instruct whose runs cannot be resumed; use a new --out folder`);
+    }
+    this.saved = saved.waves;
   }
 
   async save(context: RunContext, name: string): Promise<void> {
     const file = statePath(context, name);
     if (!file) return;
-    const saved: SavedLoop = { accepted: this.accepted, offered: this.offered, pool: this.pool };
+    const saved: SavedLoop = { version: 2, waves: this.waves };
     await writeStateAtomic(file, new TextEncoder().encode(JSON.stringify(saved)));
   }
 
-  /** Called by the first operator with the run's context, whose counters say when the graph is idle. */
-  watch(context: RunContext): void {
-    this.metrics = context.metrics;
+  /** The state as of the start of wave `from` (the first one the manifest does not list as finished). */
+  rewind(from: number): void {
+    const kept = this.saved.filter((record) => record.wave < from).sort((a, b) => a.wave - b.wave);
+    if (kept.length !== from || kept.some((record, i) => record.wave !== i)) {
+      throw new ConfigError(
+        `self-instruct: the run folder's loop state (state/target.bin) covers ${kept.length} of the ${from} finished waves, so the run cannot be resumed exactly; use a new --out folder`,
+      );
+    }
+    this.accepted = 0;
+    this.nextRound = 0;
+    this.pool.length = 0;
+    this.history.length = 0;
+    this.inPool.clear();
+    this.offered = 0;
+    this.rng = seededRng(this.seed, "pool");
+    this.waves = [];
+    this.open = undefined;
+    this.order.clear();
+    for (const record of kept) this.fold(record);
   }
 
-  /** Offers an accepted instruction to the reservoir of in-context examples. */
-  remember(instruction: string): void {
+  /** Yield per round so far (for sizing the next wave), or undefined before any wave was folded. */
+  get perRound(): number | undefined {
+    return this.nextRound === 0 ? undefined : this.accepted / this.nextRound;
+  }
+
+  /** The source issues a wave; its rows are decided once it has wholly reached the barrier. */
+  begin(wave: number, rounds: number): { firstRound: number } {
+    const firstRound = this.nextRound;
+    this.open = { wave, firstRound, rounds, entered: false, accepted: 0, instructions: [], seen: new Set() };
+    this.order.clear();
+    return { firstRound };
+  }
+
+  /** The first operator got the wave's root: from now on, every sample of the wave is counted in flight somewhere. */
+  enter(): void {
+    if (this.open) this.open.entered = true;
+  }
+
+  /** The wave issued and not folded yet, if any. */
+  get openWave(): number | undefined {
+    return this.open?.wave;
+  }
+
+  /** True while a wave has entered the graph and is not folded yet. */
+  get waveEntered(): boolean {
+    return this.open?.entered === true;
+  }
+
+  /** A fan-out's child: its order key is its parent's with the child's index appended. */
+  orderChild(parentId: string, operator: string, index: number): void {
+    this.order.set(childSampleId(parentId, operator, index), [...(this.order.get(parentId) ?? []), index]);
+  }
+
+  /** The wave's fixed order: by order key (round, instruction, instance), ties (an unregistered fan-out) by id. */
+  readonly compare = (a: Sample, b: Sample): number => {
+    const key = (sample: Sample) => this.order.get(sample.id) ?? this.order.get(sample.provenance.parents[0] ?? "") ?? [];
+    return compareKeys(key(a), key(b)) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+  };
+
+  /** The `target` filter accepted a row of the open wave. */
+  accept(instruction: string): void {
+    this.accepted++;
+    if (!this.open) return;
+    this.open.accepted++;
+    if (!this.open.seen.has(instruction)) {
+      this.open.seen.add(instruction);
+      this.open.instructions.push(instruction);
+    }
+  }
+
+  /** The barrier has released the whole open wave: fold it. */
+  close(): void {
+    const open = this.open;
+    if (!open) return;
+    this.open = undefined;
+    this.order.clear();
+    this.accepted -= open.accepted;
+    this.fold({ wave: open.wave, firstRound: open.firstRound, rounds: open.rounds, accepted: open.accepted, instructions: open.instructions });
+    const resolve = this.closed;
+    this.closed = undefined;
+    resolve?.();
+  }
+
+  /** Resolves once the open wave is folded (or the run stops). */
+  async folded(signal: AbortSignal): Promise<void> {
+    if (!this.open || signal.aborted) return;
+    await new Promise<void>((resolve) => {
+      const onAbort = () => resolve();
+      signal.addEventListener("abort", onAbort, { once: true });
+      this.closed = () => {
+        signal.removeEventListener("abort", onAbort);
+        resolve();
+      };
+    });
+  }
+
+  private fold(record: WaveRecord): void {
+    this.waves.push(record);
+    this.accepted += record.accepted;
+    this.nextRound = record.firstRound + record.rounds;
+    for (const instruction of record.instructions) {
+      this.history.push(instruction);
+      this.remember(instruction);
+    }
+  }
+
+  /** Offers an accepted instruction to the reservoir (in the fixed order, so the draws repeat). */
+  private remember(instruction: string): void {
     if (this.inPool.has(instruction)) return;
     this.offered++;
     if (this.pool.length < this.poolLimit) {
-      this.addToPool(instruction);
+      this.pool.push(instruction);
+      this.inPool.add(instruction);
       return;
     }
     const slot = Math.floor(this.rng.next() * this.offered);
@@ -151,24 +302,9 @@ export class BootstrapLoop {
       this.inPool.add(instruction);
     }
   }
-
-  private addToPool(instruction: string): void {
-    this.pool.push(instruction);
-    this.inPool.add(instruction);
-  }
-
-  /**
-   * Resolves once no operator holds a sample: every stage reports work in progress or queued as
-   * `inFlight` (a queued sample implies a full stage), so all zeros means the wave has left the graph.
-   */
-  async idle(signal: AbortSignal): Promise<void> {
-    while (!signal.aborted && this.metrics?.snapshot().operators.some((operator) => operator.inFlight > 0)) {
-      await new Promise((resolve) => setTimeout(resolve, 2));
-    }
-  }
 }
 
-export interface RoundSourceOptions {
+export interface WaveSourceOptions {
   readonly name: string;
   /** Stop once this many rows are accepted. */
   readonly target: number;
@@ -176,47 +312,114 @@ export interface RoundSourceOptions {
   readonly maxRounds: number;
   /** Most rounds in one wave. */
   readonly parallelRounds: number;
-  /** Rows one round is expected to yield before any has finished (sizes the first wave). */
+  /** Rows one round is expected to yield before any wave has been folded (sizes the first wave). */
   readonly expectedPerRound: number;
   readonly log: (line: string) => void;
 }
 
+/** Rounds in the next wave: what is still missing at the yield so far (a pure function of the folded waves). */
+export function waveSize(loop: BootstrapLoop, options: WaveSourceOptions): number {
+  const missing = options.target - loop.accepted;
+  // A zero yield so far means "ask widely", not "ask for ever".
+  const perRound = loop.perRound === undefined ? options.expectedPerRound : Math.max(loop.perRound, 0.25);
+  return Math.max(1, Math.min(options.parallelRounds, options.maxRounds - loop.nextRound, Math.ceil(missing / perRound)));
+}
+
 /**
- * The prompt rounds of the loop, in waves. Each wave is sized to what is still missing at the yield seen
- * so far (at most `parallelRounds`), and the next wave starts only when the previous one has left the
- * graph, so its prompts can draw on the instructions it produced, as the paper's iterations do. The
- * source ends when `target` rows are accepted or `maxRounds` were issued; the last wave may overshoot the
- * target, and the graph's final `target` filter rejects the surplus as `over_target`.
+ * The loop's waves, one source record each (position = wave number), so the runner finishes, commits and
+ * redoes a wave as a whole. The next wave is issued only once the previous one is folded, so its prompts
+ * draw on the instructions it produced, as the paper's iterations do. The source ends when `target` rows
+ * are accepted or `maxRounds` were issued.
  */
-export function roundSource(loop: BootstrapLoop, options: RoundSourceOptions): Source {
+export function waveSource(loop: BootstrapLoop, options: WaveSourceOptions): Source {
   return {
     name: options.name,
     origin: "template",
-    fields: ["round"],
+    fields: ["wave", "first_round", "rounds"],
     async *batches({ from, signal }) {
-      let round = from;
-      let issued = 0;
-      const acceptedBefore = loop.accepted;
-      while (!signal.aborted) {
-        await loop.idle(signal);
-        const missing = options.target - loop.accepted;
-        if (signal.aborted || missing <= 0) return;
-        if (round >= options.maxRounds) {
-          options.log(`self-instruct: stopped after ${round} rounds (maxRounds) with ${loop.accepted} of ${options.target} rows accepted`);
+      loop.rewind(from);
+      for (let wave = from; !signal.aborted; wave++) {
+        if (loop.accepted >= options.target) return;
+        if (loop.nextRound >= options.maxRounds) {
+          options.log(`self-instruct: stopped after ${loop.nextRound} rounds (maxRounds) with ${loop.accepted} of ${options.target} rows accepted`);
           return;
         }
-        const gained = loop.accepted - acceptedBefore;
-        // Until a wave has come back the expected yield is a guess; a zero yield so far means "ask widely".
-        const perRound = issued === 0 ? options.expectedPerRound : Math.max(gained / issued, 0.25);
-        const wave = Math.max(1, Math.min(options.parallelRounds, options.maxRounds - round, Math.ceil(missing / perRound)));
-        const batch: SourceItem[] = [];
-        for (let i = 0; i < wave; i++) batch.push({ position: round + i, id: `round-${round + i}`, data: { round: round + i } });
-        round += wave;
-        issued += wave;
-        yield batch;
+        const rounds = waveSize(loop, options);
+        const { firstRound } = loop.begin(wave, rounds);
+        yield [{ position: wave, id: `wave-${wave}`, data: { wave, first_round: firstRound, rounds } }];
+        await loop.folded(signal);
       }
     },
   };
+}
+
+/**
+ * Holds a wave's rows until the whole wave has reached it (every operator before it idle), then passes
+ * them on in the wave's fixed order, synchronously, and folds the wave: the order-dependent steps after
+ * it (novelty within the wave, exact and MinHash dedup, the `target` cut) then decide the same way on
+ * every run. With `hold: false` rows pass in completion order (the old, faster, unreproducible way).
+ * Held rows count as in flight, so the run's budget must hold a whole wave (`waveMax` rows).
+ */
+export function waveBarrier(loop: BootstrapLoop, options: { readonly name: string; readonly hold: boolean; readonly waveMax: number }): Operator {
+  const params = { hold: options.hold };
+  const meta = { name: options.name, version: "1", params, paramsHash: stableHash(params) };
+  const barrier: OperatorFunction<Sample, Sample> = (source) =>
+    new Observable<Sample>((subscriber) => {
+      const context = currentRunContext(meta.name);
+      context.registerOperator(meta.name, meta.version, params);
+      if (options.hold && context.budget !== undefined && context.budget < options.waveMax) {
+        throw new ConfigError(
+          `self-instruct decides each wave in a fixed order, holding up to parallelRounds x instructionsPerRound x instancesPerTask = ${options.waveMax} rows in flight; ` +
+            `the run's budget is ${context.budget}: raise --budget to at least ${options.waveMax} or lower parallelRounds`,
+        );
+      }
+      // Everything registered before this operator is upstream of it (the runner registers in graph order).
+      const names = context.metrics.snapshot().operators.map((operator) => operator.name);
+      const own = names.indexOf(meta.name);
+      const upstream = names.slice(0, own < 0 ? names.length : own).map((name) => context.metrics.counters(name));
+      const counters = context.metrics.counters(meta.name);
+      let held: Sample[] = [];
+      const release = () => {
+        const rows = held;
+        held = [];
+        rows.sort(loop.compare);
+        for (const row of rows) {
+          counters.inFlight--;
+          counters.out++;
+          subscriber.next(row);
+        }
+        loop.close();
+      };
+      // A wave has wholly arrived once it entered the graph and no operator before this one holds a sample.
+      const poll = setInterval(() => {
+        if (loop.waveEntered && !subscriber.closed && upstream.every((c) => c.inFlight === 0)) release();
+      }, 2);
+      poll.unref();
+      const subscription = source.subscribe({
+        next(sample) {
+          counters.in++;
+          if (options.hold) {
+            counters.inFlight++;
+            held.push(sample);
+          } else {
+            counters.out++;
+            subscriber.next(sample);
+          }
+        },
+        error: (error: unknown) => subscriber.error(error),
+        complete() {
+          clearInterval(poll);
+          // Everything before this operator finished: what is held is the whole wave.
+          if (loop.waveEntered && !context.signal.aborted) release();
+          subscriber.complete();
+        },
+      });
+      return () => {
+        clearInterval(poll);
+        subscription.unsubscribe();
+      };
+    });
+  return Object.assign(barrier, { meta });
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -338,6 +541,11 @@ export interface SelfInstructSettings {
   readonly temperature: number;
   readonly concurrency: number;
   readonly seed: number;
+  /**
+   * true (default): each wave's rows are decided in a fixed order once the whole wave is in, so the same
+   * seed and answers give the same dataset; false: in completion order (for comparison, not reproducible).
+   */
+  readonly deterministic?: boolean;
 }
 
 function checkSettings(s: SelfInstructSettings): void {
@@ -354,10 +562,12 @@ function checkSettings(s: SelfInstructSettings): void {
 }
 
 /**
- * The Self-Instruct graph: rounds -> in-context examples (human seeds + accepted machine instructions)
- * -> new instructions -> instruction filters (length, unsupported modalities, ROUGE-L novelty against
- * seeds and accepted instructions) -> classification? -> instances (output-first for classification)
- * -> instance checks, refusals, exact and MinHash dedup -> the first `target` rows -> diversity summary.
+ * The Self-Instruct graph: waves of rounds -> in-context examples (human seeds + accepted machine
+ * instructions as of the wave's start) -> new instructions -> instruction filters (length, unsupported
+ * modalities, ROUGE-L novelty against seeds and instructions accepted by earlier waves) -> classification?
+ * -> instances (output-first for classification) -> instance checks, refusals -> the wave barrier -> in
+ * the wave's fixed order: novelty within the wave, exact and MinHash dedup, the first `target` rows ->
+ * diversity summary.
  */
 export async function selfInstructGraph(s: SelfInstructSettings, env: GraphEnvironment) {
   checkSettings(s);
@@ -365,10 +575,12 @@ export async function selfInstructGraph(s: SelfInstructSettings, env: GraphEnvir
   const endpoint = await openEndpoint(env, { model: s.model || undefined, seed: s.seed, concurrency: s.concurrency, price: s.price });
   const { llm } = endpoint;
   const loop = new BootstrapLoop(s.poolLimit, s.seed);
-  loop.restore(env.out, "target");
+  loop.load(env.out, "target");
   const maxRounds = s.maxRounds > 0 ? s.maxRounds : Math.ceil((10 * s.target) / s.instructionsPerRound) + s.parallelRounds;
+  // The most rows one wave can hold at the barrier: every instruction of every round, every instance.
+  const waveMax = s.parallelRounds * s.instructionsPerRound * s.instancesPerTask;
 
-  const source = roundSource(loop, {
+  const source = waveSource(loop, {
     name: "self-instruct-rounds",
     target: s.target,
     maxRounds,
@@ -378,15 +590,29 @@ export async function selfInstructGraph(s: SelfInstructSettings, env: GraphEnvir
     log: env.log,
   });
 
+  const splitRounds = defineFanOut({
+    name: "split_rounds",
+    reads: ["wave", "first_round", "rounds"],
+    writes: ["round"],
+    expand(sample) {
+      loop.enter();
+      const { wave, first_round: first, rounds } = sample.data as { wave: number; first_round: number; rounds: number };
+      return Array.from({ length: rounds }, (_, index): Child => {
+        loop.orderChild(sample.id, "split_rounds", index);
+        return { data: { round: first + index }, generation: "same", step: { note: `round ${first + index} (${index + 1} of ${rounds} in wave ${wave})` } };
+      });
+    },
+  });
+
   const sampleDemos = defineMap({
     name: "sample_demos",
     params: { humanDemos: s.humanDemos, machineDemos: s.machineDemos, seed: s.seed, seeds: seeds.length },
     reads: ["round"],
     writes: ["demos"],
-    map(sample, _state, context) {
-      loop.watch(context);
+    map(sample) {
       const round = sample.data.round as number;
       const rng = seededRng(s.seed, "demos", round);
+      // The pool as of the wave's start: it changes only when a whole wave is folded.
       const machine = pickDistinct(rng, loop.pool, s.machineDemos);
       // Before any machine instruction exists, the whole prompt is human seeds, as in the paper's first step.
       const human = pickDistinct(rng, seeds, s.humanDemos + s.machineDemos - machine.length);
@@ -415,35 +641,36 @@ export async function selfInstructGraph(s: SelfInstructSettings, env: GraphEnvir
     writes: ["instruction"],
     expand(sample) {
       const instructions = (sample.data.instructions as string[]).slice(0, s.instructionsPerRound);
-      return instructions.map(
-        (instruction, index): Child => ({
+      return instructions.map((instruction, index): Child => {
+        loop.orderChild(sample.id, "split_instructions", index);
+        return {
           data: { ...without(sample.data, "instructions", "round", "demos"), instruction },
           generation: "same",
           step: { note: `instruction ${index + 1} of ${instructions.length} from round ${String(sample.data.round)}` },
-        }),
-      );
+        };
+      });
     },
   });
 
   const instructionHeuristics = heuristicFilter({ ...instructionPreset, name: "instruction_heuristics" });
 
-  // rougeFilter's pool starts empty; the paper's starts with the seed tasks (and, on a resume, should hold
-  // what was accepted before), so this filter uses the same RougePool pre-loaded with both.
-  const rougeNovelty = defineFilter<RougePool>({
+  // rougeFilter's pool starts empty; the paper's starts with the seed tasks. This one holds the seeds and
+  // the instructions accepted by earlier waves (caught up from the loop as waves are folded), never those
+  // of the current wave, so its verdict does not depend on which of a wave's instructions came back first;
+  // the wave's own instructions are compared in a fixed order after the barrier (wave_novelty).
+  const rougeNovelty = defineFilter<{ pool: RougePool; synced: number }>({
     name: "rouge_filter",
     params: { threshold: s.rougeThreshold, seeds: seeds.length, search: "lsh" },
     reads: ["instruction"],
     state() {
       const pool = new RougePool({ threshold: s.rougeThreshold, seed: s.seed });
       for (const task of seeds) pool.add(task.id, pool.prepare(task.instruction));
-      loop.pool.forEach((instruction, i) => pool.add(`accepted:${i}`, pool.prepare(instruction)));
-      return pool;
+      return { pool, synced: 0 };
     },
-    test(sample, pool) {
-      const prepared = pool.prepare(text(sample, "instruction"));
-      const match = pool.best(prepared);
-      if (match) return drop("too_similar", { duplicateOf: match.id, value: match.score, threshold: pool.threshold });
-      pool.add(sample.id, prepared);
+    test(sample, state) {
+      for (; state.synced < loop.history.length; state.synced++) state.pool.add(`accepted:${state.synced}`, state.pool.prepare(loop.history[state.synced]!));
+      const match = state.pool.best(state.pool.prepare(text(sample, "instruction")));
+      if (match) return drop("too_similar", { duplicateOf: match.id, value: match.score, threshold: state.pool.threshold });
       return true;
     },
   });
@@ -499,6 +726,7 @@ export async function selfInstructGraph(s: SelfInstructSettings, env: GraphEnvir
       const seen = new Map<string, string>();
       const base = without(sample.data, "instances");
       return instances.map((instance, index): Child | DropVerdict => {
+        loop.orderChild(sample.id, "split_instances", index);
         const input = instance.input.trim();
         const output = instance.output.trim();
         if (output.length === 0) return drop("empty_output");
@@ -512,20 +740,47 @@ export async function selfInstructGraph(s: SelfInstructSettings, env: GraphEnvir
     },
   });
 
+  const barrier = waveBarrier(loop, { name: "wave_barrier", hold: s.deterministic !== false, waveMax });
+
+  // ROUGE-L novelty among the wave's own instructions, in the wave's order: the earlier one stays.
+  const waveNovelty = defineFilter<{ wave: number; pool: RougePool; admitted: Set<string> }>({
+    name: "wave_novelty",
+    params: { threshold: s.rougeThreshold, search: "lsh" },
+    reads: ["instruction"],
+    state: () => ({ wave: -1, pool: new RougePool({ threshold: s.rougeThreshold, seed: s.seed }), admitted: new Set() }),
+    test(sample, state) {
+      if (state.wave !== (loop.openWave ?? -1)) {
+        // A new wave: compare within it alone.
+        state.wave = loop.openWave ?? -1;
+        state.pool = new RougePool({ threshold: s.rougeThreshold, seed: s.seed });
+        state.admitted.clear();
+      }
+      // Rows are instances of an instruction sample (their parent): its other instances are not duplicates.
+      const instructionId = sample.provenance.parents[0] ?? sample.id;
+      if (state.admitted.has(instructionId)) return true;
+      const prepared = state.pool.prepare(text(sample, "instruction"));
+      const match = state.pool.best(prepared);
+      if (match) return drop("too_similar", { duplicateOf: match.id, value: match.score, threshold: state.pool.threshold });
+      state.pool.add(instructionId, prepared);
+      state.admitted.add(instructionId);
+      return true;
+    },
+  });
+
   const target = defineFilter({
     name: "target",
     params: { target: s.target },
     reads: ["instruction"],
     test(sample) {
       if (loop.accepted >= s.target) return drop("over_target", { value: loop.accepted + 1, threshold: s.target });
-      loop.accepted++;
-      loop.remember(text(sample, "instruction"));
+      loop.accept(text(sample, "instruction"));
       return true;
     },
     checkpoint: (_state, context) => loop.save(context, "target"),
   });
 
   const operators: Operator[] = [
+    splitRounds,
     sampleDemos,
     propose,
     splitInstructions,
@@ -535,6 +790,9 @@ export async function selfInstructGraph(s: SelfInstructSettings, env: GraphEnvir
     generateInstances,
     splitInstances,
     refusalFilter({ name: "output_refusals", fields: "output" }),
+    barrier,
+    // From here on every operator is synchronous, so the rows are decided in the order the barrier passes them.
+    waveNovelty,
     exactDedup({ name: "exact_dedup", fields: ["instruction", "input", "output"] }),
     nearDedup({ name: "near_dedup", fields: ["instruction", "input", "output"], threshold: s.nearDupThreshold, seed: s.seed }),
     target,
@@ -544,6 +802,8 @@ export async function selfInstructGraph(s: SelfInstructSettings, env: GraphEnvir
   return {
     sources: [source],
     operators,
+    // A whole wave waits at the barrier, so the default budget holds at least one.
+    budget: waveMax > 1024 ? waveMax : undefined,
     dispose: () => endpoint.dispose(),
     // A larger target or more rounds continue the same bootstrapping run rather than start another.
     continuable: ["target", "maxRounds"],

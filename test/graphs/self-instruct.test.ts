@@ -1,12 +1,26 @@
-import { describe, expect, it } from "vitest";
-import { defineMap, drop, defineFilter } from "../../src/index.ts";
+import { spawnSync } from "node:child_process";
+import { join } from "node:path";
+import { describe, expect, it, vi } from "vitest";
+import { SIMULATOR_MODEL, defineMap, drop, defineFilter, readManifest, startSimulator } from "../../src/index.ts";
 import definition, { defaults } from "../../graphs/self-instruct.ts";
 import { parseInstructionList, readSeedTasks } from "../../graphs/lib/self-instruct-steps.ts";
-import { useGraphRuns } from "../support/graph-run.ts";
+import { readShards, useGraphRuns, type OutputRow } from "../support/graph-run.ts";
 
 const { runGraph, tempDir } = useGraphRuns();
 
-const STEPS = ["sample_demos", "propose_instructions", "split_instructions", "classify_task", "generate_instances", "split_instances"];
+const CLI = join(import.meta.dirname, "..", "..", "bin", "rxsynth.mjs");
+const GRAPH = join(import.meta.dirname, "..", "..", "graphs", "self-instruct.ts");
+
+/** What two runs must agree on: every accepted row (id and data) and every reject (id, operator, reason). */
+function dataset(rows: OutputRow[], rejects: OutputRow[]) {
+  const byId = <T>(list: [string, T][]) => list.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  return {
+    accepted: byId(rows.map((row) => [row.id, row.data] as [string, unknown])),
+    rejected: byId(rejects.map((row) => [row.id, `${row.reject!.operator}:${row.reject!.reason}`] as [string, string])),
+  };
+}
+
+const STEPS = ["split_rounds", "sample_demos", "propose_instructions", "split_instructions", "classify_task", "generate_instances", "split_instances"];
 
 describe("graphs/self-instruct", () => {
   it("stops at the target with exactly that many rows, the documented columns and depth-1 provenance", async () => {
@@ -22,9 +36,10 @@ describe("graphs/self-instruct", () => {
       expect(row.provenance).toMatchObject({ origin: "synthetic", source: "self-instruct-rounds", depth: 1 });
       expect(row.provenance.parents).toHaveLength(1);
       expect(row.provenance.steps.map((step) => step.op)).toEqual(STEPS);
-      expect(row.provenance.steps[0]!.note).toMatch(/^human: seed_task_\d+(, seed_task_\d+)*; machine: \d+ of \d+$/);
-      expect(row.provenance.steps[1]!.model).toBe("rxsynth-sim");
-      expect(row.provenance.steps[4]!.note).toMatch(/^(input-first|output-first \(classification\))/);
+      expect(row.provenance.steps[0]!.note).toMatch(/^round \d+ \(\d+ of \d+ in wave \d+\)$/);
+      expect(row.provenance.steps[1]!.note).toMatch(/^human: seed_task_\d+(, seed_task_\d+)*; machine: \d+ of \d+$/);
+      expect(row.provenance.steps[2]!.model).toBe("rxsynth-sim");
+      expect(row.provenance.steps[5]!.note).toMatch(/^(input-first|output-first \(classification\))/);
     }
     expect(new Set(rows.map((row) => (row.data.instruction as string).toLowerCase())).size).toBe(12);
     // Whatever the last wave produced beyond the target is rejected, not silently dropped.
@@ -38,7 +53,7 @@ describe("graphs/self-instruct", () => {
     // One round per wave: every round after the first sees what the ones before it accepted.
     const { rows } = await runGraph(definition, { target: 20, parallelRounds: 1 });
     expect(rows).toHaveLength(20);
-    const notes = rows.map((row) => row.provenance.steps[0]!.note!);
+    const notes = rows.map((row) => row.provenance.steps[1]!.note!);
     const machine = notes.map((note) => Number(/machine: (\d+) of (\d+)/.exec(note)![1]));
     const pool = notes.map((note) => Number(/machine: \d+ of (\d+)/.exec(note)![1]));
     expect(Math.min(...pool)).toBe(0);
@@ -104,7 +119,8 @@ describe("graphs/self-instruct", () => {
     }
   });
 
-  it("continues toward the same target when a stopped run is resumed", async () => {
+  it("continues toward the same target when a stopped run is resumed, to the rows of an uninterrupted run", async () => {
+    const whole = await runGraph(definition, { target: 30, parallelRounds: 1 });
     const out = await tempDir();
     const first = await runGraph(definition, { target: 30, parallelRounds: 1 }, { out, run: { limit: 2 } });
     expect(first.summary.status).toBe("limited");
@@ -115,6 +131,7 @@ describe("graphs/self-instruct", () => {
     expect(second.summary.resumed).toBe(true);
     expect(second.rows).toHaveLength(30);
     expect(new Set(second.rows.map((row) => row.id)).size).toBe(30);
+    expect(dataset(second.rows, second.rejects)).toEqual(dataset(whole.rows, whole.rejects));
     // A finished run asked again adds nothing.
     const third = await runGraph(definition, { target: 30, parallelRounds: 1 }, { out });
     expect(third.summary.accepted).toBe(0);
@@ -130,4 +147,46 @@ describe("graphs/self-instruct", () => {
     ]);
     expect(parseInstructionList("Sure, here you go.")).toMatchObject({ keep: false, reason: "no_instructions" });
   });
+});
+
+describe("graphs/self-instruct, reproducibly", () => {
+  it("writes the same rows and rejects at any concurrency, budget and answer timing", async () => {
+    const options = { target: 60, parallelRounds: 4 };
+    const fast = await runGraph(definition, { ...options, concurrency: 32 }, { run: { budget: 1024 } });
+    // The same answers (same simulator seed and model), but slower the longer they are, from a server that
+    // serves two at a time, to a run with a few requests and the smallest budget that holds a wave.
+    const slow = await startSimulator({ seed: defaults.seed, latencyMs: 1, tokensPerS: 20_000, maxConcurrency: 2 });
+    try {
+      vi.stubEnv("OPENAI_BASE_URL", slow.url);
+      vi.stubEnv("RXSYNTH_MODEL", SIMULATOR_MODEL);
+      const jittered = await runGraph(definition, { ...options, concurrency: 3 }, { run: { budget: 4 * 8 } });
+      expect(fast.rows).toHaveLength(60);
+      expect(dataset(jittered.rows, jittered.rejects)).toEqual(dataset(fast.rows, fast.rejects));
+    } finally {
+      await slow.close();
+    }
+  }, 120_000);
+
+  it("refuses a budget that cannot hold a whole wave, saying what to change", async () => {
+    await expect(runGraph(definition, { target: 10, parallelRounds: 4 }, { run: { budget: 31 } })).rejects.toThrow(
+      /holding up to parallelRounds x instructionsPerRound x instancesPerTask = 32 rows in flight; the run's budget is 31/,
+    );
+  });
+
+  it.each(["shards", "state", "manifest"])("equals the uninterrupted run after a SIGKILL at the %s step and a resume", async (step) => {
+    const options = { target: 40, parallelRounds: 2 };
+    const whole = await runGraph(definition, options);
+    const out = await tempDir();
+    const args = [CLI, "run", GRAPH, "--out", out, "--set", "target=40", "--set", "parallelRounds=2", "--budget", "16", "--checkpoint-rows", "5", "--quiet"];
+    const env = { ...process.env, OPENAI_BASE_URL: "" };
+    // Killed at its third commit of that step: two waves or so are committed, the loop state may be ahead.
+    const killed = spawnSync(process.execPath, args, { encoding: "utf8", env: { ...env, RXSYNTH_FAULT: `${step}:3` }, timeout: 60_000 });
+    expect(killed.signal, killed.stderr).toBe("SIGKILL");
+    expect((await readManifest(out))?.complete).not.toBe(true);
+    const resumed = spawnSync(process.execPath, args, { encoding: "utf8", env, timeout: 60_000 });
+    expect(resumed.status, resumed.stderr).toBe(0);
+    const rows = await readShards(out, "part");
+    expect(rows).toHaveLength(40);
+    expect(dataset(rows, await readShards(out, "rejects"))).toEqual(dataset(whole.rows, whole.rejects));
+  }, 180_000);
 });
