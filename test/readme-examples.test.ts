@@ -109,15 +109,19 @@ describe("README: Customising a ready graph", () => {
     expect(byEcho.length).toBeLessThan(passed!.in / 2);
     expect(rows.length).toBeGreaterThan(0);
     expect(rows.every((row) => typeof row.scores.overlap === "number")).toBe(true);
-  });
+  }, 120_000);
 
-  it("lists self-instruct's operators as the graph has them", async () => {
+  it("inserts after an operator self-instruct has, one from which on the fields it reads are written", async () => {
     const { selfInstruct } = await import("../graphs/index.ts");
     const built = await buildGraph(selfInstruct, {}, { log: () => {}, out: undefined });
     await built.dispose?.();
-    const prose = readme.slice(readme.indexOf("`after` names an operator of the graph"));
-    const listed = /they run: ([\w, \n]+)\./.exec(prose)?.[1]?.split(/,\s*/).map((name) => name.trim());
-    expect(listed).toEqual(built.operators.map((operator) => operator.meta.name));
+    const example = await readFile(join(dir, "my-self-instruct.ts"), "utf8");
+    const after = /after: "([\w-]+)"/.exec(example)?.[1];
+    const names = built.operators.map((operator) => operator.meta.name);
+    expect(names).toContain(after);
+    const upToAfter = built.operators.slice(0, names.indexOf(after!) + 1);
+    const written = new Set(upToAfter.flatMap((operator) => operator.meta.writes ?? []));
+    expect(["instruction", "output"].filter((field) => !written.has(field))).toEqual([]);
   });
 
   it("fails with one line naming the field when the operator reads one self-instruct samples lack", async () => {
@@ -134,7 +138,7 @@ describe("README: Customising a ready graph", () => {
     const failed = await exec(process.execPath, ["bin/rxsynth.mjs", "run", join(brokenDir, "my-self-instruct.ts"), "--out", out, "--limit", "5", "--quiet"], {
       cwd: root,
       env,
-      timeout: 60_000,
+      timeout: 100_000,
     }).then(
       () => undefined,
       (error: { code?: number; stderr?: string }) => error,
@@ -144,7 +148,7 @@ describe("README: Customising a ready graph", () => {
     // Caught when the graph is built where its source declares fields, else at the first sample; one line either way.
     const line = failed!.stderr!.split("\n").find((text) => text.startsWith("rxsynth: "));
     expect(line).toMatch(/^rxsynth: config error: operator "not_an_echo" reads field "question", .*\binstruction\b.*\boutput\b/);
-  }, 90_000);
+  }, 120_000);
 });
 
 describe("README: A graph", () => {
@@ -169,5 +173,5 @@ describe("README: A graph", () => {
       ["How do I pick a lock?", "refusal"],
       ["What is 2 + 2?", "too_few_words"],
     ]);
-  });
+  }, 60_000);
 });
