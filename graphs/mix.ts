@@ -9,14 +9,22 @@
 // the generation `depth` its producer would record. A run folder's depth is its rows' provenance depth.
 //
 // Selection: both inputs are counted first (how many records, how many within `maxDepth`), which fixes the
-// largest mix the ratio allows; then each side keeps exactly its quota by selection sampling (Knuth's
-// Algorithm S, seeded), so the kept records are spread over the whole input, not its first lines.
+// largest mix the ratio allows; then each side keeps exactly its quota: the records with the smallest
+// seeded draws (a hash of the seed and the sample id; bottom-k sampling), so the kept records are spread
+// over the whole input, not its first lines. The cut-off draw of each side is found when the graph is
+// built (a second read of each input, holding at most 2 x quota draws), so whether a record is kept is a
+// pure function of its id: the same on every run, in any order, and after a crash and resume (nothing
+// counted at run time decides it, so nothing can run ahead of the committed output). Cost: each input is
+// read once more at build time.
 //
 // Output columns (data): the input records' fields, Self-Instruct seed records flattened to
 // instruction/input/output (their first instance); plus `origin` ("human" | "synthetic") and
 // `source_depth` (the generation depth the record came with; human records 0).
-// Drop reasons: too_deep (value: depth, threshold: maxDepth), over_ratio (its side's quota was met).
-// Report: a log line and mix-report.json in the run folder (quotas, kept counts, achieved ratio).
+// Drop reasons: too_deep (value: depth, threshold: maxDepth), over_ratio (value: its draw, threshold: the
+// side's cut-off draw).
+// Report: a log line and mix-report.json in the run folder (quotas, kept counts, achieved ratio); the kept
+// counts come from the rank of the furthest kept record reached (saved with each checkpoint as a maximum,
+// which a replayed record cannot push further), so a finished run, resumed or not, reports its quotas.
 //
 //   rxsynth run graphs/mix.ts --out out/mix
 //   rxsynth run graphs/mix.ts --set syntheticPath=out/self-instruct --set humanRatio=0.5 --out out/mix-50
@@ -33,6 +41,7 @@ import {
   drop,
   openSource,
   resolveDataPath,
+  sourceSampleId,
   stableHash,
   type RunContext,
   type SampleData,
@@ -89,6 +98,43 @@ export function planQuotas(human: number, synthetic: number, humanRatio: number,
 /** A uniform number in [0, 1) from a record id and the seed: the same record gets the same draw on every run. */
 function uniform(seed: number, id: string): number {
   return Number.parseInt(stableHash(`${seed}\u0000${id}`, 12), 16) / 2 ** 48;
+}
+
+/** A record's draw with its id, the tie-break that makes the order of draws total. */
+interface Draw {
+  readonly u: number;
+  readonly id: string;
+}
+
+function compareDraws(a: Draw, b: Draw): number {
+  return a.u - b.u || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+}
+
+/** Which records of one side are kept: those whose draw is at most the cut-off, and each one's rank in input order. */
+export interface SideSelection {
+  /** The quota-th smallest draw; undefined when the quota is 0. */
+  readonly cutoff: Draw | undefined;
+  /** Kept sample id -> its rank among the kept, in input order (for the report). */
+  readonly rank: ReadonlyMap<string, number>;
+}
+
+/** The `quota` eligible records with the smallest draws (bottom-k), holding at most 2 x quota draws at once. */
+async function selectSide(source: Source, maxDepth: number, quota: number, seed: number): Promise<SideSelection> {
+  let best: (Draw & { position: number })[] = [];
+  if (quota > 0) {
+    for await (const batch of source.batches({ from: 0, signal: new AbortController().signal })) {
+      for (const item of batch) {
+        if (!item.data || (item.data.source_depth as number) > maxDepth) continue;
+        const id = sourceSampleId(source.name, item.position, item.id);
+        best.push({ u: uniform(seed, id), id, position: item.position });
+        if (best.length >= 2 * quota) best = best.sort(compareDraws).slice(0, quota);
+      }
+    }
+  }
+  best = best.sort(compareDraws).slice(0, quota);
+  const rank = new Map([...best].sort((a, b) => a.position - b.position).map((draw, i) => [draw.id, i] as const));
+  const last = best.at(-1);
+  return { cutoff: last ? { u: last.u, id: last.id } : undefined, rank };
 }
 
 const RUN_OUTPUT = new Set([".parquet", ".arrow", ".arrows", ".ipc"]);
@@ -168,9 +214,9 @@ function flatten(data: SampleData): SampleData {
   return { ...rest, input: typeof first.input === "string" ? first.input : "", output: typeof first.output === "string" ? first.output : "" };
 }
 
+/** Per side, how many of the kept records (in input order) the run has reached: a maximum, so replay-safe. */
 interface MixState {
-  seen: Record<Side, number>;
-  kept: Record<Side, number>;
+  reached: Record<Side, number>;
 }
 
 const STATE_FILE = "mix-state.json";
@@ -197,20 +243,24 @@ export default defineGraph({
       human: { ...counted.human, quota: quotas.human },
       synthetic: { ...counted.synthetic, quota: quotas.synthetic },
     };
+    const selection: Record<Side, SideSelection> = {
+      human: await selectSide(sources.human, options.maxDepth, plan.human.quota, options.seed),
+      synthetic: await selectSide(sources.synthetic, options.maxDepth, plan.synthetic.quota, options.seed),
+    };
     env.log(
       `mix plan: ${plan.human.quota} of ${plan.human.eligible} human + ${plan.synthetic.quota} of ${plan.synthetic.eligible} synthetic within depth ${options.maxDepth} (target human ratio ${ratio})`,
     );
 
-    // One state per run, shared by the selection and the report; saved with each checkpoint so a resumed run
-    // continues the same selection.
+    // The report's state, one per run; saved with each checkpoint so a resumed run reports the whole mix.
     const states = new WeakMap<RunContext, MixState>();
     const stateFor = (context: RunContext): MixState => {
       let state = states.get(context);
       if (!state) {
-        state = { seen: { human: 0, synthetic: 0 }, kept: { human: 0, synthetic: 0 } };
+        state = { reached: { human: 0, synthetic: 0 } };
         if (context.resumed && context.runDir) {
           try {
-            state = JSON.parse(readFileSync(join(context.runDir, STATE_FILE), "utf8")) as MixState;
+            const saved = JSON.parse(readFileSync(join(context.runDir, STATE_FILE), "utf8")) as Partial<MixState>;
+            if (saved.reached) state = { reached: saved.reached };
           } catch (error) {
             if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
           }
@@ -240,20 +290,23 @@ export default defineGraph({
         }),
         defineFilter({
           name: "ratio",
-          params: { humanRatio: ratio, quotas, eligible: { human: plan.human.eligible, synthetic: plan.synthetic.eligible }, seed: options.seed },
-          test(sample, _state, context) {
-            const state = stateFor(context);
+          params: { humanRatio: ratio, select: "bottom-k", quotas, eligible: { human: plan.human.eligible, synthetic: plan.synthetic.eligible }, seed: options.seed },
+          test(sample) {
             const side = sideOf(sample.provenance.origin);
+            const { cutoff } = selection[side];
+            const draw = { u: uniform(options.seed, sample.id), id: sample.id };
+            if (cutoff && compareDraws(draw, cutoff) <= 0) return true;
             const { quota, eligible } = plan[side];
-            // Algorithm S: keep with probability (still needed) / (still to come), which yields exactly `quota`.
-            const needed = quota - state.kept[side];
-            const remaining = eligible - state.seen[side];
-            state.seen[side]++;
-            if (needed > 0 && uniform(options.seed, sample.id) * remaining < needed) {
-              state.kept[side]++;
-              return true;
-            }
-            return drop("over_ratio", { value: state.kept[side], threshold: quota, message: `${side} quota ${quota} of ${eligible}` });
+            return drop("over_ratio", { value: draw.u, threshold: cutoff?.u ?? 0, message: `${side} quota ${quota} of ${eligible}` });
+          },
+        }),
+        defineTap({
+          name: "mix_report",
+          observe(sample, _state, context) {
+            const side = sideOf(sample.provenance.origin);
+            const rank = selection[side].rank.get(sample.id);
+            const state = stateFor(context);
+            if (rank !== undefined) state.reached[side] = Math.max(state.reached[side], rank + 1);
           },
           async checkpoint(_state, context) {
             if (!context.runDir) return;
@@ -261,12 +314,8 @@ export default defineGraph({
             await writeFile(`${file}.tmp`, JSON.stringify(stateFor(context)));
             await rename(`${file}.tmp`, file);
           },
-        }),
-        defineTap({
-          name: "mix_report",
-          observe() {},
           async complete(_state, context) {
-            const { kept } = stateFor(context);
+            const kept = stateFor(context).reached;
             const total = kept.human + kept.synthetic;
             const achieved = total === 0 ? 0 : kept.human / total;
             const report = {
