@@ -12,6 +12,12 @@
 // than `minOutputWords` words). Every surviving round is a row and the seed of the next round, so a
 // seed instruction yields up to `rounds` rows of rising depth.
 //
+// Reproducible: nothing here depends on the order samples finish in. Each evolution's kind is drawn from
+// the seed, the sample id and the round, each prompt depends only on its own lineage, and no operator
+// keeps a pool or a counter, so the same seed and endpoint answers give the same rows at any concurrency
+// or timing, and a resumed run (the runner redoes unfinished source records whole and skips rows already
+// committed) ends with the rows of an uninterrupted one. This costs nothing: the rounds stay pipelined.
+//
 // Output columns (data): instruction (the evolved prompt), output (its answer), evolution (the kind),
 // round (1..rounds), parent_instruction (what it evolved from).
 // Provenance: depth = round (each evolution is a fan-out child, depth + 1), origin synthetic; steps:

@@ -1,9 +1,18 @@
-import { describe, expect, it } from "vitest";
-import { buildGraph } from "../../src/index.ts";
+import { describe, expect, it, vi } from "vitest";
+import { SIMULATOR_MODEL, buildGraph, startSimulator } from "../../src/index.ts";
 import definition, { defaults, eliminationVerdict } from "../../graphs/evol-instruct.ts";
-import { useGraphRuns } from "../support/graph-run.ts";
+import { useGraphRuns, type OutputRow } from "../support/graph-run.ts";
 
-const { runGraph } = useGraphRuns();
+const { runGraph, tempDir } = useGraphRuns();
+
+/** Accepted rows (id and data) and rejects (id and reason), by id. */
+function dataset(rows: OutputRow[], rejects: OutputRow[]) {
+  const byId = <T>(list: [string, T][]) => list.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  return {
+    accepted: byId(rows.map((row) => [row.id, row.data] as [string, unknown])),
+    rejected: byId(rejects.map((row) => [row.id, `${row.reject!.operator}:${row.reject!.reason}`] as [string, string])),
+  };
+}
 
 const RULES = { gainCheck: "rouge", gainThreshold: 0.8, apologyMaxWords: 80, minOutputWords: 3 } as const;
 
@@ -81,4 +90,24 @@ describe("graphs/evol-instruct", () => {
   it("refuses unknown evolution kinds when the graph is built", async () => {
     await expect(buildGraph(definition, { kinds: ["deepen", "translate"] })).rejects.toThrow(/unknown: translate/);
   });
+
+  it("writes the same rows at any concurrency and answer timing, and after a stopped run is resumed", async () => {
+    const options = { count: 8, rounds: 2 };
+    const whole = await runGraph(definition, { ...options, concurrency: 32 });
+    expect(whole.rows.length).toBeGreaterThan(8);
+    const slow = await startSimulator({ seed: defaults.seed, latencyMs: 1, tokensPerS: 20_000, maxConcurrency: 2 });
+    try {
+      vi.stubEnv("OPENAI_BASE_URL", slow.url);
+      vi.stubEnv("RXSYNTH_MODEL", SIMULATOR_MODEL);
+      const jittered = await runGraph(definition, { ...options, concurrency: 2 }, { run: { budget: 4 } });
+      expect(dataset(jittered.rows, jittered.rejects)).toEqual(dataset(whole.rows, whole.rejects));
+    } finally {
+      await slow.close();
+    }
+    vi.stubEnv("OPENAI_BASE_URL", "");
+    const out = await tempDir();
+    await runGraph(definition, options, { out, run: { limit: 3 } });
+    const resumed = await runGraph(definition, options, { out });
+    expect(dataset(resumed.rows, resumed.rejects)).toEqual(dataset(whole.rows, whole.rejects));
+  }, 120_000);
 });
