@@ -65,9 +65,17 @@ export class EndpointError extends LlmError {
   override readonly tag = "EndpointError";
 }
 
+/**
+ * The response cache could not be read or written (a full disk, a broken LMDB file). Not the sample's
+ * fault and not worth sending the request again: the run stops, and a rerun resumes.
+ */
+export class CacheError extends RxsynthError {
+  override readonly tag = "CacheError";
+}
+
 /** Errors that stop the run whatever `failFast` says, instead of rejecting the one sample. */
 export function stopsRun(error: unknown): boolean {
-  return error instanceof EndpointError;
+  return error instanceof EndpointError || error instanceof CacheError;
 }
 
 export function errorMessage(error: unknown): string {

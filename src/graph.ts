@@ -45,6 +45,8 @@ export interface GraphEnvironment {
   log(message: string): void;
   /** The output folder when the run has one (for caches kept with the run). */
   readonly out: string | undefined;
+  /** False: the graph's LLM calls bypass the response cache (`rxsynth run --no-cache`). Default true. */
+  readonly cache?: boolean;
   /**
    * Registers a release (a simulator, a client) as soon as it is acquired, so it is closed even when
    * `build` fails after acquiring it, and when the run ends. Releases run once, newest first.

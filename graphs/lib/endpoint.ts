@@ -1,6 +1,18 @@
+import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { GraphEnvironment } from "../../src/index.ts";
-import { PRICES_AS_OF, SIMULATOR_MODEL, createLlm, describePrice, lookupPrice, resolvePrices, type Llm, type ModelPrice } from "../../src/llm/index.ts";
+import { stableHash } from "../../src/hash.ts";
+import {
+  PRICES_AS_OF,
+  SIMULATOR_MODEL,
+  createLlm,
+  defaultCacheDir,
+  describePrice,
+  lookupPrice,
+  resolvePrices,
+  type Llm,
+  type ModelPrice,
+} from "../../src/llm/index.ts";
 import { startSimulator, type SimulatorOptions } from "../../src/sim/index.ts";
 
 export interface EndpointOptions {
@@ -34,18 +46,37 @@ function priceNote(model: string, overrides: Readonly<Record<string, ModelPrice>
   return `no known price, so cost unknown: set RXSYNTH_PRICE="input=<usd>,output=<usd>" (per 1M tokens)`;
 }
 
+/** File in the run folder that says which response cache the run used (not part of the run's identity). */
+export const CACHE_RECORD_FILE = "cache.json";
+
+/**
+ * The response cache of a run: the user's cache folder (RXSYNTH_CACHE_DIR, else ~/.cache/rxsynth/llm),
+ * shared by every run, so a new output folder reuses the answers already paid for; none with --no-cache
+ * or RXSYNTH_CACHE_DIR=off. Said in one line and recorded in the run folder's cache.json.
+ */
+async function runCache(env: GraphEnvironment): Promise<string | false> {
+  const path = env.cache === false ? false : defaultCacheDir();
+  if (env.out) {
+    await mkdir(env.out, { recursive: true });
+    await writeFile(join(env.out, CACHE_RECORD_FILE), `${JSON.stringify({ path: path || null, at: new Date().toISOString() }, null, 2)}\n`);
+  }
+  env.log(path ? `response cache: ${path} (shared by runs; --no-cache bypasses it, \`rxsynth cache info\` sizes it)` : "response cache: off (every request is sent)");
+  return path;
+}
+
 /**
  * The LLM a ready graph talks to: OPENAI_BASE_URL (with OPENAI_API_KEY) when set, otherwise the built-in
  * OpenAI-compatible simulator started in-process, so every graph runs offline. Responses are cached in
- * the run's output folder, so rerunning or resuming a graph sends no request twice.
+ * the user's cache folder (see runCache), keyed by endpoint and request, so rerunning, resuming or
+ * re-filtering a graph into a new folder sends no request twice.
  */
 export async function openEndpoint(env: GraphEnvironment, options: EndpointOptions = {}): Promise<Endpoint> {
-  const cache = env.out ? join(env.out, "llm-cache") : false;
   const concurrency = options.concurrency ?? 32;
   const baseURL = process.env.OPENAI_BASE_URL;
   if (baseURL) {
     const model = options.model ?? process.env.RXSYNTH_MODEL ?? "gpt-4o-mini";
     const prices = resolvePrices({ model, option: options.price });
+    const cache = await runCache(env);
     const llm = createLlm({ model, baseURL, concurrency, cache, seed: options.seed, prices, log: env.log });
     env.identify?.("endpoint", { baseURL, model });
     env.log(`LLM endpoint: ${baseURL} (model ${llm.model}; ${priceNote(model, prices)})`);
@@ -53,9 +84,13 @@ export async function openEndpoint(env: GraphEnvironment, options: EndpointOptio
   }
   // Checked here too, so a malformed setting fails on the simulator as it would on a real endpoint.
   resolvePrices({ model: SIMULATOR_MODEL, option: options.price });
-  const simulator = await startSimulator({ port: 0, latencyMs: 5, seed: options.seed, ...options.simulator });
+  const simulatorOptions: SimulatorOptions = { port: 0, latencyMs: 5, seed: options.seed, ...options.simulator };
+  const cache = await runCache(env);
+  const simulator = await startSimulator(simulatorOptions);
   const closeSimulator = releaseOnce(env, () => simulator.close());
-  const llm = createLlm({ model: SIMULATOR_MODEL, baseURL: simulator.url, concurrency, cache, seed: options.seed, simulator: true, log: env.log });
+  // Its port changes every run; its answers depend on its seed and the content faults it injects.
+  const endpointId = `builtin-simulator:${stableHash({ seed: simulatorOptions.seed ?? 0, faults: simulatorOptions.faults ?? {} })}`;
+  const llm = createLlm({ model: SIMULATOR_MODEL, baseURL: simulator.url, endpointId, concurrency, cache, seed: options.seed, simulator: true, log: env.log });
   // The simulator's port changes every run; what answers is the same simulator with the same seed.
   env.identify?.("endpoint", { baseURL: "builtin-simulator", model: SIMULATOR_MODEL });
   env.log(`no OPENAI_BASE_URL set: using the built-in simulator at ${simulator.url} (placeholder answers; set OPENAI_BASE_URL and OPENAI_API_KEY for a real model)`);

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { ConfigError, LlmError, drop, type DropVerdict, type RunContext, type StepExtras } from "../../src/index.ts";
+import { ConfigError, LlmError, drop, stopsRun, type DropVerdict, type RunContext, type StepExtras } from "../../src/index.ts";
 import {
   readAnswer,
   reportLlmMetrics,
@@ -110,7 +110,7 @@ export async function askVerdict<T>(
         ...(retry > 0 ? { cacheIndex: `bad:${retry}` } : {}),
       });
     } catch (error) {
-      if (signal.aborted || !(error instanceof LlmError)) throw error;
+      if (signal.aborted || !(error instanceof LlmError) || stopsRun(error)) throw error;
       return { ok: false, verdict: drop("llm_error", { message: error.message }) };
     }
     const read = readVerdict(format, result);

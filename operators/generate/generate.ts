@@ -3,6 +3,7 @@ import {
   ConfigError,
   LlmError,
   defineFanOut,
+  stopsRun,
   drop,
   isDrop,
   stableHash,
@@ -212,7 +213,8 @@ export function generate<T = string>(options: GenerateOptions<T>): Operator {
       };
 
       const failed = (error: unknown): DropVerdict => {
-        if (error instanceof LlmError) return drop("llm_error", { message: error.message });
+        // An endpoint that cannot serve the run (EndpointError) is no verdict on the sample: it stops the run.
+        if (error instanceof LlmError && !stopsRun(error)) return drop("llm_error", { message: error.message });
         throw error;
       };
 

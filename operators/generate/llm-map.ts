@@ -3,6 +3,7 @@ import {
   ConfigError,
   LlmError,
   defineAsyncMap,
+  stopsRun,
   drop,
   isDrop,
   stableHash,
@@ -122,7 +123,7 @@ export function asker<T = string>(options: AskOptions<T>): Asker<T> {
           log: (line) => context.log(line),
         });
       } catch (error) {
-        if (signal.aborted || !(error instanceof LlmError)) throw error;
+        if (signal.aborted || !(error instanceof LlmError) || stopsRun(error)) throw error;
         return { ok: false, verdict: drop("llm_error", { message: error.message }) };
       }
       const read = readAnswer(result.choices[0], reader);

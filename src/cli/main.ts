@@ -1,10 +1,11 @@
 import { Command, InvalidArgumentError } from "commander";
-import { ConfigError, InputError, LlmError, RxsynthError } from "../errors.ts";
+import { CacheError, ConfigError, EndpointError, InputError, LlmError, RxsynthError } from "../errors.ts";
 import { registerGraphsCommand } from "./graphs-command.ts";
 import { registerInspectCommand } from "./inspect-command.ts";
 import { registerRunCommand } from "./run-command.ts";
 import { registerSimCommand } from "../sim/cli.ts";
 import { registerExportCommand } from "./export-command.ts";
+import { registerCacheCommand } from "./cache-command.ts";
 
 export function positiveInteger(value: string): number {
   const parsed = Number(value);
@@ -19,7 +20,13 @@ export function reportError(error: unknown, verbose: boolean): void {
     return;
   }
   if (error instanceof RxsynthError) {
-    const kind = error instanceof ConfigError ? "config" : error instanceof InputError ? "input" : error instanceof LlmError ? "llm" : "error";
+    const kind =
+      error instanceof ConfigError ? "config"
+      : error instanceof InputError ? "input"
+      : error instanceof EndpointError ? "endpoint"
+      : error instanceof LlmError ? "llm"
+      : error instanceof CacheError ? "cache"
+      : "error";
     console.error(`rxsynth: ${kind} error: ${error.message}`);
   } else {
     const message = error instanceof Error ? error.message : String(error);
@@ -39,6 +46,7 @@ export function createProgram(): Command {
   registerGraphsCommand(program);
   registerSimCommand(program);
   registerExportCommand(program);
+  registerCacheCommand(program);
   return program;
 }
 

@@ -22,6 +22,7 @@ interface RunFlags {
   checkpointSeconds?: number;
   quiet?: boolean;
   allowEndpointChange?: boolean;
+  cache: boolean;
 }
 
 /** Settings a resume needs from the environment; a secret is named, never printed. */
@@ -56,6 +57,7 @@ export function registerRunCommand(program: Command): void {
     .option("--checkpoint-seconds <n>", "...or every n seconds", positiveInteger)
     .option("-q, --quiet", "no progress, only the summary")
     .option("--allow-endpoint-change", "resume a folder started against another endpoint or model (recorded in the manifest)")
+    .option("--no-cache", "send every LLM request, bypassing the response cache (`rxsynth cache info`)")
     .action(async (file: string, flags: RunFlags) => {
       const definition = await loadGraph(file);
       const fromConfig = flags.config ? await readConfigFile(flags.config) : {};
@@ -69,7 +71,7 @@ export function registerRunCommand(program: Command): void {
       const undoFailedStart = async () => {
         if (!folderExisted && (await readManifest(out).catch(() => undefined)) === undefined) await rm(out, { recursive: true, force: true });
       };
-      const graph = await buildGraph(definition, overrides, { log, out }).catch(async (error: unknown) => {
+      const graph = await buildGraph(definition, overrides, { log, out, cache: flags.cache }).catch(async (error: unknown) => {
         await undoFailedStart();
         throw error;
       });

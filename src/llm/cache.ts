@@ -1,5 +1,9 @@
+import { readdirSync, statSync } from "node:fs";
+import { homedir } from "node:os";
+import { join, resolve } from "node:path";
 import type { RootDatabase } from "lmdb";
 import { lazyModule } from "./lazy.ts";
+import { CacheError, errorMessage } from "../errors.ts";
 import { stableHash } from "../hash.ts";
 import type { FinishReason } from "./types.ts";
 
@@ -17,33 +21,97 @@ export interface CachedChoice {
   readonly at: number;
 }
 
+/** What the client needs of a response cache; `ResponseCache` is the LMDB one (tests inject others). */
+export interface ResponseStore {
+  get(key: string): CachedChoice | undefined;
+  /** Resolves once the entry is safe on disk. */
+  put(key: string, value: CachedChoice): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Value of RXSYNTH_CACHE_DIR that turns the default cache off. */
+export const CACHE_OFF = "off";
+
+/**
+ * Where responses are cached when nothing else is said: RXSYNTH_CACHE_DIR, else
+ * `$XDG_CACHE_HOME/rxsynth/llm`, else `~/.cache/rxsynth/llm`. Outside any run folder, so a new folder
+ * (a changed filter downstream) reuses every answer already paid for. False when RXSYNTH_CACHE_DIR is "off".
+ */
+export function defaultCacheDir(env: NodeJS.ProcessEnv = process.env): string | false {
+  const configured = env.RXSYNTH_CACHE_DIR?.trim();
+  if (configured) return configured.toLowerCase() === CACHE_OFF ? false : resolve(configured);
+  const xdg = env.XDG_CACHE_HOME?.trim();
+  return join(xdg ? resolve(xdg) : join(homedir(), ".cache"), "rxsynth", "llm");
+}
+
 /**
  * Key of choice `choice` of a request. `request` is the canonical request without `n` and transport
  * settings, so asking for 3 completions and later for 2 of the same prompt reuses the first two;
- * `cacheIndex` separates calls that must not share answers (a retry after a bad answer).
+ * `cacheIndex` separates calls that must not share answers (a retry after a bad answer); `endpoint`
+ * says who answers (a base URL, or the built-in simulator and its seed), since one cache folder serves
+ * every endpoint and two servers answer the same model name differently.
  */
-export function choiceKey(request: unknown, cacheIndex: string | number, choice: number): string {
-  return stableHash({ request, cacheIndex, choice }, 32);
+export function choiceKey(endpoint: string, request: unknown, cacheIndex: string | number, choice: number): string {
+  return stableHash({ endpoint, request, cacheIndex, choice }, 32);
 }
 
-/** Persistent response cache on LMDB: reads are synchronous and cheap; writes batch into one commit per tick. */
-export class ResponseCache {
-  private constructor(private readonly db: RootDatabase<CachedChoice, string>) {}
+/**
+ * Persistent response cache on LMDB: reads are synchronous and cheap; writes batch into one commit per
+ * tick. LMDB locks across processes, so several runs may share one folder at once.
+ */
+export class ResponseCache implements ResponseStore {
+  private constructor(
+    private readonly db: RootDatabase<CachedChoice, string>,
+    readonly path: string,
+  ) {}
 
   static open(path: string): ResponseCache {
-    return new ResponseCache(lmdb().open<CachedChoice, string>({ path, compression: true }));
+    try {
+      // Always a folder (data.mdb, lock.mdb): lmdb would take a path with a dot in its last part for a file.
+      return new ResponseCache(lmdb().open<CachedChoice, string>({ path, compression: true, noSubdir: false }), path);
+    } catch (error) {
+      throw new CacheError(`cannot open the response cache at ${path} (${errorMessage(error)}): set RXSYNTH_CACHE_DIR to a writable folder, or pass --no-cache`, { cause: error });
+    }
   }
 
   get(key: string): CachedChoice | undefined {
     return this.db.get(key);
   }
 
-  /** Resolves once the entry is committed, so an answer is never returned before it is safe on disk. */
   async put(key: string, value: CachedChoice): Promise<void> {
     await this.db.put(key, value);
+  }
+
+  /** Entries stored, and bytes the folder takes on disk. */
+  info(): { entries: number; bytes: number } {
+    return { entries: this.db.getCount(), bytes: folderBytes(this.path) };
+  }
+
+  /** Removes the entries stored before `before` (ms since the epoch; Infinity: all); returns how many. */
+  async prune(before: number): Promise<number> {
+    if (before === Infinity) {
+      const entries = this.db.getCount();
+      await this.db.clearAsync();
+      return entries;
+    }
+    const stale: string[] = [];
+    for (const { key, value } of this.db.getRange()) if (!(value.at >= before)) stale.push(key);
+    await this.db.transaction(() => {
+      for (const key of stale) void this.db.remove(key);
+    });
+    return stale.length;
   }
 
   close(): Promise<void> {
     return this.db.close();
   }
+}
+
+function folderBytes(path: string): number {
+  let bytes = 0;
+  for (const name of readdirSync(path)) {
+    const info = statSync(join(path, name));
+    if (info.isFile()) bytes += info.size;
+  }
+  return bytes;
 }

@@ -1,8 +1,8 @@
 import type OpenAI from "openai";
 import { lazyModule } from "./lazy.ts";
-import { ConfigError, LlmError, errorMessage } from "../errors.ts";
-import { stableHash } from "../hash.ts";
-import { ResponseCache, choiceKey, type CachedChoice } from "./cache.ts";
+import { CacheError, ConfigError, EndpointError, LlmError, errorMessage } from "../errors.ts";
+import { ResponseCache, choiceKey, defaultCacheDir, type CachedChoice, type ResponseStore } from "./cache.ts";
+import { OutageGate, type Pass } from "./outage.ts";
 import { AdaptiveConcurrency, TokenBucket, type Permit } from "./limiter.ts";
 import { backoffMs, isRetryableStatus, retryAfterMs, scrubSecrets, seededRandom, sleep } from "./retry.ts";
 import { countMessageTokens, countTokens } from "./tokens.ts";
@@ -29,14 +29,35 @@ export interface LlmOptions {
   readonly tpm?: number;
   /** Limit for one attempt, body included. Default 120 000 ms. */
   readonly timeoutMs?: number;
-  /** Retries after the first attempt for connection errors, timeouts, 408/409/429/5xx. Default 6. */
+  /**
+   * Retries after the first attempt for connection errors, timeouts, 408/409/429/5xx. Default 6. When they
+   * are spent while the endpoint answers other requests, the call fails (an LlmError: the request's own
+   * problem); when nothing gets an answer, the endpoint is out and the call waits (see `outageSeconds`).
+   */
   readonly maxRetries?: number;
   /** Backoff before retry k is uniform in [0, min(backoffMaxMs, backoffBaseMs * 2^(k-1))]. Default 500 ms. */
   readonly backoffBaseMs?: number;
   /** Default 30 000 ms. A server's Retry-After overrides the backoff, whatever its length. */
   readonly backoffMaxMs?: number;
-  /** Folder of the persistent response cache (LMDB); false or unset: no cache. */
-  readonly cache?: string | false;
+  /**
+   * The persistent response cache: a folder (LMDB, safe to share between runs and processes), true for
+   * the user's cache folder (RXSYNTH_CACHE_DIR, else $XDG_CACHE_HOME/rxsynth/llm or ~/.cache/rxsynth/llm),
+   * or a store of your own (closed by you, not by the client). False or unset: no cache.
+   */
+  readonly cache?: string | boolean | ResponseStore;
+  /**
+   * Who answers, as the cache key names it: one cache folder serves every endpoint, and two servers
+   * answer the same request differently. Default: the base URL. The built-in simulator, whose port
+   * changes every run, passes a stable name and its seed.
+   */
+  readonly endpointId?: string;
+  /**
+   * How long requests wait out an outage (connection errors, timeouts, 429 or 5xx on every request after
+   * its retries) before they fail with an EndpointError, in seconds: meanwhile nothing is sent but one
+   * probe at a time, and nothing fails. 0: fail as soon as the retries are spent. Default: the environment's
+   * RXSYNTH_OUTAGE_SECONDS, else 300.
+   */
+  readonly outageSeconds?: number;
   /**
    * USD per million tokens by model name, for `costUsd`, laid over the built-in table (BUILTIN_PRICES,
    * see PRICES_AS_OF); dated snapshots resolve to their family. Tokens of a model priced nowhere are
@@ -81,6 +102,7 @@ export const LLM_DEFAULTS = {
   burstMs: 500,
   /** Completion tokens assumed per choice before any answer was seen, when a request sets no max_tokens. */
   completionEstimate: 256,
+  outageSeconds: 300,
   placeholderKey: "rxsynth-no-key",
   baseURL: "https://api.openai.com/v1",
 } as const;
@@ -152,6 +174,30 @@ function headerNumber(headers: Headers | undefined, name: string): number | unde
   return Number.isFinite(number) ? number : undefined;
 }
 
+/** Statuses that say the endpoint cannot serve this client at all: a bad key, no access, a wrong URL or model. */
+const ENDPOINT_STATUS: Readonly<Record<number, string>> = {
+  401: "check the API key (OPENAI_API_KEY)",
+  403: "check that the API key may use this model (OPENAI_API_KEY, RXSYNTH_MODEL)",
+  404: "check the model name (RXSYNTH_MODEL) and the base URL (OPENAI_BASE_URL, usually ending in /v1)",
+};
+
+function outageSeconds(option: number | undefined): number {
+  const fromEnv = process.env.RXSYNTH_OUTAGE_SECONDS?.trim();
+  const value = option ?? (fromEnv ? Number(fromEnv) : LLM_DEFAULTS.outageSeconds);
+  if (!(Number.isFinite(value) && value >= 0)) {
+    const where = option !== undefined ? "createLlm: outageSeconds" : "RXSYNTH_OUTAGE_SECONDS";
+    throw new ConfigError(`${where} must be a number of seconds >= 0, got ${option ?? fromEnv}`);
+  }
+  return value;
+}
+
+function openStore(cache: LlmOptions["cache"]): { store: ResponseStore; owned: boolean } | undefined {
+  if (cache === undefined || cache === false) return undefined;
+  if (typeof cache === "object") return { store: cache, owned: false };
+  const path = cache === true ? defaultCacheDir() : cache;
+  return path ? { store: ResponseCache.open(path), owned: true } : undefined;
+}
+
 function positive(name: string, value: number | undefined, integer = false): void {
   if (value === undefined) return;
   if (!(value > 0) || (integer && !Number.isInteger(value))) {
@@ -186,6 +232,8 @@ export function createLlm(options: LlmOptions): Llm {
   const scrub = (text: string) => scrubSecrets(text, [apiKey]);
   const host = URL.canParse(baseURL) ? new URL(baseURL).host : baseURL;
   const random = seededRandom(options.seed ?? 0x5eed);
+  const outageMs = outageSeconds(options.outageSeconds) * 1_000;
+  const endpointId = options.endpointId ?? baseURL.replace(/\/+$/, "");
 
   const bufferedBodies = (options.transport ?? LLM_DEFAULTS.transport) === "node";
   const transport = bufferedBodies ? nodeFetch(concurrencyMax) : undefined;
@@ -197,7 +245,14 @@ export function createLlm(options: LlmOptions): Llm {
     defaultHeaders: options.headers ? { ...options.headers } : undefined,
     ...(transport ? { fetch: transport.fetch } : {}),
   });
-  const cache = options.cache ? ResponseCache.open(options.cache) : undefined;
+  const opened = openStore(options.cache);
+  const cache = opened?.store;
+  const gate = new OutageGate({
+    endpoint: host,
+    outageMs,
+    probeBaseMs: backoffBase,
+    probeMaxMs: Math.max(backoffBase, Math.min(backoffMax, outageMs / 10)),
+  });
   const concurrency = new AdaptiveConcurrency(concurrencyMax, 1, adaptive ? 0.5 : 1);
   let rpmBucket = options.rpm ? new TokenBucket(options.rpm, LLM_DEFAULTS.burstMs) : undefined;
   let tpmBucket = options.tpm ? new TokenBucket(options.tpm, LLM_DEFAULTS.burstMs) : undefined;
@@ -338,7 +393,39 @@ export function createLlm(options: LlmOptions): Llm {
     };
   };
 
-  /** Sends one call until it succeeds, fails for good, or is aborted. */
+  /** Stores every choice of an answer; a failure is the run's (a CacheError), never a reason to send again. */
+  const store = async (body: Record<string, unknown>, cacheIndex: number | string, result: ChatResult): Promise<void> => {
+    if (!cache) return;
+    const at = Date.now();
+    try {
+      await Promise.all(
+        result.choices.map((choice) =>
+          cache.put(choiceKey(endpointId, body, cacheIndex, choice.index), {
+            text: choice.text,
+            finishReason: choice.finishReason,
+            ...(choice.refusal ? { refusal: choice.refusal } : {}),
+            completionTokens: choice.completionTokens,
+            promptTokens: result.usage.promptTokens,
+            model: result.model,
+            ...(result.requestId ? { requestId: result.requestId } : {}),
+            at,
+          }),
+        ),
+      );
+    } catch (error) {
+      throw new CacheError(
+        `the answer to a request was received (and counted) but could not be written to the response cache (${errorMessage(error)}): ` +
+          "fix the cache folder (RXSYNTH_CACHE_DIR) or pass --no-cache, then rerun the same command to resume",
+        { cause: error },
+      );
+    }
+  };
+
+  /**
+   * Sends one call until it succeeds, fails for good, or is aborted. Its own retries come first; when they
+   * are spent and nothing else got an answer either, the endpoint is out: the call waits at the gate with
+   * every other (see OutageGate) instead of failing.
+   */
   const send = async (
     body: Record<string, unknown>,
     n: number,
@@ -353,19 +440,44 @@ export function createLlm(options: LlmOptions): Llm {
     let promptCount: number | undefined;
     const promptEstimate = () => (promptCount ??= countMessageTokens(request.messages, requestModel));
     const log = (message: string) => (call.log ?? options.log)?.(scrub(message));
+    const where = `${requestModel} at ${host}`;
+    let retriesLeft = maxRetries;
+    /** Wall-clock time of the first failure since the last success or outage. */
+    let failingSince: number | undefined;
 
     for (let attempt = 1; ; attempt++) {
-      const permit: Permit = await concurrency.acquire(signal);
+      let pass: Pass;
+      try {
+        pass = await gate.enter(signal);
+      } catch (error) {
+        if (signal.aborted) throw signal.reason ?? error;
+        meter({ failures: 1 });
+        if (error instanceof EndpointError) {
+          throw new EndpointError(error.message, { status: error.status, attempt: attempt - 1, retryable: true }, { cause: error.cause });
+        }
+        throw error;
+      }
+      if (pass === "resumed") {
+        retriesLeft = maxRetries;
+        failingSince = undefined;
+      }
+      const probe = typeof pass === "object" ? pass : undefined;
+      const permit: Permit = await concurrency.acquire(signal).catch((error: unknown) => {
+        if (probe) gate.probeAbandoned(probe);
+        throw error;
+      });
       let outcome: "ok" | "overloaded" | "other" = "other";
       let failure: unknown;
       let headers: Headers | undefined;
+      let result: ChatResult | undefined;
+      const attemptStartedAt = performance.now();
       try {
         const tokenEstimate = tpmBucket ? promptEstimate() + n * (maxTokens ?? completionEstimate) : 0;
         if (rpmBucket) await rpmBucket.take(1, signal);
         if (tpmBucket) await tpmBucket.take(tokenEstimate, signal);
         const marks = { rpm: rpmBucket?.consumed, tpm: tpmBucket?.consumed, sentAt: performance.now() };
         const tpmAtSend = tpmBucket;
-        meter({ requests: 1 });
+        meter(attempt > 1 ? { requests: 1, retries: 1 } : { requests: 1 });
         // The SDK's timeout stops at the headers; it covers a whole answer only when the node transport
         // buffers the body. Streams, and bodies read through fetch, get a timer of their own.
         const timer = request.stream || !bufferedBodies ? new AbortController() : undefined;
@@ -396,35 +508,16 @@ export function createLlm(options: LlmOptions): Llm {
             completionEstimate = 0.9 * completionEstimate + 0.1 * (completionTokens / answer.choices.length);
           }
           const cost = costOf(answer.model, promptTokens, answer.cachedPromptTokens ?? 0, completionTokens);
-          const costUsd = cost.costUsd ?? 0;
           meter({ promptTokens, completionTokens, ...cost });
-          const choices = answer.choices.map((choice, i) => ({ ...choice, completionTokens: perChoice[i]! }));
-          if (cache) {
-            const at = Date.now();
-            await Promise.all(
-              choices.map((choice) =>
-                cache.put(choiceKey(body, call.cacheIndex ?? 0, choice.index), {
-                  text: choice.text,
-                  finishReason: choice.finishReason,
-                  ...(choice.refusal ? { refusal: choice.refusal } : {}),
-                  completionTokens: choice.completionTokens,
-                  promptTokens,
-                  model: answer.model,
-                  ...(answer.requestId ? { requestId: answer.requestId } : {}),
-                  at,
-                }),
-              ),
-            );
-          }
-          return {
-            choices,
+          result = {
+            choices: answer.choices.map((choice, i) => ({ ...choice, completionTokens: perChoice[i]! })),
             model: answer.model,
             usage: { promptTokens, completionTokens },
             latencyMs,
             requestId: answer.requestId,
             cached: false,
             attempts: attempt,
-            costUsd,
+            costUsd: cost.costUsd ?? 0,
           };
         } catch (error) {
           failure = error;
@@ -445,35 +538,74 @@ export function createLlm(options: LlmOptions): Llm {
         concurrency.release(permit, outcome);
       }
 
+      if (result) {
+        gate.answered();
+        // Outside the attempt: the answer is in hand and paid for, so a cache failure never sends it again.
+        await store(body, call.cacheIndex ?? 0, result);
+        return result;
+      }
       // The caller gave up (run stopping): not a failure of the endpoint, pass the abort on as it is.
-      if (signal.aborted) throw signal.reason ?? failure;
+      if (signal.aborted) {
+        if (probe) gate.probeAbandoned(probe);
+        throw signal.reason ?? failure;
+      }
       const status = failure instanceof openai().APIError ? failure.status : undefined;
       const requestId = failure instanceof openai().APIError ? (failure.requestID ?? undefined) : undefined;
       const retryable = status === undefined ? !(failure instanceof openai().APIUserAbortError) : isRetryableStatus(status);
       const what = describeFailure(failure, timeoutMs);
-      if (!retryable || attempt > maxRetries) {
+      const cause = () => scrubbedCause(failure, scrub);
+
+      if (!retryable) {
+        // An answer, if not a good one: the endpoint is there.
+        if (status !== undefined) gate.answered();
         meter({ failures: 1 });
-        const where = `${requestModel} at ${host}`;
-        const tries = `attempt ${attempt}${retryable ? `, retries exhausted` : ""}${requestId ? `, request ${requestId}` : ""}`;
-        throw new LlmError(
-          scrub(`${where} failed: ${what} (${tries})`),
-          { status, attempt, requestId, retryable },
-          { cause: scrubbedCause(failure, scrub) },
-        );
+        const tries = `attempt ${attempt}${requestId ? `, request ${requestId}` : ""}`;
+        const advice = status !== undefined ? ENDPOINT_STATUS[status] : undefined;
+        if (advice) {
+          throw new EndpointError(scrub(`${where} refused the request: ${what} (${tries}): ${advice}`), { status, attempt, requestId }, { cause: cause() });
+        }
+        throw new LlmError(scrub(`${where} failed: ${what} (${tries})`), { status, attempt, requestId, retryable }, { cause: cause() });
       }
+
+      failingSince ??= Date.now();
+      const asked = retryAfterMs(headers);
       if (status === 429 && headers) {
-        const wait = retryAfterMs(headers) ?? backoffMs(attempt, backoffBase, backoffMax, random);
+        const wait = asked ?? backoffMs(attempt, backoffBase, backoffMax, random);
         if (headerNumber(headers, "x-ratelimit-remaining-requests") === 0) rpmBucket?.pause(wait);
         if (headerNumber(headers, "x-ratelimit-remaining-tokens") === 0) tpmBucket?.pause(wait);
       }
-      const asked = retryAfterMs(headers);
-      const wait = asked ?? backoffMs(attempt, backoffBase, backoffMax, random);
-      meter({ retries: 1 });
-      log(
-        `llm: ${requestModel} at ${host}: ${what}; retry ${attempt}/${maxRetries} in ${Math.round(wait)} ms` +
-          (asked !== undefined ? " (server asked)" : ""),
-      );
-      await sleep(wait, signal);
+      if (probe) {
+        const expired = gate.probeFailed(probe, scrub(what), status, asked);
+        if (expired) {
+          meter({ failures: 1 });
+          throw new EndpointError(expired.message, { status, attempt, requestId, retryable: true }, { cause: cause() });
+        }
+        continue;
+      }
+      // Another request already found the endpoint out: wait with the others.
+      if (gate.active) continue;
+      // Nothing listens there, or the name does not resolve: a fact about the endpoint, not about this
+      // request, so the outage's probing (one request at a time) replaces this request's own retries.
+      const othersAnswered = gate.lastAnswerAt >= attemptStartedAt;
+      if (retriesLeft > 0 && (othersAnswered || !unreachable(failure))) {
+        retriesLeft--;
+        const wait = asked ?? backoffMs(attempt, backoffBase, backoffMax, random);
+        log(`llm: ${where}: ${what}; retry ${maxRetries - retriesLeft}/${maxRetries} in ${Math.round(wait)} ms` + (asked !== undefined ? " (server asked)" : ""));
+        await sleep(wait, signal);
+        continue;
+      }
+      if (othersAnswered) {
+        // The endpoint answers others while this request keeps failing: the request's own problem.
+        meter({ failures: 1 });
+        const tries = `attempt ${attempt}, retries exhausted${requestId ? `, request ${requestId}` : ""}`;
+        throw new LlmError(scrub(`${where} failed: ${what} (${tries})`), { status, attempt, requestId, retryable }, { cause: cause() });
+      }
+      if (outageMs === 0) {
+        meter({ failures: 1 });
+        const error = gate.gaveUp(scrub(what), status, failingSince, attempt);
+        throw new EndpointError(error.message, { status, attempt, requestId, retryable: true }, { cause: cause() });
+      }
+      gate.begin(scrub(what), status, failingSince, options.log ? (line) => options.log!(scrub(line)) : log);
     }
   };
 
@@ -532,7 +664,12 @@ export function createLlm(options: LlmOptions): Llm {
     if (cache) {
       const hits: CachedChoice[] = [];
       for (let i = 0; i < n; i++) {
-        const hit = cache.get(choiceKey(body, cacheIndex, i));
+        let hit: CachedChoice | undefined;
+        try {
+          hit = cache.get(choiceKey(endpointId, body, cacheIndex, i));
+        } catch (error) {
+          throw new CacheError(`the response cache could not be read (${errorMessage(error)}): fix the cache folder (RXSYNTH_CACHE_DIR) or pass --no-cache`, { cause: error });
+        }
         if (!hit) break;
         hits.push(hit);
       }
@@ -579,8 +716,9 @@ export function createLlm(options: LlmOptions): Llm {
       if (closed) return;
       closed = true;
       for (const flight of flights.values()) flight.controller.abort(new Error("llm closed"));
+      gate.close(new Error("llm closed"));
       transport?.close();
-      await cache?.close();
+      if (opened?.owned) await opened.store.close();
     },
   };
 }
@@ -620,6 +758,19 @@ function describeFailure(failure: unknown, timeoutMs: number): string {
     return `connection lost while reading the answer (${failure.name}: ${failure.message}${detail})`;
   }
   return String(failure);
+}
+
+const UNREACHABLE_CODES = new Set(["ECONNREFUSED", "ENOTFOUND", "EAI_AGAIN", "EHOSTUNREACH", "ENETUNREACH"]);
+
+/** Whether a failure says the endpoint cannot be reached at all (found in the cause chain the SDK wraps it in). */
+function unreachable(failure: unknown): boolean {
+  let current: unknown = failure;
+  for (let depth = 0; depth < 5 && current instanceof Error; depth++) {
+    const code = (current as { code?: unknown }).code;
+    if (typeof code === "string" && UNREACHABLE_CODES.has(code)) return true;
+    current = (current as { cause?: unknown }).cause;
+  }
+  return false;
 }
 
 /** A plain copy of the failure for `cause`: the SDK's error objects hold more than we want to keep. */

@@ -21,3 +21,5 @@ export { TokenBucket, AdaptiveConcurrency } from "./limiter.ts";
 export { retryAfterMs, backoffMs } from "./retry.ts";
 export { structuredFormat, describeIssues, readAnswer, isZodSchema, BAD_ANSWER_REASONS } from "./structured.ts";
 export type { StructuredFormat, BadAnswer, BadAnswerReason, AnswerReader, ReadAnswer } from "./structured.ts";
+export { ResponseCache, defaultCacheDir, CACHE_OFF } from "./cache.ts";
+export type { ResponseStore, CachedChoice } from "./cache.ts";

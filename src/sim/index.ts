@@ -1,5 +1,5 @@
 export { startSimulator, SIMULATOR_DEFAULTS } from "./server.ts";
-export type { Simulator, SimulatorOptions, SimulatorStats, FaultRates } from "./server.ts";
+export type { Simulator, SimulatorOptions, SimulatorStats, FaultRates, DownOptions } from "./server.ts";
 export { registerSimCommand, parseFaults } from "./cli.ts";
 export { valueFromSchema } from "./schema.ts";
 export { SIM_REFUSAL } from "./answers.ts";

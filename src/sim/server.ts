@@ -86,11 +86,27 @@ export interface SimulatorStats {
   connections: number;
 }
 
+/** How the simulator plays an endpoint that is out (see `Simulator.down`). */
+export interface DownOptions {
+  /** For how long from its start; default until `up()`. */
+  readonly ms?: number;
+  /** "503": every chat request is answered 503; "refuse": the port stops listening (connection refused). Default "503". */
+  readonly mode?: "503" | "refuse";
+  /** The outage starts after this many more chat requests were received. Default 0: now. */
+  readonly afterRequests?: number;
+  /** Retry-After of the 503s, in ms; default none. */
+  readonly retryAfterMs?: number;
+}
+
 export interface Simulator {
   /** Base URL for an OpenAI client, e.g. http://127.0.0.1:41234/v1. */
   readonly url: string;
   readonly port: number;
   stats(): SimulatorStats;
+  /** Plays an outage: chat requests get 503, or connections are refused, until `up()` or `ms` passed. */
+  down(options?: DownOptions): Promise<void>;
+  /** Ends an outage: the same URL answers again. */
+  up(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -264,6 +280,23 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
   const waiting: Array<() => void> = [];
   const sockets = new Set<Socket>();
   let requestCounter = 0;
+  /** A played outage: in force once `after` more requests came in. */
+  let outage: { after: number; mode: "503" | "refuse"; ms?: number; retryAfterMs?: number; timer?: NodeJS.Timeout } | undefined;
+  let listening = false;
+  let up: () => Promise<void> = async () => {};
+  const startOutage = () => {
+    if (!outage) return;
+    if (outage.ms !== undefined) {
+      outage.timer = setTimeout(() => void up(), outage.ms);
+      outage.timer.unref();
+    }
+    // New connections are refused; requests on connections kept alive are cut (see chatCompletion).
+    if (outage.mode === "refuse" && listening) {
+      listening = false;
+      server.close();
+      server.closeIdleConnections();
+    }
+  };
 
   const rateHeaders = (): Record<string, string> => {
     const headers: Record<string, string> = {};
@@ -359,6 +392,16 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
   const chatCompletion = async (req: IncomingMessage, res: ServerResponse) => {
     stats.requests++;
     const requestId = `req_${(++requestCounter).toString(16).padStart(8, "0")}`;
+    if (outage && outage.after > 0) {
+      if (--outage.after === 0) startOutage();
+    } else if (outage?.mode === "refuse") {
+      req.socket.destroy();
+      return;
+    } else if (outage) {
+      const retry: Record<string, string> = outage.retryAfterMs === undefined ? {} : { "retry-after-ms": String(outage.retryAfterMs) };
+      sendError(res, new HttpError(503, "The service is unavailable (an outage played by the simulator).", "server_error"), { "x-request-id": requestId, ...retry });
+      return;
+    }
     const startedAt = performance.now();
     let closed = false;
     res.on("close", () => {
@@ -643,14 +686,41 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
     });
   });
   const port = (server.address() as AddressInfo).port;
+  listening = true;
+  const closeServer = () =>
+    new Promise<void>((resolve) => {
+      for (const socket of sockets) socket.destroy();
+      if (!listening) return resolve();
+      listening = false;
+      server.close(() => resolve());
+    });
+  up = async () => {
+    if (outage?.timer) clearTimeout(outage.timer);
+    outage = undefined;
+    if (listening) return;
+    listening = true;
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen(port, o.host, () => {
+        server.off("error", reject);
+        resolve();
+      });
+    });
+  };
   return {
     url: `http://${o.host}:${port}/v1`,
     port,
     stats: () => ({ ...stats }),
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const socket of sockets) socket.destroy();
-        server.close(() => resolve());
-      }),
+    async down(down: DownOptions = {}) {
+      if (outage?.timer) clearTimeout(outage.timer);
+      outage = { after: down.afterRequests ?? 0, mode: down.mode ?? "503", ms: down.ms, retryAfterMs: down.retryAfterMs };
+      if (outage.after === 0) startOutage();
+    },
+    up: () => up(),
+    close: async () => {
+      if (outage?.timer) clearTimeout(outage.timer);
+      outage = undefined;
+      await closeServer();
+    },
   };
 }

@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { LlmError } from "../../src/errors.ts";
+import { EndpointError, LlmError } from "../../src/errors.ts";
 import { countMessageTokens, countTokens, createLlm, type Llm, type LlmOptions } from "../../src/llm/index.ts";
 import { startSimulator, type Simulator, type SimulatorOptions } from "../../src/sim/index.ts";
 
@@ -117,11 +117,11 @@ describe("createLlm", () => {
     expect(logs.join("\n")).not.toContain("sk-the-right-one");
   });
 
-  it("gives up after a timeout per attempt and retries it", async () => {
+  it("gives up after a timeout per attempt and retries it; with nothing answered, that is the endpoint's failure", async () => {
     const slow = await sim({ latencyMs: 300 });
-    const client = llm(slow, { timeoutMs: 40, maxRetries: 1 });
+    const client = llm(slow, { timeoutMs: 40, maxRetries: 1, outageSeconds: 0 });
     const error = (await client.chat({ messages: user("slow") }).catch((e: unknown) => e)) as LlmError;
-    expect(error).toBeInstanceOf(LlmError);
+    expect(error).toBeInstanceOf(EndpointError);
     expect(error.message).toContain("no complete answer within 40 ms");
     expect(error.attempt).toBe(2);
     expect(client.stats()).toMatchObject({ requests: 2, retries: 1, failures: 1 });
@@ -230,7 +230,7 @@ describe("createLlm", () => {
     expect(flaky.stats().resets).toBeGreaterThan(0);
 
     const slow = await sim({ latencyMs: 300 });
-    const timed = llm(slow, { transport: "fetch", timeoutMs: 40, maxRetries: 0 });
+    const timed = llm(slow, { transport: "fetch", timeoutMs: 40, maxRetries: 0, outageSeconds: 0 });
     const error = (await timed.chat({ messages: user("slow") }).catch((e: unknown) => e)) as LlmError;
     expect(error.message).toContain("no complete answer within 40 ms");
   });
