@@ -99,6 +99,8 @@ describe("graphs/evol-instruct", () => {
     try {
       vi.stubEnv("OPENAI_BASE_URL", slow.url);
       vi.stubEnv("RXSYNTH_MODEL", SIMULATOR_MODEL);
+      // Every answer from the slow server, none from a response cache shared with the first run.
+      vi.stubEnv("RXSYNTH_CACHE_DIR", "off");
       const jittered = await runGraph(definition, { ...options, concurrency: 2 }, { run: { budget: 4 } });
       expect(dataset(jittered.rows, jittered.rejects)).toEqual(dataset(whole.rows, whole.rejects));
     } finally {

@@ -46,6 +46,8 @@ describe("graphs/quickstart", () => {
     try {
       vi.stubEnv("OPENAI_BASE_URL", slow.url);
       vi.stubEnv("RXSYNTH_MODEL", SIMULATOR_MODEL);
+      // Every answer from the slow server, none from a response cache shared with the first run.
+      vi.stubEnv("RXSYNTH_CACHE_DIR", "off");
       const second = await runGraph(definition, {}, { run: { budget: 128 } });
       const rows = (run: typeof first) => run.rows.map((row) => [row.id, row.data] as const).sort(([a], [b]) => (a < b ? -1 : 1));
       expect(first.rows).toHaveLength(200);

@@ -159,6 +159,8 @@ describe("graphs/self-instruct, reproducibly", () => {
     try {
       vi.stubEnv("OPENAI_BASE_URL", slow.url);
       vi.stubEnv("RXSYNTH_MODEL", SIMULATOR_MODEL);
+      // Every answer from the slow server, none from a response cache shared with the first run.
+      vi.stubEnv("RXSYNTH_CACHE_DIR", "off");
       const jittered = await runGraph(definition, { ...options, concurrency: 3 }, { run: { budget: 4 * 8 } });
       expect(fast.rows).toHaveLength(60);
       expect(dataset(jittered.rows, jittered.rejects)).toEqual(dataset(fast.rows, fast.rejects));
