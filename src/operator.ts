@@ -496,9 +496,16 @@ export function defineFanOut<S = undefined>(spec: FanOutSpec<S>): Operator {
         return;
       }
       let index = 0;
+      const ticket = ticketOf(sample);
+      // Held until the last child is placed: the first ones may be committed before the later ones have credit.
+      if (ticket && list.length > 1) ticket.ledger.hold(ticket);
+      const placed = () => {
+        if (ticket && list.length > 1) ticket.ledger.releaseHold(ticket);
+        done();
+      };
       const resume = (): void => {
         while (index < list.length) {
-          if (tools.closed()) break;
+          if (tools.closed()) return done();
           if (index > 0) {
             const credit = tools.addPending(sample, 1);
             if (credit) {
@@ -515,7 +522,7 @@ export function defineFanOut<S = undefined>(spec: FanOutSpec<S>): Operator {
           placeOne(sample, list[index]!, index);
           index++;
         }
-        done();
+        placed();
       };
       resume();
     };

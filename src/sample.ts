@@ -63,6 +63,9 @@ export interface Ledger {
    * that resolves once it has, and only then may the extra outputs be emitted (the budget is a hard bound).
    */
   grow(ticket: Ticket, extra: number): Promise<void> | undefined;
+  /** While a fan-out places children one by one, its root is not finished (see CreditLedger.hold). */
+  hold(ticket: Ticket): void;
+  releaseHold(ticket: Ticket): void;
 }
 
 type Ticketed = { [TICKET]?: Ticket };

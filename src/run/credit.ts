@@ -25,6 +25,8 @@ export class CreditLedger implements Ledger {
     readonly budget: number,
     private readonly resumeLevel: number,
     private readonly onWait: () => void,
+    /** A root has nothing left in flight and nothing left to place: its source position is finished. */
+    private readonly onRootFinished: (ticket: Ticket) => void,
   ) {}
 
   get inFlight(): number {
@@ -80,11 +82,30 @@ export class CreditLedger implements Ledger {
 
   /** A sample left the graph (committed to a sink or rejected). Returns true when its root is finished. */
   release(ticket: Ticket): boolean {
-    ticket.pending--;
     this.current--;
     while (this.fanOutWaiters.length > 0 && this.current < this.budget) this.fanOutWaiters.shift()!();
     if (this.pumpWaiter && this.fanOutWaiters.length === 0 && this.current <= this.resumeLevel) this.wakePump();
-    return ticket.pending === 0;
+    return this.drop(ticket);
+  }
+
+  /**
+   * A fan-out is still placing children of `ticket`'s root: its first children may be committed before
+   * the later ones have credit, and the root must not count as finished until the last is placed. A
+   * hold counts toward the root's pending outputs, not toward the budget.
+   */
+  hold(ticket: Ticket): void {
+    ticket.pending++;
+  }
+
+  releaseHold(ticket: Ticket): void {
+    this.drop(ticket);
+  }
+
+  private drop(ticket: Ticket): boolean {
+    ticket.pending--;
+    if (ticket.pending !== 0) return false;
+    this.onRootFinished(ticket);
+    return true;
   }
 
   /** Stopping: the pump must not wait for credit that may never come. */

@@ -8,45 +8,62 @@ import type { Sample } from "../sample.ts";
  * (and, with it, the run). Cost: one walk over values the sink is about to serialise anyway.
  */
 export function unencodablePath(sample: Sample): string | undefined {
-  const seen = new Set<object>();
-  const walk = (value: unknown, path: string): string | undefined => {
-    switch (typeof value) {
-      case "string":
-      case "number":
-      case "boolean":
-      case "bigint":
-      case "undefined":
-        return undefined;
-      case "function":
-        return `${path} (a function)`;
-      case "symbol":
-        return `${path} (a symbol)`;
-    }
-    if (value === null) return undefined;
-    const object = value as object;
-    if (ArrayBuffer.isView(object)) return undefined;
-    if (seen.has(object)) return `${path} (a reference cycle)`;
-    const prototype = Object.getPrototypeOf(object) as unknown;
-    const isArray = Array.isArray(object);
-    if (!isArray && prototype !== Object.prototype && prototype !== null) {
-      return `${path} (a ${object.constructor?.name ?? "class"} instance, not plain data)`;
-    }
-    seen.add(object);
-    if (isArray) {
-      for (let i = 0; i < (object as unknown[]).length; i++) {
-        const found = walk((object as unknown[])[i], `${path}[${i}]`);
-        if (found) return found;
+  for (const [name, value] of [["data", sample.data], ["scores", sample.scores], ["provenance", sample.provenance]] as const) {
+    const issue = issueIn(value, 0);
+    if (issue) return `${name}${issue.path.reverse().join("")} (${issue.what})`;
+  }
+  return undefined;
+}
+
+/** Deeper than any data a sink writes; past it the value is taken for a reference cycle. */
+const MAX_DEPTH = 64;
+
+interface Issue {
+  readonly what: string;
+  /** Path segments, innermost first (built only on the way out of a failure: nothing allocated otherwise). */
+  readonly path: string[];
+}
+
+// A depth bound instead of a set of visited objects, and no path strings until something is wrong:
+// the walk allocates nothing per sample on the hot path.
+function issueIn(value: unknown, depth: number): Issue | undefined {
+  switch (typeof value) {
+    case "string":
+    case "number":
+    case "boolean":
+    case "bigint":
+    case "undefined":
+      return undefined;
+    case "function":
+      return { what: "a function", path: [] };
+    case "symbol":
+      return { what: "a symbol", path: [] };
+  }
+  if (value === null) return undefined;
+  if (depth >= MAX_DEPTH) return { what: `nested deeper than ${MAX_DEPTH} levels: a reference cycle?`, path: [] };
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) {
+      const found = issueIn(value[i], depth + 1);
+      if (found) {
+        found.path.push(`[${i}]`);
+        return found;
       }
-    } else {
-      for (const [key, child] of Object.entries(object)) {
-        const found = walk(child, `${path}.${key}`);
-        if (found) return found;
-      }
     }
-    seen.delete(object);
     return undefined;
-  };
-  return walk(sample.data, "data") ?? walk(sample.scores, "scores") ?? walk(sample.provenance, "provenance");
+  }
+  if (ArrayBuffer.isView(value)) return undefined;
+  const prototype = Object.getPrototypeOf(value) as unknown;
+  if (prototype !== Object.prototype && prototype !== null) {
+    return { what: `a ${(value as object).constructor?.name ?? "class"} instance, not plain data`, path: [] };
+  }
+  for (const key in value as Record<string, unknown>) {
+    const found = issueIn((value as Record<string, unknown>)[key], depth + 1);
+    if (found) {
+      found.path.push(`.${key}`);
+      return found;
+    }
+  }
+  return undefined;
 }
 
 /** A readable, bounded rendering of a value that cannot be encoded, kept as the reject's raw text. */

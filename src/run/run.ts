@@ -123,7 +123,7 @@ async function runGraph(graph: BuiltGraph, options: RunOptions): Promise<RunSumm
   const stopController = new AbortController();
   // Every operator listens on the run's signal; a long graph has more than Node's default of 10.
   setMaxListeners(0, stopController.signal);
-  const sourceIds = new SourceIdRegistry(out, graph.sources.map((source) => source.name), previous !== undefined);
+  const sourceIds = new SourceIdRegistry(out, graph.sources.map((source) => source.name), previous !== undefined, log);
   const hooks: CheckpointHook[] = [() => sourceIds.save()];
   const operatorParams: Record<string, { version: string; params: unknown }> = { ...previous?.operators };
   const committedShards: ShardInfo[] = [...(previous?.shards ?? [])];
@@ -145,16 +145,18 @@ async function runGraph(graph: BuiltGraph, options: RunOptions): Promise<RunSumm
   let incompleteReason: string | undefined;
   let finishedThisRun = 0;
 
-  const ledger = new CreditLedger(budget, budget - Math.max(1, Math.floor(budget / 4)), () => flushIfDue());
+  const finishRoot = (finished: Ticket) => {
+    const ticket = finished as RootTicket;
+    ticket.tracker.finish(ticket.position);
+    partialTickets.delete(ticket);
+    plan.partial.delete(ticket.root);
+    finishedThisRun++;
+  };
+  const ledger = new CreditLedger(budget, budget - Math.max(1, Math.floor(budget / 4)), () => flushIfDue(), finishRoot);
 
   const settle = (row: OutputRow) => {
     const ticket = ticketOf(row) as RootTicket;
-    if (ledger.release(ticket)) {
-      ticket.tracker.finish(ticket.position);
-      partialTickets.delete(ticket);
-      plan.partial.delete(ticket.root);
-      finishedThisRun++;
-    } else {
+    if (!ledger.release(ticket)) {
       (ticket.written ??= []).push(row.id);
       partialTickets.add(ticket);
     }
@@ -319,6 +321,7 @@ async function runGraph(graph: BuiltGraph, options: RunOptions): Promise<RunSumm
 
   function fail(error: unknown) {
     if (fatal === undefined) fatal = error;
+    resolveFailed();
     requestStop();
     discarding = true;
     stopController.abort(error);
@@ -339,6 +342,10 @@ async function runGraph(graph: BuiltGraph, options: RunOptions): Promise<RunSumm
   let input: Subscriber<Sample> | undefined;
   let resolveDrained!: () => void;
   const drained = new Promise<void>((resolve) => (resolveDrained = resolve));
+  // A fatal error gives up the work in flight: waiting for it to drain could wait for ever (a fan-out
+  // waiting for credit that no discarded sample will return).
+  let resolveFailed!: () => void;
+  const failed = new Promise<void>((resolve) => (resolveFailed = resolve));
   const head = new Observable<Sample>((subscriber) => {
     input = subscriber;
   });
@@ -434,9 +441,9 @@ async function runGraph(graph: BuiltGraph, options: RunOptions): Promise<RunSumm
     if (stopping && !fatal) {
       log(`stopping: letting ${ledger.inFlight} in-flight samples finish (up to ${Math.round((options.graceMs ?? 10_000) / 1000)} s)`);
       const grace = new Promise<void>((resolve) => setTimeout(resolve, options.graceMs ?? 10_000).unref());
-      await Promise.race([drained, grace]);
+      await Promise.race([drained, grace, failed]);
     } else {
-      await drained;
+      await Promise.race([drained, failed]);
     }
     flushIfDue(true);
     await ioChain;

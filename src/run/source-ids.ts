@@ -4,6 +4,12 @@ import { join } from "node:path";
 import { SourceIds } from "../sample.ts";
 
 /**
+ * Ids checked per source. The table costs about 32 bytes an id; past this many the run's memory would
+ * grow with the source instead of staying bounded by the budget, so the check stops there (and says so).
+ */
+const MAX_CHECKED_IDS = 1_000_000;
+
+/**
  * The record ids each source has yielded, so a record id repeated within one source is an InputError
  * (two rows with one id would make dedup and resume mistake one sample for another). Saved with the
  * operator state of every checkpoint, so a repeat split across a crash is caught too.
@@ -11,11 +17,13 @@ import { SourceIds } from "../sample.ts";
 export class SourceIdRegistry {
   private readonly tables = new Map<string, SourceIds>();
   private readonly savedSizes = new Map<string, number>();
+  private readonly capped = new Set<string>();
 
   constructor(
     private readonly out: string | undefined,
     sources: readonly string[],
     resumed: boolean,
+    private readonly log: (line: string) => void,
   ) {
     for (const name of sources) {
       const saved = resumed && out ? fileOf(out, name) : undefined;
@@ -28,7 +36,17 @@ export class SourceIdRegistry {
   /** Throws an InputError naming both positions when `recordId` was seen at another position. */
   check(source: string, position: number, recordId: unknown): void {
     if (recordId === undefined) return;
-    this.tables.get(source)!.check(position, recordId);
+    const table = this.tables.get(source)!;
+    if (table.size >= MAX_CHECKED_IDS) {
+      if (!this.capped.has(source)) {
+        this.capped.add(source);
+        this.log(
+          `source ${source}: more than ${MAX_CHECKED_IDS.toLocaleString("en-US")} record ids; ids past them are not checked for repeats, to keep memory bounded (~32 MB per source)`,
+        );
+      }
+      return;
+    }
+    table.check(position, recordId);
   }
 
   /** The commit protocol's state step: tables that grew since they were last saved. */
