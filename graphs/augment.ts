@@ -5,7 +5,7 @@
 // copies of their original (ROUGE-L at or above `maxSimilarity`) are rejected, and with `checkLabel` a
 // zero-shot classification of each variant must give back the label, as LAMBADA's filter does.
 //
-// Default input: graphs/data/augment.jsonl, 18 short product-review sentences labelled positive,
+// Default input: data/augment.jsonl (builtin:augment.jsonl), 18 short product-review sentences labelled positive,
 // negative or neutral, written for this repository. Any JSONL/JSON/Parquet/Arrow file with a text and a
 // label field works (set `labels` to its label set).
 //
@@ -17,7 +17,6 @@
 // exact_duplicate, and bad LLM answers.
 //
 //   rxsynth run graphs/augment.ts --set paraphrases=3 --set 'styles=["formal","casual"]' --out out/augment
-import { fileURLToPath } from "node:url";
 import { z } from "zod";
 import { ConfigError, defineAsyncFilter, defineFanOut, defineFilter, defineGraph, drop, openSource, type Child, type DropVerdict } from "../src/index.ts";
 import { exactDedup } from "../operators/dedup/exact-dedup.ts";
@@ -28,7 +27,7 @@ import { firstRecords, text } from "./lib/llm-steps.ts";
 
 export const defaults = {
   /** Labelled examples: JSONL/JSON/Parquet/Arrow file, folder or glob. */
-  input: fileURLToPath(new URL("./data/augment.jsonl", import.meta.url)),
+  input: "builtin:augment.jsonl",
   textField: "text",
   labelField: "label",
   /** The label set (for the label check and the expansion prompt). */

@@ -11,7 +11,7 @@
 // "running"), which word-level measures count as full misses while character n-grams give partial
 // credit; chrF also needs no tokenizer, so it works the same for any language pair.
 //
-// Default input: graphs/data/back-translation.jsonl, 20 everyday English sentences written for this
+// Default input: data/back-translation.jsonl (builtin:back-translation.jsonl), 20 everyday English sentences written for this
 // repository.
 //
 // Output columns (data): text (original sentence, sourceLanguage), translation (pivotLanguage, synthetic),
@@ -23,7 +23,6 @@
 // 0: keep all, scores recorded) applies instead of minChrF, and the run says so in one line.
 //
 //   rxsynth run graphs/back-translation.ts --set pivotLanguage=French --set minChrF=0.6 --out out/bt
-import { fileURLToPath } from "node:url";
 import { z } from "zod";
 import { ConfigError, defineFilter, defineGraph, drop, openSource } from "../src/index.ts";
 import { exactDedup } from "../operators/dedup/exact-dedup.ts";
@@ -34,7 +33,7 @@ import { firstRecords, text } from "./lib/llm-steps.ts";
 
 export const defaults = {
   /** Sentences in sourceLanguage: JSONL/JSON/Parquet/Arrow file, folder or glob. */
-  input: fileURLToPath(new URL("./data/back-translation.jsonl", import.meta.url)),
+  input: "builtin:back-translation.jsonl",
   /** Field holding the sentence. */
   textField: "text",
   /** Sentences read from the input. */

@@ -8,7 +8,7 @@
 // this scale, so the default threshold 9 keeps the paper's A5 set and 7 its A4 set. The paper iterates
 // curation with the fine-tuned model; one pass with the endpoint's model is done here.
 //
-// Default input: graphs/data/instruction-backtranslation.jsonl, 12 short how-to and explainer paragraphs
+// Default input: data/instruction-backtranslation.jsonl (builtin:instruction-backtranslation.jsonl), 12 short how-to and explainer paragraphs
 // written for this repository. Any JSONL/JSON/Parquet/Arrow file, plain-text files (.txt/.md, one
 // document each), folder or glob works; `textField` names the document field.
 //
@@ -19,7 +19,6 @@
 // low_score (value = grade, threshold), exact_duplicate.
 //
 //   rxsynth run graphs/instruction-backtranslation.ts --set input=docs/ --set threshold=7 --out out/humpback
-import { fileURLToPath } from "node:url";
 import { z } from "zod";
 import { defineGraph, openSource } from "../src/index.ts";
 import { exactDedup } from "../operators/dedup/exact-dedup.ts";
@@ -31,7 +30,7 @@ import { firstRecords, text } from "./lib/llm-steps.ts";
 
 export const defaults = {
   /** Unlabelled documents: JSONL/JSON/Parquet/Arrow/.txt/.md file, folder or glob. */
-  input: fileURLToPath(new URL("./data/instruction-backtranslation.jsonl", import.meta.url)),
+  input: "builtin:instruction-backtranslation.jsonl",
   /** Field holding the document (plain-text files give `text`). */
   textField: "text",
   /** Documents read from the input. */

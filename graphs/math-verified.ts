@@ -6,7 +6,7 @@
 // correct answer; rationalize failures with the answer as a hint) and outcome supervision as in "Let's
 // Verify Step by Step" (Lightman et al. 2023).
 //
-// Input: graphs/data/math-verified.jsonl, 32 arithmetic and word problems written for this graph, each
+// Input: data/math-verified.jsonl (builtin:math-verified.jsonl), 32 arithmetic and word problems written for this graph, each
 // {id, question, answer, choices (4 options, one correct)}; or any JSONL with question and answer.
 // Modes: "open" asks for free text ending in "#### <answer>"; "multiple_choice" lists the choices and asks
 // for structured output {steps: string[], choice: "A".."D"} (the solution is the steps plus "#### <value of
@@ -25,7 +25,6 @@
 //
 //   rxsynth run graphs/math-verified.ts --set samples=8 --out out/math
 //   rxsynth run graphs/math-verified.ts --set mode=multiple_choice --set keepCorrections=true --out out/math-mc
-import { fileURLToPath } from "node:url";
 import { z } from "zod";
 import {
   ConfigError,
@@ -49,7 +48,7 @@ import { firstRecords } from "./lib/llm-steps.ts";
 export const defaults = {
   /** Problems to attempt (the first `count` of the file). */
   count: 32,
-  problemsPath: fileURLToPath(new URL("./data/math-verified.jsonl", import.meta.url)),
+  problemsPath: "builtin:math-verified.jsonl",
   /** Solutions sampled per problem (rejection sampling keeps the verified ones). */
   samples: 4,
   /** "open" (free text ending in "#### answer") or "multiple_choice" (structured choice among `choices`). */

@@ -5,7 +5,7 @@
 //
 // Inputs: `humanPath` and `syntheticPath`, each a JSONL/JSON/Parquet file or another graph's run folder
 // (its accepted part-NNNNN shards). Defaults: the 175 Self-Instruct seed tasks as human data and
-// graphs/data/mix-synthetic.jsonl, 48 instruction/input/output records written for this graph, each with
+// data/mix-synthetic.jsonl (builtin:mix-synthetic.jsonl), 48 instruction/input/output records written for this graph, each with
 // the generation `depth` its producer would record. A run folder's depth is its rows' provenance depth.
 //
 // Selection: both inputs are counted first (how many records, how many within `maxDepth`), which fixes the
@@ -31,7 +31,6 @@
 import { rename, stat, writeFile } from "node:fs/promises";
 import { readFileSync } from "node:fs";
 import { extname, join } from "node:path";
-import { fileURLToPath } from "node:url";
 import {
   ConfigError,
   defineFilter,
@@ -54,7 +53,7 @@ export const defaults = {
   /** Human data: a file or a run folder. */
   humanPath: "builtin:self_instruct_seed_tasks.jsonl",
   /** Synthetic data: a file or another graph's run folder. */
-  syntheticPath: fileURLToPath(new URL("./data/mix-synthetic.jsonl", import.meta.url)),
+  syntheticPath: "builtin:mix-synthetic.jsonl",
   /** Target fraction of human records in the mix. */
   humanRatio: 0.7,
   /** Synthetic records more generations than this away from human data are dropped (too_deep). */

@@ -9,7 +9,7 @@
 // last words of the one before, at most `overlapTokens` tokens of them, so a fact cut at a boundary is
 // whole in one of the two. Chunks never split a word.
 //
-// Default input: graphs/data/qa-from-documents.jsonl, three explainer articles (250-300 words: heat
+// Default input: data/qa-from-documents.jsonl (builtin:qa-from-documents.jsonl), three explainer articles (250-300 words: heat
 // pumps, the printing press, sleep) written for this repository. Any JSONL/JSON/Parquet/Arrow file, or
 // plain-text files (.txt/.md, one document each), folder or glob works.
 //
@@ -22,7 +22,6 @@
 // Rejects: empty_document, low_score (value = grade, threshold), exact_duplicate, and bad LLM answers.
 //
 //   rxsynth run graphs/qa-from-documents.ts --set input=manuals/ --set chunkTokens=400 --out out/qa
-import { fileURLToPath } from "node:url";
 import { z } from "zod";
 import { ConfigError, defineFanOut, defineGraph, drop, openSource, type Child } from "../src/index.ts";
 import { countTokens } from "../src/llm/index.ts";
@@ -34,7 +33,7 @@ import { firstRecords, text } from "./lib/llm-steps.ts";
 
 export const defaults = {
   /** Documents: JSONL/JSON/Parquet/Arrow/.txt/.md file, folder or glob. */
-  input: fileURLToPath(new URL("./data/qa-from-documents.jsonl", import.meta.url)),
+  input: "builtin:qa-from-documents.jsonl",
   textField: "text",
   /** Field with the document's title, shown to the model when present. */
   titleField: "title",

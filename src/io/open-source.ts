@@ -3,6 +3,7 @@ import { basename, extname, join } from "node:path";
 import { glob, isDynamicPattern } from "tinyglobby";
 import { InputError, errorMessage } from "../errors.ts";
 import { arrowSource } from "./arrow-source.ts";
+import { resolveDataPath } from "../data-files.ts";
 import { STDIN, isStreamPath, nonEmptyInputFile } from "./files.ts";
 import { jsonlSource } from "./jsonl-source.ts";
 import { parquetSource } from "./parquet-source.ts";
@@ -209,7 +210,7 @@ async function filesOf(pathOrGlob: string): Promise<string[]> {
  * graph's output folder is another graph's input. Several files are read as one source, in order.
  */
 export async function openSource(pathOrGlob: string, options: FileSourceOptions = {}): Promise<Source> {
-  const files = await filesOf(pathOrGlob === "-" ? STDIN : pathOrGlob);
+  const files = await filesOf(pathOrGlob === "-" ? STDIN : resolveDataPath(pathOrGlob));
   if (files.length === 0) throw new InputError("no readable files (.jsonl, .json, .parquet, .arrow, .txt) match", { file: pathOrGlob });
   const streams = await Promise.all(files.map(isStreamPath));
   const sources = files.map((file, index) => {

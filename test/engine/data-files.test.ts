@@ -13,7 +13,16 @@ const { runGraph } = useGraphRuns();
 describe("resolveDataPath", () => {
   it("maps builtin:NAME to the package's data/ folder and anything else to an absolute path", () => {
     expect(BUILTIN_DATA_DIR).toBe(join(root, "data") + "/");
-    expect(builtinDataFiles()).toEqual(["HumanEval.jsonl.gz", "self_instruct_seed_tasks.jsonl"]);
+    expect(builtinDataFiles()).toEqual([
+      "HumanEval.jsonl.gz",
+      "augment.jsonl",
+      "back-translation.jsonl",
+      "instruction-backtranslation.jsonl",
+      "math-verified.jsonl",
+      "mix-synthetic.jsonl",
+      "qa-from-documents.jsonl",
+      "self_instruct_seed_tasks.jsonl",
+    ]);
     for (const name of builtinDataFiles()) {
       const path = resolveDataPath(`builtin:${name}`);
       expect(path).toBe(join(root, "data", name));
@@ -28,7 +37,7 @@ describe("resolveDataPath", () => {
       expect(() => resolveDataPath(value)).toThrow(ConfigError);
     }
     expect(() => resolveDataPath("builtin:seed_tasks.jsonl")).toThrow(
-      /no built-in data file "seed_tasks.jsonl".*available: builtin:HumanEval\.jsonl\.gz, builtin:self_instruct_seed_tasks\.jsonl/,
+      /no built-in data file "seed_tasks.jsonl".*available: builtin:HumanEval\.jsonl\.gz, builtin:augment\.jsonl, .*builtin:self_instruct_seed_tasks\.jsonl/,
     );
   });
 });

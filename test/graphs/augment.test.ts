@@ -1,3 +1,4 @@
+import { resolveDataPath } from "../../src/index.ts";
 import { readFile } from "node:fs/promises";
 import { describe, expect, it } from "vitest";
 import definition, { defaults } from "../../graphs/augment.ts";
@@ -7,7 +8,7 @@ import { useGraphRuns } from "../support/graph-run.ts";
 const { runGraph } = useGraphRuns();
 
 async function examples(): Promise<Map<string, { text: string; label: string }>> {
-  const lines = (await readFile(defaults.input, "utf8")).trim().split("\n");
+  const lines = (await readFile(resolveDataPath(defaults.input), "utf8")).trim().split("\n");
   return new Map(lines.map((line) => JSON.parse(line) as { id: string; text: string; label: string }).map((e) => [e.id, e]));
 }
 

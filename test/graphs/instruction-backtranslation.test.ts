@@ -1,3 +1,4 @@
+import { resolveDataPath } from "../../src/index.ts";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -9,7 +10,7 @@ const { runGraph, tempDir } = useGraphRuns();
 describe("graphs/instruction-backtranslation", () => {
   it("pairs each kept document with a generated instruction and its self-curation grade", async () => {
     const documents = new Map(
-      (await readFile(defaults.input, "utf8"))
+      (await readFile(resolveDataPath(defaults.input), "utf8"))
         .trim()
         .split("\n")
         .map((line) => JSON.parse(line) as { id: string; text: string })

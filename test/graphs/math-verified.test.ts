@@ -1,3 +1,4 @@
+import { resolveDataPath } from "../../src/index.ts";
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import definition, { answersMatch, defaults, extractAnswer, parseNumber } from "../../graphs/math-verified.ts";
@@ -9,7 +10,7 @@ const dataOf = (row: OutputRow) => row.data;
 const stepsOf = (row: OutputRow) => row.provenance.steps;
 const reject = (row: OutputRow) => row.reject!;
 
-const PROBLEMS = readFileSync(defaults.problemsPath, "utf8")
+const PROBLEMS = readFileSync(resolveDataPath(defaults.problemsPath), "utf8")
   .split("\n")
   .filter(Boolean)
   .map((line) => JSON.parse(line) as { question: string; answer: string; choices: string[] });

@@ -1,3 +1,4 @@
+import { resolveDataPath } from "../../src/index.ts";
 import { spawnSync } from "node:child_process";
 import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
@@ -120,7 +121,7 @@ describe("graphs/mix", () => {
   it("keeps the same records whatever order the input is read in: whether one is kept depends on its id alone", async () => {
     const forward = await runMix({ count: 30 });
     const dir = await tempDir();
-    const lines = (await readFile(defaults.syntheticPath, "utf8")).trim().split("\n");
+    const lines = (await readFile(resolveDataPath(defaults.syntheticPath), "utf8")).trim().split("\n");
     const reversed = join(dir, "mix-synthetic-reversed.jsonl");
     await writeFile(reversed, `${lines.reverse().join("\n")}\n`);
     const backward = await runMix({ count: 30, syntheticPath: reversed });

@@ -1,3 +1,4 @@
+import { resolveDataPath } from "../../src/index.ts";
 import { readFile } from "node:fs/promises";
 import { describe, expect, it } from "vitest";
 import { childSampleId } from "../../src/index.ts";
@@ -8,7 +9,7 @@ import { useGraphRuns } from "../support/graph-run.ts";
 const { runGraph } = useGraphRuns();
 
 async function documents(): Promise<{ id: string; title: string; text: string }[]> {
-  return (await readFile(defaults.input, "utf8"))
+  return (await readFile(resolveDataPath(defaults.input), "utf8"))
     .trim()
     .split("\n")
     .map((line) => JSON.parse(line) as { id: string; title: string; text: string });
