@@ -1,5 +1,5 @@
 import { setMaxListeners } from "node:events";
-import { rm } from "node:fs/promises";
+import { mkdir, rm } from "node:fs/promises";
 import { Observable, type Subscriber } from "rxjs";
 import { withRunContext, type CheckpointHook, type RejectInfo, type RunContext } from "../context.ts";
 import { ConfigError, errorMessage } from "../errors.ts";
@@ -112,6 +112,8 @@ async function runGraph(graph: BuiltGraph, options: RunOptions): Promise<RunSumm
 
   const folderExisted = out ? await checkOutputFolder(out) : false;
   const plan = await planResume(graph, out, options.allowIdentityChange === true);
+  // Operators may write reports into the folder before the first checkpoint; a failed start removes it again.
+  if (out) await mkdir(out, { recursive: true });
   const { previous, trackers } = plan;
   const sinks = graph.sinks ?? (await openFileSinks(out!, graph.output, previous?.shards ?? []));
   const acceptedSinks: readonly RunSink[] = sinks.accepted;
