@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { pairwiseJudge, rubricJudge } from "../../../operators/filter/judge.ts";
-import { ConfigError, collect, createSample, type Rejection, type Sample } from "../../../src/index.ts";
+import { ConfigError, EndpointError, collect, createSample, type Rejection, type Sample } from "../../../src/index.ts";
 import { createLlm, extractJson, type Llm } from "../../../src/llm/index.ts";
 import { SIM_REFUSAL, startSimulator, type Simulator, type SimulatorOptions } from "../../../src/sim/index.ts";
 
@@ -147,14 +147,20 @@ describe("rubricJudge", () => {
     for (const reject of retried.rejects) expect(reject.message).toMatch(/after 3 retries/);
   });
 
-  it("rejects a sample as llm_error when the endpoint fails for good", async () => {
-    const { llm: broken } = await endpoint({ faults: { "500": 1 } }, { maxRetries: 1 });
-    const { out, rejects, metrics } = await collect(rubricJudge({ llm: broken, rubric: "Correct." }), samples.slice(0, 3));
+  it("rejects a sample as llm_error when the endpoint refuses its request", async () => {
+    const { llm } = await endpoint();
+    const { out, rejects, metrics } = await collect(rubricJudge({ llm, rubric: "Correct.", temperature: 9 }), samples.slice(0, 3));
     expect(out).toEqual([]);
     expect(reasonsOf(rejects)).toEqual(["llm_error", "llm_error", "llm_error"]);
-    for (const reject of rejects) expect(reject.message).toMatch(/500/);
+    for (const reject of rejects) expect(reject.message).toMatch(/400/);
     expect(metrics.total("llm.failures")).toBe(3);
-    expect(metrics.total("llm.retries")).toBe(3);
+  });
+
+  it("stops the run instead of rejecting when the endpoint fails every request (an outage is no verdict)", async () => {
+    const { llm: broken } = await endpoint({ faults: { "500": 1 } }, { maxRetries: 1, outageSeconds: 0 });
+    const error = await collect(rubricJudge({ llm: broken, rubric: "Correct." }), samples.slice(0, 3)).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(EndpointError);
+    expect((error as Error).message).toMatch(/500 /);
   });
 
   it("refuses settings that cannot work", () => {

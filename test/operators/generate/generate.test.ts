@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { z } from "zod";
-import { childSampleId, collect, createSample, drop, type Sample } from "../../../src/index.ts";
+import { EndpointError, childSampleId, collect, createSample, drop, type Sample } from "../../../src/index.ts";
 import { createLlm, type Llm, type LlmOptions } from "../../../src/llm/index.ts";
 import { startSimulator, type Simulator, type SimulatorOptions } from "../../../src/sim/index.ts";
 import { generate } from "../../../operators/generate/generate.ts";
@@ -185,26 +185,28 @@ describe("generate", () => {
     expect(byId(second.out.map((s) => [s.id, s.data]))).toEqual(byId(first.out.map((s) => [s.id, s.data])));
   });
 
-  it("rejects with llm_error when a request fails for good, and never lets the API key out", async () => {
+  it("rejects with llm_error a request the endpoint refuses; an endpoint that cannot serve stops the run instead; the API key never gets out", async () => {
     const key = "sk-live-SUPERSECRETKEY000111222333";
-    const { llm } = await endpoint({ apiKey: "sk-other" }, { apiKey: key });
     const logs: string[] = [];
-    const failed = await collect(generate({ llm, prompt: ask, n: 2 }), samples(2), { log: (line) => logs.push(line) });
-    expect(failed.out).toHaveLength(0);
-    expect(failed.rejects).toHaveLength(4);
-    for (const r of failed.rejects) {
-      expect(r.reason).toBe("llm_error");
-      expect(r.message).toMatch(/401 Incorrect API key provided/);
-    }
-    expect(JSON.stringify(failed.rejects) + logs.join("\n")).not.toContain("SUPERSECRET");
+    const strict = await endpoint({}, { apiKey: key });
+    const refused = await collect(generate({ llm: strict.llm, prompt: ask, temperature: 9 }), samples(2), { log: (line) => logs.push(line) });
+    expect(refused.out).toHaveLength(0);
+    expect(refused.rejects.map((r) => r.reason)).toEqual(["llm_error", "llm_error"]);
+    expect(refused.rejects[0]!.message).toMatch(/400 'temperature' must be a number between 0 and 2/);
 
-    const down = await endpoint({ faults: { "500": 1 } }, { maxRetries: 2, apiKey: key });
-    const retried = await collect(generate({ llm: down.llm, prompt: ask }), samples(2), { log: (line) => logs.push(line) });
-    expect(retried.rejects.map((r) => r.reason)).toEqual(["llm_error", "llm_error"]);
-    expect(retried.rejects[0]!.message).toMatch(/500 .*attempt 3, retries exhausted/);
-    expect(retried.metrics.total("llm.retries")).toBe(4);
-    expect(logs.length).toBeGreaterThanOrEqual(4);
-    expect(JSON.stringify(retried.rejects) + logs.join("\n")).not.toContain("SUPERSECRET");
+    // A wrong key is no verdict on the samples: an EndpointError stops the run, nothing is rejected.
+    const { llm } = await endpoint({ apiKey: "sk-other" }, { apiKey: key });
+    const badKey = (await collect(generate({ llm, prompt: ask, n: 2 }), samples(2), { log: (line) => logs.push(line) }).catch((e: unknown) => e)) as Error;
+    expect(badKey).toBeInstanceOf(EndpointError);
+    expect(badKey.message).toMatch(/401 Incorrect API key provided/);
+
+    // Nor is an endpoint that answers 500 to everything: once its retries (and outageSeconds) are spent, the run stops.
+    const down = await endpoint({ faults: { "500": 1 } }, { maxRetries: 2, apiKey: key, outageSeconds: 0 });
+    const outage = (await collect(generate({ llm: down.llm, prompt: ask }), samples(2), { log: (line) => logs.push(line) }).catch((e: unknown) => e)) as Error;
+    expect(outage).toBeInstanceOf(EndpointError);
+    expect(outage.message).toMatch(/500 .*not waiting for it/);
+    expect(logs.length).toBeGreaterThanOrEqual(2);
+    expect(JSON.stringify(refused.rejects) + badKey.message + outage.message + logs.join("\n")).not.toContain("SUPERSECRET");
   });
 
   it("reports every llm metric into the run and keeps its params serialisable", async () => {
