@@ -64,7 +64,7 @@ describe("rxsynth run on an error path", { timeout: 90_000 }, () => {
     expect(result.code).toBe(1);
     const lines = errorLines(result.stderr);
     expect(lines).toHaveLength(1);
-    expect(lines[0]).toMatch(/^rxsynth: config error: cannot insert after "no_such_operator": graph "self-instruct" has no such operator \(it has: sample_demos, /);
+    expect(lines[0]).toMatch(/^rxsynth: config error: cannot insert after "no_such_operator": graph "self-instruct" has no such operator \(it has: split_rounds, /);
   });
 
   it("refuses a resume with other options by naming each change, old and new, and exits", async () => {
