@@ -46,6 +46,8 @@ export function costText(totals: Record<string, number>): string {
     return `${priced}cost unknown${usd > 0 ? ` for ${number.format(unpriced)} tokens` : ""}: set RXSYNTH_PRICE`;
   }
   if (simulated > 0 && usd === 0) return "$0.00 (simulator)";
+  // A rerun answered from the response cache pays nothing, whichever model first answered.
+  if (usd === 0 && (totals["llm.requests"] ?? 0) === 0 && (totals["llm.cache_hits"] ?? 0) > 0) return "$0.00 (all cached)";
   return dollars;
 }
 

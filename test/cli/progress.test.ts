@@ -30,6 +30,7 @@ describe("cost in the progress view", () => {
   it("shows dollars for a priced model, even when they round to nothing", () => {
     expect(costText({ "llm.cost_usd": 0.01234 })).toBe("$0.0123");
     expect(costText({ "llm.cost_usd": 12.345 })).toBe("$12.35");
+    expect(costText({ "llm.requests": 0, "llm.cache_hits": 51 })).toBe("$0.00 (all cached)");
     expect(costText({ "llm.cost_usd": 0 })).toBe("$0.0000");
   });
 
