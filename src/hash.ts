@@ -17,3 +17,13 @@ export function stableHash(value: unknown, length = 16): string {
   const text = typeof value === "string" ? value : canonicalJson(value);
   return createHash("sha256").update(text).digest("hex").slice(0, length);
 }
+
+/** murmur3's finaliser: a bijection on 32 bits where every input bit flips each output bit with p≈1/2. */
+export function fmix32(h: number): number {
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return h >>> 0;
+}

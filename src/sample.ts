@@ -1,5 +1,5 @@
 import { InputError } from "./errors.ts";
-import { stableHash } from "./hash.ts";
+import { fmix32, stableHash } from "./hash.ts";
 
 export type Origin = "human" | "synthetic" | "template";
 
@@ -249,17 +249,9 @@ function idHash(id: string): [number, number] {
     b = Math.imul(b ^ unit, 0x5bd1e995);
     b ^= b >>> 15;
   }
-  return [fmix(a ^ id.length), fmix(b) || 1];
+  return [fmix32(a ^ id.length), fmix32(b) || 1];
 }
 
-function fmix(h: number): number {
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
-  return h >>> 0;
-}
 
 /** Id of a sample made from a parent: stable across runs, distinct per operator and output index. */
 export function childSampleId(parentId: string, operator: string, index: number): string {

@@ -11,7 +11,7 @@
  * xor-shift only changes the low 16 bits as a function of the high 16, so it almost never changes which
  * shingle is the minimum; leaving it out keeps the estimates and saves a sixth of the work.
  */
-import { ConfigError } from "../../src/index.ts";
+import { ConfigError, fmix32 } from "../../src/index.ts";
 
 /** How text is cut into the set that MinHash summarises. */
 export interface ShingleOptions {
@@ -47,15 +47,7 @@ export const MINHASH_DEFAULTS = {
 // ---------------------------------------------------------------------------------------------------
 // 32-bit hashing
 
-/** murmur3's finaliser: a bijection on 32 bits where every input bit flips each output bit with p≈1/2. */
-export function fmix32(h: number): number {
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
-  return h >>> 0;
-}
+export { fmix32 };
 
 /** murmur3's block step: folds one 32-bit word into a running hash. */
 function mixInto(h: number, k: number): number {
