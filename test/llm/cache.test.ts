@@ -6,30 +6,17 @@ import { promisify } from "node:util";
 import { afterAll, afterEach, describe, expect, it, vi } from "vitest";
 import { createProgram } from "../../src/cli/main.ts";
 import { CacheError, stopsRun } from "../../src/errors.ts";
-import { ResponseCache, createLlm, defaultCacheDir, type CachedChoice, type Llm, type LlmOptions, type ResponseStore } from "../../src/llm/index.ts";
-import { startSimulator, type Simulator, type SimulatorOptions } from "../../src/sim/index.ts";
+import { ResponseCache, defaultCacheDir, type CachedChoice, type ResponseStore } from "../../src/llm/index.ts";
+import { useSimulators } from "../support/llm-fixtures.ts";
 
 const exec = promisify(execFile);
 const root = join(import.meta.dirname, "..", "..");
 const dir = mkdtempSync(join(tmpdir(), "rxsynth-llm-cache-"));
-const sims: Simulator[] = [];
-const clients: Llm[] = [];
-async function sim(options: SimulatorOptions = {}): Promise<Simulator> {
-  const started = await startSimulator({ latencyMs: 1, ...options });
-  sims.push(started);
-  return started;
-}
-function llm(s: Simulator, options: Partial<LlmOptions> = {}): Llm {
-  const client = createLlm({ baseURL: s.url, model: "sim-1", backoffBaseMs: 5, backoffMaxMs: 50, ...options });
-  clients.push(client);
-  return client;
-}
+const { sim, llm } = useSimulators();
 afterEach(() => {
   vi.restoreAllMocks();
 });
-afterAll(async () => {
-  await Promise.all(clients.map((c) => c.close()));
-  await Promise.all(sims.map((s) => s.close()));
+afterAll(() => {
   rmSync(dir, { recursive: true, force: true });
 });
 

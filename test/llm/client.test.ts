@@ -3,25 +3,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { EndpointError, LlmError } from "../../src/errors.ts";
-import { countMessageTokens, countTokens, createLlm, type Llm, type LlmOptions } from "../../src/llm/index.ts";
-import { startSimulator, type Simulator, type SimulatorOptions } from "../../src/sim/index.ts";
+import { countMessageTokens, countTokens, createLlm } from "../../src/llm/index.ts";
+import { useSimulators } from "../support/llm-fixtures.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "rxsynth-llm-"));
-const sims: Simulator[] = [];
-const clients: Llm[] = [];
-async function sim(options: SimulatorOptions = {}): Promise<Simulator> {
-  const started = await startSimulator({ latencyMs: 1, ...options });
-  sims.push(started);
-  return started;
-}
-function llm(s: Simulator, options: Partial<LlmOptions> = {}): Llm {
-  const client = createLlm({ baseURL: s.url, model: "sim-1", backoffBaseMs: 5, backoffMaxMs: 50, ...options });
-  clients.push(client);
-  return client;
-}
-afterAll(async () => {
-  await Promise.all(clients.map((c) => c.close()));
-  await Promise.all(sims.map((s) => s.close()));
+const { sim, llm } = useSimulators();
+afterAll(() => {
   rmSync(dir, { recursive: true, force: true });
 });
 

@@ -2,8 +2,6 @@
 // outages are never verdicts (no sample is rejected for them), and a rerun into a new folder pays nothing.
 import { execFile } from "node:child_process";
 import { readFile } from "node:fs/promises";
-import { createServer } from "node:http";
-import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
@@ -13,6 +11,7 @@ import { EndpointError } from "../../src/errors.ts";
 import { buildGraph, readManifest, run } from "../../src/index.ts";
 import { startSimulator, type Simulator } from "../../src/sim/index.ts";
 import { readShards, useGraphRuns } from "../support/graph-run.ts";
+import { closedPort } from "../support/llm-fixtures.ts";
 
 const exec = promisify(execFile);
 const root = join(import.meta.dirname, "..", "..");
@@ -23,13 +22,6 @@ function finished(manifest: { sources: Record<string, { watermark: number; done:
   return Object.values(manifest.sources).reduce((sum, progress) => sum + progress.watermark + progress.done.length, 0);
 }
 
-async function closedPort(): Promise<string> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return `http://127.0.0.1:${port}/v1`;
-}
 
 const outageLine = /unreachable since \d\d:\d\d .*: pausing requests/;
 

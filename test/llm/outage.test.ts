@@ -1,35 +1,8 @@
-import { createServer } from "node:http";
-import type { AddressInfo } from "node:net";
-import { afterAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { EndpointError, LlmError, stopsRun } from "../../src/errors.ts";
-import { createLlm, type Llm, type LlmOptions } from "../../src/llm/index.ts";
-import { startSimulator, type Simulator, type SimulatorOptions } from "../../src/sim/index.ts";
+import { closedPort, useSimulators } from "../support/llm-fixtures.ts";
 
-const sims: Simulator[] = [];
-const clients: Llm[] = [];
-async function sim(options: SimulatorOptions = {}): Promise<Simulator> {
-  const started = await startSimulator({ latencyMs: 1, ...options });
-  sims.push(started);
-  return started;
-}
-function llm(baseURL: string, options: Partial<LlmOptions> = {}): Llm {
-  const client = createLlm({ baseURL, model: "sim-1", backoffBaseMs: 5, backoffMaxMs: 50, maxRetries: 2, ...options });
-  clients.push(client);
-  return client;
-}
-afterAll(async () => {
-  await Promise.all(clients.map((c) => c.close()));
-  await Promise.all(sims.map((s) => s.close()));
-});
-
-/** A base URL where nothing listens: a port that was free a moment ago. */
-async function closedPort(): Promise<string> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return `http://127.0.0.1:${port}/v1`;
-}
+const { sim, llm } = useSimulators({ maxRetries: 2 });
 
 const user = (content: string) => [{ role: "user" as const, content }];
 const outageLine = /^llm: endpoint 127\.0\.0\.1:\d+ unreachable since \d\d:\d\d \(.+\): pausing requests, probing every [\d.]+m?s at most; stops after [\d.]+m?s$/;
