@@ -75,38 +75,6 @@ export async function writeManifest(dir: string, manifest: Manifest): Promise<vo
   await rename(temporary, path);
 }
 
-/** Tracks finished positions of one source in O(1) amortised per record, whatever order they finish in. */
-export class PositionTracker {
-  private mark: number;
-  private readonly above = new Set<number>();
-
-  constructor(progress?: SourceProgress) {
-    this.mark = progress?.watermark ?? 0;
-    for (const position of progress?.done ?? []) this.above.add(position);
-  }
-
-  get watermark(): number {
-    return this.mark;
-  }
-
-  isDone(position: number): boolean {
-    return position < this.mark || this.above.has(position);
-  }
-
-  finish(position: number): void {
-    if (position !== this.mark) {
-      this.above.add(position);
-      return;
-    }
-    this.mark++;
-    while (this.above.size > 0 && this.above.delete(this.mark)) this.mark++;
-  }
-
-  progress(): SourceProgress {
-    return { watermark: this.mark, done: [...this.above].sort((a, b) => a - b) };
-  }
-}
-
 /** The options that define a dataset: everything but those that may grow on resume (see BuiltGraph.continuable). */
 export function identityOptions(options: unknown, continuable: readonly string[] = []): unknown {
   if (options === null || typeof options !== "object" || Array.isArray(options)) return options ?? null;

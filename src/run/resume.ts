@@ -1,9 +1,10 @@
 import { ConfigError } from "../errors.ts";
 import type { BuiltGraph } from "../graph.ts";
 import { canonicalJson, stableHash } from "../hash.ts";
-import { PositionTracker, identityOptions, optionChanges, readManifest, type Manifest } from "../io/manifest.ts";
+import { identityOptions, optionChanges, readManifest, type Manifest } from "../io/manifest.ts";
 import { removeUncommittedFiles } from "../io/run-files.ts";
 import { listShardFiles } from "../io/shards.ts";
+import { PositionTracker } from "./position-tracker.ts";
 
 /**
  * What a run folder's manifest says about the run to continue: which source positions are finished,
