@@ -2,6 +2,7 @@ export * from "./errors.ts";
 export * from "./data-files.ts";
 export * from "./hash.ts";
 export * from "./sample.ts";
+export { SourceIds } from "./run/id-table.ts";
 export * from "./context.ts";
 export * from "./metrics.ts";
 export * from "./operator.ts";

@@ -1,13 +1,13 @@
 import { existsSync, readFileSync } from "node:fs";
 import { mkdir, rename, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { SourceIds } from "../sample.ts";
+import { SourceIds } from "./id-table.ts";
 
 /**
- * Ids checked per source. The table costs about 32 bytes an id; past this many the run's memory would
- * grow with the source instead of staying bounded by the budget, so the check stops there (and says so).
+ * Ids checked per source: a table of 2^21 slots (32 MB) filled to 3/4. Past this many the run's memory
+ * would grow with the source instead of staying bounded by the budget, so the check stops there (and says so).
  */
-const MAX_CHECKED_IDS = 1_000_000;
+const MAX_CHECKED_IDS = (2 ** 21 * 3) / 4;
 
 /**
  * The record ids each source has yielded, so a record id repeated within one source is an InputError
@@ -33,6 +33,11 @@ export class SourceIdRegistry {
     }
   }
 
+  /** The source says it holds `records` records: the table is sized once for as many ids as will be checked. */
+  reserve(source: string, records: number): void {
+    this.tables.get(source)?.reserve(Math.min(records, MAX_CHECKED_IDS));
+  }
+
   /** Throws an InputError naming both positions when `recordId` was seen at another position. */
   check(source: string, position: number, recordId: unknown): void {
     if (recordId === undefined) return;
@@ -41,7 +46,7 @@ export class SourceIdRegistry {
       if (!this.capped.has(source)) {
         this.capped.add(source);
         this.log(
-          `source ${source}: more than ${MAX_CHECKED_IDS.toLocaleString("en-US")} record ids; ids past them are not checked for repeats, to keep memory bounded (~32 MB per source)`,
+          `source ${source}: more than ${MAX_CHECKED_IDS.toLocaleString("en-US")} record ids; ids past them are not checked for repeats, to keep memory bounded (32 MB per source)`,
         );
       }
       return;

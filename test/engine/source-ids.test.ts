@@ -66,4 +66,38 @@ describe("SourceIds", () => {
     expect(() => restored.check(99_999, "id-99999")).not.toThrow();
     expect(repeatOf(() => restored.check(100_000, "id-42")).message).toContain("at position 42 and position 100000");
   });
+
+  it("restores a table saved in the first format (hashes and positions in two blocks), as folders checkpointed before keep it", () => {
+    const ids = new SourceIds("old");
+    for (let position = 0; position < 2000; position++) ids.check(position, `id-${position}`);
+    const current = ids.serialize();
+    const view = new DataView(current.buffer, current.byteOffset);
+    const slots = view.getUint32(4, true);
+    const first = new Uint8Array(16 + slots * 16);
+    const out = new DataView(first.buffer);
+    out.setUint32(0, slots, true);
+    out.setUint32(4, view.getUint32(8, true), true);
+    out.setFloat64(8, view.getFloat64(16, true), true);
+    for (let slot = 0; slot < slots; slot++) {
+      const at = 24 + slot * 16;
+      out.setFloat64(16 + slot * 8, view.getFloat64(at + 8, true), true);
+      out.setUint32(16 + slots * 8 + slot * 8, view.getUint32(at, true), true);
+      out.setUint32(16 + slots * 8 + slot * 8 + 4, view.getUint32(at + 4, true), true);
+    }
+    const restored = SourceIds.deserialize("old", first);
+    expect(restored.size).toBe(2000);
+    expect(() => restored.check(1999, "id-1999")).not.toThrow();
+    expect(repeatOf(() => restored.check(2000, "id-1234")).message).toContain("at position 1234 and position 2000");
+    expect(() => SourceIds.deserialize("old", first.subarray(0, first.byteLength - 8))).toThrow(/truncated/);
+  });
+
+  it("sized once by reserve: the table holds every reserved id without growing", () => {
+    const ids = new SourceIds("sized");
+    ids.reserve(100_000);
+    ids.check(0, "first");
+    const bytes = ids.memoryBytes();
+    for (let position = 1; position < 100_000; position++) ids.check(position, `id-${position}`);
+    expect(ids.memoryBytes()).toBe(bytes);
+    expect(bytes).toBeLessThanOrEqual(2 * 16 * (100_000 / 0.75));
+  });
 });

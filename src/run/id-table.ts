@@ -1,0 +1,210 @@
+import { InputError } from "../errors.ts";
+import { fmix32 } from "../hash.ts";
+import { ownId } from "../sample.ts";
+
+const CANONICAL_POSITION = /^(0|[1-9][0-9]*)$/;
+/** Bytes per slot: a 64-bit hash of the id (two u32 words, the second 0 when empty), then the position as a float64. */
+const SLOT_BYTES = 16;
+const MIN_SLOTS = 1024;
+/** Marks the saved format with interleaved slots (the first format kept hashes and positions in two blocks). */
+const FORMAT_MAGIC = 0x52584932;
+const HEADER_BYTES = 24;
+
+/**
+ * Catches a record id repeated within one source, which would give two samples one id (and let a stateful
+ * operator mistake one for the other after a resume). A repeat is an `InputError` naming the source, the
+ * id and both positions: a repeated id usually means repeated or concatenated data (two files numbered
+ * from 1 read as one source), which the user should see and settle (unique ids, or each file its own
+ * source), not ids quietly rewritten for some rows.
+ *
+ * Bounded memory: nothing is held until the source yields its first record with an id (a source without
+ * ids costs nothing); from then on 16 bytes per table slot (a 64-bit hash of the id and the position, side
+ * by side so a probe touches one cache line), the table a power of two at most 3/4 full, never the id
+ * strings. Two different ids share a 64-bit hash with probability 2^-64 per pair (about 1 in 370,000 for a
+ * whole source of 10M ids), which would be reported as a repeat. Ids of records without one (`<position>`)
+ * are checked too once the source has ids, so a record id "7" cannot take the position-based id of a
+ * record at position 7 without one (positions before the first record with an id are assumed to have
+ * held records: a numeric id naming a blank line's position is reported too, a rare false alarm that saves
+ * tracking every earlier position).
+ *
+ * Feed every record in position order, also those a resume skips as finished; `check` at the position the
+ * table already holds for that id is the same record read again and passes, so a restored table (see
+ * `serialize`) can be checked against the replayed tail of a resumed run.
+ */
+export class SourceIds {
+  readonly source: string;
+  private readonly locate: ((position: number) => string | undefined) | undefined;
+  private words = new Uint32Array(0);
+  private positions = new Float64Array(0);
+  private slots = 0;
+  private count = 0;
+  private reserved = 0;
+  /** Position of the first record with its own id; positions before it all took position-based ids. */
+  private firstOwn: number | undefined;
+
+  /** `locate` turns a position into a place for the message (a file and line), when the source can tell. */
+  constructor(source: string, options: { readonly locate?: (position: number) => string | undefined } = {}) {
+    this.source = source;
+    this.locate = options.locate;
+  }
+
+  /** Ids held. */
+  get size(): number {
+    return this.count;
+  }
+
+  /** Bytes held by the table. */
+  memoryBytes(): number {
+    return this.words.byteLength;
+  }
+
+  /**
+   * Sizes the table for `ids` ids when the first one arrives, so a source that can tell its size is never
+   * rehashed on the way (a rehash moves every slot, and a large table's growth is the bulk of the check's cost).
+   */
+  reserve(ids: number): void {
+    this.reserved = Math.max(this.reserved, ids);
+  }
+
+  /** Records the record at `position` (its own id, if any); throws InputError when another position has the same id. */
+  check(position: number, recordId?: unknown): void {
+    const own = ownId(recordId);
+    if (own === undefined && this.firstOwn === undefined) return;
+    if (own !== undefined && this.firstOwn === undefined) {
+      this.firstOwn = position;
+      // Every record before this one took its position as its id: a record id naming one of those positions repeats it.
+      if (CANONICAL_POSITION.test(own) && Number(own) < position) this.repeated(own, Number(own), position);
+    }
+    this.insert(own ?? String(position), position);
+  }
+
+  private insert(id: string, position: number): void {
+    if (4 * (this.count + 1) > 3 * this.slots) this.resize(this.count + 1);
+    hashId(id);
+    const hi = hashHi;
+    const lo = hashLo;
+    const words = this.words;
+    const mask = this.slots - 1;
+    for (let slot = hi & mask; ; slot = (slot + 1) & mask) {
+      const held = words[slot * 4 + 1]!;
+      if (held === 0) {
+        words[slot * 4] = hi;
+        words[slot * 4 + 1] = lo;
+        this.positions[slot * 2 + 1] = position;
+        this.count++;
+        return;
+      }
+      if (held === lo && words[slot * 4] === hi) {
+        const earlier = this.positions[slot * 2 + 1]!;
+        if (earlier === position) return;
+        this.repeated(id, Math.min(earlier, position), Math.max(earlier, position));
+      }
+    }
+  }
+
+  private repeated(id: string, first: number, second: number): never {
+    const place = (position: number) => {
+      const where = this.locate?.(position);
+      return where ? `position ${position} (${where})` : `position ${position}`;
+    };
+    throw new InputError(
+      `record id ${JSON.stringify(id)} appears twice in source ${JSON.stringify(this.source)}, at ${place(first)} and ${place(second)}; ` +
+        "sample ids are <source>:<record id>, so ids must be unique within a source: give the records unique ids, or read each file as its own source",
+      { file: this.source, field: "id" },
+    );
+  }
+
+  /** A table with room for `needed` ids (at least what `reserve` asked), every held slot moved into it. */
+  private resize(needed: number): void {
+    let slots = Math.max(MIN_SLOTS, this.slots * 2);
+    while (4 * Math.max(needed, this.reserved) > 3 * slots) slots *= 2;
+    const oldWords = this.words;
+    const oldPositions = this.positions;
+    const oldSlots = this.slots;
+    this.allocate(slots);
+    const mask = slots - 1;
+    for (let old = 0; old < oldSlots; old++) {
+      const lo = oldWords[old * 4 + 1]!;
+      if (lo === 0) continue;
+      const hi = oldWords[old * 4]!;
+      let slot = hi & mask;
+      while (this.words[slot * 4 + 1] !== 0) slot = (slot + 1) & mask;
+      this.words[slot * 4] = hi;
+      this.words[slot * 4 + 1] = lo;
+      this.positions[slot * 2 + 1] = oldPositions[old * 2 + 1]!;
+    }
+  }
+
+  private allocate(slots: number, buffer = new ArrayBuffer(slots * SLOT_BYTES)): void {
+    this.slots = slots;
+    this.words = new Uint32Array(buffer);
+    this.positions = new Float64Array(buffer);
+  }
+
+  /** The table as bytes, to save beside a checkpoint; `SourceIds.deserialize` restores it. */
+  serialize(): Uint8Array {
+    const bytes = new Uint8Array(HEADER_BYTES + this.words.byteLength);
+    const view = new DataView(bytes.buffer);
+    view.setUint32(0, FORMAT_MAGIC, true);
+    view.setUint32(4, this.slots, true);
+    view.setUint32(8, this.count, true);
+    view.setFloat64(16, this.firstOwn ?? -1, true);
+    bytes.set(new Uint8Array(this.words.buffer), HEADER_BYTES);
+    return bytes;
+  }
+
+  static deserialize(source: string, bytes: Uint8Array, options: { readonly locate?: (position: number) => string | undefined } = {}): SourceIds {
+    // A copy with its own, aligned buffer: a Node Buffer's slice is a view into a shared pool.
+    const own = new Uint8Array(bytes);
+    const view = new DataView(own.buffer);
+    const ids = new SourceIds(source, options);
+    const truncated = () => new InputError(`saved id table of source ${JSON.stringify(source)} is truncated`);
+    if (own.byteLength >= HEADER_BYTES && view.getUint32(0, true) === FORMAT_MAGIC) {
+      const slots = view.getUint32(4, true);
+      if (own.byteLength !== HEADER_BYTES + slots * SLOT_BYTES) throw truncated();
+      ids.count = view.getUint32(8, true);
+      const firstOwn = view.getFloat64(16, true);
+      ids.firstOwn = firstOwn < 0 ? undefined : firstOwn;
+      ids.allocate(slots, own.buffer.slice(HEADER_BYTES));
+      return ids;
+    }
+    return SourceIds.fromFirstFormat(ids, own, truncated);
+  }
+
+  /** The first saved format (folders checkpointed before slots were interleaved): positions, then hash pairs. */
+  private static fromFirstFormat(ids: SourceIds, own: Uint8Array, truncated: () => InputError): SourceIds {
+    const view = new DataView(own.buffer);
+    const slots = own.byteLength >= 16 ? view.getUint32(0, true) : -1;
+    if (slots < 0 || own.byteLength !== 16 + slots * 16) throw truncated();
+    ids.count = view.getUint32(4, true);
+    const firstOwn = view.getFloat64(8, true);
+    ids.firstOwn = firstOwn < 0 ? undefined : firstOwn;
+    const positions = new Float64Array(own.buffer.slice(16, 16 + slots * 8));
+    const hashes = new Uint32Array(own.buffer.slice(16 + slots * 8));
+    ids.allocate(slots);
+    for (let slot = 0; slot < slots; slot++) {
+      ids.words[slot * 4] = hashes[slot * 2]!;
+      ids.words[slot * 4 + 1] = hashes[slot * 2 + 1]!;
+      ids.positions[slot * 2 + 1] = positions[slot]!;
+    }
+    return ids;
+  }
+}
+
+// The two halves of the last `hashId`: module slots instead of a returned pair, so the per-record check allocates nothing.
+let hashHi = 0;
+let hashLo = 0;
+
+/** Two independent 32-bit hashes of the UTF-16 code units (FNV-1a, then a murmur3 finaliser); lo never 0. */
+function hashId(id: string): void {
+  let a = 0x811c9dc5;
+  let b = 0x9747b28c;
+  for (let i = 0; i < id.length; i++) {
+    const unit = id.charCodeAt(i);
+    a = Math.imul(a ^ unit, 0x01000193);
+    b = Math.imul(b ^ unit, 0x5bd1e995);
+    b ^= b >>> 15;
+  }
+  hashHi = fmix32(a ^ id.length);
+  hashLo = fmix32(b) || 1;
+}
