@@ -3,6 +3,7 @@ import type { OutputRow, RunSink, ShardInfo } from "./types.ts";
 /** Keeps rows in memory: for tests, notebooks and benchmarks that measure the engine without a file format. */
 export class MemorySink implements RunSink {
   readonly rows: OutputRow[] = [];
+  readonly storesObjects = true;
   private committed = 0;
 
   constructor(private readonly options: { readonly keepRows?: boolean; readonly delayMs?: number } = {}) {}

@@ -66,6 +66,13 @@ export type DataRecord = SampleData;
 
 /** Where the runner puts rows: a sharded file sink, or a custom one (tests, benchmarks, a queue). */
 export interface RunSink {
+  /**
+   * The sink holds rows as the objects they are and never serialises them (an in-memory sink, a counter),
+   * so any value can be written to it. Unset, the runner first checks each row bound for the sink for
+   * values no encoder can write (a function, a symbol, a cycle, a class instance) and rejects that one
+   * sample as `unencodable`, instead of the batch failing in the encoder.
+   */
+  readonly storesObjects?: boolean;
   /** Accepts rows; the runner counts them as settled once this resolves. */
   write(rows: readonly OutputRow[]): Promise<void>;
   /** Makes everything written so far durable; returns the shards it completed. */

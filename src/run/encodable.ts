@@ -8,11 +8,10 @@ import type { Sample } from "../sample.ts";
  * (and, with it, the run). Cost: one walk over values the sink is about to serialise anyway.
  */
 export function unencodablePath(sample: Sample): string | undefined {
-  for (const [name, value] of [["data", sample.data], ["scores", sample.scores], ["provenance", sample.provenance]] as const) {
-    const issue = issueIn(value, 0);
-    if (issue) return `${name}${issue.path.reverse().join("")} (${issue.what})`;
-  }
-  return undefined;
+  const issue = issueIn(sample.data, 0) ?? issueIn(sample.scores, 0) ?? issueIn(sample.provenance, 0);
+  if (!issue) return undefined;
+  const field = issueIn(sample.data, 0) ? "data" : issueIn(sample.scores, 0) ? "scores" : "provenance";
+  return `${field}${issue.path.reverse().join("")} (${issue.what})`;
 }
 
 /** Deeper than any data a sink writes; past it the value is taken for a reference cycle. */

@@ -4,7 +4,7 @@ import { Observable, type Subscriber } from "rxjs";
 import { withRunContext, type CheckpointHook, type RejectInfo, type RunContext } from "../context.ts";
 import { ConfigError, errorMessage } from "../errors.ts";
 import type { BuiltGraph } from "../graph.ts";
-import type { Manifest, PositionTracker } from "../io/manifest.ts";
+import type { Manifest } from "../io/manifest.ts";
 import { checkOutputFolder, openFileSinks } from "../io/run-files.ts";
 import type { OutputRow, RejectRow, RunSink, ShardInfo, Source, SourceItem } from "../io/types.ts";
 import { Metrics, type MetricsSnapshot } from "../metrics.ts";
@@ -12,6 +12,7 @@ import { TICKET, createSample, sourceSampleId, ticketOf, type Sample, type Ticke
 import { Committer, faultsFromEnvironment, type FaultHook } from "./commit.ts";
 import { CreditLedger } from "./credit.ts";
 import { describeUnencodable, unencodablePath } from "./encodable.ts";
+import type { PositionTracker } from "./position-tracker.ts";
 import { planResume } from "./resume.ts";
 import { SourceIdRegistry } from "./source-ids.ts";
 
@@ -151,7 +152,7 @@ async function runGraph(graph: BuiltGraph, options: RunOptions): Promise<RunSumm
     const ticket = finished as RootTicket;
     ticket.tracker.finish(ticket.position);
     partialTickets.delete(ticket);
-    plan.partial.delete(ticket.root);
+    if (plan.partial.size > 0) plan.partial.delete(ticket.root);
     finishedThisRun++;
   };
   const ledger = new CreditLedger(budget, budget - Math.max(1, Math.floor(budget / 4)), () => flushIfDue(), finishRoot);
@@ -225,6 +226,9 @@ async function runGraph(graph: BuiltGraph, options: RunOptions): Promise<RunSumm
     }) as RejectRow;
 
   /** A value no sink can write rejects its one sample, kept readable in `raw`, instead of failing a batch. */
+  // Only rows bound for a sink that serialises are walked: one that stores objects can hold any value.
+  const checkAccepted = acceptedSinks.some((sink) => sink.storesObjects !== true);
+  const checkRejects = rejectsSink.storesObjects !== true;
   const unencodableReject = (sample: Sample, operator: string): RejectRow | undefined => {
     const path = unencodablePath(sample);
     if (!path) return undefined;
@@ -242,12 +246,12 @@ async function runGraph(graph: BuiltGraph, options: RunOptions): Promise<RunSumm
 
   const takeOutput = (sample: Sample) => {
     if (discarding) return;
-    if (plan.alreadyCommitted.has(sample.id)) {
+    if (plan.alreadyCommitted.size > 0 && plan.alreadyCommitted.has(sample.id)) {
       // Written before a crash as part of a root that had not finished; written once is enough.
       settle(sample);
       return;
     }
-    const unencodable = unencodableReject(sample, "sink");
+    const unencodable = checkAccepted ? unencodableReject(sample, "sink") : undefined;
     if (unencodable) rejectBuffer.push(unencodable);
     else acceptedBuffer.push(sample);
     flushIfDue();
@@ -255,11 +259,11 @@ async function runGraph(graph: BuiltGraph, options: RunOptions): Promise<RunSumm
 
   const takeReject = (sample: Sample, info: RejectInfo) => {
     if (discarding) return;
-    if (plan.alreadyCommitted.has(sample.id)) {
+    if (plan.alreadyCommitted.size > 0 && plan.alreadyCommitted.has(sample.id)) {
       settle(sample);
       return;
     }
-    rejectBuffer.push(unencodableReject(sample, info.operator) ?? rejectRow(sample, info));
+    rejectBuffer.push((checkRejects ? unencodableReject(sample, info.operator) : undefined) ?? rejectRow(sample, info));
     flushIfDue();
   };
 
@@ -366,6 +370,10 @@ async function runGraph(graph: BuiltGraph, options: RunOptions): Promise<RunSumm
 
   // Only a hint for progress: a source that cannot tell (or fails to) fails the run in the pump, where it is handled.
   const expectedSizes = await Promise.all(graph.sources.map((source) => source.size?.().catch(() => undefined) ?? Promise.resolve(undefined)));
+  graph.sources.forEach((source, index) => {
+    const size = expectedSizes[index];
+    if (size !== undefined) sourceIds.reserve(source.name, size);
+  });
   const expected = expectedSizes.some((size) => size === undefined)
     ? undefined
     : Math.min(options.limit ?? Infinity, expectedSizes.reduce<number>((sum, size) => sum + (size ?? 0), 0));

@@ -22,6 +22,7 @@ import {
   type Source,
   type SourceItem,
 } from "../../src/index.ts";
+import { MemorySink } from "../../src/io/memory-sink.ts";
 import { memorySource } from "../../src/io/memory-source.ts";
 
 // The runner's promises, each tried where it is weakest: async fan-outs against the budget, a source too
@@ -218,6 +219,26 @@ describe("sinks", () => {
     expect(reject.reason).toBe("unencodable");
     expect(reject.message).toMatch(/^data\.meta\.handler \(a function\)/);
     await expectConsistent(out);
+  });
+
+  it("check only rows bound for a sink that serialises: a sink that stores objects takes any value", async () => {
+    const handler = () => 1;
+    const graph = (accepted: MemorySink, rejects: MemorySink): BuiltGraph => ({
+      name: "stores-objects",
+      sources: [memorySource("n", Array.from({ length: 10 }, (_, n) => ({ n })))],
+      operators: [defineMap({ name: "attach", map: (s) => ((s.data.n as number) === 3 ? { data: { ...s.data, handler } } : {}) })],
+      sinks: { accepted: [accepted], rejects },
+    });
+    const keeping = new MemorySink();
+    const keptRejects = new MemorySink();
+    expect((await run(graph(keeping, keptRejects))).accepted).toBe(10);
+    expect(keeping.rows.find((row) => row.data.n === 3)!.data.handler).toBe(handler);
+    // A sink that does not say it stores objects is taken for an encoder: the same value is rejected.
+    const encoding = Object.assign(new MemorySink(), { storesObjects: false });
+    const rejects = new MemorySink();
+    const summary = await run(graph(encoding, rejects));
+    expect([summary.accepted, summary.rejected]).toEqual([9, 1]);
+    expect((rejects.rows[0]!.reject as { reason: string; message: string }).message).toMatch(/^data\.handler \(a function\)/);
   });
 
   it("commit nothing of a batch a sink failed on, and the resume writes each row once", async () => {
