@@ -8,11 +8,15 @@ import type { Sample } from "../sample.ts";
  * (and, with it, the run). Cost: one walk over values the sink is about to serialise anyway.
  */
 export function unencodablePath(sample: Sample): string | undefined {
-  const issue = issueIn(sample.data, 0) ?? issueIn(sample.scores, 0) ?? issueIn(sample.provenance, 0);
-  if (!issue) return undefined;
-  const field = issueIn(sample.data, 0) ? "data" : issueIn(sample.scores, 0) ? "scores" : "provenance";
-  return `${field}${issue.path.reverse().join("")} (${issue.what})`;
+  for (const field of CHECKED_FIELDS) {
+    const issue = issueIn(sample[field], 0);
+    if (issue) return `${field}${issue.path.reverse().join("")} (${issue.what})`;
+  }
+  return undefined;
 }
+
+/** A module constant, so the per-row walk allocates nothing. */
+const CHECKED_FIELDS = ["data", "scores", "provenance"] as const;
 
 /** Deeper than any data a sink writes; past it the value is taken for a reference cycle. */
 const MAX_DEPTH = 64;

@@ -225,10 +225,10 @@ async function runGraph(graph: BuiltGraph, options: RunOptions): Promise<RunSumm
       [TICKET]: ticketOf(sample),
     }) as RejectRow;
 
-  /** A value no sink can write rejects its one sample, kept readable in `raw`, instead of failing a batch. */
   // Only rows bound for a sink that serialises are walked: one that stores objects can hold any value.
   const checkAccepted = acceptedSinks.some((sink) => sink.storesObjects !== true);
   const checkRejects = rejectsSink.storesObjects !== true;
+  /** A value no sink can write rejects its one sample, kept readable in `raw`, instead of failing a batch. */
   const unencodableReject = (sample: Sample, operator: string): RejectRow | undefined => {
     const path = unencodablePath(sample);
     if (!path) return undefined;
