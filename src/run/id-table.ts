@@ -81,25 +81,30 @@ export class SourceIds {
   private insert(id: string, position: number): void {
     if (4 * (this.count + 1) > 3 * this.slots) this.resize(this.count + 1);
     hashId(id);
-    const hi = hashHi;
-    const lo = hashLo;
+    const slot = this.probe(hashHi, hashLo);
+    if (this.words[slot * 4 + 1] === 0) {
+      this.place(slot, hashHi, hashLo, position);
+      this.count++;
+      return;
+    }
+    const earlier = this.positions[slot * 2 + 1]!;
+    if (earlier !== position) this.repeated(id, Math.min(earlier, position), Math.max(earlier, position));
+  }
+
+  /** The slot holding this hash, or the empty slot where it belongs (linear probing). */
+  private probe(hi: number, lo: number): number {
     const words = this.words;
     const mask = this.slots - 1;
     for (let slot = hi & mask; ; slot = (slot + 1) & mask) {
       const held = words[slot * 4 + 1]!;
-      if (held === 0) {
-        words[slot * 4] = hi;
-        words[slot * 4 + 1] = lo;
-        this.positions[slot * 2 + 1] = position;
-        this.count++;
-        return;
-      }
-      if (held === lo && words[slot * 4] === hi) {
-        const earlier = this.positions[slot * 2 + 1]!;
-        if (earlier === position) return;
-        this.repeated(id, Math.min(earlier, position), Math.max(earlier, position));
-      }
+      if (held === 0 || (held === lo && words[slot * 4] === hi)) return slot;
     }
+  }
+
+  private place(slot: number, hi: number, lo: number, position: number): void {
+    this.words[slot * 4] = hi;
+    this.words[slot * 4 + 1] = lo;
+    this.positions[slot * 2 + 1] = position;
   }
 
   private repeated(id: string, first: number, second: number): never {
@@ -122,16 +127,11 @@ export class SourceIds {
     const oldPositions = this.positions;
     const oldSlots = this.slots;
     this.allocate(slots);
-    const mask = slots - 1;
     for (let old = 0; old < oldSlots; old++) {
       const lo = oldWords[old * 4 + 1]!;
       if (lo === 0) continue;
       const hi = oldWords[old * 4]!;
-      let slot = hi & mask;
-      while (this.words[slot * 4 + 1] !== 0) slot = (slot + 1) & mask;
-      this.words[slot * 4] = hi;
-      this.words[slot * 4 + 1] = lo;
-      this.positions[slot * 2 + 1] = oldPositions[old * 2 + 1]!;
+      this.place(this.probe(hi, lo), hi, lo, oldPositions[old * 2 + 1]!);
     }
   }
 
@@ -182,11 +182,7 @@ export class SourceIds {
     const positions = new Float64Array(own.buffer.slice(16, 16 + slots * 8));
     const hashes = new Uint32Array(own.buffer.slice(16 + slots * 8));
     ids.allocate(slots);
-    for (let slot = 0; slot < slots; slot++) {
-      ids.words[slot * 4] = hashes[slot * 2]!;
-      ids.words[slot * 4 + 1] = hashes[slot * 2 + 1]!;
-      ids.positions[slot * 2 + 1] = positions[slot]!;
-    }
+    for (let slot = 0; slot < slots; slot++) ids.place(slot, hashes[slot * 2]!, hashes[slot * 2 + 1]!, positions[slot]!);
     return ids;
   }
 }
