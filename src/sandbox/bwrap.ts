@@ -20,16 +20,17 @@ const SYSTEM_DIRS = ["/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"];
 const ETC_ENTRIES = ["ld.so.cache", "ld.so.conf", "ld.so.conf.d", "ssl", "alternatives", "localtime", "hosts", "nsswitch.conf"];
 
 export interface Layout {
-  /** Host folder mounted read-only at /harness: the harness, the program, the tests, job.json. */
-  readonly inputDir: string;
-  /** Host folder mounted writable at /sandbox: the program's only persistent writable place. */
-  readonly workDir: string;
+  /** Host folder mounted read-only at /harness: the harness's own files, the same for every run. */
+  readonly harnessDir: string;
   /** Interpreter installs outside /usr, mounted read-only at the same path. */
   readonly runtimeRoots: readonly string[];
-  /** Size of the private /tmp and /dev/shm (tmpfs, so memory the rlimits do not see). */
-  readonly tmpBytes: number;
-  /** When running as root: the unprivileged uid the program is switched to. */
-  readonly uid: number | undefined;
+  /**
+   * Size of each writable mount (/sandbox, /tmp, /dev/shm): tmpfs, so the program writes nothing to the
+   * host's disk, and a full one is ENOSPC inside the sandbox, never on the host.
+   */
+  readonly diskBytes: number;
+  /** Running as root: bwrap runs privileged and the program is switched to an unprivileged uid inside. */
+  readonly privileged: boolean;
   /** File descriptor bwrap reads the seccomp filter from, if any. */
   readonly seccompFd: number | undefined;
 }
@@ -74,8 +75,9 @@ export function bwrapArgs(layout: Layout): string[] {
     "--new-session",
   ];
   // As root, bwrap cannot map the program to a non-root uid inside a user namespace, and uid 0 is
-  // exempt from RLIMIT_NPROC; so it runs privileged and setpriv switches to `uid` before the program.
-  if (layout.uid === undefined) args.push("--unshare-user", "--disable-userns");
+  // exempt from RLIMIT_NPROC; so it runs privileged and the harness (or setpriv) switches to a random
+  // unprivileged uid before the program.
+  if (!layout.privileged) args.push("--unshare-user", "--disable-userns");
   else args.push("--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID");
 
   // Parents first, world-readable (bwrap would create them 0700 as root).
@@ -97,14 +99,14 @@ export function bwrapArgs(layout: Layout): string[] {
     "--perms",
     "1777",
     "--size",
-    String(layout.tmpBytes),
+    String(layout.diskBytes),
     "--tmpfs",
     "/tmp",
     // POSIX semaphores and shared memory (python's multiprocessing) live here.
     "--perms",
     "1777",
     "--size",
-    String(layout.tmpBytes),
+    String(layout.diskBytes),
     "--tmpfs",
     "/dev/shm",
   );
@@ -116,10 +118,13 @@ export function bwrapArgs(layout: Layout): string[] {
   for (const root of layout.runtimeRoots) args.push("--ro-bind", root, root);
   args.push(
     "--ro-bind",
-    layout.inputDir,
+    layout.harnessDir,
     SANDBOX_INPUT,
-    "--bind",
-    layout.workDir,
+    "--perms",
+    "1777",
+    "--size",
+    String(layout.diskBytes),
+    "--tmpfs",
     SANDBOX_WORK,
     // The root itself is a tmpfs bwrap made; left writable it would be unmetered memory.
     "--remount-ro",

@@ -19,6 +19,8 @@ export interface RawRun {
    * /dev/shm (see hiddenByPrivateRoot); absent: none is.
    */
   readonly hiddenOnHost?: (path: string) => boolean;
+  /** How the program's own sandbox ended, when it has one (JavaScript) and it ended before the checker. */
+  readonly programExit?: { readonly exitCode: number | null; readonly signal: NodeJS.Signals | null; readonly stderr: string };
 }
 
 export interface Judgement {
@@ -36,9 +38,11 @@ interface HarnessEvent {
   readonly trace?: string;
   /** Absolute paths under a private root (/tmp, /dev/shm) the failing error found missing. */
   readonly missing?: readonly string[];
+  /** The program's process stopped answering: only the runner sees whether it was killed. */
+  readonly programEnded?: boolean;
 }
 
-const VERDICTS = new Set<string>(["passed", "syntax_error", "test_failed", "crashed", "sandbox_violation"]);
+const VERDICTS = new Set<string>(["passed", "syntax_error", "test_failed", "timeout", "crashed", "sandbox_violation", "tampering"]);
 
 /**
  * Text a program (or a tool it ran) prints when the sandbox stopped it: a read-only or missing mount,
@@ -49,7 +53,7 @@ const VIOLATION_TEXT =
   /Read-only file system|Network is unreachable|Connection refused|Permission denied|Operation not permitted|Temporary failure in name resolution|Name or service not known|\b(EROFS|EACCES|ENETUNREACH|ECONNREFUSED|EAI_AGAIN|ENOTFOUND)\b/;
 /** Ways an interpreter says it ran out of memory, stack or processes. */
 const CRASH_TEXT =
-  /FATAL ERROR:.*|Fatal process out of memory.*|MemoryError.*|RecursionError.*|Segmentation fault.*|.*Resource temporarily unavailable.*|.*Cannot allocate memory.*|.*\b(EAGAIN|ENOMEM)\b.*/;
+  /FATAL ERROR:.*|Fatal process out of memory.*|MemoryError.*|RecursionError.*|Segmentation fault.*|.*Resource temporarily unavailable.*|.*Cannot allocate memory.*|.*No space left on device.*|.*\b(EAGAIN|ENOMEM)\b.*/;
 
 const SIGNALS = new Map<number, NodeJS.Signals>();
 // First name wins where two share a number (SIGABRT before SIGIOT).
@@ -83,6 +87,15 @@ function withoutTrace(stderr: string, trace: string | undefined): string {
   return at < 0 ? stderr : stderr.slice(0, at) + stderr.slice(at + trace!.length);
 }
 
+/** Why the program's own sandbox died, when it was killed or ran out of something; undefined for a plain exit. */
+function programEnd(exit: NonNullable<RawRun["programExit"]>): { message: string; signal: NodeJS.Signals | undefined } | undefined {
+  const code = exit.exitCode;
+  const signal = exit.signal ?? (code !== null && code > 128 && code < 128 + 65 ? SIGNALS.get(code - 128) : undefined);
+  const crash = exit.stderr.match(CRASH_TEXT)?.[0]?.trim();
+  if (signal) return { message: crash ? `killed by ${signal}: ${crash}` : `killed by ${signal}`, signal };
+  return crash ? { message: crash, signal } : undefined;
+}
+
 /**
  * Judges one run. Precedence: the runner's timeout; then the harness's verdict (checked by nonce);
  * then what the exit status and stderr say. Throws a ConfigError when the sandbox itself never started.
@@ -100,7 +113,7 @@ export function judge(run: RawRun): Judgement {
   const violation = withoutTrace(run.stderr, verdict?.trace).match(VIOLATION_TEXT)?.[0];
 
   if (!started) {
-    const setup = run.stderr.match(/^(bwrap|setpriv|prlimit): .*$/m);
+    const setup = run.stderr.match(/^(bwrap|setpriv|prlimit|harness): .*$/m);
     if (setup) throw new ConfigError(`the sandbox could not start: ${setup[0]}`);
     return { status: "crashed", message: usefulLine(run.stderr) || `exited with code ${run.exitCode} before the harness started`, signal };
   }
@@ -109,6 +122,10 @@ export function judge(run: RawRun): Judgement {
       if (run.exitCode === 0) return { status: "passed", message: "", signal };
       if (signal) return { status: "crashed", message: `tests passed, then killed by ${signal}`, signal };
       return { status: "test_failed", message: `tests passed but the program exited with code ${run.exitCode}`, signal };
+    }
+    if (verdict.programEnded && run.programExit) {
+      const ended = programEnd(run.programExit);
+      if (ended) return { status: "crashed", message: `${verdict.message}: ${ended.message}`, signal: ended.signal ?? signal };
     }
     if (verdict.status === "test_failed" || verdict.status === "crashed") {
       // A host path under /tmp (a clone of the project there, say) reads as missing inside the sandbox,

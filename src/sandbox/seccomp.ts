@@ -2,7 +2,7 @@
  * A small seccomp filter, in classic BPF, handed to bwrap with `--seccomp`. The namespaces and rlimits
  * are the boundary; the filter narrows the kernel surface behind it: no new user namespaces (when
  * running as root, bwrap cannot make one for the sandbox, so `--disable-userns` is not available),
- * no joining namespaces, no ptrace, keyrings, bpf, perf events, userfaultfd or io_uring.
+ * no joining namespaces, no ptrace or reading another process's memory or descriptors, keyrings, bpf, perf events, userfaultfd or io_uring.
  * Only x86-64 and arm64 are described; elsewhere the sandbox runs without it.
  */
 
@@ -47,14 +47,15 @@ const TABLES: Partial<Record<NodeJS.Architecture, ArchTable>> = {
     foreignAbove: 0x40000000,
     // clone, unshare: refused only when they ask for a user namespace.
     withFlags: [56, 272],
-    // setns, ptrace, keyctl, add_key, request_key, bpf, perf_event_open, userfaultfd, io_uring x3
-    denied: [308, 101, 250, 248, 249, 321, 298, 323, 425, 426, 427],
+    // setns, ptrace, keyctl, add_key, request_key, bpf, perf_event_open, userfaultfd, io_uring x3,
+    // process_vm_readv/writev and pidfd_getfd (another process's memory or descriptors: the checker's)
+    denied: [308, 101, 250, 248, 249, 321, 298, 323, 425, 426, 427, 310, 311, 438],
     clone3: 435,
   },
   arm64: {
     audit: 0xc00000b7,
     withFlags: [220, 97],
-    denied: [268, 117, 219, 217, 218, 280, 241, 282, 425, 426, 427],
+    denied: [268, 117, 219, 217, 218, 280, 241, 282, 425, 426, 427, 270, 271, 438],
     clone3: 435,
   },
 };

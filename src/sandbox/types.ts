@@ -2,7 +2,8 @@ export type SandboxLanguage = "javascript" | "python";
 
 /**
  * How a sandboxed run ended; the execute filter uses the non-passing ones as drop reasons.
- * - passed: the harness ran the program and the tests to the end and the process exited 0.
+ * - passed: the checker ran the tests to the end, every call to the program answered with plain data,
+ *   and the checker exited 0.
  * - syntax_error: the program or the tests did not compile; nothing ran.
  * - test_failed: an assertion failed, or the tests (or the program they called) raised, or the process
  *   exited before the tests finished.
@@ -11,8 +12,10 @@ export type SandboxLanguage = "javascript" | "python";
  *   error raised while the program itself loaded.
  * - sandbox_violation: the program reached for the network, for a path outside its folder (read-only,
  *   or absent from the sandbox), or for another process; seen by error code, or in stderr for tools it ran.
+ * - tampering: the program's process wrote to the channel the checker reads answers from, outside the
+ *   protocol (only the harness's own code writes there).
  */
-export type SandboxStatus = "passed" | "syntax_error" | "test_failed" | "timeout" | "crashed" | "sandbox_violation";
+export type SandboxStatus = "passed" | "syntax_error" | "test_failed" | "timeout" | "crashed" | "sandbox_violation" | "tampering";
 
 export interface SandboxOptions {
   readonly language: SandboxLanguage;
@@ -30,8 +33,13 @@ export interface SandboxOptions {
   readonly maxProcesses?: number;
   /** Bytes of stdout and of stderr kept (the rest is read and discarded). Default 65 536. */
   readonly maxOutputBytes?: number;
-  /** Largest file the program may write (RLIMIT_FSIZE), and size of its private /tmp, in MiB. Default 64. */
+  /** Largest file the program may write (RLIMIT_FSIZE), in MiB. Default 64. */
   readonly maxFileMb?: number;
+  /**
+   * Size in MiB of each of the program's writable mounts, /sandbox (its cwd, HOME and TMPDIR), /tmp and
+   * /dev/shm: memory-backed tmpfs, so nothing reaches the host's disk. Filling one is `crashed`. Default 32.
+   */
+  readonly diskMb?: number;
   /** Interpreter to use; default `python3` found on PATH, or the node running this process. */
   readonly interpreter?: string;
   /** Aborting kills the sandbox at once; the run then resolves as a timeout. */

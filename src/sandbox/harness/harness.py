@@ -1,174 +1,324 @@
-# Runs one solution and its tests inside the sandbox and reports a single verdict on fd 3.
-# The verdict carries a nonce read from stdin before any user code runs, so a program that prints,
-# exits early or writes to fd 3 itself cannot pass for a finished test run.
+# The checker: runs the tests and decides the verdict, in a process the generated program never runs in.
+#
+# Before reading anything it forks the program's process (program.py), which gets the generated code, no
+# tests, no verdict channel (fd 3) and no stdin. The tests run here, with the solution's functions stood in
+# for by proxies: a call sends its arguments to the program's process and rebuilds the answer from plain
+# data (protocol.py). So patching asserts, walking frames up to the reporter, exiting early or returning an
+# object that equals anything cannot make a test pass: the program can only compute answers. Running as
+# root (the host's root mode) the two processes get different uids; either way this one is not dumpable,
+# so the program cannot read its memory, take its file descriptors or trace it (ptrace is also refused by
+# the sandbox's seccomp filter).
 import builtins
-import errno
+import itertools
 import json
 import os
+import resource
+import signal
 import sys
-import traceback
 
-MAIN = os.getpid()
-HERE = "/harness"
+sys.path.insert(0, "/harness")  # -I leaves the script's own (read-only) folder off the path
 
-# Errors that mean the program reached for something the sandbox withholds (the file system outside
-# its folder, the network, other processes) rather than being wrong.
-VIOLATION_ERRNOS = {
-    errno.EROFS, errno.EACCES, errno.EPERM, errno.ENETUNREACH, errno.EHOSTUNREACH,
-    errno.ECONNREFUSED, errno.ENETDOWN, errno.EADDRNOTAVAIL,
-}
-# Limits the sandbox enforces: hitting one is a crash, not a wrong answer.
-RESOURCE_ERRNOS = {errno.EAGAIN, errno.ENOMEM, errno.EMFILE, errno.ENFILE, errno.EFBIG, errno.ENOSPC}
+import ctypes  # noqa: E402
+
+import errors  # noqa: E402
+import program  # noqa: E402
+from protocol import Channel, NotPlain, decode, encode  # noqa: E402
+
+RESULT_FD = 3
+PR_SET_DUMPABLE = 4
+PR_SET_NO_NEW_PRIVS = 38
+
+
+class ProgramGone(BaseException):
+    """The program exited, died or left the protocol during a call; no test can catch its way past this."""
+
+    def __init__(self, status, message):
+        super().__init__(message)
+        self.status = status
+        self.message = message
 
 
 def main():
+    options = dict(arg.split("=", 1) for arg in sys.argv[1:])
+    limits = [int(n) for n in options["limits"].split(",")]
+    uids = [int(n) for n in options["uids"].split(",")] if options.get("uids") else None
+    disk_mb = int(options["disk"])
+    set_limits(*limits)
+    libc = ctypes.CDLL(None, use_errno=True)
+    # No setuid binary or file capability can give a process in here more than it starts with.
+    libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
+    add_site_packages()
+
+    calls_read, calls_write = os.pipe()
+    answers_read, answers_write = os.pipe()
+    child = os.fork()
+    if child == 0:
+        run_program(calls_read, answers_write, uids[1] if uids else None)
+    os.close(calls_read)
+    os.close(answers_write)
+    if uids:
+        become(uids[0])
+    if libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0:
+        setup_error("prctl(PR_SET_DUMPABLE) failed: errno %d" % ctypes.get_errno())
+    check(Channel(answers_read, calls_write), child, disk_mb)
+
+
+def set_limits(data, nproc, fsize, cpu):
+    for limit, value in ((resource.RLIMIT_DATA, data), (resource.RLIMIT_NPROC, nproc), (resource.RLIMIT_FSIZE, fsize),
+                         (resource.RLIMIT_CPU, cpu), (resource.RLIMIT_CORE, 0)):
+        resource.setrlimit(limit, (value, value))
+
+
+def add_site_packages():
     # The interpreter runs with -S: site-packages are on the path, but their .pth files (arbitrary code
     # run at every start, and most of a pyenv python's start-up time) are not executed.
     import site
+
     for folder in site.getsitepackages():
         if os.path.isdir(folder) and folder not in sys.path:
             sys.path.append(folder)
-    nonce = sys.stdin.readline().strip()
+
+
+def become(uid):
+    os.setgroups([])
+    os.setresgid(uid, uid, uid)
+    os.setresuid(uid, uid, uid)
+
+
+def setup_error(message):
+    sys.stderr.write("harness: %s\n" % message)
+    os._exit(70)
+
+
+def run_program(calls_read, answers_write, uid):
+    # Before anything of the program runs: no stdin (the job, with the tests, is still unread there), no
+    # verdict channel, no descriptor but the two pipe ends.
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    keep = {0, 1, 2, calls_read, answers_write}
+    for fd in [int(name) for name in os.listdir("/proc/self/fd")]:
+        if fd not in keep:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+    sys.stdin = open(0, closefd=False)
+    if uid is not None:
+        become(uid)
+    try:
+        program.serve(Channel(calls_read, answers_write))
+    finally:
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        except BaseException:
+            pass
+        os._exit(0)
+
+
+def check(channel, child, disk_mb):
+    job = json.loads(sys.stdin.readline())
     sys.stdin = open(os.devnull)
-    with open(os.path.join(HERE, "job.json"), encoding="utf-8") as f:
-        job = json.load(f)
-    visible = tuple(job["visibleRoots"])
-    private = tuple(job.get("privateRoots", ()))
+    nonce = job["nonce"]
+    visible, private = tuple(job["visibleRoots"]), tuple(job["privateRoots"])
 
     def report(event, status="", message="", trace="", missing=()):
-        if os.getpid() != MAIN:
-            return
-        line = json.dumps({"nonce": nonce, "event": event, "status": status, "message": message[:4000], "trace": trace[-8000:], "missing": list(missing)[:16]})
-        os.write(3, (line + "\n").encode("utf-8"))
+        line = json.dumps({"nonce": nonce, "event": event, "status": status, "message": message[:4000],
+                           "trace": trace[-8000:], "missing": list(missing)[:16]})
+        os.write(RESULT_FD, (line + "\n").encode("utf-8"))
 
-    def finish(code):
-        if os.getpid() == MAIN:
-            try:
-                sys.stdout.flush()
-                sys.stderr.flush()
-            except Exception:
-                pass
-        os._exit(code)
+    def verdict(status, message="", trace="", missing=()):
+        report("verdict", status, message, trace, missing)
+        finish(0 if status == "passed" else 1)
 
     report("started")
-    compiled = {}
-    for part in ("solution", "tests"):
-        path = os.path.join(HERE, part + ".py")
-        with open(path, encoding="utf-8") as f:
-            source = f.read()
-        try:
-            compiled[part] = compile(source, path, "exec", dont_inherit=True)
-        except (SyntaxError, ValueError) as error:
-            trace = print_trace(error, with_frames=False)
-            report("verdict", "syntax_error", part + ": " + exception_only(error), trace)
-            finish(1)
-
-    sys.argv = [os.path.join(HERE, "solution.py")]
-    namespace = {"__name__": "__main__", "__builtins__": builtins}
-    phase = "code"
+    errors.remember_source("tests.py", job["tests"])
     try:
-        exec(compiled["solution"], namespace)
-        phase = "tests"
-        exec(compiled["tests"], namespace)
-        entry = job.get("entryPoint")
+        tests = compile(job["tests"], "tests.py", "exec", dont_inherit=True)
+    except (SyntaxError, ValueError) as error:
+        verdict("syntax_error", "tests: " + errors.exception_only(error), print_trace(error, with_frames=False))
+
+    entry = job.get("entryPoint")
+    gone = ProgramWatch(channel, child)
+    try:
+        names = sorted(referenced_names(tests) | ({entry} if entry else set()))
+        channel.send({"op": "load", "code": job["code"], "names": names, "visible": visible, "private": private, "diskMb": disk_mb})
+        loaded = gone.receive("before its tests ran")
+    except ProgramGone as error:
+        verdict(error.status, error.message)
+    if loaded.get("op") == "load_failed":
+        verdict(str(loaded.get("status")), str(loaded.get("message", "")), str(loaded.get("trace", "")), loaded.get("missing", ()))
+    if loaded.get("op") != "loaded":
+        verdict("tampering", "the program's process wrote to the checker's channel")
+
+    namespace = {"__name__": "__main__", "__builtins__": builtins}
+    functions = set()
+    for name in loaded.get("functions", ()):
+        if exportable(name):
+            functions.add(name)
+            namespace[name] = gone.proxy(name)
+    for name, value in dict(loaded.get("values", {})).items():
+        if exportable(name):
+            try:
+                namespace[name] = decode(value)
+            except Exception:
+                verdict("tampering", "the program's process wrote to the checker's channel")
+    try:
+        exec(tests, namespace)
         if entry:
-            namespace["check"](namespace[entry])
+            if entry not in functions:
+                raise NameError("the solution defines no function %r for the tests to check" % entry)
+            namespace["check"](gone.proxy(entry))
     except BaseException as error:
-        if os.getpid() != MAIN:
-            finish(1)
-        trace = print_trace(error)
-        report("verdict", classify(error, phase, visible), describe(error), trace, missing_under(error, private))
-        finish(1)
-    # A forked child that fell through the program must not report for its parent.
-    if os.getpid() != MAIN:
-        finish(0)
-    report("verdict", "passed")
-    finish(0)
+        if gone.forfeit is not None:
+            verdict(gone.forfeit.status, gone.forfeit.message)
+        status, message, missing = judge(error, visible, private)
+        verdict(status, message, print_trace(error), missing)
+    # A test that swallowed the program's exit (except BaseException) does not turn it into a pass.
+    if gone.forfeit is not None:
+        verdict(gone.forfeit.status, gone.forfeit.message)
+    verdict("passed")
+
+
+def referenced_names(code):
+    """Global names the tests' code (any function in it included) may look up: the only ones asked for."""
+    names = set(code.co_names)
+    for constant in code.co_consts:
+        if hasattr(constant, "co_names"):
+            names |= referenced_names(constant)
+    return names
+
+
+def exportable(name):
+    # A solution that defines `abs` or `len` must not change what the tests' own calls to them mean.
+    return isinstance(name, str) and name.isidentifier() and not name.startswith("__") and not hasattr(builtins, name)
+
+
+class ProgramWatch:
+    """The checker's side of the channel: calls, answers, and what it means when answers stop."""
+
+    def __init__(self, channel, child):
+        self.channel = channel
+        self.child = child
+        self.numbers = itertools.count(1)
+        self.forfeit = None
+
+    def proxy(self, name):
+        def call(*args, **kwargs):
+            return self.call(name, args, kwargs)
+
+        call.__name__ = call.__qualname__ = name
+        return call
+
+    def call(self, name, args, kwargs):
+        if self.forfeit is not None:
+            raise self.forfeit
+        try:
+            message = {"op": "call", "id": next(self.numbers), "name": name, "args": encode(list(args)),
+                       "kwargs": [[key, encode(value)] for key, value in kwargs.items()]}
+        except NotPlain as error:
+            raise TypeError("the tests passed %s to %s; only plain data crosses to the program" % (error, name)) from None
+        try:
+            self.channel.send(message)
+        except OSError:
+            pass  # the program is gone; receive says how
+        answer = self.receive("during a call to %s" % name)
+        if answer.get("id") != message["id"]:
+            self.fail("tampering", "the program's process wrote to the checker's channel")
+        op = answer.get("op")
+        if op == "return":
+            try:
+                return decode(answer["value"])
+            except Exception:
+                self.fail("tampering", "the program's process wrote to the checker's channel")
+        if op == "not_plain":
+            self.fail("test_failed", "%s %s; the tests see only plain data (numbers, strings, lists, tuples, dicts, "
+                      "sets, bytes)" % (name, answer.get("message", "returned a value that is not plain data")))
+        if op == "raise" and isinstance(answer.get("error"), dict):
+            report = answer["error"]
+            if report.get("exit"):
+                self.fail("test_failed", "%s raised %s: the program exited during the call" % (name, report.get("type")))
+            raise rebuild(report)
+        self.fail("tampering", "the program's process wrote to the checker's channel")
+
+    def receive(self, when):
+        try:
+            answer = self.channel.receive()
+        except (ValueError, UnicodeDecodeError):
+            self.fail("tampering", "the program's process wrote to the checker's channel")
+        if answer is None:
+            self.fail(*self.ended(when))
+        return answer
+
+    def fail(self, status, message):
+        self.forfeit = ProgramGone(status, message)
+        raise self.forfeit
+
+    def ended(self, when):
+        """Why the answers stopped. A program that closed the channel but runs on is waited for (the
+        runner's timeout bounds it), as a program that never answers would be."""
+        try:
+            _, status = os.waitpid(self.child, 0)
+        except ChildProcessError:
+            return "test_failed", "closed its end of the channel %s" % when
+        if os.WIFSIGNALED(status):
+            number = os.WTERMSIG(status)
+            if number == signal.SIGXCPU:
+                return "timeout", "used up its CPU-time limit"
+            return "crashed", "killed by %s %s" % (signal.Signals(number).name, when)
+        return "test_failed", "exited with code %d %s" % (os.WEXITSTATUS(status), when)
+
+
+def rebuild(report):
+    """The program's exception as one the tests can catch by its builtin type; never the program's own object."""
+    name = str(report.get("type", "Exception"))
+    kind = getattr(builtins, name, None) if report.get("builtin") else None
+    if not (isinstance(kind, type) and issubclass(kind, Exception)):
+        kind = type(name if name.isidentifier() else "ProgramError", (Exception,), {})
+    args = []
+    for arg in report.get("args", ()):
+        try:
+            args.append(decode(arg))
+        except Exception:
+            args.append(str(arg))
+    try:
+        error = kind(*args)
+    except Exception:
+        error = kind(str(report.get("message", "")))
+    error.sandbox_report = report
+    return error
+
+
+def judge(error, visible, private):
+    """The verdict's status, message and missing paths for an exception that ended the tests."""
+    limits = ("sandbox_violation", "crashed")
+    report = getattr(error, "sandbox_report", None)
+    if isinstance(report, dict):
+        status = report.get("status") if report.get("status") in limits else "test_failed"
+        return status, str(report.get("message", "")), report.get("missing", [])
+    # A test that caught the program's error and failed on it still fails for the program's reason.
+    for cause in errors.causes(error):
+        report = getattr(cause, "sandbox_report", None)
+        if isinstance(report, dict) and report.get("status") in limits:
+            return report["status"], str(report.get("message", "")), report.get("missing", [])
+    status = errors.limit_status(error, visible) or "test_failed"
+    return status, errors.describe(error), errors.missing_under(error, private)
 
 
 def print_trace(error, with_frames=True):
     # Sent with the verdict too, so the runner can tell the harness's report from what the program printed.
-    trace = "".join(traceback.format_exception(type(error), error, error.__traceback__ if with_frames else None))
+    trace = errors.format_trace(error, with_frames)
     sys.stderr.write(trace)
     return trace
 
 
-def causes(error):
-    seen = set()
-    stack = [error]
-    while stack:
-        current = stack.pop()
-        if not isinstance(current, BaseException) or id(current) in seen:
-            continue
-        seen.add(id(current))
-        yield current
-        stack.extend([current.__cause__, current.__context__, getattr(current, "reason", None)])
-
-
-def outside(path, visible):
-    if isinstance(path, bytes):
-        path = os.fsdecode(path)
-    if not isinstance(path, str) or not path.startswith("/"):
-        return False
-    path = os.path.normpath(path)
-    return not any(path == root or path.startswith(root.rstrip("/") + "/") for root in visible)
-
-
-def missing_under(error, private):
-    # Paths the error found missing below /tmp or /dev/shm: the sandbox's own there hide the host's, which
-    # only the runner can check for (a project cloned under /tmp reads as missing, not as off limits).
-    found = []
-    for cause in causes(error):
-        if isinstance(cause, OSError) and cause.errno == errno.ENOENT:
-            for path in (cause.filename, cause.filename2):
-                if isinstance(path, bytes):
-                    path = os.fsdecode(path)
-                if isinstance(path, str) and path.startswith("/"):
-                    path = os.path.normpath(path)
-                    if any(path.startswith(root + "/") for root in private) and path not in found:
-                        found.append(path)
-    return found
-
-
-def classify(error, phase, visible):
-    if isinstance(error, SystemExit):
-        return "test_failed"
-    socket = sys.modules.get("socket")
-    for cause in causes(error):
-        if socket is not None and isinstance(cause, socket.gaierror):
-            return "sandbox_violation"
-        if isinstance(cause, OSError):
-            if cause.errno in VIOLATION_ERRNOS:
-                return "sandbox_violation"
-            # A host path the sandbox does not mount reads as missing, so ENOENT outside the
-            # mounted roots means the program went looking for the host's files.
-            if cause.errno == errno.ENOENT and (outside(cause.filename, visible) or outside(cause.filename2, visible)):
-                return "sandbox_violation"
-    for cause in causes(error):
-        if isinstance(cause, (MemoryError, RecursionError, KeyboardInterrupt)):
-            return "crashed"
-        if isinstance(cause, OSError) and cause.errno in RESOURCE_ERRNOS:
-            return "crashed"
-    if isinstance(error, AssertionError):
-        return "test_failed"
-    # Raising while the program itself loads is a crash; raising once the tests call into it is a failed test.
-    return "crashed" if phase == "code" else "test_failed"
-
-
-def exception_only(error):
-    return "".join(traceback.format_exception_only(type(error), error)).strip()
-
-
-def describe(error):
-    if isinstance(error, SystemExit):
-        return "exited with code %r before the tests finished" % (error.code,)
-    head = exception_only(error)
-    frames = [f for f in traceback.extract_tb(error.__traceback__) if f.filename != __file__ and f.filename.startswith(HERE + "/")]
-    if not frames:
-        return head
-    last = frames[-1]
-    where = "%s:%d" % (os.path.basename(last.filename), last.lineno)
-    return "%s (at %s: %s)" % (head, where, (last.line or "").strip()) if last.line else "%s (at %s)" % (head, where)
+def finish(code):
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except Exception:
+        pass
+    os._exit(code)
 
 
 main()
