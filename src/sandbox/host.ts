@@ -22,6 +22,11 @@ export interface Runtime {
   readonly executable: string;
   /** Install folders outside /usr (pyenv, nvm, a venv) to mount read-only at the same path. */
   readonly roots: readonly string[];
+  /**
+   * Python's site-packages folders, put on the path by the harness: the interpreter runs with -S, so
+   * their .pth files (arbitrary code at every start, and much of a pyenv python's start-up) never run.
+   */
+  readonly sitePackages?: readonly string[];
 }
 
 export function findExecutable(name: string, searchPath = process.env.PATH ?? ""): string | undefined {
@@ -115,18 +120,18 @@ function outsideUsr(paths: readonly string[]): string[] {
 async function resolvePython(command: string): Promise<Runtime> {
   // Run on the host, outside the sandbox: it only asks the interpreter where it lives (pyenv shims
   // and venvs hide the real binary).
-  const script = "import json, sys; print(json.dumps([sys.executable, sys.prefix, sys.base_prefix]))";
-  let found: [string, string, string];
+  const script = "import json, site, sys; print(json.dumps([sys.executable, sys.prefix, sys.base_prefix, site.getsitepackages()]))";
+  let found: [string, string, string, string[]];
   try {
     const { stdout } = await run(command, ["-I", "-c", script], { timeout: 30_000, encoding: "utf8" });
-    found = JSON.parse(stdout.trim()) as [string, string, string];
+    found = JSON.parse(stdout.trim()) as [string, string, string, string[]];
   } catch (error) {
     throw new ConfigError(`python interpreter "${command}" could not report its location: ${errorMessage(error)}`, {
       cause: error,
     });
   }
   const executable = realpathSync(found[0]);
-  return { executable, roots: outsideUsr([found[1], found[2], dirname(executable)]) };
+  return { executable, roots: outsideUsr([found[1], found[2], dirname(executable)]), sitePackages: found[3].filter((folder) => existsSync(folder)) };
 }
 
 function resolveNode(command: string): Runtime {

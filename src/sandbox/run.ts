@@ -149,6 +149,7 @@ function pythonCommand(runtime: Runtime, limits: Limits, uids: readonly number[]
     `limits=${rlimits.join(",")}`,
     `uids=${uids?.join(",") ?? ""}`,
     `disk=${limits.diskMb}`,
+    `site=${(runtime.sitePackages ?? []).join(":")}`,
   ];
 }
 

@@ -3,7 +3,6 @@
 import errno
 import os
 import sys
-import traceback
 
 # Errors that mean the program reached for something the sandbox withholds (the file system outside
 # its folder, the network, other processes) rather than being wrong.
@@ -79,10 +78,12 @@ def disk_full(error):
 
 
 def exception_only(error):
+    traceback = traceback_module()
     return "".join(traceback.format_exception_only(type(error), error)).strip()
 
 
 def describe(error):
+    traceback = traceback_module()
     head = exception_only(error)
     frames = [f for f in traceback.extract_tb(error.__traceback__) if f.filename in SOURCES]
     if not frames:
@@ -93,11 +94,23 @@ def describe(error):
 
 
 def format_trace(error, with_frames=True):
+    traceback = traceback_module()
     return "".join(traceback.format_exception(type(error), error, error.__traceback__ if with_frames else None))
+
+
+remembered = {}
 
 
 def remember_source(filename, source):
     """Lets tracebacks quote lines of code that never was a file in the sandbox."""
-    import linecache
+    remembered[filename] = source
 
-    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+
+def traceback_module():
+    # Imported (with linecache, tokenize and re) only when a run fails: a passing one never pays for it.
+    import linecache
+    import traceback
+
+    for filename, source in remembered.items():
+        linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    return traceback

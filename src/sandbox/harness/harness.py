@@ -18,15 +18,12 @@ import sys
 
 sys.path.insert(0, "/harness")  # -I leaves the script's own (read-only) folder off the path
 
-import ctypes  # noqa: E402
-
 import errors  # noqa: E402
 import program  # noqa: E402
 from protocol import Channel, NotPlain, decode, encode  # noqa: E402
 
 RESULT_FD = 3
 PR_SET_DUMPABLE = 4
-PR_SET_NO_NEW_PRIVS = 38
 
 
 class ProgramGone(BaseException):
@@ -44,10 +41,7 @@ def main():
     uids = [int(n) for n in options["uids"].split(",")] if options.get("uids") else None
     disk_mb = int(options["disk"])
     set_limits(*limits)
-    libc = ctypes.CDLL(None, use_errno=True)
-    # No setuid binary or file capability can give a process in here more than it starts with.
-    libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
-    add_site_packages()
+    sys.path.extend(folder for folder in options.get("site", "").split(":") if folder and folder not in sys.path)
 
     calls_read, calls_write = os.pipe()
     answers_read, answers_write = os.pipe()
@@ -57,9 +51,11 @@ def main():
     os.close(calls_read)
     os.close(answers_write)
     if uids:
+        # A uid of its own: the program's process can neither signal, trace nor read this one, and the
+        # change of uid alone leaves it undumpable.
         become(uids[0])
-    if libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0:
-        setup_error("prctl(PR_SET_DUMPABLE) failed: errno %d" % ctypes.get_errno())
+    else:
+        undumpable()
     check(Channel(answers_read, calls_write), child, disk_mb)
 
 
@@ -69,14 +65,14 @@ def set_limits(data, nproc, fsize, cpu):
         resource.setrlimit(limit, (value, value))
 
 
-def add_site_packages():
-    # The interpreter runs with -S: site-packages are on the path, but their .pth files (arbitrary code
-    # run at every start, and most of a pyenv python's start-up time) are not executed.
-    import site
+def undumpable():
+    """One uid for both processes (inside a user namespace): the checker makes itself undumpable, so the
+    program's process cannot open its /proc/<pid>/mem or fds (bwrap has already set no_new_privs)."""
+    import ctypes
 
-    for folder in site.getsitepackages():
-        if os.path.isdir(folder) and folder not in sys.path:
-            sys.path.append(folder)
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0:
+        setup_error("prctl(PR_SET_DUMPABLE) failed: errno %d" % ctypes.get_errno())
 
 
 def become(uid):
