@@ -20,7 +20,7 @@
 // (what ran: prompt + solution), tests (generated asserts; "" unless generateTests), status ("passed"),
 // attempts (1 + repair rounds used), history (JSON list of {attempt, status, error} for failed attempts).
 // Scores: attempts, exec_ms (the passing run's wall time). Rejects: the last sandbox status as the reason
-// (syntax_error, test_failed, timeout, crashed, sandbox_violation) with `value` = attempts made, or an LLM
+// (syntax_error, test_failed, timeout, crashed, sandbox_violation, tampering) with `value` = attempts made, or an LLM
 // reason (refusal, truncated, empty, llm_error) from the call that failed.
 //
 //   rxsynth run graphs/code-exec.ts --set count=20 --out out/code

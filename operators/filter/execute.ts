@@ -30,6 +30,11 @@ export interface ExecuteFilterOptions {
   readonly maxProcesses?: number;
   /** Bytes of stdout and of stderr kept per sample. Default 65 536. */
   readonly maxOutputBytes?: number;
+  /**
+   * MiB of writable space per sample (each of /sandbox, /tmp, /dev/shm; memory-backed, never the host's
+   * disk). A program that fills it is dropped as `crashed`. Default 32.
+   */
+  readonly diskMb?: number;
   /** Sandboxes running at once; each is a process tree, so keep it near the core count. Default 2. */
   readonly concurrency?: number;
   /** Put the program's stdout and stderr in each reject's `raw` (as JSON). Default false. */
@@ -46,6 +51,7 @@ const DEFAULTS = {
   memoryMb: 512,
   maxProcesses: 64,
   maxOutputBytes: 65_536,
+  diskMb: 32,
   concurrency: 2,
   keepOutput: false,
 } as const;
@@ -54,13 +60,16 @@ type Failure = Exclude<SandboxStatus, "passed">;
 
 /**
  * Keeps code whose tests pass when run in a bubblewrap sandbox: one fresh sandbox per sample, no network,
- * nothing writable but its own folder, capped memory, processes, output and time.
+ * nothing writable but its own capped tmpfs, capped memory, processes, output and time. The tests run in a
+ * checker process the program never runs in and see the program only through calls answered with plain
+ * data, so a program that exits early, patches the asserts or returns an always-equal object is not kept.
  *
  * Reads: the `code` and `tests` fields (and `entryPoint` when named).
  * Writes: `scores.exec_ms`, the run's wall-clock time, on kept samples.
  * Drop reasons: `syntax_error`, `test_failed`, `timeout`, `crashed` (signal, out of memory or processes,
- * an error while the program loads), `sandbox_violation` (reached for the network or the file system
- * outside its folder); `message` holds the first useful error line, `value` the run time in ms.
+ * an error while the program loads, its writable space full), `sandbox_violation` (reached for the
+ * network or the file system outside its folder), `tampering` (wrote to the checker's channel outside the
+ * protocol); `message` holds the first useful error line, `value` the run time in ms.
  * Throws ConfigError at construction when bubblewrap (Debian `bubblewrap`), util-linux or python3 is missing.
  *
  * @example
@@ -75,7 +84,7 @@ export function executeFilter(options: ExecuteFilterOptions): Operator {
   const readCode = textReader(o.code);
   const readTests = textReader(o.tests);
   const readEntry = entryReader(o.entryPoint);
-  const limits = { timeoutMs: o.timeoutMs, memoryMb: o.memoryMb, maxProcesses: o.maxProcesses, maxOutputBytes: o.maxOutputBytes };
+  const limits = { timeoutMs: o.timeoutMs, memoryMb: o.memoryMb, maxProcesses: o.maxProcesses, maxOutputBytes: o.maxOutputBytes, diskMb: o.diskMb };
   return defineAsyncFilter({
     name: o.name,
     concurrency: o.concurrency,
