@@ -40,6 +40,8 @@ const results = {
   fork: (await py("import os\\nwhile True:\\n    os.fork()\\n", { maxProcesses: 16 })).status,
   loop: (await py("while True:\\n    pass\\n", { timeoutMs: 800 })).status,
   js: (await runSandboxed({ language: "javascript", code: "const x = 1;", tests: "require('node:assert').equal(x, 2)" })).status,
+  // One uid for the checker and the program here: the checker's memory and descriptors must still be out of reach.
+  checker: (await runSandboxed({ language: "python", code: "import os\\ndef reach():\\n    opened = []\\n    for path in ('/proc/%d/mem' % os.getppid(), '/proc/%d/fd/3' % os.getppid(), '/proc/%d/environ' % os.getppid()):\\n        try:\\n            os.close(os.open(path, os.O_RDONLY))\\n            opened.append(path)\\n        except OSError:\\n            pass\\n    return opened\\n", tests: "assert reach() != []\\n" })).status,
   locked: (await py("import os\\nos.makedirs('/sandbox/a/b')\\nopen('/sandbox/a/b/f', 'w').write('x')\\nos.chmod('/sandbox/a/b', 0)\\nos.chmod('/sandbox/a', 0)\\n")).status,
 };
 console.log(JSON.stringify(results));
@@ -61,6 +63,7 @@ console.log(JSON.stringify(results));
         fork: "crashed",
         loop: "timeout",
         js: "test_failed",
+        checker: "test_failed",
         locked: "passed",
       });
       // Every sandbox folder was removed, the one the program locked up included.
