@@ -53,6 +53,15 @@ describeWithSandbox("runSandboxed: the checker and the program", () => {
     expect(await js(jsCode, jsTests)).toMatchObject({ status: "passed", message: "" });
   });
 
+  it("carries a call's changes to its arguments back to the tests' own objects, nested containers kept", async () => {
+    const code = "def sort_rows(grid):\n    for row in grid:\n        row.sort()\n    grid.append([0])\n\ndef bump(d, *, key):\n    d[key] += 1\n";
+    const tests = "grid = [[3, 1], [2, 0]]\nfirst = grid[0]\nsort_rows(grid)\nassert grid == [[1, 3], [0, 2], [0]]\nassert first is grid[0] and first == [1, 3]\ncounts = {'a': 1}\nbump(counts, key='a')\nassert counts == {'a': 2}\n";
+    expect(await py(code, tests)).toMatchObject({ status: "passed", message: "" });
+    const jsCode = "function sortInPlace(xs) { xs.sort((a, b) => a - b); }\nfunction tag(o) { o.seen = true; delete o.drop; }";
+    const jsTests = "const assert = require('assert');\nconst xs = [3, 1, 2];\nsortInPlace(xs);\nassert.deepStrictEqual(xs, [1, 2, 3]);\nconst o = { drop: 1 };\ntag(o);\nassert.deepStrictEqual(o, { seen: true });";
+    expect(await js(jsCode, jsTests)).toMatchObject({ status: "passed", message: "" });
+  });
+
   it("rebuilds the program's exceptions so tests can catch them by builtin type, and names where they were raised", async () => {
     const code = "def parse(s):\n    return int(s)\n";
     const tests = "try:\n    parse('x')\nexcept ValueError as e:\n    assert 'invalid literal' in str(e)\nelse:\n    assert False\nparse('y')\n";

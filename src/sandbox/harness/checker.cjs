@@ -98,6 +98,7 @@ const reports = new WeakMap();
 let numbers = 0;
 
 function rebuild(error) {
+  if (error === null || typeof error !== "object") lose("tampering", "the program's process wrote to the checker's channel");
   if ("thrown" in error) {
     try {
       return decode(error.thrown);
@@ -125,24 +126,18 @@ function call(name, args) {
     if (error instanceof NotPlain) throw new TypeError(`the tests passed ${error.message} to ${name}; only plain data crosses to the program`);
     throw error;
   }
-  try {
-    send({ op: "call", id, name, args: encoded });
-  } catch {
-    // The program is gone; expect() says how.
-  }
-  const answer = expect(`during a call to ${name}`);
-  if (answer.id !== id) lose("tampering", "the program's process wrote to the checker's channel");
+  const answer = ask({ op: "call", id, name, args: encoded }, `during a call to ${name}`);
   const settle = (value, failed) => {
     if (answer.async) return failed ? Promise.reject(value) : Promise.resolve(value);
     if (failed) throw value;
     return value;
   };
   if (answer.op === "return") {
-    let value;
-    try {
-      value = decode(answer.value);
-    } catch {
-      lose("tampering", "the program's process wrote to the checker's channel");
+    const value = decoded(answer.value);
+    if ("args" in answer) {
+      const after = decoded(answer.args);
+      if (!Array.isArray(after) || after.length !== args.length) lose("tampering", "the program's process wrote to the checker's channel");
+      args.forEach((old, index) => update(old, after[index]));
     }
     return settle(value, false);
   }
@@ -151,6 +146,47 @@ function call(name, args) {
   }
   if (answer.op === "raise" && answer.error && typeof answer.error === "object") return settle(rebuild(answer.error), true);
   lose("tampering", "the program's process wrote to the checker's channel");
+}
+
+function ask(message, when) {
+  try {
+    send(message);
+  } catch {
+    // The program is gone; expect() says how.
+  }
+  const answer = expect(when);
+  if (answer.id !== message.id) lose("tampering", "the program's process wrote to the checker's channel");
+  return answer;
+}
+
+function decoded(value) {
+  try {
+    return decode(value);
+  } catch {
+    return lose("tampering", "the program's process wrote to the checker's channel");
+  }
+}
+
+const isPlainObject = (value) => value !== null && typeof value === "object" && [Object.prototype, null].includes(Object.getPrototypeOf(value));
+
+/** Makes the tests' own `target` equal `fresh` in place, keeping the identity of containers inside it that stay. */
+function update(target, fresh) {
+  const nested = (old, next) => (Array.isArray(old) && Array.isArray(next)) || (isPlainObject(old) && isPlainObject(next));
+  if (Array.isArray(target) && Array.isArray(fresh)) {
+    if (target.length !== fresh.length) target.length = fresh.length;
+    fresh.forEach((next, index) => (nested(target[index], next) ? update(target[index], next) : (target[index] = next)));
+  } else if (isPlainObject(target) && isPlainObject(fresh)) {
+    for (const key of Object.keys(target)) if (!(key in fresh)) delete target[key];
+    for (const [key, next] of Object.entries(fresh)) nested(target[key], next) ? update(target[key], next) : (target[key] = next);
+  } else if (target instanceof Map && fresh instanceof Map) {
+    target.clear();
+    for (const [key, value] of fresh) target.set(key, value);
+  } else if (target instanceof Set && fresh instanceof Set) {
+    target.clear();
+    for (const value of fresh) target.add(value);
+  } else if (target instanceof Date && fresh instanceof Date) {
+    target.setTime(fresh.getTime());
+  }
 }
 
 function proxy(name) {
@@ -191,14 +227,17 @@ try {
   verdict("syntax_error", `tests: ${error.name}: ${error.message} (at ${where})`, errors.trace(error));
 }
 
+// Tests written for the REPL or `node -e` call a global assert; it is node's, never the solution's.
+globalThis.assert = assert;
 // Names the tests may mean from the solution: identifiers in their text that are not already globals here
-// (a solution defining `Math` or `JSON` does not change what the tests' own uses of them mean).
-const names = [...new Set([...job.tests.matchAll(/[A-Za-z_$][\w$]*/g)].map((match) => match[0]))].filter((name) => !(name in globalThis));
-if (job.entryPoint && !names.includes(job.entryPoint)) names.push(job.entryPoint);
+// (a solution defining `Math`, `JSON` or `assert` does not change what the tests' own uses of them mean).
+// They stay here: the program is told nothing of the tests.
+const names = new Set([...job.tests.matchAll(/[A-Za-z_$][\w$]*/g)].map((match) => match[0]).filter((name) => !(name in globalThis)));
+if (job.entryPoint) names.add(job.entryPoint);
 
 let loaded;
 try {
-  send({ op: "load", code: job.code, names: names.slice(0, 4096), visible: job.visibleRoots, private: job.privateRoots, diskMb: job.diskMb });
+  send({ op: "load", code: job.code, visible: job.visibleRoots, private: job.privateRoots, diskMb: job.diskMb });
   loaded = expect("before its tests ran");
 } catch (error) {
   fail(error);
@@ -209,18 +248,19 @@ if (loaded.op === "load_failed") {
 if (loaded.op !== "loaded") verdict("tampering", "the program's process wrote to the checker's channel");
 
 const functions = new Set();
-for (const name of loaded.functions ?? []) {
-  if (typeof name !== "string" || !names.includes(name)) continue;
-  functions.add(name);
-  globalThis[name] = proxy(name);
-}
-for (const [name, value] of Object.entries(loaded.values ?? {})) {
-  if (!names.includes(name) || functions.has(name)) continue;
-  try {
-    globalThis[name] = decode(value);
-  } catch {
-    verdict("tampering", "the program's process wrote to the checker's channel");
+try {
+  for (const name of loaded.functions ?? []) {
+    if (typeof name !== "string" || !names.has(name)) continue;
+    functions.add(name);
+    globalThis[name] = proxy(name);
   }
+  for (const name of loaded.values ?? []) {
+    if (typeof name !== "string" || !names.has(name) || functions.has(name)) continue;
+    const answer = ask({ op: "value", id: ++numbers, name }, `reading ${name}`);
+    if (answer.op === "return") globalThis[name] = decoded(answer.value);
+  }
+} catch (error) {
+  fail(error);
 }
 
 // Test files written for plain scripts expect require and console.assert; a console.assert that only

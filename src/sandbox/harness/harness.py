@@ -137,8 +137,7 @@ def check(channel, child, disk_mb):
     entry = job.get("entryPoint")
     gone = ProgramWatch(channel, child)
     try:
-        names = sorted(referenced_names(tests) | ({entry} if entry else set()))
-        channel.send({"op": "load", "code": job["code"], "names": names, "visible": visible, "private": private, "diskMb": disk_mb})
+        channel.send({"op": "load", "code": job["code"], "visible": visible, "private": private, "diskMb": disk_mb})
         loaded = gone.receive("before its tests ran")
     except ProgramGone as error:
         verdict(error.status, error.message)
@@ -147,18 +146,22 @@ def check(channel, child, disk_mb):
     if loaded.get("op") != "loaded":
         verdict("tampering", "the program's process wrote to the checker's channel")
 
+    # Only names the tests' own code looks up are bound; the program learns nothing of which.
+    wanted = referenced_names(tests)
     namespace = {"__name__": "__main__", "__builtins__": builtins}
     functions = set()
-    for name in loaded.get("functions", ()):
-        if exportable(name):
-            functions.add(name)
-            namespace[name] = gone.proxy(name)
-    for name, value in dict(loaded.get("values", {})).items():
-        if exportable(name):
-            try:
-                namespace[name] = decode(value)
-            except Exception:
-                verdict("tampering", "the program's process wrote to the checker's channel")
+    try:
+        for name in loaded.get("functions", ()):
+            if exportable(name) and (name in wanted or name == entry):
+                functions.add(name)
+                namespace[name] = gone.proxy(name)
+        for name in loaded.get("values", ()):
+            if exportable(name) and name in wanted and name not in functions:
+                found, value = gone.value(name)
+                if found:
+                    namespace[name] = value
+    except ProgramGone as error:
+        verdict(error.status, error.message)
     try:
         exec(tests, namespace)
         if entry:
@@ -206,6 +209,13 @@ class ProgramWatch:
         call.__name__ = call.__qualname__ = name
         return call
 
+    def value(self, name):
+        """A plain value the solution defined at top level, as (True, value); (False, None) when it is not plain data."""
+        answer = self.ask({"op": "value", "id": next(self.numbers), "name": name}, "reading %s" % name)
+        if answer.get("op") == "return":
+            return True, self.decoded(answer["value"])
+        return False, None
+
     def call(self, name, args, kwargs):
         if self.forfeit is not None:
             raise self.forfeit
@@ -214,19 +224,13 @@ class ProgramWatch:
                        "kwargs": [[key, encode(value)] for key, value in kwargs.items()]}
         except NotPlain as error:
             raise TypeError("the tests passed %s to %s; only plain data crosses to the program" % (error, name)) from None
-        try:
-            self.channel.send(message)
-        except OSError:
-            pass  # the program is gone; receive says how
-        answer = self.receive("during a call to %s" % name)
-        if answer.get("id") != message["id"]:
-            self.fail("tampering", "the program's process wrote to the checker's channel")
+        answer = self.ask(message, "during a call to %s" % name)
         op = answer.get("op")
         if op == "return":
-            try:
-                return decode(answer["value"])
-            except Exception:
-                self.fail("tampering", "the program's process wrote to the checker's channel")
+            value = self.decoded(answer["value"])
+            if "args" in answer:
+                self.changed(args, kwargs, answer)
+            return value
         if op == "not_plain":
             self.fail("test_failed", "%s %s; the tests see only plain data (numbers, strings, lists, tuples, dicts, "
                       "sets, bytes)" % (name, answer.get("message", "returned a value that is not plain data")))
@@ -236,6 +240,34 @@ class ProgramWatch:
                 self.fail("test_failed", "%s raised %s: the program exited during the call" % (name, report.get("type")))
             raise rebuild(report)
         self.fail("tampering", "the program's process wrote to the checker's channel")
+
+    def ask(self, message, when):
+        try:
+            self.channel.send(message)
+        except OSError:
+            pass  # the program is gone; receive says how
+        answer = self.receive(when)
+        if answer.get("id") != message["id"]:
+            self.fail("tampering", "the program's process wrote to the checker's channel")
+        return answer
+
+    def decoded(self, value):
+        try:
+            return decode(value)
+        except Exception:
+            self.fail("tampering", "the program's process wrote to the checker's channel")
+
+    def changed(self, args, kwargs, answer):
+        """Applies the call's changes to its arguments to the tests' own objects, in place."""
+        after_args = self.decoded(answer["args"])
+        after_kwargs = {key: self.decoded(value) for key, value in answer.get("kwargs", ())}
+        if not isinstance(after_args, list) or len(after_args) != len(args):
+            self.fail("tampering", "the program's process wrote to the checker's channel")
+        for old, new in zip(args, after_args):
+            update(old, new)
+        for key, old in kwargs.items():
+            if key in after_kwargs:
+                update(old, after_kwargs[key])
 
     def receive(self, when):
         try:
@@ -265,9 +297,54 @@ class ProgramWatch:
         return "test_failed", "exited with code %d %s" % (os.WEXITSTATUS(status), when)
 
 
+def update(target, fresh):
+    """Makes `target` equal `fresh` in place, keeping the identity of the containers inside it that stay."""
+    kind = type(target)
+    if kind is not type(fresh):
+        return
+    if kind is list:
+        for index, (old, new) in enumerate(zip(target, fresh)):
+            if type(old) in MUTABLE and type(old) is type(new):
+                update(old, new)
+            else:
+                target[index] = new
+        del target[len(fresh):]
+        target.extend(fresh[len(target):])
+    elif kind is dict:
+        if list(target) == list(fresh):
+            for key, new in fresh.items():
+                old = target[key]
+                if type(old) in MUTABLE and type(old) is type(new):
+                    update(old, new)
+                else:
+                    target[key] = new
+        else:
+            target.clear()
+            target.update(fresh)
+    elif kind is set:
+        target.clear()
+        target.update(fresh)
+    elif kind is bytearray:
+        target[:] = fresh
+    elif kind is tuple and len(target) == len(fresh):
+        for old, new in zip(target, fresh):
+            if type(old) in MUTABLE:
+                update(old, new)
+
+
+MUTABLE = (list, dict, set, bytearray, tuple)
+# Raised through the tests' own loops, these would end them (all(map(f, cases)) is True if f raises
+# StopIteration), so they come back as the RuntimeError Python itself makes of them in generators.
+CONTROL_FLOW = {"StopIteration", "StopAsyncIteration", "GeneratorExit"}
+
+
 def rebuild(report):
     """The program's exception as one the tests can catch by its builtin type; never the program's own object."""
     name = str(report.get("type", "Exception"))
+    if name in CONTROL_FLOW:
+        error = RuntimeError("the program raised %s: %s" % (name, report.get("message", "")))
+        error.sandbox_report = report
+        return error
     kind = getattr(builtins, name, None) if report.get("builtin") else None
     if not (isinstance(kind, type) and issubclass(kind, Exception)):
         kind = type(name if name.isidentifier() else "ProgramError", (Exception,), {})

@@ -67,7 +67,7 @@ async function serveNext() {
   while (waiting.length > 0) {
     const message = JSON.parse(waiting.shift());
     if (message.op === "load") load(message);
-    else if (message.op === "call") await answer(message);
+    else if (message.op === "call" || message.op === "value") await answer(message);
     else if (message.op === "finish") {
       finishing = true;
       socket.unref();
@@ -94,10 +94,12 @@ function load(message) {
     send({ ...report, op: "load_failed", status: report.status ?? "crashed" });
     return;
   }
+  // Every name the solution's own text declares (the checker binds those its tests use; nothing of the
+  // tests comes here), and what it exported CommonJS style.
   const functions = [];
-  const values = {};
-  for (const name of message.names) {
-    if (!/^[A-Za-z_$][\w$]*$/.test(name)) continue;
+  const values = [];
+  const declared = new Set([...message.code.matchAll(/[A-Za-z_$][\w$]*/g)].map((match) => match[0]));
+  for (const name of declared) {
     let kind;
     try {
       kind = vm.runInThisContext(`typeof ${name}`);
@@ -105,23 +107,20 @@ function load(message) {
       continue; // a keyword, or a binding not yet initialised
     }
     if (kind === "function") functions.push(name);
-    else if (kind !== "undefined") {
-      try {
-        values[name] = encode(vm.runInThisContext(name));
-      } catch {
-        // Not plain data: the tests cannot see it.
-      }
-    }
+    else if (kind !== "undefined") values.push(name);
   }
   send({ op: "loaded", functions, values });
 }
 
 async function answer(call) {
+  if (call.op === "value") return reply(call.id, () => vm.runInThisContext(call.name), "is", false);
   let result;
   let isAsync = false;
+  let args;
   try {
     const fn = vm.runInThisContext(call.name);
-    result = fn(...decode(call.args));
+    args = decode(call.args);
+    result = fn(...args);
     if (result !== null && (typeof result === "object" || typeof result === "function") && typeof result.then === "function") {
       isAsync = true;
       result = await result;
@@ -130,11 +129,23 @@ async function answer(call) {
     send({ op: "raise", id: call.id, async: isAsync, error: describe(error) });
     return;
   }
+  // Arguments the call changed go back too, so the tests see in-place changes as they would in one process.
+  let changed;
   try {
-    send({ op: "return", id: call.id, async: isAsync, value: encode(result) });
+    const after = encode(args);
+    if (JSON.stringify(after) !== JSON.stringify(call.args)) changed = after;
+  } catch {
+    // An argument the call made unsendable: the tests keep theirs as it was.
+  }
+  reply(call.id, () => result, "returned", isAsync, changed);
+}
+
+function reply(id, value, verb, isAsync, changed) {
+  try {
+    send({ op: "return", id, async: isAsync, value: encode(value()), ...(changed ? { args: changed } : {}) });
   } catch (error) {
-    const message = error instanceof NotPlain ? `returned ${error.message}, which is not plain data` : "returned a value that cannot be sent";
-    send({ op: "not_plain", id: call.id, message });
+    const message = error instanceof NotPlain ? `${verb} ${error.message}, which is not plain data` : `${verb} a value that cannot be read as plain data`;
+    send({ op: "not_plain", id, message });
   }
 }
 
