@@ -17,6 +17,8 @@ export interface StepRecord {
   readonly latencyMs?: number;
   /** Free text for what does not fit a column (an evolution kind, an attempt count, a judge's rationale). */
   readonly note?: string;
+  /** A reasoning model's chain of thought for this step: lineage, never training data. */
+  readonly reasoning?: string;
 }
 
 export interface Provenance {

@@ -65,6 +65,7 @@ export function verdictMessages(format: VerdictFormat<unknown>, messages: readon
 const JUDGE_REASONS: Record<BadAnswerReason, string> = {
   refusal: "judge_refusal",
   truncated: "judge_truncated",
+  incomplete: "judge_incomplete",
   empty: "judge_empty",
   unparseable: "judge_unparseable",
   schema_mismatch: "judge_unparseable",

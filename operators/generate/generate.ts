@@ -90,6 +90,8 @@ interface Good {
   readonly completionTokens: number;
   readonly latencyMs: number;
   readonly repaired: boolean;
+  /** The model's chain of thought: kept in the step record, never in the data. */
+  readonly reasoning?: string;
 }
 
 /**
@@ -198,6 +200,7 @@ export function generate<T = string>(options: GenerateOptions<T>): Operator {
           completionTokens: choice.completionTokens,
           latencyMs: result.latencyMs,
           repaired,
+          ...(choice.reasoning ? { reasoning: choice.reasoning } : {}),
         });
         const read = readAnswer<unknown>(choice, reader);
         if (!read.ok) {
@@ -262,6 +265,7 @@ export function generate<T = string>(options: GenerateOptions<T>): Operator {
               completionTokens: verdict.completionTokens,
               latencyMs: Math.round(verdict.latencyMs),
               ...(notes.length > 0 ? { note: notes.join("; ") } : {}),
+              ...(verdict.reasoning ? { reasoning: verdict.reasoning } : {}),
             },
           };
         }),

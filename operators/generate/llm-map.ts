@@ -140,6 +140,7 @@ export function asker<T = string>(options: AskOptions<T>): Asker<T> {
           completionTokens: result.usage.completionTokens,
           latencyMs: Math.round(result.latencyMs),
           ...(result.cached ? { note: "cached" } : {}),
+          ...(result.choices[0]?.reasoning ? { reasoning: result.choices[0].reasoning } : {}),
         },
       };
     },

@@ -75,6 +75,7 @@ const STEP_TYPE = new Struct([
   new Field("completion_tokens", new Int32(), true),
   new Field("latency_ms", new Float64(), true),
   utf8Field("note"),
+  utf8Field("reasoning"),
 ]);
 const PARENTS_TYPE = new List(utf8Field("item"));
 const STEPS_TYPE = new List(new Field("item", STEP_TYPE, true));
@@ -260,6 +261,7 @@ function encodeSteps(rows: readonly OutputRow[]): Data<List> {
     int32Column(pick((s) => s.completionTokens)),
     float64Column(pick((s) => s.latencyMs)),
     utf8Column(pick((s) => s.note)),
+    utf8Column(pick((s) => s.reasoning)),
   ]);
   return listColumn(STEPS_TYPE, lengths, entries);
 }
@@ -427,6 +429,7 @@ function decodeStep(step: Plain): StepRecord {
     completionTokens: optional(step.completion_tokens as number | null),
     latencyMs: optional(step.latency_ms as number | null),
     note: optional(step.note as string | null),
+    reasoning: optional(step.reasoning as string | null),
   });
 }
 

@@ -14,6 +14,7 @@ export interface CachedChoice {
   readonly text: string;
   readonly finishReason: FinishReason;
   readonly refusal?: string;
+  readonly reasoning?: string;
   readonly completionTokens: number;
   readonly promptTokens: number;
   readonly model: string;

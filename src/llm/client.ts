@@ -2,9 +2,12 @@ import type OpenAI from "openai";
 import { lazyModule } from "./lazy.ts";
 import { CacheError, ConfigError, EndpointError, LlmError, errorMessage } from "../errors.ts";
 import { ResponseCache, choiceKey, defaultCacheDir, type CachedChoice, type ResponseStore } from "./cache.ts";
+import { CircuitBreaker } from "./breaker.ts";
 import { OutageGate, type Pass } from "./outage.ts";
 import { AdaptiveConcurrency, TokenBucket, type Permit } from "./limiter.ts";
 import { backoffMs, isRetryableStatus, retryAfterMs, scrubSecrets, seededRandom, sleep } from "./retry.ts";
+import { builtinCapabilities, describeChange, learnFromRefusal, shapeBody, type Capabilities } from "./capabilities.ts";
+import { splitReasoning } from "./reasoning.ts";
 import { countMessageTokens, countTokens } from "./tokens.ts";
 import { nodeFetch } from "./transport.ts";
 import { BUILTIN_PRICES, SIMULATOR_MODEL, lookupPrice, type ModelPrice } from "./prices.ts";
@@ -73,6 +76,11 @@ export interface LlmOptions {
   readonly seed?: number;
   /** Whether the endpoint honours `response_format: json_schema`. Default true. */
   readonly supportsJsonSchema?: boolean;
+  /**
+   * What the endpoint accepts, over the built-in profile of its family (OpenAI and Azure reasoning models,
+   * Groq, Ollama; see capabilities.ts). Anything else is learned when the endpoint refuses a parameter by name.
+   */
+  readonly capabilities?: Partial<Capabilities>;
   /** Extra HTTP headers for every request. */
   readonly headers?: Readonly<Record<string, string>>;
   /**
@@ -82,6 +90,12 @@ export interface LlmOptions {
   readonly transport?: "node" | "fetch";
   /** Adapt the concurrency cap to 429s (AIMD). Default true. */
   readonly adaptive?: boolean;
+  /**
+   * Calls that failed in a row, all with the same error, before the run is stopped (an EndpointError with
+   * one line): a server that refuses every request the same way (a template error, a 500 on every call)
+   * is a configuration problem, not a verdict on each sample. Default 5.
+   */
+  readonly breakerFailures?: number;
   /** Where retry notices go (already scrubbed of the key), for calls that give no `log` of their own. Default: nowhere. */
   readonly log?: (message: string) => void;
 }
@@ -103,6 +117,7 @@ export const LLM_DEFAULTS = {
   /** Completion tokens assumed per choice before any answer was seen, when a request sets no max_tokens. */
   completionEstimate: 256,
   outageSeconds: 300,
+  breakerFailures: 5,
   placeholderKey: "rxsynth-no-key",
   baseURL: "https://api.openai.com/v1",
 } as const;
@@ -258,6 +273,17 @@ export function createLlm(options: LlmOptions): Llm {
   let tpmBucket = options.tpm ? new TokenBucket(options.tpm, LLM_DEFAULTS.burstMs) : undefined;
   let completionEstimate: number = LLM_DEFAULTS.completionEstimate;
   const flights = new Map<string, Flight>();
+  const breaker = new CircuitBreaker(options.breakerFailures ?? LLM_DEFAULTS.breakerFailures);
+  /** Per model: a request may name another model than the client's. */
+  const capabilities = new Map<string, Capabilities>();
+  const capabilitiesOf = (name: string): Capabilities => {
+    let known = capabilities.get(name);
+    if (!known) {
+      known = { ...builtinCapabilities(baseURL, name), ...(options.supportsJsonSchema === false ? { jsonSchema: false } : {}), ...options.capabilities };
+      capabilities.set(name, known);
+    }
+    return known;
+  };
   const totals: { -readonly [K in keyof LlmStats]: number } = {
     requests: 0,
     retries: 0,
@@ -318,13 +344,17 @@ export function createLlm(options: LlmOptions): Llm {
     const { data, response, request_id } = await client.chat.completions
       .create({ ...body, ...(n > 1 ? { n } : {}) } as unknown as OpenAI.ChatCompletionCreateParamsNonStreaming, { signal, timeout: timeoutMs })
       .withResponse();
-    const choices: ChatChoice[] = (data.choices ?? []).map((choice, position) => ({
-      index: choice.index ?? position,
-      text: choice.message?.content ?? "",
-      finishReason: choice.finish_reason ?? "stop",
-      ...(choice.message?.refusal ? { refusal: choice.message.refusal } : {}),
-      completionTokens: 0,
-    }));
+    const choices: ChatChoice[] = (data.choices ?? []).map((choice, position) => {
+      const answer = splitReasoning(choice.message?.content ?? "", (choice.message ?? {}) as ReasoningFields);
+      return {
+        index: choice.index ?? position,
+        text: answer.text,
+        finishReason: choice.finish_reason ?? "none",
+        ...(choice.message?.refusal ? { refusal: choice.message.refusal } : {}),
+        ...(answer.reasoning ? { reasoning: answer.reasoning } : {}),
+        completionTokens: 0,
+      };
+    });
     return {
       choices,
       model: data.model ?? String(body.model),
@@ -346,10 +376,11 @@ export function createLlm(options: LlmOptions): Llm {
       ...body,
       ...(n > 1 ? { n } : {}),
       stream: true,
-      stream_options: { include_usage: true },
+      ...(capabilitiesOf(String(body.model)).streamUsage ? { stream_options: { include_usage: true } } : {}),
     } as unknown as OpenAI.ChatCompletionCreateParamsStreaming;
     const { data: stream, response, request_id } = await client.chat.completions.create(params, { signal }).withResponse();
     const texts: string[] = [];
+    const thoughts: string[] = [];
     const refusals: string[] = [];
     const finish: Array<string | undefined> = [];
     let usage: OpenAI.CompletionUsage | undefined;
@@ -364,6 +395,8 @@ export function createLlm(options: LlmOptions): Llm {
           texts[index] = (texts[index] ?? "") + delta;
           onDelta?.(index, delta);
         }
+        const thought = reasoningDelta(choice.delta as ReasoningFields | undefined);
+        if (thought) thoughts[index] = (thoughts[index] ?? "") + thought;
         if (choice.delta?.refusal) refusals[index] = (refusals[index] ?? "") + choice.delta.refusal;
         if (choice.finish_reason) finish[index] = choice.finish_reason;
       }
@@ -373,11 +406,13 @@ export function createLlm(options: LlmOptions): Llm {
     for (let index = 0; index < count; index++) {
       // A stream that ends before a choice finished was cut: treat it like a dropped connection.
       if (finish[index] === undefined) throw new TypeError(`stream ended before choice ${index} finished`);
+      const answer = splitReasoning(texts[index] ?? "", { reasoning: thoughts[index] });
       choices.push({
         index,
-        text: texts[index] ?? "",
+        text: answer.text,
         finishReason: finish[index]!,
         ...(refusals[index] ? { refusal: refusals[index] } : {}),
+        ...(answer.reasoning ? { reasoning: answer.reasoning } : {}),
         completionTokens: 0,
       });
     }
@@ -399,11 +434,13 @@ export function createLlm(options: LlmOptions): Llm {
     const at = Date.now();
     try {
       await Promise.all(
-        result.choices.map((choice) =>
+        // Unfinished work (aborted, no finish reason) is not an answer to keep: a rerun asks again.
+        result.choices.filter((choice) => FINAL_REASONS.has(choice.finishReason)).map((choice) =>
           cache.put(choiceKey(endpointId, body, cacheIndex, choice.index), {
             text: choice.text,
             finishReason: choice.finishReason,
             ...(choice.refusal ? { refusal: choice.refusal } : {}),
+            ...(choice.reasoning ? { reasoning: choice.reasoning } : {}),
             completionTokens: choice.completionTokens,
             promptTokens: result.usage.promptTokens,
             model: result.model,
@@ -442,6 +479,8 @@ export function createLlm(options: LlmOptions): Llm {
     const log = (message: string) => (call.log ?? options.log)?.(scrub(message));
     const where = `${requestModel} at ${host}`;
     let retriesLeft = maxRetries;
+    let adaptations = 0;
+    let timeouts = 0;
     /** Wall-clock time of the first failure since the last success or outage. */
     let failingSince: number | undefined;
 
@@ -487,9 +526,10 @@ export function createLlm(options: LlmOptions): Llm {
         const startedAt = performance.now();
         try {
           const attemptSignal = timer?.signal ?? signal;
+          const shaped = shapeBody(body, capabilitiesOf(requestModel));
           const answer = request.stream
-            ? await streamed(body, n, attemptSignal, call.onDelta)
-            : await once(body, n, attemptSignal);
+            ? await streamed(shaped, n, attemptSignal, call.onDelta)
+            : await once(shaped, n, attemptSignal);
           const latencyMs = performance.now() - startedAt;
           outcome = "ok";
           observeHeaders(answer.headers, marks);
@@ -528,8 +568,15 @@ export function createLlm(options: LlmOptions): Llm {
               outcome = "overloaded";
               meter({ rateLimited: 1 });
             }
+            // A local server that queues (Ollama past its queue, llama.cpp loading a model) says 503.
+            if (error.status === 503) outcome = "overloaded";
           }
           if (timer?.signal.aborted && !signal.aborted) failure = timer.signal.reason;
+          // A request that timed out was queued past the limit: fewer at once, not the same again.
+          if (isTimeout(failure)) {
+            outcome = "overloaded";
+            timeouts++;
+          }
         } finally {
           if (timeout) clearTimeout(timeout);
           if (forward) signal.removeEventListener("abort", forward);
@@ -540,6 +587,7 @@ export function createLlm(options: LlmOptions): Llm {
 
       if (result) {
         gate.answered();
+        breaker.succeeded();
         // Outside the attempt: the answer is in hand and paid for, so a cache failure never sends it again.
         await store(body, call.cacheIndex ?? 0, result);
         return result;
@@ -558,15 +606,39 @@ export function createLlm(options: LlmOptions): Llm {
       if (!retryable) {
         // An answer, if not a good one: the endpoint is there.
         if (status !== undefined) gate.answered();
+        const refused = failure instanceof openai().APIError ? failure : undefined;
+        const known = capabilitiesOf(requestModel);
+        const change = refused && adaptations < MAX_ADAPTATIONS
+          ? learnFromRefusal({ status, message: errorBodyMessage(refused), param: refused.param, code: refused.code }, known)
+          : undefined;
+        if (change) {
+          // The endpoint named a parameter it does not take: adapt once, for every later request too.
+          adaptations++;
+          capabilities.set(requestModel, { ...known, ...change });
+          (options.log ?? call.log)?.(scrub(`llm: ${where}: ${describeChange(change)}`));
+          if (change.n === false && n > 1) throw new OneChoicePerRequest();
+          continue;
+        }
         meter({ failures: 1 });
         const tries = `attempt ${attempt}${requestId ? `, request ${requestId}` : ""}`;
         const advice = status !== undefined ? ENDPOINT_STATUS[status] : undefined;
         if (advice) {
           throw new EndpointError(scrub(`${where} refused the request: ${what} (${tries}): ${advice}`), { status, attempt, requestId }, { cause: cause() });
         }
+        const tripped = breaker.failed(status, what);
+        if (tripped) throw new EndpointError(scrub(`${where}: ${tripped}`), { status, attempt, requestId }, { cause: cause() });
         throw new LlmError(scrub(`${where} failed: ${what} (${tries})`), { status, attempt, requestId, retryable }, { cause: cause() });
       }
 
+      // Waiting does not bring back a quota: the account is out of credit, not over a rate.
+      if (status === 429 && failure instanceof openai().APIError && failure.code === "insufficient_quota") {
+        meter({ failures: 1 });
+        throw new EndpointError(
+          scrub(`${where}: the account has no quota left (insufficient_quota): add credit or use another key (OPENAI_API_KEY), then rerun the same command to resume`),
+          { status, attempt, requestId },
+          { cause: cause() },
+        );
+      }
       failingSince ??= Date.now();
       const asked = retryAfterMs(headers);
       if (status === 429 && headers) {
@@ -587,7 +659,10 @@ export function createLlm(options: LlmOptions): Llm {
       // Nothing listens there, or the name does not resolve: a fact about the endpoint, not about this
       // request, so the outage's probing (one request at a time) replaces this request's own retries.
       const othersAnswered = gate.lastAnswerAt >= attemptStartedAt;
-      if (retriesLeft > 0 && (othersAnswered || !unreachable(failure))) {
+      // While others get answers, a request that timed out twice is not sent a third time: each timeout
+      // re-sends work the server may still be doing.
+      const timedOutTwice = othersAnswered && timeouts >= 2;
+      if (retriesLeft > 0 && !timedOutTwice && (othersAnswered || !unreachable(failure))) {
         retriesLeft--;
         const wait = asked ?? backoffMs(attempt, backoffBase, backoffMax, random);
         log(`llm: ${where}: ${what}; retry ${maxRetries - retriesLeft}/${maxRetries} in ${Math.round(wait)} ms` + (asked !== undefined ? " (server asked)" : ""));
@@ -597,7 +672,9 @@ export function createLlm(options: LlmOptions): Llm {
       if (othersAnswered) {
         // The endpoint answers others while this request keeps failing: the request's own problem.
         meter({ failures: 1 });
-        const tries = `attempt ${attempt}, retries exhausted${requestId ? `, request ${requestId}` : ""}`;
+        const tripped = breaker.failed(status, what);
+        if (tripped) throw new EndpointError(scrub(`${where}: ${tripped}`), { status, attempt, requestId, retryable }, { cause: cause() });
+        const tries = `attempt ${attempt}, ${timedOutTwice ? "timed out twice" : "retries exhausted"}${requestId ? `, request ${requestId}` : ""}`;
         throw new LlmError(scrub(`${where} failed: ${what} (${tries})`), { status, attempt, requestId, retryable }, { cause: cause() });
       }
       if (outageMs === 0) {
@@ -607,6 +684,67 @@ export function createLlm(options: LlmOptions): Llm {
       }
       gate.begin(scrub(what), status, failingSince, options.log ? (line) => options.log!(scrub(line)) : log);
     }
+  };
+
+  /**
+   * `send` for n choices, also where the endpoint serves one per request (Groq refuses n > 1, Ollama
+   * ignores it): then n requests with distinct seeds, merged and cached as the one answer they stand for.
+   */
+  const sendChoices = async (
+    body: Record<string, unknown>,
+    n: number,
+    request: ChatRequest,
+    call: ChatCallOptions,
+    signal: AbortSignal,
+    meter: (delta: LlmStatsDelta) => void,
+  ): Promise<ChatResult> => {
+    const requestModel = String(body.model);
+    if (n === 1 || !capabilitiesOf(requestModel).n) return n === 1 ? send(body, 1, request, call, signal, meter) : oneByOne(body, n, 0, [], request, call, signal, meter);
+    let result: ChatResult;
+    try {
+      result = await send(body, n, request, call, signal, meter);
+    } catch (error) {
+      if (error instanceof OneChoicePerRequest) return oneByOne(body, n, 0, [], request, call, signal, meter);
+      throw error;
+    }
+    if (result.choices.length >= n) return result;
+    // Fewer choices than asked, and no error: the endpoint ignores n. The rest come one by one.
+    capabilities.set(requestModel, { ...capabilitiesOf(requestModel), n: false });
+    (options.log ?? call.log)?.(scrub(`llm: ${requestModel} at ${host}: ${describeChange({ n: false })}`));
+    return oneByOne(body, n, result.choices.length, [result], request, call, signal, meter);
+  };
+
+  const oneByOne = async (
+    body: Record<string, unknown>,
+    n: number,
+    from: number,
+    earlier: ChatResult[],
+    request: ChatRequest,
+    call: ChatCallOptions,
+    signal: AbortSignal,
+    meter: (delta: LlmStatsDelta) => void,
+  ): Promise<ChatResult> => {
+    const seed = typeof body.seed === "number" ? body.seed : 0;
+    const singles = await Promise.all(
+      Array.from({ length: n - from }, (_, k) => send({ ...body, seed: seed + from + k }, 1, { ...request, n: 1 }, { ...call, cacheIndex: `${call.cacheIndex ?? 0}:${from + k}` }, signal, meter)),
+    );
+    const parts = [...earlier, ...singles];
+    const choices = parts.flatMap((part) => part.choices).slice(0, n).map((choice, index) => ({ ...choice, index }));
+    const merged: ChatResult = {
+      choices,
+      model: parts[0]!.model,
+      usage: {
+        promptTokens: parts.reduce((sum, part) => sum + part.usage.promptTokens, 0),
+        completionTokens: parts.reduce((sum, part) => sum + part.usage.completionTokens, 0),
+      },
+      latencyMs: Math.max(...parts.map((part) => part.latencyMs)),
+      requestId: parts[0]!.requestId,
+      cached: false,
+      attempts: parts.reduce((sum, part) => sum + part.attempts, 0),
+      costUsd: parts.reduce((sum, part) => sum + part.costUsd, 0),
+    };
+    await store(body, call.cacheIndex ?? 0, merged);
+    return merged;
   };
 
   const join = (flight: Flight, signal: AbortSignal | undefined): Promise<ChatResult> => {
@@ -691,7 +829,7 @@ export function createLlm(options: LlmOptions): Llm {
     const flight: Flight = {
       controller,
       waiters: 0,
-      promise: send(body, n, request, call, controller.signal, meter).finally(() => flights.delete(flightKey)),
+      promise: sendChoices(body, n, request, call, controller.signal, meter).finally(() => flights.delete(flightKey)),
     };
     // Callers that all abort leave the promise rejected with nobody listening; that is expected.
     flight.promise.catch(() => {});
@@ -731,6 +869,7 @@ function fromCache(hits: readonly CachedChoice[]): ChatResult {
       text: hit.text,
       finishReason: hit.finishReason,
       ...(hit.refusal ? { refusal: hit.refusal } : {}),
+      ...(hit.reasoning ? { reasoning: hit.reasoning } : {}),
       completionTokens: hit.completionTokens,
     })),
     model: first.model,
@@ -741,6 +880,36 @@ function fromCache(hits: readonly CachedChoice[]): ChatResult {
     attempts: 0,
     costUsd: 0,
   };
+}
+
+/** The endpoint refused n > 1 by name: the call is served one choice per request instead. */
+class OneChoicePerRequest extends Error {}
+
+/** Parameters an endpoint may refuse one after another (max_tokens, then temperature, then stream_options...). */
+const MAX_ADAPTATIONS = 5;
+
+/** The error body's own message (the SDK's `message` prefixes the status). */
+function errorBodyMessage(error: { readonly error?: unknown; readonly message: string }): string {
+  const body = error.error as { message?: unknown } | undefined;
+  return typeof body?.message === "string" ? body.message : error.message;
+}
+
+/** Finish reasons of answers worth caching: finished, cut at the cap, or stopped by the provider's filter. */
+const FINAL_REASONS: ReadonlySet<string> = new Set(["stop", "length", "content_filter", "tool_calls", "function_call"]);
+
+/** Reasoning fields some servers add to a message or a stream delta (not in the openai types). */
+interface ReasoningFields {
+  readonly reasoning?: unknown;
+  readonly reasoning_content?: unknown;
+}
+
+function reasoningDelta(delta: ReasoningFields | undefined): string {
+  const value = delta?.reasoning ?? delta?.reasoning_content;
+  return typeof value === "string" ? value : "";
+}
+
+function isTimeout(failure: unknown): boolean {
+  return failure instanceof AttemptTimeout || failure instanceof openai().APIConnectionTimeoutError;
 }
 
 function describeFailure(failure: unknown, timeoutMs: number): string {

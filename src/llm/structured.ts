@@ -58,7 +58,7 @@ export function describeIssues(error: z.ZodError): string {
 }
 
 /** Why an answer could not be used. Operators report these as drop reasons, some under a prefix of their own. */
-export const BAD_ANSWER_REASONS = ["refusal", "truncated", "empty", "unparseable", "schema_mismatch"] as const;
+export const BAD_ANSWER_REASONS = ["refusal", "truncated", "incomplete", "empty", "unparseable", "schema_mismatch"] as const;
 export type BadAnswerReason = (typeof BAD_ANSWER_REASONS)[number];
 
 /** A classified bad answer; `raw` is the text it came with (the refusal text for a refusal field). */
@@ -80,6 +80,9 @@ export function isZodSchema(value: unknown): value is z.ZodType {
   return typeof value === "object" && value !== null && typeof (value as { safeParse?: unknown }).safeParse === "function";
 }
 
+/** Finish reasons of a complete answer. */
+const FINISHED: ReadonlySet<string> = new Set(["stop", "tool_calls", "function_call"]);
+
 /** The JSON value of an answer: strict first, then the lenient readings of `extractJson`. */
 function readJson(text: string): { value: unknown } | { error: string } {
   try {
@@ -91,8 +94,10 @@ function readJson(text: string): { value: unknown } | { error: string } {
 
 /**
  * Reads one choice into a value, or classifies what is wrong with it, in this order: `refusal` (the refusal
- * field, or plain text that opens like one; a JSON answer asked for by schema may quote a refusal inside
- * it), `truncated` (finish_reason "length"), `empty`, then `unparseable` / `schema_mismatch` from reading.
+ * field, finish_reason "content_filter", or plain text that opens like one; a JSON answer asked for by
+ * schema may quote a refusal inside it), `truncated` (finish_reason "length"), `incomplete` (any other
+ * finish reason but "stop": aborted, none given), `empty`, then `unparseable` / `schema_mismatch` from
+ * reading. Only the answer is read, never the model's reasoning (see splitReasoning).
  * The raw text always travels with a bad answer.
  */
 export function readAnswer<T = string>(choice: ChatChoice | undefined, reader?: AnswerReader<T>): ReadAnswer<T> {
@@ -101,8 +106,15 @@ export function readAnswer<T = string>(choice: ChatChoice | undefined, reader?: 
   const raw = choice.text;
   const schema = isZodSchema(reader) ? (reader as z.ZodType<T>) : undefined;
   if (choice.refusal) return bad("refusal", choice.refusal, "the model declined (refusal field)");
+  if (choice.finishReason === "content_filter") return bad("refusal", raw, "the provider's content filter stopped the answer (finish_reason: content_filter)");
   if (!(schema && /^\s*[[{]/.test(raw)) && looksLikeRefusal(raw)) return bad("refusal", raw, "the model declined");
-  if (choice.finishReason === "length") return bad("truncated", raw, "finish_reason: length");
+  if (choice.finishReason === "length") {
+    const thinking = raw.trim() === "" ? ": no answer within the token cap (a reasoning model spends it thinking first); raise max_tokens" : "";
+    return bad("truncated", raw, `finish_reason: length${thinking}`);
+  }
+  if (!FINISHED.has(choice.finishReason)) {
+    return bad("incomplete", raw, `finish_reason: ${choice.finishReason}: the server did not finish the answer (not cached; a rerun asks again)`);
+  }
   if (raw.trim().length === 0) return bad("empty", raw, "the model returned no text");
   if (schema) {
     const json = readJson(raw);

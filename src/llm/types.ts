@@ -36,7 +36,12 @@ export interface ChatRequest {
   readonly stream?: boolean;
 }
 
-export type FinishReason = "stop" | "length" | "content_filter" | "tool_calls" | "function_call" | (string & {});
+/**
+ * Why the server stopped. Only "stop" is a finished answer; "length" is cut at the cap; "content_filter" is
+ * the provider's filter (read as a refusal); "abort" (vLLM, SGLang), "none" (the server gave no reason, as
+ * Ollama may) or anything else is unfinished work, never cached.
+ */
+export type FinishReason = "stop" | "length" | "content_filter" | "tool_calls" | "function_call" | "abort" | "none" | (string & {});
 
 export interface ChatChoice {
   readonly index: number;
@@ -45,6 +50,8 @@ export interface ChatChoice {
   readonly finishReason: FinishReason;
   /** Set when the server reported a refusal in its own field (structured outputs). */
   readonly refusal?: string;
+  /** A reasoning model's chain of thought, kept apart from `text` (see splitReasoning). */
+  readonly reasoning?: string;
   /** Tokens of this choice (the usage figure for n = 1, counted with tiktoken for n > 1). */
   readonly completionTokens: number;
 }

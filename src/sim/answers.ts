@@ -22,12 +22,13 @@ export interface SimRequest {
   readonly response_format?: { type: string; json_schema?: { name?: string; schema?: unknown } };
 }
 
-export type ContentFault = "length" | "refusal" | "malformed" | "empty";
+export type ContentFault = "length" | "refusal" | "malformed" | "empty" | "unfinished";
 
 export interface SimChoice {
   readonly content: string | null;
   readonly refusal: string | null;
-  readonly finishReason: "stop" | "length";
+  /** "unfinished": cut like "length"; the server reports its profile's finish reason for unfinished work. */
+  readonly finishReason: "stop" | "length" | "unfinished";
   readonly tokens: number;
   readonly fault: ContentFault | undefined;
 }
@@ -139,11 +140,11 @@ export function composeChoice(request: SimRequest, key: string, index: number, s
     else applied = undefined;
   }
 
-  let finishReason: "stop" | "length" = "stop";
+  let finishReason: "stop" | "length" | "unfinished" = "stop";
   const stopped = applyStop(content, request.stop);
   content = stopped.content;
   let tokens: number;
-  const half = fault === "length" ? Math.max(1, Math.floor(countTokens(content, model) / 2)) : undefined;
+  const half = fault === "length" || fault === "unfinished" ? Math.max(1, Math.floor(countTokens(content, model) / 2)) : undefined;
   const cap = half !== undefined && request.max_tokens !== undefined ? Math.min(half, request.max_tokens) : (half ?? request.max_tokens);
   if (cap !== undefined) {
     const cut = truncateToTokens(content, cap, model);
@@ -153,6 +154,7 @@ export function composeChoice(request: SimRequest, key: string, index: number, s
   } else {
     tokens = countTokens(content, model);
   }
+  if (fault === "unfinished") finishReason = "unfinished";
   if (fault === "length" && finishReason !== "length") applied = undefined;
   return { content, refusal: null, finishReason, tokens, fault: applied };
 }

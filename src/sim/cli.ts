@@ -1,5 +1,6 @@
-import type { Command } from "commander";
+import { Option, type Command } from "commander";
 import { ConfigError } from "../errors.ts";
+import { SIM_PROFILES, type ReasoningPlacement, type SimProfileName } from "./profiles.ts";
 import { startSimulator, type FaultRates, type SimulatorOptions } from "./server.ts";
 
 function number(flag: string, min: number) {
@@ -41,6 +42,8 @@ interface SimFlags {
   seed?: number;
   apiKey?: string;
   model?: string[];
+  profile?: SimProfileName;
+  reasoning?: ReasoningPlacement;
 }
 
 /** Adds `rxsynth sim`: the OpenAI-compatible simulator as a standalone server, until Ctrl-C. */
@@ -59,11 +62,21 @@ export function registerSimCommand(program: Command): void {
     .option("--tpm <n>", "tokens per minute: prompt + n * max_tokens", number("--tpm", 1))
     .option("--burst-ms <ms>", "RPM/TPM bucket size in ms of the limit", number("--burst-ms", 1))
     .option("--fail-rate <r>", "rate of 500 errors (shorthand for --faults 500=r)", number("--fail-rate", 0))
-    .option("--faults <list>", "fault rates: 429,500,503,reset per request; length,refusal,malformed,empty per choice", parseFaults)
+    .option("--faults <list>", "fault rates: 429,500,503,reset per request; length,refusal,malformed,empty,unfinished per choice", parseFaults)
     .option("--fault-retry-after-ms <ms>", "Retry-After of an injected 429", number("--fault-retry-after-ms", 0))
     .option("--seed <n>", "changes every answer and fault roll", number("--seed", 0))
     .option("--api-key <key>", "require this key (401 otherwise)")
     .option("--model <name...>", "model names listed by /v1/models")
+    .addOption(new Option("--profile <family>", "the server family to play: its refusals, ignored fields, reasoning and finish reasons").choices(SIM_PROFILES))
+    .addOption(
+      new Option("--reasoning <placement>", "where a thinking model's chain of thought goes (default: the profile's)").choices([
+        "none",
+        "hidden",
+        "reasoning",
+        "reasoning_content",
+        "think-tags",
+      ]),
+    )
     .action(async (flags: SimFlags) => {
       const faults: FaultRates = { ...(flags.failRate ? { "500": flags.failRate } : {}), ...flags.faults };
       const options: SimulatorOptions = {
@@ -82,6 +95,8 @@ export function registerSimCommand(program: Command): void {
         seed: flags.seed,
         apiKey: flags.apiKey,
         models: flags.model,
+        profile: flags.profile,
+        reasoning: flags.reasoning,
       };
       const sim = await startSimulator(options);
       console.log(`rxsynth sim listening: OPENAI_BASE_URL=${sim.url}  (stats: ${sim.url.replace(/\/v1$/, "")}/stats)`);

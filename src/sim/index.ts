@@ -3,3 +3,4 @@ export type { Simulator, SimulatorOptions, SimulatorStats, FaultRates, DownOptio
 export { registerSimCommand, parseFaults } from "./cli.ts";
 export { valueFromSchema } from "./schema.ts";
 export { SIM_REFUSAL } from "./answers.ts";
+export { SIM_PROFILES, simProfile, type SimProfileName, type ReasoningPlacement } from "./profiles.ts";

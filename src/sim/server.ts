@@ -2,9 +2,10 @@ import { createServer, type IncomingMessage, type ServerResponse } from "node:ht
 import type { AddressInfo, Socket } from "node:net";
 import { ConfigError } from "../errors.ts";
 import { stableHash } from "../hash.ts";
-import { countMessageTokens, encoderFor } from "../llm/tokens.ts";
+import { countMessageTokens, countTokens, encoderFor } from "../llm/tokens.ts";
 import type { ChatMessage } from "../llm/types.ts";
 import { composeChoice, contentKey, type ContentFault, type SimChoice, type SimRequest } from "./answers.ts";
+import { chainOfThought, simProfile, type ReasoningPlacement, type SimProfileName } from "./profiles.ts";
 import { Rng } from "./random.ts";
 
 /** Probability per request (transport faults) or per choice (content faults) of each injected fault. */
@@ -23,6 +24,8 @@ export interface FaultRates {
   readonly malformed?: number;
   /** An empty answer. */
   readonly empty?: number;
+  /** The answer stops half way with the profile's finish reason for unfinished work (abort, null, content_filter). */
+  readonly unfinished?: number;
 }
 
 export interface SimulatorOptions {
@@ -56,8 +59,12 @@ export interface SimulatorOptions {
   readonly seed?: number;
   /** When set, requests must carry `Authorization: Bearer <apiKey>`, else 401. */
   readonly apiKey?: string;
-  /** Listed by GET /v1/models (any model name is served). Default ["sim-1"]. */
+  /** Listed by GET /v1/models (any model name is served, unless the profile loads named models). Default ["sim-1"]. */
   readonly models?: readonly string[];
+  /** The family of server to play (see src/sim/profiles.ts). Default "openai". */
+  readonly profile?: SimProfileName;
+  /** Where a thinking model's chain of thought goes; default the profile's. "none": the model does not think. */
+  readonly reasoning?: ReasoningPlacement;
 }
 
 export interface SimulatorStats {
@@ -125,7 +132,7 @@ export const SIMULATOR_DEFAULTS = {
 } as const;
 
 const TRANSPORT_FAULTS = ["429", "500", "503", "reset"] as const;
-const CONTENT_FAULTS: readonly ContentFault[] = ["length", "refusal", "malformed", "empty"];
+const CONTENT_FAULTS: readonly ContentFault[] = ["length", "refusal", "malformed", "empty", "unfinished"];
 type TransportFault = (typeof TRANSPORT_FAULTS)[number];
 
 /** A server-side per-minute limit: continuous refill, capacity `burstMs` worth of the limit. */
@@ -167,6 +174,13 @@ function duration(ms: number): string {
 
 function check(condition: boolean, message: string): void {
   if (!condition) throw new ConfigError(`startSimulator: ${message}`);
+}
+
+/** A choice as sent: reasoning in its field (or in the content), finish reason as the profile reports it. */
+interface Presented extends Omit<SimChoice, "finishReason"> {
+  readonly finishReason: string | null;
+  readonly reasoningField: Readonly<Record<string, string>>;
+  readonly reasoningTokens: number;
 }
 
 class HttpError extends Error {
@@ -251,6 +265,7 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
   const contentTotal = CONTENT_FAULTS.reduce((sum, kind) => sum + (faults[kind] ?? 0), 0);
   check(transportTotal <= 1 && contentTotal <= 1, "transport fault rates and content fault rates must each sum to <= 1");
 
+  const profile = simProfile(options.profile);
   // Load the tokenizer now (80-200 ms, once per process) rather than stall the first wave of requests.
   encoderFor(o.models[0]);
   const rpm = o.rpm ? new Bucket(o.rpm, o.burstMs) : undefined;
@@ -369,6 +384,25 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
       req.on("error", reject);
     });
 
+  /** A composed answer as this profile's server would send it: its chain of thought and finish reason placed. */
+  const present = (choice: SimChoice, model: string, cap: number | undefined): Presented => {
+    const finishReason = choice.finishReason === "unfinished" ? profile.unfinished : choice.finishReason;
+    const reasoning = options.reasoning ?? profile.reasoning(model);
+    if (reasoning === "none" || choice.content === null) return { ...choice, finishReason, reasoningField: {}, reasoningTokens: 0 };
+    const thought = chainOfThought(choice.content);
+    const thoughtTokens = countTokens(thought, model);
+    switch (reasoning) {
+      case "hidden":
+        // Billed, not shown; a cap smaller than the thinking leaves no answer at all.
+        if (cap !== undefined && cap <= thoughtTokens) return { ...choice, content: "", finishReason: "length", tokens: 0, reasoningField: {}, reasoningTokens: cap };
+        return { ...choice, finishReason, reasoningField: {}, reasoningTokens: thoughtTokens };
+      case "think-tags":
+        return { ...choice, content: `<think>\n${thought}\n</think>\n\n${choice.content}`, finishReason, reasoningField: {}, reasoningTokens: thoughtTokens };
+      default:
+        return { ...choice, finishReason, reasoningField: { [reasoning]: thought }, reasoningTokens: thoughtTokens };
+    }
+  };
+
   const rollTransport = (rng: Rng): TransportFault | undefined => {
     if (transportTotal === 0) return undefined;
     let x = rng.next();
@@ -430,6 +464,13 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
         throw new HttpError(400, "We could not parse the JSON body of your request.", "invalid_request_error");
       }
       request = validate(parsed);
+      const body = parsed as Record<string, unknown>;
+      const refused = profile.refuse(body);
+      if (refused) throw new HttpError(refused.status, refused.message, refused.type, refused.param, refused.code);
+      if (profile.strictModels && !o.models.includes(request.model)) {
+        throw new HttpError(404, `The model \`${request.model}\` does not exist.`, "NotFoundError", "model", "model_not_found");
+      }
+      request = { ...request, n: profile.choices(request.n), max_tokens: profile.cap(body) };
       const p = parsed as { stream?: unknown; stream_options?: { include_usage?: unknown } };
       stream = p.stream === true;
       includeUsage = stream && p.stream_options?.include_usage === true;
@@ -509,13 +550,15 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
       return;
     }
 
-    const choices: SimChoice[] = [];
+    const choices: Presented[] = [];
     let completionTokens = 0;
+    let reasoningTokens = 0;
     for (let index = 0; index < request.n; index++) {
       const contentFault = rollContent(faultRng);
-      const choice = composeChoice(request, key, index, o.seed, contentFault);
+      const choice = present(composeChoice(request, key, index, o.seed, contentFault), request.model, request.max_tokens);
       choices.push(choice);
-      completionTokens += choice.tokens;
+      completionTokens += choice.tokens + choice.reasoningTokens;
+      reasoningTokens += choice.reasoningTokens;
     }
     if (tpm && request.max_tokens === undefined) tpm.take(completionTokens);
 
@@ -529,7 +572,12 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
       "openai-processing-ms": String(Math.round(firstByteMs + generationMs)),
       "openai-model": request.model,
     };
-    const usage = { prompt_tokens: promptTokens, completion_tokens: completionTokens, total_tokens: promptTokens + completionTokens };
+    const usage = {
+      prompt_tokens: promptTokens,
+      completion_tokens: completionTokens,
+      total_tokens: promptTokens + completionTokens,
+      ...(reasoningTokens > 0 ? { completion_tokens_details: { reasoning_tokens: reasoningTokens } } : {}),
+    };
     const reset = transport === "reset";
     const count = () => {
       stats.completed++;
@@ -562,7 +610,7 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
         system_fingerprint: "fp_rxsynth_sim",
         choices: choices.map((choice, index) => ({
           index,
-          message: { role: "assistant", content: choice.content, refusal: choice.refusal, annotations: [] },
+          message: { role: "assistant", content: choice.content, refusal: choice.refusal, annotations: [], ...choice.reasoningField },
           logprobs: null,
           finish_reason: choice.finishReason,
         })),
@@ -591,6 +639,11 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
     events.push(event(choices.map((_, index) => ({ index, delta: { role: "assistant", content: "", refusal: null }, logprobs: null, finish_reason: null }))));
     const rounds = Math.max(0, ...pieces.map((p) => p.length));
     const bodyEvents: string[] = [];
+    choices.forEach((choice, index) => {
+      for (const [field, thought] of Object.entries(choice.reasoningField)) {
+        bodyEvents.push(event([{ index, delta: { [field]: thought }, logprobs: null, finish_reason: null }]));
+      }
+    });
     for (let r = 0; r < rounds; r++) {
       const part: unknown[] = [];
       pieces.forEach((list, index) => {

@@ -55,6 +55,7 @@ export function sampleRows(count: number): Sample[] {
                   completionTokens: 50 + i,
                   latencyMs: 12.25 + i,
                   note: "évolution: deepen",
+                  ...(i % 2 === 1 ? { reasoning: "Let me think: <think> tags and {\"draft\": true} stay here." } : {}),
                 },
                 { op: "heuristics", version: "1", at: AT + 1000 + i },
               ],

@@ -55,6 +55,7 @@ function storedStep(step: StepRecord): Record<string, unknown> {
     completion_tokens: step.completionTokens ?? null,
     latency_ms: step.latencyMs ?? null,
     note: step.note ?? null,
+    reasoning: step.reasoning ?? null,
   };
 }
 
@@ -150,6 +151,7 @@ describe("parquet sink", () => {
       "completion_tokens",
       "latency_ms",
       "note",
+      "reasoning",
     ]);
     expect(child(step, "at").element.logical_type).toEqual({ type: "TIMESTAMP", isAdjustedToUTC: true, unit: "MILLIS" });
     expect(child(step, "prompt_tokens").element.type).toBe("INT32");

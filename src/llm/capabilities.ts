@@ -1,0 +1,106 @@
+// What an endpoint accepts, per base URL and model: known families start from a built-in profile, and any
+// endpoint is adapted once when it refuses a parameter by name (400/422), then remembered for the client's
+// life. Sources: OpenAI's reasoning-model docs (max_completion_tokens; only the default temperature), Groq's
+// OpenAI-compatibility notes (n must be 1; no stream_options), Ollama's OpenAI layer (n and
+// max_completion_tokens ignored), and the servers' error bodies reproduced in src/sim/profiles.ts.
+
+export interface Capabilities {
+  /** The field that caps completion tokens. */
+  readonly tokenLimitField: "max_tokens" | "max_completion_tokens";
+  /** Non-default temperature, top_p and penalties are accepted (reasoning models take only the defaults). */
+  readonly sampling: boolean;
+  /** More than one choice per request. */
+  readonly n: boolean;
+  /** response_format json_schema (else json_object with the schema in the prompt). */
+  readonly jsonSchema: boolean;
+  /** stream_options.include_usage on streamed requests. */
+  readonly streamUsage: boolean;
+}
+
+export type EndpointFamily = "openai" | "azure" | "groq" | "ollama" | "unknown";
+
+const CLASSIC: Capabilities = { tokenLimitField: "max_tokens", sampling: true, n: true, jsonSchema: true, streamUsage: true };
+
+/** OpenAI's reasoning families (o1, o3, o4-mini, gpt-5...), on OpenAI and on Azure. */
+export const isReasoningModel = (model: string) => /^(o\d|gpt-5)/.test(model);
+
+export function endpointFamily(baseURL: string): EndpointFamily {
+  const url = URL.canParse(baseURL) ? new URL(baseURL) : undefined;
+  const host = url?.hostname ?? "";
+  if (host === "api.openai.com") return "openai";
+  if (/\.(openai\.azure\.com|cognitiveservices\.azure\.com|services\.ai\.azure\.com)$/.test(host)) return "azure";
+  if (host === "api.groq.com") return "groq";
+  if (url?.port === "11434") return "ollama";
+  return "unknown";
+}
+
+/** Where a client starts for `model` at `baseURL`, before the endpoint has refused anything. */
+export function builtinCapabilities(baseURL: string, model: string): Capabilities {
+  const family = endpointFamily(baseURL);
+  if ((family === "openai" || family === "azure") && isReasoningModel(model)) {
+    return { ...CLASSIC, tokenLimitField: "max_completion_tokens", sampling: false };
+  }
+  if (family === "groq") return { ...CLASSIC, n: false, streamUsage: false };
+  if (family === "ollama") return { ...CLASSIC, n: false };
+  return CLASSIC;
+}
+
+const SAMPLING = ["temperature", "top_p", "presence_penalty", "frequency_penalty"] as const;
+
+/** The request body as this endpoint takes it: the cap under its field, sampling left to defaults where refused. */
+export function shapeBody(body: Record<string, unknown>, capabilities: Capabilities): Record<string, unknown> {
+  const shaped = { ...body };
+  if (capabilities.tokenLimitField === "max_completion_tokens" && shaped.max_tokens !== undefined) {
+    shaped.max_completion_tokens = shaped.max_tokens;
+    delete shaped.max_tokens;
+  }
+  if (!capabilities.sampling) for (const field of SAMPLING) delete shaped[field];
+  const format = shaped.response_format as { type?: string; json_schema?: { schema?: unknown } } | undefined;
+  if (!capabilities.jsonSchema && format?.type === "json_schema") {
+    // Nothing else carries the schema in json_object mode, so the prompt does.
+    shaped.response_format = { type: "json_object" };
+    const schema = JSON.stringify(format.json_schema?.schema ?? {});
+    shaped.messages = [{ role: "system", content: `Reply with one JSON object that matches this JSON schema:\n${schema}` }, ...((shaped.messages as unknown[]) ?? [])];
+  }
+  return shaped;
+}
+
+export interface RefusedParameter {
+  readonly status?: number;
+  readonly message?: string;
+  readonly param?: string | null;
+  readonly code?: string | null;
+}
+
+/**
+ * What a 400/422 says the endpoint does not take, as a change to its capabilities; undefined when it names
+ * nothing this client can do without (the error is then the request's, or the configuration's).
+ */
+export function learnFromRefusal(error: RefusedParameter, current: Capabilities): Partial<Capabilities> | undefined {
+  if (error.status !== 400 && error.status !== 422) return undefined;
+  const message = error.message ?? "";
+  const param = error.param ?? (/'([a-z_]+)'/.exec(message)?.[1] ?? undefined);
+  const says = (pattern: RegExp) => pattern.test(message);
+  if (current.tokenLimitField === "max_tokens" && (param === "max_tokens" || says(/max_completion_tokens/))) {
+    return { tokenLimitField: "max_completion_tokens" };
+  }
+  if (current.sampling && param !== undefined && (SAMPLING as readonly string[]).includes(param) && (error.code === "unsupported_value" || says(/only the default|not supported|unsupported/i))) {
+    return { sampling: false };
+  }
+  if (current.streamUsage && (param === "stream_options" || says(/stream_options/))) return { streamUsage: false };
+  if (current.n && (param === "n" || says(/'n'|\bn\b must be|number of choices/i))) return { n: false };
+  if (current.jsonSchema && (says(/json_schema/) || (param === "response_format" && says(/not supported|unsupported|invalid/i)))) {
+    return { jsonSchema: false };
+  }
+  return undefined;
+}
+
+/** One line for the log when the client adapts. */
+export function describeChange(change: Partial<Capabilities>): string {
+  if (change.tokenLimitField) return "it refuses max_tokens: sending the cap as max_completion_tokens";
+  if (change.sampling === false) return "it takes only the default sampling: temperature and top_p are left out";
+  if (change.streamUsage === false) return "it refuses stream_options: streamed usage is counted on this side";
+  if (change.n === false) return "it serves one choice per request: n > 1 becomes n requests with distinct seeds";
+  if (change.jsonSchema === false) return "it refuses json_schema: asking for json_object with the schema in the prompt";
+  return "adapting";
+}

@@ -1,0 +1,226 @@
+// The client against the simulator's server profiles (src/sim/profiles.ts): what real families do that a
+// client written for classic OpenAI chat models gets wrong, each over real HTTP.
+import { mkdtempSync, rmSync } from "node:fs";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { z } from "zod";
+import { EndpointError, LlmError } from "../../src/errors.ts";
+import { builtinCapabilities } from "../../src/llm/capabilities.ts";
+import { readAnswer } from "../../src/llm/index.ts";
+import { splitReasoning } from "../../src/llm/reasoning.ts";
+import { chainOfThought } from "../../src/sim/profiles.ts";
+import { useSimulators } from "../support/llm-fixtures.ts";
+
+const { sim, llm } = useSimulators();
+const dir = mkdtempSync(join(tmpdir(), "rxsynth-endpoints-"));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const user = (content: string) => [{ role: "user" as const, content }];
+
+describe("splitReasoning", () => {
+  it("takes the chain of thought from reasoning fields or from before </think>, and leaves the answer", () => {
+    expect(splitReasoning("answer", { reasoning: "thought" })).toEqual({ text: "answer", reasoning: "thought" });
+    expect(splitReasoning("answer", { reasoning_content: "thought" })).toEqual({ text: "answer", reasoning: "thought" });
+    expect(splitReasoning("<think>\nthought\n</think>\n\nanswer")).toEqual({ text: "answer", reasoning: "thought" });
+    // The opening tag is often in the chat template, so only the closing one reaches the answer.
+    expect(splitReasoning("thought</think>answer")).toEqual({ text: "answer", reasoning: "thought" });
+    // Cut off while thinking: no answer at all.
+    expect(splitReasoning("<think>still thinking")).toEqual({ text: "", reasoning: "still thinking" });
+    expect(splitReasoning("plain answer")).toEqual({ text: "plain answer" });
+  });
+});
+
+describe("reasoning models' chain of thought", () => {
+  it.each([
+    ["vllm", "reasoning"],
+    ["sglang", "reasoning_content"],
+    ["ollama", "reasoning"],
+    ["llamacpp", "think-tags"],
+  ] as const)("%s: the answer is read without the reasoning (%s), streamed or not, and JSON comes from the answer", async (profile, placement) => {
+    const server = await sim({ profile, models: ["sim-1"] });
+    const client = llm(server);
+    for (const stream of [false, true]) {
+      const result = await client.chat({ messages: user(`describe a cat (${placement})`), stream });
+      const choice = result.choices[0]!;
+      expect(choice.reasoning).toMatch(/^Let me think about this step by step/);
+      expect(choice.text).not.toMatch(/think|draft/i);
+      expect(choice.reasoning).toBe(chainOfThought(choice.text).trim());
+      // The decoy {"draft": true} sits in the reasoning; the answer's object is the one read.
+      const json = await client.chat({ messages: user("give a json object with a name"), response_format: { type: "json_object" }, stream });
+      const read = readAnswer(json.choices[0], z.record(z.string(), z.unknown()));
+      expect(read.ok && read.value).not.toHaveProperty("draft");
+      expect(read.ok).toBe(true);
+    }
+  });
+});
+
+describe("finish reasons beyond stop and length", () => {
+  it.each([
+    ["vllm", "abort"],
+    ["sglang", "abort"],
+    ["ollama", "none"],
+  ] as const)("%s: an unfinished answer (%s) is `incomplete`, never cached, and asked again", async (profile, reason) => {
+    const server = await sim({ profile, models: ["sim-1"], faults: { unfinished: 1 }, reasoning: "none" });
+    const client = llm(server, { cache: join(dir, `cache-${profile}`) });
+    const first = await client.chat({ messages: user("an answer cut short") });
+    expect(first.choices[0]!.finishReason).toBe(reason);
+    const read = readAnswer(first.choices[0]);
+    expect(read.ok ? undefined : read.bad.reason).toBe("incomplete");
+    const again = await client.chat({ messages: user("an answer cut short") });
+    expect(again.cached).toBe(false);
+    expect(server.stats().requests).toBe(2);
+  });
+
+  it("azure: content_filter is a refusal, and a finished answer is cached", async () => {
+    const server = await sim({ profile: "azure", models: ["gpt-4o"], faults: { unfinished: 1 }, reasoning: "none" });
+    const client = llm(server, { model: "gpt-4o", cache: join(dir, "cache-azure") });
+    const result = await client.chat({ messages: user("filtered"), max_tokens: 50 });
+    expect(result.choices[0]!.finishReason).toBe("content_filter");
+    const read = readAnswer(result.choices[0]);
+    expect(read.ok ? undefined : read.bad).toMatchObject({ reason: "refusal", message: expect.stringMatching(/content filter/) });
+  });
+
+  it("a reasoning model that spends the whole cap thinking is truncated, and says so", async () => {
+    const server = await sim({ profile: "openai-reasoning" });
+    const client = llm(server, { model: "o4-mini" });
+    const result = await client.chat({ messages: user("think hard"), max_tokens: 5, temperature: 1 });
+    const read = readAnswer(result.choices[0]);
+    expect(read.ok ? undefined : read.bad).toMatchObject({ reason: "truncated", message: expect.stringMatching(/raise max_tokens/) });
+  });
+});
+
+describe("endpoint capabilities: learned once, remembered", () => {
+  it("openai reasoning models: max_tokens becomes max_completion_tokens and sampling is left to defaults, after one refusal each", async () => {
+    const server = await sim({ profile: "openai-reasoning" });
+    const lines: string[] = [];
+    const client = llm(server, { log: (line) => lines.push(line) });
+    const first = await client.chat({ messages: user("first"), max_tokens: 400, temperature: 0.7 });
+    expect(first.choices[0]!.finishReason).toBe("stop");
+    expect(server.stats()).toMatchObject({ requests: 3, clientErrors: 2, completed: 1 });
+    expect(lines.join("\n")).toMatch(/refuses max_tokens: sending the cap as max_completion_tokens[\s\S]*takes only the default sampling/);
+    await Promise.all(Array.from({ length: 5 }, (_, i) => client.chat({ messages: user(`later ${i}`), max_tokens: 400, temperature: 0.7 })));
+    expect(server.stats()).toMatchObject({ requests: 8, clientErrors: 2, completed: 6 });
+  });
+
+  it("knows OpenAI's and Azure's reasoning models, Groq and Ollama before they refuse anything", () => {
+    expect(builtinCapabilities("https://api.openai.com/v1", "o4-mini")).toMatchObject({ tokenLimitField: "max_completion_tokens", sampling: false });
+    expect(builtinCapabilities("https://x.openai.azure.com/openai/v1", "gpt-5-mini")).toMatchObject({ tokenLimitField: "max_completion_tokens" });
+    expect(builtinCapabilities("https://api.openai.com/v1", "gpt-4o")).toMatchObject({ tokenLimitField: "max_tokens", sampling: true });
+    expect(builtinCapabilities("https://api.groq.com/openai/v1", "llama-3.3-70b")).toMatchObject({ n: false, streamUsage: false });
+    expect(builtinCapabilities("http://localhost:11434/v1", "qwen3")).toMatchObject({ n: false });
+  });
+
+  it.each(["groq", "ollama"] as const)("%s: n > 1 becomes n requests with distinct seeds, and the merged answer is cached", async (profile) => {
+    const server = await sim({ profile, models: ["sim-1"] });
+    const client = llm(server, { cache: join(dir, `cache-n-${profile}`) });
+    const result = await client.chat({ messages: user("three takes on a cat"), n: 3, temperature: 0.9 });
+    expect(result.choices.map((choice) => choice.index)).toEqual([0, 1, 2]);
+    expect(new Set(result.choices.map((choice) => choice.text)).size).toBe(3);
+    const sent = server.stats().requests;
+    // groq refuses once then splits; ollama answers one then the other two come one by one.
+    expect(sent).toBe(profile === "groq" ? 4 : 3);
+    expect((await client.chat({ messages: user("three takes on a cat"), n: 3, temperature: 0.9 })).cached).toBe(true);
+    // Remembered: the next call goes one by one from the start.
+    await client.chat({ messages: user("two more"), n: 2 });
+    expect(server.stats().requests).toBe(sent + 2);
+  });
+
+  it("groq: a stream without stream_options, after one refusal", async () => {
+    const server = await sim({ profile: "groq" });
+    const client = llm(server);
+    const streamed = await client.chat({ messages: user("stream it"), stream: true });
+    const whole = await client.chat({ messages: user("stream it") });
+    expect(streamed.choices[0]!.text).toBe(whole.choices[0]!.text);
+    expect(server.stats()).toMatchObject({ clientErrors: 1, streamed: 1 });
+  });
+
+  it("json_schema refused by name: json_object with the schema in the prompt", async () => {
+    const refusing = await startRefusingServer((body) =>
+      (body.response_format as { type?: string } | undefined)?.type === "json_schema"
+        ? { status: 400, error: { message: "response_format json_schema is not supported", type: "invalid_request_error", param: "response_format", code: null } }
+        : undefined,
+    );
+    const client = llm(refusing.url);
+    const result = await client.chat({
+      messages: user("a name"),
+      response_format: { type: "json_schema", json_schema: { name: "n", schema: { type: "object", properties: { name: { type: "string" } } } } },
+    });
+    expect(result.choices[0]!.text).toBe('{"echo":"json_object"}');
+    expect(refusing.bodies.at(-1)!.messages[0]).toMatchObject({ role: "system", content: expect.stringContaining('"properties":{"name"') });
+    await refusing.close();
+  });
+});
+
+describe("errors that waiting does not fix", () => {
+  it("stops the run after a few calls that all fail the same way, instead of rejecting every sample", async () => {
+    const server = await sim();
+    const client = llm(server, { maxRetries: 2 });
+    let sent = 0;
+    let stopped: unknown;
+    for (let i = 0; i < 20 && !stopped; i++) {
+      sent++;
+      // An option the server refuses for every request: the graph's configuration, not the sample.
+      await client.chat({ messages: user(`sample ${i}`), temperature: 5 }).catch((error: unknown) => {
+        if (error instanceof EndpointError) stopped = error;
+        else expect(error).toBeInstanceOf(LlmError);
+      });
+    }
+    expect(stopped).toBeInstanceOf(EndpointError);
+    expect((stopped as Error).message).toMatch(/the last 5 calls all failed the same way \(400 'temperature' must be a number between 0 and 2\.\)/);
+    expect(sent).toBe(5);
+    expect(server.stats().requests).toBeLessThanOrEqual(10);
+  });
+
+  it("stops at once on insufficient_quota instead of retrying it as a rate limit", async () => {
+    const broke = await startRefusingServer(() => ({
+      status: 429,
+      error: { message: "You exceeded your current quota, please check your plan and billing details.", type: "insufficient_quota", param: null, code: "insufficient_quota" },
+      headers: { "retry-after": "3600" },
+    }));
+    const client = llm(broke.url, { maxRetries: 6 });
+    const started = performance.now();
+    const error = await client.chat({ messages: user("pay up") }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(EndpointError);
+    expect((error as Error).message).toMatch(/no quota left \(insufficient_quota\): add credit or use another key/);
+    expect(broke.bodies).toHaveLength(1);
+    expect(performance.now() - started).toBeLessThan(2_000);
+    await broke.close();
+  });
+
+  it("takes 503s from a queueing server as overload: the adaptive cap comes down", async () => {
+    const queueing = await sim({ faults: { "503": 0.5 }, seed: 4 });
+    const client = llm(queueing, { concurrency: 16, maxRetries: 10 });
+    await Promise.all(Array.from({ length: 40 }, (_, i) => client.chat({ messages: user(`busy ${i}`) })));
+    expect(queueing.stats().errors5xx).toBeGreaterThan(5);
+    expect(client.limits().concurrency).toBeLessThan(16);
+  });
+});
+
+/** A real HTTP server that refuses what `refuse` says and otherwise echoes the response_format type. */
+async function startRefusingServer(
+  refuse: (body: Record<string, unknown>) => { status: number; error: Record<string, unknown>; headers?: Record<string, string> } | undefined,
+) {
+  const bodies: Array<Record<string, unknown> & { messages: unknown[] }> = [];
+  const server = createServer((req, res) => {
+    let raw = "";
+    req.on("data", (chunk) => (raw += chunk));
+    req.on("end", () => {
+      const body = JSON.parse(raw) as Record<string, unknown> & { messages: unknown[] };
+      bodies.push(body);
+      const refusal = refuse(body);
+      if (refusal) {
+        res.writeHead(refusal.status, { "content-type": "application/json", ...refusal.headers });
+        res.end(JSON.stringify({ error: refusal.error }));
+        return;
+      }
+      const content = JSON.stringify({ echo: (body.response_format as { type?: string } | undefined)?.type ?? "text" });
+      res.writeHead(200, { "content-type": "application/json" });
+      res.end(JSON.stringify({ id: "x", object: "chat.completion", created: 0, model: body.model, choices: [{ index: 0, message: { role: "assistant", content }, finish_reason: "stop" }], usage: { prompt_tokens: 5, completion_tokens: 5, total_tokens: 10 } }));
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as AddressInfo;
+  return { url: `http://127.0.0.1:${port}/v1`, bodies, close: () => new Promise<void>((resolve) => server.close(() => resolve())) };
+}
