@@ -43,9 +43,11 @@ export class LlmError extends RxsynthError {
   readonly attempt: number;
   readonly requestId: string | undefined;
   readonly retryable: boolean;
+  /** The reject reason operators give the sample: "llm_error", or "context_length" for a prompt too long for the model. */
+  readonly reason: "llm_error" | "context_length";
   constructor(
     message: string,
-    details: { status?: number; attempt: number; requestId?: string; retryable?: boolean },
+    details: { status?: number; attempt: number; requestId?: string; retryable?: boolean; reason?: "llm_error" | "context_length" },
     options?: { cause?: unknown },
   ) {
     super(message, options);
@@ -53,6 +55,7 @@ export class LlmError extends RxsynthError {
     this.attempt = details.attempt;
     this.requestId = details.requestId;
     this.retryable = details.retryable ?? false;
+    this.reason = details.reason ?? "llm_error";
   }
 }
 

@@ -112,7 +112,7 @@ export async function askVerdict<T>(
       });
     } catch (error) {
       if (signal.aborted || !(error instanceof LlmError) || stopsRun(error)) throw error;
-      return { ok: false, verdict: drop("llm_error", { message: error.message }) };
+      return { ok: false, verdict: drop(error.reason, { message: error.message }) };
     }
     const read = readVerdict(format, result);
     if (!("keep" in read)) {

@@ -217,7 +217,7 @@ export function generate<T = string>(options: GenerateOptions<T>): Operator {
 
       const failed = (error: unknown): DropVerdict => {
         // An endpoint that cannot serve the run (EndpointError) is no verdict on the sample: it stops the run.
-        if (error instanceof LlmError && !stopsRun(error)) return drop("llm_error", { message: error.message });
+        if (error instanceof LlmError && !stopsRun(error)) return drop(error.reason, { message: error.message });
         throw error;
       };
 

@@ -124,7 +124,7 @@ export function asker<T = string>(options: AskOptions<T>): Asker<T> {
         });
       } catch (error) {
         if (signal.aborted || !(error instanceof LlmError) || stopsRun(error)) throw error;
-        return { ok: false, verdict: drop("llm_error", { message: error.message }) };
+        return { ok: false, verdict: drop(error.reason, { message: error.message }) };
       }
       const read = readAnswer(result.choices[0], reader);
       if (!read.ok) return { ok: false, verdict: drop(read.bad.reason, { raw: read.bad.raw, message: read.bad.message }) };

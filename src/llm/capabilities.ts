@@ -15,11 +15,16 @@ export interface Capabilities {
   readonly jsonSchema: boolean;
   /** stream_options.include_usage on streamed requests. */
   readonly streamUsage: boolean;
+  /**
+   * The server cuts a prompt longer than its context without an error (Ollama's num_ctx): the client counts
+   * each prompt and rejects an answer whose usage shows far fewer prompt tokens (`context_length`).
+   */
+  readonly cutsLongPrompts: boolean;
 }
 
 export type EndpointFamily = "openai" | "azure" | "groq" | "ollama" | "unknown";
 
-const CLASSIC: Capabilities = { tokenLimitField: "max_tokens", sampling: true, n: true, jsonSchema: true, streamUsage: true };
+const CLASSIC: Capabilities = { tokenLimitField: "max_tokens", sampling: true, n: true, jsonSchema: true, streamUsage: true, cutsLongPrompts: false };
 
 /** OpenAI's reasoning families (o1, o3, o4-mini, gpt-5...), on OpenAI and on Azure. */
 export const isReasoningModel = (model: string) => /^(o\d|gpt-5)/.test(model);
@@ -41,7 +46,7 @@ export function builtinCapabilities(baseURL: string, model: string): Capabilitie
     return { ...CLASSIC, tokenLimitField: "max_completion_tokens", sampling: false };
   }
   if (family === "groq") return { ...CLASSIC, n: false, streamUsage: false };
-  if (family === "ollama") return { ...CLASSIC, n: false };
+  if (family === "ollama") return { ...CLASSIC, n: false, cutsLongPrompts: true };
   return CLASSIC;
 }
 

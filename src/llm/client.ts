@@ -6,7 +6,7 @@ import { CircuitBreaker } from "./breaker.ts";
 import { OutageGate, type Pass } from "./outage.ts";
 import { AdaptiveConcurrency, TokenBucket, type Permit } from "./limiter.ts";
 import { backoffMs, isRetryableStatus, retryAfterMs, scrubSecrets, seededRandom, sleep } from "./retry.ts";
-import { builtinCapabilities, describeChange, learnFromRefusal, shapeBody, type Capabilities } from "./capabilities.ts";
+import { builtinCapabilities, describeChange, endpointFamily, learnFromRefusal, shapeBody, type Capabilities } from "./capabilities.ts";
 import { splitReasoning } from "./reasoning.ts";
 import { countMessageTokens, countTokens } from "./tokens.ts";
 import { nodeFetch } from "./transport.ts";
@@ -182,6 +182,10 @@ function withoutUndefined<T extends Record<string, unknown>>(value: T): T {
   return out as T;
 }
 
+function nonNegative(value: number | undefined): number | undefined {
+  return value !== undefined && value >= 0 ? value : undefined;
+}
+
 function headerNumber(headers: Headers | undefined, name: string): number | undefined {
   const value = headers?.get(name);
   if (value === null || value === undefined) return undefined;
@@ -237,6 +241,12 @@ export function createLlm(options: LlmOptions): Llm {
   }
   const model = options.model;
   const baseURL = options.baseURL ?? process.env.OPENAI_BASE_URL ?? LLM_DEFAULTS.baseURL;
+  const azureDeployment = /^(https?:\/\/[^/]+)\/openai\/deployments\//.exec(baseURL);
+  if (azureDeployment) {
+    throw new ConfigError(
+      `${baseURL} is Azure's classic deployment URL, which needs an api-version query the OpenAI client does not send: use Azure's v1 URL ${azureDeployment[1]}/openai/v1/ as OPENAI_BASE_URL, with the deployment name as the model`,
+    );
+  }
   const apiKey = options.apiKey ?? process.env.OPENAI_API_KEY ?? LLM_DEFAULTS.placeholderKey;
   const concurrencyMax = options.concurrency ?? LLM_DEFAULTS.concurrency;
   const timeoutMs = options.timeoutMs ?? LLM_DEFAULTS.timeoutMs;
@@ -312,9 +322,11 @@ export function createLlm(options: LlmOptions): Llm {
   };
 
   /** Keeps the buckets in step with the server: learns limits it did not know, lowers levels it overestimated. */
+  // Groq's request headers count per day, not per minute; read as RPM they would throttle a run 1440-fold.
+  const requestHeadersPerMinute = endpointFamily(baseURL) !== "groq";
   const observeHeaders = (headers: Headers | undefined, marks: { rpm?: number; tpm?: number; sentAt: number }) => {
     if (!headers) return;
-    const limitRequests = headerNumber(headers, "x-ratelimit-limit-requests");
+    const limitRequests = requestHeadersPerMinute ? headerNumber(headers, "x-ratelimit-limit-requests") : undefined;
     const limitTokens = headerNumber(headers, "x-ratelimit-limit-tokens");
     if (!options.rpm && limitRequests && limitRequests > 0 && rpmBucket?.limit !== limitRequests) {
       if (rpmBucket) rpmBucket.setLimit(limitRequests);
@@ -330,8 +342,9 @@ export function createLlm(options: LlmOptions): Llm {
         marks.tpm = 0;
       }
     }
-    const remainingRequests = headerNumber(headers, "x-ratelimit-remaining-requests");
-    const remainingTokens = headerNumber(headers, "x-ratelimit-remaining-tokens");
+    // Azure sometimes sends -1: no figure at all.
+    const remainingRequests = requestHeadersPerMinute ? nonNegative(headerNumber(headers, "x-ratelimit-remaining-requests")) : undefined;
+    const remainingTokens = nonNegative(headerNumber(headers, "x-ratelimit-remaining-tokens"));
     if (rpmBucket && remainingRequests !== undefined && marks.rpm !== undefined) {
       rpmBucket.correct(remainingRequests, marks.rpm, marks.sentAt);
     }
@@ -464,13 +477,15 @@ export function createLlm(options: LlmOptions): Llm {
    * every other (see OutageGate) instead of failing.
    */
   const send = async (
-    body: Record<string, unknown>,
+    callBody: Record<string, unknown>,
     n: number,
     request: ChatRequest,
     call: ChatCallOptions,
     signal: AbortSignal,
     meter: (delta: LlmStatsDelta) => void,
   ): Promise<ChatResult> => {
+    /** What is sent: the call's body, or one with a cap that fits the context (vLLM's max_tokens variant). */
+    let body = callBody;
     const requestModel = String(body.model);
     const maxTokens = request.max_tokens;
     // Counted only when a TPM budget needs it up front; otherwise the server's usage is the figure.
@@ -481,6 +496,7 @@ export function createLlm(options: LlmOptions): Llm {
     let retriesLeft = maxRetries;
     let adaptations = 0;
     let timeouts = 0;
+    let fitted = false;
     /** Wall-clock time of the first failure since the last success or outage. */
     let failingSince: number | undefined;
 
@@ -534,6 +550,14 @@ export function createLlm(options: LlmOptions): Llm {
           outcome = "ok";
           observeHeaders(answer.headers, marks);
           const promptTokens = answer.promptTokens ?? promptEstimate();
+          if (capabilitiesOf(requestModel).cutsLongPrompts && answer.promptTokens !== undefined && answer.promptTokens < 0.8 * promptEstimate()) {
+            // The answer is to a prompt the server cut: not an answer to this request, and not cached.
+            meter({ promptTokens, completionTokens: answer.completionTokens ?? 0, failures: 1 });
+            throw new LlmError(
+              scrub(`${where}: the server read ${answer.promptTokens} of the prompt's ${promptEstimate()} tokens (it cut a prompt longer than its context, e.g. Ollama's num_ctx): raise the context or shorten the prompt`),
+              { attempt, reason: "context_length" },
+            );
+          }
           const perChoice = answer.choices.map((choice) =>
             answer.choices.length === 1 && answer.completionTokens !== undefined
               ? answer.completionTokens
@@ -560,6 +584,8 @@ export function createLlm(options: LlmOptions): Llm {
             costUsd: cost.costUsd ?? 0,
           };
         } catch (error) {
+          // Our own verdict on an answer received (a prompt the server cut), not a failed attempt.
+          if (error instanceof LlmError) throw error;
           failure = error;
           if (error instanceof openai().APIError && error.status !== undefined) {
             headers = error.headers ?? undefined;
@@ -589,7 +615,7 @@ export function createLlm(options: LlmOptions): Llm {
         gate.answered();
         breaker.succeeded();
         // Outside the attempt: the answer is in hand and paid for, so a cache failure never sends it again.
-        await store(body, call.cacheIndex ?? 0, result);
+        await store(callBody, call.cacheIndex ?? 0, result);
         return result;
       }
       // The caller gave up (run stopping): not a failure of the endpoint, pass the abort on as it is.
@@ -624,6 +650,18 @@ export function createLlm(options: LlmOptions): Llm {
         const advice = status !== undefined ? ENDPOINT_STATUS[status] : undefined;
         if (advice) {
           throw new EndpointError(scrub(`${where} refused the request: ${what} (${tries}): ${advice}`), { status, attempt, requestId }, { cause: cause() });
+        }
+        const overflow = refused ? contextOverflow(errorBodyMessage(refused), refused.code) : undefined;
+        if (overflow?.fits !== undefined && !fitted && overflow.fits > 0) {
+          // vLLM's "you requested N tokens (P in the messages, C in the completion)": the prompt fits, the cap
+          // does not; once, with the cap that fits.
+          fitted = true;
+          body = { ...body, max_tokens: overflow.fits };
+          log(`llm: ${where}: max_tokens too large for the context; retrying once with max_tokens ${overflow.fits}`);
+          continue;
+        }
+        if (overflow) {
+          throw new LlmError(scrub(`${where}: the prompt does not fit the model's context (${what})`), { status, attempt, requestId, reason: "context_length" }, { cause: cause() });
         }
         const tripped = breaker.failed(status, what);
         if (tripped) throw new EndpointError(scrub(`${where}: ${tripped}`), { status, attempt, requestId }, { cause: cause() });
@@ -880,6 +918,21 @@ function fromCache(hits: readonly CachedChoice[]): ChatResult {
     attempts: 0,
     costUsd: 0,
   };
+}
+
+/**
+ * A 400 that says the prompt (or prompt + cap) exceeds the model's context: OpenAI's context_length_exceeded,
+ * vLLM's and llama.cpp's wordings. `fits`: the cap that would fit, when the server said how the request splits.
+ */
+function contextOverflow(message: string, code: string | null | undefined): { fits?: number } | undefined {
+  const limit = /maximum context length is (\d+) tokens/i.exec(message) ?? /context (?:size|length|window)[^.]*?(\d+) tokens/i.exec(message);
+  if (!limit && code !== "context_length_exceeded" && !/exceeds? the (?:available )?context/i.test(message)) return undefined;
+  const split = /\((\d+) in the messages, (\d+) in the completion\)/.exec(message);
+  if (limit && split) {
+    const fits = Number(limit[1]) - Number(split[1]);
+    if (fits > 0 && fits < Number(split[2])) return { fits };
+  }
+  return {};
 }
 
 /** The endpoint refused n > 1 by name: the call is served one choice per request instead. */

@@ -65,6 +65,11 @@ export interface SimulatorOptions {
   readonly profile?: SimProfileName;
   /** Where a thinking model's chain of thought goes; default the profile's. "none": the model does not think. */
   readonly reasoning?: ReasoningPlacement;
+  /**
+   * The model's context window in tokens: a prompt (or prompt + max_tokens) beyond it is refused in the
+   * profile's words, except that Ollama cuts the prompt silently. Default: unlimited.
+   */
+  readonly contextTokens?: number;
 }
 
 export interface SimulatorStats {
@@ -479,7 +484,19 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
       return;
     }
 
-    const promptTokens = countMessageTokens(request.messages, request.model);
+    const counted = countMessageTokens(request.messages, request.model);
+    const context = options.contextTokens;
+    if (context !== undefined && counted + (request.max_tokens ?? 0) > context && !(profile.name === "ollama")) {
+      const completion = request.max_tokens ?? 0;
+      const message =
+        profile.name === "vllm" || profile.name === "sglang"
+          ? `This model's maximum context length is ${context} tokens. However, you requested ${counted + completion} tokens (${counted} in the messages, ${completion} in the completion). Please reduce the length of the messages or completion.`
+          : `This model's maximum context length is ${context} tokens. However, your messages resulted in ${counted + completion} tokens. Please reduce the length of the messages.`;
+      sendError(res, new HttpError(400, message, "invalid_request_error", "messages", "context_length_exceeded"), { "x-request-id": requestId });
+      return;
+    }
+    // Ollama keeps the end of a prompt longer than its context and says so only in usage.
+    const promptTokens = context !== undefined && profile.name === "ollama" ? Math.min(counted, context) : counted;
     const key = contentKey(request);
     const repeatKey = stableHash(`${key}\u0000${request.n}\u0000${stream}\u0000${request.max_tokens}\u0000${JSON.stringify(request.stop ?? null)}`, 32);
     const occurrence = seen.get(repeatKey) ?? 0;

@@ -224,3 +224,31 @@ async function startRefusingServer(
   const { port } = server.address() as AddressInfo;
   return { url: `http://127.0.0.1:${port}/v1`, bodies, close: () => new Promise<void>((resolve) => server.close(() => resolve())) };
 }
+
+describe("context overflow, rate headers, Azure's URLs", () => {
+  it("vllm: a cap too large for the context is retried once with the cap that fits; a prompt too long is context_length", async () => {
+    const server = await sim({ profile: "vllm", models: ["sim-1"], contextTokens: 300 });
+    const client = llm(server);
+    const fitted = await client.chat({ messages: user("a short prompt"), max_tokens: 1000 });
+    expect(fitted.choices[0]!.text.length).toBeGreaterThan(0);
+    expect(server.stats()).toMatchObject({ requests: 2, clientErrors: 1 });
+    const long = await client.chat({ messages: user("word ".repeat(400)), max_tokens: 10 }).catch((e: unknown) => e);
+    expect(long).toBeInstanceOf(LlmError);
+    expect(long).not.toBeInstanceOf(EndpointError);
+    expect((long as LlmError).reason).toBe("context_length");
+  });
+
+  it("ollama: a prompt the server cut silently is context_length, not an answer", async () => {
+    const server = await sim({ profile: "ollama", models: ["sim-1"], contextTokens: 50, reasoning: "none" });
+    const client = llm(server, { capabilities: { cutsLongPrompts: true } });
+    expect((await client.chat({ messages: user("fits") })).choices[0]!.text.length).toBeGreaterThan(0);
+    const cut = await client.chat({ messages: user("word ".repeat(200)) }).catch((e: unknown) => e);
+    expect(cut).toMatchObject({ reason: "context_length", message: expect.stringMatching(/the server read 50 of the prompt's \d+ tokens/) });
+  });
+
+  it("refuses Azure's classic deployment URL with the v1 URL to use instead", () => {
+    expect(() => llm("https://acme.openai.azure.com/openai/deployments/gpt-4o", { model: "gpt-4o" })).toThrow(
+      /Azure's classic deployment URL.*use Azure's v1 URL https:\/\/acme\.openai\.azure\.com\/openai\/v1\//,
+    );
+  });
+});
