@@ -182,6 +182,22 @@ function withoutUndefined<T extends Record<string, unknown>>(value: T): T {
   return out as T;
 }
 
+/**
+ * Each choice's share of the server's completion tokens: tiktoken's counts tell the proportions, the server's
+ * total (its own tokenizer, reasoning included) is the figure, so the shares add up to what was billed.
+ */
+function choiceTokens(counts: readonly number[], total: number | undefined): number[] {
+  if (total === undefined) return [...counts];
+  if (counts.length === 1) return [total];
+  const sum = counts.reduce((a, b) => a + b, 0);
+  const exact = counts.map((count) => (sum > 0 ? (count / sum) * total : total / counts.length));
+  const shares = exact.map(Math.floor);
+  // Largest remainders first, so the shares sum to the total exactly.
+  const order = exact.map((value, index) => [value - shares[index]!, index] as const).sort((a, b) => b[0] - a[0]);
+  for (let left = total - shares.reduce((a, b) => a + b, 0), k = 0; left > 0; left--, k++) shares[order[k % order.length]![1]]!++;
+  return shares;
+}
+
 function nonNegative(value: number | undefined): number | undefined {
   return value !== undefined && value >= 0 ? value : undefined;
 }
@@ -497,6 +513,8 @@ export function createLlm(options: LlmOptions): Llm {
     let adaptations = 0;
     let timeouts = 0;
     let fitted = false;
+    /** The capabilities the last attempt was shaped with: a refusal of an older shape is not news. */
+    let sentWith: Capabilities | undefined;
     /** Wall-clock time of the first failure since the last success or outage. */
     let failingSince: number | undefined;
 
@@ -542,7 +560,8 @@ export function createLlm(options: LlmOptions): Llm {
         const startedAt = performance.now();
         try {
           const attemptSignal = timer?.signal ?? signal;
-          const shaped = shapeBody(body, capabilitiesOf(requestModel));
+          sentWith = capabilitiesOf(requestModel);
+          const shaped = shapeBody(body, sentWith);
           const answer = request.stream
             ? await streamed(shaped, n, attemptSignal, call.onDelta)
             : await once(shaped, n, attemptSignal);
@@ -558,10 +577,9 @@ export function createLlm(options: LlmOptions): Llm {
               { attempt, reason: "context_length" },
             );
           }
-          const perChoice = answer.choices.map((choice) =>
-            answer.choices.length === 1 && answer.completionTokens !== undefined
-              ? answer.completionTokens
-              : countTokens(choice.text || choice.refusal || "", requestModel),
+          const perChoice = choiceTokens(
+            answer.choices.map((choice) => countTokens(`${choice.reasoning ?? ""}${choice.text || choice.refusal || ""}`, requestModel)),
+            answer.completionTokens,
           );
           const completionTokens = answer.completionTokens ?? perChoice.reduce((a, b) => a + b, 0);
           if (tpmAtSend) {
@@ -634,6 +652,11 @@ export function createLlm(options: LlmOptions): Llm {
         if (status !== undefined) gate.answered();
         const refused = failure instanceof openai().APIError ? failure : undefined;
         const known = capabilitiesOf(requestModel);
+        // Sent before another request taught the client what this one was refused for: send it as it is now.
+        if (refused && sentWith !== undefined && sentWith !== known && (status === 400 || status === 422) && adaptations < MAX_ADAPTATIONS) {
+          adaptations++;
+          continue;
+        }
         const change = refused && adaptations < MAX_ADAPTATIONS
           ? learnFromRefusal({ status, message: errorBodyMessage(refused), param: refused.param, code: refused.code }, known)
           : undefined;

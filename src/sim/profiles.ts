@@ -33,6 +33,11 @@ export interface SimProfile {
   readonly unfinished: "abort" | null | "content_filter";
   /** Unknown model names are a 404 (servers that load named models) rather than served anyway. */
   readonly strictModels: boolean;
+  /**
+   * How usage counts completion tokens: "tiktoken" as the client does, or "model" for a server that bills
+   * with its own model's tokenizer (played as one token per 3 characters), so a client's own count drifts.
+   */
+  readonly billing?: "tiktoken" | "model";
 }
 
 const unsupportedParameter = (param: string, instead: string): SimRefusal => ({
@@ -114,7 +119,7 @@ const PROFILES: Record<SimProfileName, SimProfile> = {
   // Ollama's OpenAI layer: one choice whatever n, max_completion_tokens ignored, `reasoning` for thinking models.
   ollama: { name: "ollama", refuse: () => undefined, choices: () => 1, cap: (body) => capOf(body, "max_tokens"), reasoning: always("reasoning"), jsonSchema: true, unfinished: null, strictModels: true },
   // llama.cpp's server without --reasoning-format: the chain of thought stays in content, closed by </think>.
-  llamacpp: { name: "llamacpp", refuse: () => undefined, choices: (n) => n, cap: eitherCap, reasoning: always("think-tags"), jsonSchema: true, unfinished: null, strictModels: false },
+  llamacpp: { name: "llamacpp", refuse: () => undefined, choices: (n) => n, cap: eitherCap, reasoning: always("think-tags"), jsonSchema: true, unfinished: null, strictModels: false, billing: "model" },
   groq: {
     name: "groq",
     refuse(body) {

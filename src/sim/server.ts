@@ -574,7 +574,8 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
       const contentFault = rollContent(faultRng);
       const choice = present(composeChoice(request, key, index, o.seed, contentFault), request.model, request.max_tokens);
       choices.push(choice);
-      completionTokens += choice.tokens + choice.reasoningTokens;
+      // A server with its own tokenizer bills differently from tiktoken, the client's.
+      completionTokens += profile.billing === "model" ? Math.ceil((choice.content ?? "").length / 3) : choice.tokens + choice.reasoningTokens;
       reasoningTokens += choice.reasoningTokens;
     }
     if (tpm && request.max_tokens === undefined) tpm.take(completionTokens);

@@ -9,7 +9,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { z } from "zod";
 import { EndpointError, LlmError } from "../../src/errors.ts";
 import { builtinCapabilities } from "../../src/llm/capabilities.ts";
-import { readAnswer } from "../../src/llm/index.ts";
+import { countTokens, readAnswer } from "../../src/llm/index.ts";
 import { splitReasoning } from "../../src/llm/reasoning.ts";
 import { chainOfThought } from "../../src/sim/profiles.ts";
 import { useSimulators } from "../support/llm-fixtures.ts";
@@ -102,6 +102,14 @@ describe("endpoint capabilities: learned once, remembered", () => {
     expect(lines.join("\n")).toMatch(/refuses max_tokens: sending the cap as max_completion_tokens[\s\S]*takes only the default sampling/);
     await Promise.all(Array.from({ length: 5 }, (_, i) => client.chat({ messages: user(`later ${i}`), max_tokens: 400, temperature: 0.7 })));
     expect(server.stats()).toMatchObject({ requests: 8, clientErrors: 2, completed: 6 });
+  });
+
+  it("re-sends, without counting a failure, the requests that were in flight when the first refusal taught the client", async () => {
+    const server = await sim({ profile: "openai-reasoning" });
+    const client = llm(server, { concurrency: 16 });
+    const results = await Promise.all(Array.from({ length: 16 }, (_, i) => client.chat({ messages: user(`wave ${i}`), temperature: 0.7 })));
+    expect(results.every((result) => result.choices[0]!.finishReason === "stop")).toBe(true);
+    expect(client.stats().failures).toBe(0);
   });
 
   it("knows OpenAI's and Azure's reasoning models, Groq and Ollama before they refuse anything", () => {
@@ -250,5 +258,18 @@ describe("context overflow, rate headers, Azure's URLs", () => {
     expect(() => llm("https://acme.openai.azure.com/openai/deployments/gpt-4o", { model: "gpt-4o" })).toThrow(
       /Azure's classic deployment URL.*use Azure's v1 URL https:\/\/acme\.openai\.azure\.com\/openai\/v1\//,
     );
+  });
+});
+
+describe("tokens", () => {
+  it("llamacpp bills with its own tokenizer: per-choice tokens are shares of what the server billed, not tiktoken's count", async () => {
+    const server = await sim({ profile: "llamacpp", reasoning: "none" });
+    const client = llm(server);
+    const result = await client.chat({ messages: user("three stories"), n: 3 });
+    const shares = result.choices.map((choice) => choice.completionTokens);
+    expect(shares.reduce((a, b) => a + b, 0)).toBe(result.usage.completionTokens);
+    expect(result.usage.completionTokens).toBe(server.stats().completionTokens);
+    const tiktoken = result.choices.map((choice) => countTokens(choice.text, "sim-1"));
+    expect(shares).not.toEqual(tiktoken);
   });
 });
