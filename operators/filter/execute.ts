@@ -15,7 +15,7 @@ export interface ExecuteFilterOptions {
   readonly language: SandboxLanguage;
   /** The program: a data field, several (joined with a blank line), or a function. Default "code". */
   readonly code?: TextFields;
-  /** The tests, run after the program in the same namespace. Default "tests". */
+  /** The tests, run by the checker against the program's functions (see runSandboxed). Default "tests". */
   readonly tests?: TextFields;
   /**
    * Field (or function) giving the function name passed to the tests' `check(candidate)`, HumanEval

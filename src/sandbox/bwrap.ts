@@ -109,6 +109,10 @@ export function bwrapArgs(layout: Layout): string[] {
     String(layout.diskBytes),
     "--tmpfs",
     "/dev/shm",
+    // bwrap's /dev is a tmpfs the sandbox's user owns inside a user namespace: read-only, or it is
+    // writable space no cap covers. Devices stay usable; /dev/shm is a mount of its own.
+    "--remount-ro",
+    "/dev",
   );
   // Interpreter installs after the private /tmp and /dev/shm, so one that lives there (a venv or a
   // node under /tmp) is mounted into them rather than hidden by them. Bind sources are host paths.

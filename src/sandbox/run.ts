@@ -98,7 +98,7 @@ export async function runSandboxed(options: SandboxOptions): Promise<SandboxResu
   const tools = sandboxTools();
   removeStaleFolders();
   const runtime = await resolveRuntime(language, interpreterPath(language, options.interpreter));
-  const uids = tools.root ? [takeUid(), takeUid()] : undefined;
+  const uid = tools.root ? takeUid() : undefined;
   try {
     const nonce = randomBytes(16).toString("hex");
     const job = {
@@ -110,16 +110,16 @@ export async function runSandboxed(options: SandboxOptions): Promise<SandboxResu
       privateRoots: PRIVATE_ROOTS,
       diskMb: limits.diskMb,
     };
-    const privileged = uids !== undefined;
+    const privileged = uid !== undefined;
     const sandbox = () =>
       bwrapArgs({ harnessDir: HARNESS_DIR, runtimeRoots: runtime.roots, diskBytes: limits.diskMb * MiB, privileged, seccompFd: seccomp ? SECCOMP_FD : undefined });
     const hiddenOnHost = (path: string) => hiddenByPrivateRoot(path, runtime.roots);
     const launch: Launch =
       language === "python"
-        ? { checker: [...sandbox(), "--", ...pythonCommand(runtime, limits, uids)] }
+        ? { checker: [...sandbox(), "--", ...pythonCommand(runtime, limits, uid)] }
         : {
-            checker: [...sandbox(), "--", ...nodeCommand(tools, runtime, limits, uids?.[0], "checker.cjs")],
-            program: [...sandbox(), "--", ...nodeCommand(tools, runtime, limits, uids?.[1], "program.cjs")],
+            checker: [...sandbox(), "--", ...nodeCommand(tools, runtime, limits, uid, "checker.cjs")],
+            program: [...sandbox(), "--", ...nodeCommand(tools, runtime, limits, uid, "program.cjs")],
           };
     return await execute(tools.bwrap, launch, `${JSON.stringify(job)}\n`, nonce, {
       timeoutMs: limits.timeoutMs,
@@ -128,15 +128,15 @@ export async function runSandboxed(options: SandboxOptions): Promise<SandboxResu
       hiddenOnHost,
     });
   } finally {
-    for (const uid of uids ?? []) uidsInUse.delete(uid);
+    if (uid !== undefined) uidsInUse.delete(uid);
   }
 }
 
 /**
- * Python: one sandbox; the checker forks the program's process itself and sets the rlimits and uids
- * (two, in root mode) before anything runs, which saves two helper execs per program.
+ * Python: one sandbox; the checker forks the program's process itself and sets the rlimits and (in root
+ * mode) the uid before anything runs, which saves two helper execs per program.
  */
-function pythonCommand(runtime: Runtime, limits: Limits, uids: readonly number[] | undefined): string[] {
+function pythonCommand(runtime: Runtime, limits: Limits, uid: number | undefined): string[] {
   const rlimits = [limits.memoryMb * MiB, limits.maxProcesses, limits.maxFileMb * MiB, Math.ceil(limits.timeoutMs / 1000) + 1];
   return [
     runtime.executable,
@@ -147,7 +147,7 @@ function pythonCommand(runtime: Runtime, limits: Limits, uids: readonly number[]
     "utf8",
     `${SANDBOX_INPUT}/harness.py`,
     `limits=${rlimits.join(",")}`,
-    `uids=${uids?.join(",") ?? ""}`,
+    `uid=${uid ?? ""}`,
     `disk=${limits.diskMb}`,
     `site=${(runtime.sitePackages ?? []).join(":")}`,
   ];
@@ -155,7 +155,7 @@ function pythonCommand(runtime: Runtime, limits: Limits, uids: readonly number[]
 
 /**
  * JavaScript: node has no fork and cannot make itself undumpable, so the checker and the program each get
- * a sandbox of their own (their own pid namespace and, in root mode, uid) and share only a socket.
+ * a sandbox of their own (their own pid namespace) and share only a socket.
  */
 function nodeCommand(tools: SandboxTools, runtime: Runtime, limits: Limits, uid: number | undefined, script: string): string[] {
   const out: string[] = [];

@@ -2,7 +2,8 @@
  * A small seccomp filter, in classic BPF, handed to bwrap with `--seccomp`. The namespaces and rlimits
  * are the boundary; the filter narrows the kernel surface behind it: no new user namespaces (when
  * running as root, bwrap cannot make one for the sandbox, so `--disable-userns` is not available),
- * no joining namespaces, no ptrace or reading another process's memory or descriptors, keyrings, bpf, perf events, userfaultfd or io_uring.
+ * no joining namespaces, no ptrace or reading another process's memory or descriptors, no shared memory
+ * outside the capped tmpfs (memfd, SysV shm, shared anonymous mmap), keyrings, bpf, perf events, userfaultfd or io_uring.
  * Only x86-64 and arm64 are described; elsewhere the sandbox runs without it.
  */
 
@@ -26,6 +27,8 @@ const retErrno = (errno: number) => 0x00050000 | errno;
 const EPERM = 1;
 const ENOSYS = 38;
 const CLONE_NEWUSER = 0x10000000;
+const MAP_SHARED = 0x01;
+const MAP_ANONYMOUS = 0x20;
 
 // Offsets in struct seccomp_data: nr (u32), arch (u32), instruction_pointer (u64), args (u64 x 6).
 const NR = 0;
@@ -39,6 +42,8 @@ interface ArchTable {
   readonly withFlags: readonly number[];
   readonly denied: readonly number[];
   readonly clone3: number;
+  /** mmap: refused for shared anonymous memory, which no rlimit or disk cap counts. */
+  readonly mmap: number;
 }
 
 const TABLES: Partial<Record<NodeJS.Architecture, ArchTable>> = {
@@ -48,15 +53,18 @@ const TABLES: Partial<Record<NodeJS.Architecture, ArchTable>> = {
     // clone, unshare: refused only when they ask for a user namespace.
     withFlags: [56, 272],
     // setns, ptrace, keyctl, add_key, request_key, bpf, perf_event_open, userfaultfd, io_uring x3,
-    // process_vm_readv/writev and pidfd_getfd (another process's memory or descriptors: the checker's)
-    denied: [308, 101, 250, 248, 249, 321, 298, 323, 425, 426, 427, 310, 311, 438],
+    // process_vm_readv/writev and pidfd_getfd (another process's memory or descriptors: the checker's),
+    // memfd_create and shmget (memory outside RLIMIT_DATA and the tmpfs caps)
+    denied: [308, 101, 250, 248, 249, 321, 298, 323, 425, 426, 427, 310, 311, 438, 319, 29],
     clone3: 435,
+    mmap: 9,
   },
   arm64: {
     audit: 0xc00000b7,
     withFlags: [220, 97],
-    denied: [268, 117, 219, 217, 218, 280, 241, 282, 425, 426, 427, 270, 271, 438],
+    denied: [268, 117, 219, 217, 218, 280, 241, 282, 425, 426, 427, 270, 271, 438, 279, 194],
     clone3: 435,
+    mmap: 222,
   },
 };
 
@@ -74,7 +82,13 @@ export function seccompFilter(arch: NodeJS.Architecture = process.arch): Buffer 
   for (const nr of table.denied) program.push({ code: JEQ_K, k: nr, jt: "deny", jf: 0 });
   // glibc falls back to clone() when clone3 is missing; clone3 passes its flags in memory the filter cannot read.
   program.push({ code: JEQ_K, k: table.clone3, jt: "nosys", jf: 0 });
+  program.push({ code: JEQ_K, k: table.mmap, jt: "mmap", jf: 0 });
   program.push({ code: RET_K, k: RET_ALLOW });
+  // mmap(addr, len, prot, flags, ...): MAP_SHARED (or MAP_SHARED_VALIDATE) with MAP_ANONYMOUS is refused.
+  program.push({ code: LD_W_ABS, k: ARG0_LOW + 3 * 8, label: "mmap" });
+  program.push({ code: JSET_K, k: MAP_ANONYMOUS, jt: 0, jf: "allow" });
+  program.push({ code: JSET_K, k: MAP_SHARED, jt: "deny", jf: "allow" });
+  program.push({ code: RET_K, k: RET_ALLOW, label: "allow" });
   program.push({ code: LD_W_ABS, k: ARG0_LOW, label: "flags" });
   program.push({ code: JSET_K, k: CLONE_NEWUSER, jt: "deny", jf: 0 });
   program.push({ code: RET_K, k: RET_ALLOW });

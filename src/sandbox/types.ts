@@ -21,7 +21,10 @@ export interface SandboxOptions {
   readonly language: SandboxLanguage;
   /** The program under test (a Python module, or a JavaScript script in CommonJS style). */
   readonly code: string;
-  /** Test code run after `code` in the same namespace; an AssertionError or any error it raises fails it. */
+  /**
+   * Test code, run by the checker with the solution's functions as proxies (plain data in and out); an
+   * AssertionError or any error it raises fails it.
+   */
   readonly tests: string;
   /** Name of the function to pass to the tests' `check(candidate)`, HumanEval style; none by default. */
   readonly entryPoint?: string;

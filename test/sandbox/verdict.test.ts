@@ -129,3 +129,64 @@ describeWithSandbox("runSandboxed: the disk cap", () => {
   });
 
 });
+
+// Found by a review after the red team: each was a wrong solution passing, or a host limit escaped.
+describeWithSandbox("runSandboxed: the review's findings", () => {
+  it("fails tests that report failure through node:test or process.exitCode, and passes them when they succeed", async () => {
+    const wrong = "function add(a, b) { return a - b; }";
+    const right = "function add(a, b) { return a + b; }";
+    const nodeTest = "const test = require('node:test');\nconst assert = require('node:assert');\ntest('add', () => { assert.strictEqual(add(2, 3), 5); });";
+    const exitCode = "if (add(2, 3) !== 5) { console.error('FAIL'); process.exitCode = 1; }";
+    expect((await js(wrong, nodeTest)).status).toBe("test_failed");
+    expect((await js(wrong, exitCode)).status).toBe("test_failed");
+    expect((await js(right, nodeTest)).status).toBe("passed");
+    expect((await js(right, exitCode + "\nprocess.exit(0);")).status).toBe("passed");
+  });
+
+  it("runs the solution's doctests and unittest.main() as they would run in one process", async () => {
+    const wrong = 'def add(a, b):\n    """\n    >>> add(2, 3)\n    5\n    """\n    return a - b\n';
+    const doctest = "import doctest\nresult = doctest.testmod()\nassert result.failed == 0 and result.attempted == 1, result\n";
+    expect((await py(wrong, doctest)).status).toBe("test_failed");
+    expect((await py(wrong.replace("a - b", "a + b"), doctest)).status).toBe("passed");
+    const unit = "import unittest\nclass T(unittest.TestCase):\n    def test_add(self):\n        self.assertEqual(add(2, 3), 5)\nunittest.main()\n";
+    expect((await py(wrong, unit)).status).toBe("test_failed");
+    expect((await py(wrong.replace("a - b", "a + b"), unit)).status).toBe("passed");
+  });
+
+  it("does not hand the tests a TypeError of its own when an argument cannot cross", async () => {
+    const lazy = "def total(xs):\n    return 0\n";
+    const expectsTypeError = "try:\n    total(object())\nexcept TypeError:\n    pass\nelse:\n    raise AssertionError('no TypeError')\n";
+    expect(await py(lazy, expectsTypeError)).toMatchObject({ status: "test_failed", message: expect.stringMatching(/only plain data crosses/) });
+    const huge = "try:\n    total(10 ** 5000)\nexcept ValueError:\n    pass\nelse:\n    raise AssertionError('no ValueError')\n";
+    expect((await py(lazy, huge)).status).toBe("test_failed");
+    const jsLazy = "function total(xs) { return 0; }";
+    expect((await js(jsLazy, "require('assert').throws(() => total(() => 1), TypeError);")).status).toBe("test_failed");
+  });
+
+  it("keeps the solution's exception classes catchable by their builtin base, and returns iterators and big numbers", async () => {
+    const code = "class Invalid(ValueError):\n    pass\ndef check_age(n):\n    if n < 0:\n        raise Invalid('negative')\n    return n\ndef evens(n):\n    return (i for i in range(0, n, 2))\ndef fact(n):\n    out = 1\n    for i in range(2, n + 1):\n        out *= i\n    return out\n";
+    const tests = "try:\n    check_age(-1)\nexcept ValueError as e:\n    assert type(e).__name__ == 'Invalid'\nelse:\n    assert False\nassert list(evens(7)) == [0, 2, 4, 6]\ng = evens(3)\nassert next(g) == 0\nassert len(str(fact(2000))) > 5000\nassert '\\ud800' + 'x' == check_age.__doc__ or True\n";
+    expect(await py(code, tests)).toMatchObject({ status: "passed", message: "" });
+  });
+
+  it("lets the solution use files the tests made, as one user would", async () => {
+    const code = "def read(path):\n    with open(path) as f:\n        return f.read()\n";
+    const tests = "import tempfile\nwith tempfile.NamedTemporaryFile('w', suffix='.txt', delete=False) as f:\n    f.write('hello')\nassert read(f.name) == 'hello'\n";
+    expect(await py(code, tests)).toMatchObject({ status: "passed", message: "" });
+  });
+
+  it("refuses shared memory no limit counts, and keeps /dev read-only", async () => {
+    const hogs = [
+      "import mmap\ndef hog():\n    m = mmap.mmap(-1, 1536 << 20)\n    m[:] = b'x' * len(m)\n    return 1\n",
+      "import os\ndef hog():\n    fd = os.memfd_create('x')\n    os.ftruncate(fd, 400 << 20)\n    os.write(fd, b'x' * (1 << 20))\n    return 1\n",
+      "import ctypes\ndef hog():\n    libc = ctypes.CDLL(None, use_errno=True)\n    shm = libc.shmget(0, 1 << 30, 0o1600)\n    assert shm >= 0, 'shmget refused'\n    return 1\n",
+      "def hog():\n    with open('/dev/hog', 'wb') as f:\n        f.write(b'x' * (64 << 20))\n    return 1\n",
+    ];
+    for (const code of hogs) {
+      const result = await py(code, "assert hog() == 1\n", { memoryMb: 128 });
+      expect(result.status, code).not.toBe("passed");
+    }
+    // Devices still work on the read-only /dev.
+    expect((await py("def null():\n    with open('/dev/null', 'w') as f:\n        f.write('x')\n    return open('/dev/urandom', 'rb').read(4).__len__()\n", "assert null() == 4\n")).status).toBe("passed");
+  });
+});

@@ -42,7 +42,11 @@ let pending = Buffer.alloc(0);
 const chunk = Buffer.alloc(65536);
 
 function send(message) {
-  const data = Buffer.from(`${JSON.stringify(message)}\n`, "utf8");
+  sendLine(`${JSON.stringify(message)}\n`);
+}
+
+function sendLine(line) {
+  const data = Buffer.from(line, "utf8");
   for (let at = 0; at < data.length; ) at += fs.writeSync(CHANNEL_FD, data, at);
 }
 
@@ -123,8 +127,9 @@ function call(name, args) {
   try {
     encoded = encode(args);
   } catch (error) {
-    if (error instanceof NotPlain) throw new TypeError(`the tests passed ${error.message} to ${name}; only plain data crosses to the program`);
-    throw error;
+    // Not a TypeError the tests could take for the solution's: the call never happened.
+    const what = error instanceof NotPlain ? error.message : `a value that cannot be sent (${error?.name ?? typeof error})`;
+    lose("test_failed", `the tests passed ${what} to ${name}; only plain data crosses to the program`);
   }
   const answer = ask({ op: "call", id, name, args: encoded }, `during a call to ${name}`);
   const settle = (value, failed) => {
@@ -137,7 +142,13 @@ function call(name, args) {
     if ("args" in answer) {
       const after = decoded(answer.args);
       if (!Array.isArray(after) || after.length !== args.length) lose("tampering", "the program's process wrote to the checker's channel");
-      args.forEach((old, index) => update(old, after[index]));
+      args.forEach((old, index) => {
+        try {
+          update(old, after[index]);
+        } catch {
+          // A frozen argument keeps its value, as it would in one process in sloppy mode.
+        }
+      });
     }
     return settle(value, false);
   }
@@ -149,8 +160,15 @@ function call(name, args) {
 }
 
 function ask(message, when) {
+  let line;
   try {
-    send(message);
+    line = `${JSON.stringify(message)}\n`;
+  } catch (error) {
+    lose("test_failed", `the tests passed a value that cannot be sent ${when} (${error?.message ?? error})`);
+  }
+  if (line.length > MAX_MESSAGE) lose("test_failed", `the tests passed more than 16 MiB ${when}`);
+  try {
+    sendLine(line);
   } catch {
     // The program is gone; expect() says how.
   }
@@ -274,12 +292,19 @@ console.assert = (condition, ...message) => {
 
 process.on("uncaughtException", fail);
 process.on("unhandledRejection", fail);
-process.on("beforeExit", () => {
+process.on("beforeExit", () => settle(process.exitCode));
+
+/**
+ * The tests are over (the event loop drained, or they called process.exit): passed only if they set no
+ * failing exit code (node:test and hand-written tests report failures that way) and the program ended well.
+ */
+function settle(code) {
   // A test that caught the program's exit does not turn it into a pass.
   if (!forfeit) finishProgram();
   if (forfeit) verdict(forfeit.status, forfeit.message, "", forfeit.extra.missing ?? [], forfeit.extra);
+  if (code !== undefined && code !== 0) verdict("test_failed", `the tests ended with exit code ${code}`);
   verdict("passed");
-});
+}
 
 /** The tests are done; the program's own pending work must end without an error too. */
 function finishProgram() {
@@ -291,7 +316,21 @@ function finishProgram() {
     if (!(error instanceof ProgramGone)) throw error;
   }
 }
-process.on("exit", (code) => report("verdict", "test_failed", `exited with code ${code} before the tests finished`));
+process.on("exit", (code) => {
+  if (reported) return;
+  // process.exit(0) from the tests is their way of saying they are done.
+  if (code === 0 && !forfeit) {
+    settleOnExit();
+    return;
+  }
+  report("verdict", "test_failed", `exited with code ${code} before the tests finished`);
+});
+
+function settleOnExit() {
+  finishProgram();
+  if (forfeit) report("verdict", forfeit.status, forfeit.message, "", forfeit.extra.missing ?? [], forfeit.extra);
+  else report("verdict", "passed");
+}
 
 try {
   tests.runInThisContext();

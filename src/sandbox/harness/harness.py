@@ -4,10 +4,10 @@
 # tests, no verdict channel (fd 3) and no stdin. The tests run here, with the solution's functions stood in
 # for by proxies: a call sends its arguments to the program's process and rebuilds the answer from plain
 # data (protocol.py). So patching asserts, walking frames up to the reporter, exiting early or returning an
-# object that equals anything cannot make a test pass: the program can only compute answers. Running as
-# root (the host's root mode) the two processes get different uids; either way this one is not dumpable,
-# so the program cannot read its memory, take its file descriptors or trace it (ptrace is also refused by
-# the sandbox's seccomp filter).
+# object that equals anything cannot make a test pass: the program can only compute answers. Both processes
+# run as one unprivileged uid (so files the tests make are the solution's to use), and this one is not
+# dumpable, so the program cannot read its memory, take its file descriptors or trace it (ptrace is also
+# refused by the sandbox's seccomp filter). A signal can only kill or stop it, which is never a pass.
 import builtins
 import itertools
 import json
@@ -15,6 +15,7 @@ import os
 import resource
 import signal
 import sys
+import types
 
 sys.path.insert(0, "/harness")  # -I leaves the script's own (read-only) folder off the path
 
@@ -38,24 +39,29 @@ class ProgramGone(BaseException):
 def main():
     options = dict(arg.split("=", 1) for arg in sys.argv[1:])
     limits = [int(n) for n in options["limits"].split(",")]
-    uids = [int(n) for n in options["uids"].split(",")] if options.get("uids") else None
+    uid = int(options["uid"]) if options.get("uid") else None
     disk_mb = int(options["disk"])
     set_limits(*limits)
+    if hasattr(sys, "set_int_max_str_digits"):
+        sys.set_int_max_str_digits(0)  # a factorial of 2000 is an answer like any other
+    # Lines reach the shared stdout in the order the two processes print them.
+    sys.stdout.reconfigure(line_buffering=True)
     sys.path.extend(folder for folder in options.get("site", "").split(":") if folder and folder not in sys.path)
 
     calls_read, calls_write = os.pipe()
     answers_read, answers_write = os.pipe()
     child = os.fork()
     if child == 0:
-        run_program(calls_read, answers_write, uids[1] if uids else None)
+        run_program(calls_read, answers_write, uid)
     os.close(calls_read)
     os.close(answers_write)
-    if uids:
-        # A uid of its own: the program's process can neither signal, trace nor read this one, and the
-        # change of uid alone leaves it undumpable.
-        become(uids[0])
+    if uid is not None:
+        # From root to the sandbox's uid: the change of uid alone leaves this process undumpable.
+        become(uid)
     else:
         undumpable()
+    # Ctrl-C from the program would be a KeyboardInterrupt the tests could catch; as a plain signal it kills.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
     check(Channel(answers_read, calls_write), child, disk_mb)
 
 
@@ -87,6 +93,7 @@ def setup_error(message):
 
 
 def run_program(calls_read, answers_write, uid):
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     # Before anything of the program runs: no stdin (the job, with the tests, is still unread there), no
     # verdict channel, no descriptor but the two pipe ends.
     null = os.open(os.devnull, os.O_RDONLY)
@@ -146,15 +153,21 @@ def check(channel, child, disk_mb):
     if loaded.get("op") != "loaded":
         verdict("tampering", "the program's process wrote to the checker's channel")
 
-    # Only names the tests' own code looks up are bound; the program learns nothing of which.
+    # Only names the tests' own code looks up are bound; the program learns nothing of which. The tests run
+    # as __main__, so doctest and unittest.main() find what they define and the proxies' docstrings.
     wanted = referenced_names(tests)
-    namespace = {"__name__": "__main__", "__builtins__": builtins}
+    main_module = types.ModuleType("__main__")
+    sys.modules["__main__"] = main_module
+    sys.argv = ["tests.py"]  # unittest.main() reads it
+    namespace = main_module.__dict__
+    namespace["__builtins__"] = builtins
+    docs = loaded.get("docs") if isinstance(loaded.get("docs"), dict) else {}
     functions = set()
     try:
         for name in loaded.get("functions", ()):
-            if exportable(name) and (name in wanted or name == entry):
+            if exportable(name) and (name in wanted or name == entry or name in docs):
                 functions.add(name)
-                namespace[name] = gone.proxy(name)
+                namespace[name] = gone.proxy(name, namespace, docs.get(name))
         for name in loaded.get("values", ()):
             if exportable(name) and name in wanted and name not in functions:
                 found, value = gone.value(name)
@@ -167,10 +180,13 @@ def check(channel, child, disk_mb):
         if entry:
             if entry not in functions:
                 raise NameError("the solution defines no function %r for the tests to check" % entry)
-            namespace["check"](gone.proxy(entry))
+            namespace["check"](gone.proxy(entry, namespace, docs.get(entry)))
     except BaseException as error:
         if gone.forfeit is not None:
             verdict(gone.forfeit.status, gone.forfeit.message)
+        # unittest.main() and a closing sys.exit(0) end the tests this way when they pass.
+        if isinstance(error, SystemExit) and error.code in (None, 0, False):
+            verdict("passed")
         status, message, missing = judge(error, visible, private)
         verdict(status, message, print_trace(error), missing)
     # A test that swallowed the program's exit (except BaseException) does not turn it into a pass.
@@ -202,12 +218,16 @@ class ProgramWatch:
         self.numbers = itertools.count(1)
         self.forfeit = None
 
-    def proxy(self, name):
+    def proxy(self, name, namespace, doc=None):
         def call(*args, **kwargs):
             return self.call(name, args, kwargs)
 
-        call.__name__ = call.__qualname__ = name
-        return call
+        # A function of the tests' module, as the solution's would be in one process (doctest looks there).
+        stand = types.FunctionType(call.__code__, namespace, name, None, call.__closure__)
+        stand.__qualname__ = name
+        stand.__module__ = "__main__"
+        stand.__doc__ = doc if isinstance(doc, str) else None
+        return stand
 
     def value(self, name):
         """A plain value the solution defined at top level, as (True, value); (False, None) when it is not plain data."""
@@ -222,8 +242,10 @@ class ProgramWatch:
         try:
             message = {"op": "call", "id": next(self.numbers), "name": name, "args": encode(list(args)),
                        "kwargs": [[key, encode(value)] for key, value in kwargs.items()]}
-        except NotPlain as error:
-            raise TypeError("the tests passed %s to %s; only plain data crosses to the program" % (error, name)) from None
+        except Exception as error:
+            # Not a TypeError the tests could take for the solution's: the call never happened.
+            what = str(error) if isinstance(error, NotPlain) else "a value that cannot be sent (%s)" % type(error).__name__
+            self.fail("test_failed", "the tests passed %s to %s; only plain data crosses to the program" % (what, name))
         answer = self.ask(message, "during a call to %s" % name)
         op = answer.get("op")
         if op == "return":
@@ -246,6 +268,8 @@ class ProgramWatch:
             self.channel.send(message)
         except OSError:
             pass  # the program is gone; receive says how
+        except Exception as error:  # too large, or not JSON: the call never happened
+            self.fail("test_failed", "the tests passed a value that cannot be sent %s (%s)" % (when, error))
         answer = self.receive(when)
         if answer.get("id") != message["id"]:
             self.fail("tampering", "the program's process wrote to the checker's channel")
@@ -347,7 +371,14 @@ def rebuild(report):
         return error
     kind = getattr(builtins, name, None) if report.get("builtin") else None
     if not (isinstance(kind, type) and issubclass(kind, Exception)):
-        kind = type(name if name.isidentifier() else "ProgramError", (Exception,), {})
+        # The solution's own class, under its name, derived from the builtin it derives from.
+        base = Exception
+        for candidate in report.get("bases", ()):
+            found = getattr(builtins, str(candidate), None)
+            if isinstance(found, type) and issubclass(found, Exception):
+                base = found
+                break
+        kind = type(name if name.isidentifier() else "ProgramError", (base,), {})
     args = []
     for arg in report.get("args", ()):
         try:

@@ -17,6 +17,7 @@ def serve(channel):
     disk_mb = load["diskMb"]
     code = load["code"]
     errors.remember_source("solution.py", code)
+    sys.stdout.reconfigure(line_buffering=True)
     sys.argv = ["solution.py"]
     namespace = {"__name__": "__main__", "__builtins__": builtins}
     try:
@@ -36,12 +37,16 @@ def serve(channel):
         channel.send(dict(report, op="load_failed"))
         return
     # Every name the solution defined; the checker binds those its tests use. Nothing of the tests comes here.
-    functions, values = [], []
+    functions, values, docs = [], [], {}
     for name, value in list(namespace.items()):
         if name.startswith("__") or type(value).__name__ == "module":
             continue
         (functions if callable(value) else values).append(name)
-    channel.send({"op": "loaded", "functions": functions, "values": values})
+        # Docstrings travel with the proxies, so the tests' doctest runs the solution's examples.
+        doc = getattr(value, "__doc__", None) if callable(value) else None
+        if isinstance(doc, str) and type(value).__name__ in ("function", "builtin_function_or_method"):
+            docs[name] = doc[:20000]
+    channel.send({"op": "loaded", "functions": functions, "values": values, "docs": docs})
     while True:
         call = channel.receive()
         if call is None:
@@ -102,6 +107,8 @@ def describe(error, visible, private, disk_mb):
     return {
         "type": kind.__name__,
         "builtin": getattr(builtins, kind.__name__, None) is kind,
+        # The builtin classes it derives from, so `except ValueError` still catches the solution's own error.
+        "bases": [base.__name__ for base in kind.__mro__ if getattr(builtins, base.__name__, None) is base][:8],
         "args": args,
         "errno": getattr(error, "errno", None) if isinstance(error, OSError) else None,
         "exit": isinstance(error, (SystemExit, KeyboardInterrupt, GeneratorExit)),

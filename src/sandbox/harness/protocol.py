@@ -6,6 +6,7 @@ import os
 
 MAX_MESSAGE = 16 * 1024 * 1024
 MAX_DEPTH = 200
+MAX_ITEMS = 100_000
 
 
 class NotPlain(TypeError):
@@ -34,6 +35,16 @@ def encode(value, depth=0):
         return {"ba": value.hex()}
     if kind is complex:
         return {"c": [value.real, value.imag]}
+    if kind is range:
+        return {"r": [value.start, value.stop, value.step]}
+    # A generator or map object reaches the tests as an iterator over what it yields (at most MAX_ITEMS).
+    if hasattr(kind, "__next__") and getattr(kind, "__iter__", None) is not None and iter(value) is value:
+        items = []
+        for item in value:
+            if len(items) == MAX_ITEMS:
+                raise NotPlain("an iterator of more than %d items" % MAX_ITEMS)
+            items.append(encode(item, depth + 1))
+        return {"i": items}
     # Subclasses of builtins (a namedtuple, a Counter, an IntEnum) are read through the base type's own
     # methods, so the values the checker sees are the stored ones, whatever the subclass overrides.
     for base, read in BASES:
@@ -76,6 +87,10 @@ def decode(value):
         return bytearray.fromhex(inner)
     if tag == "c":
         return complex(inner[0], inner[1])
+    if tag == "r":
+        return range(inner[0], inner[1], inner[2])
+    if tag == "i":
+        return iter([decode(item) for item in inner])
     raise ValueError("unknown tag %r" % tag)
 
 
@@ -87,7 +102,8 @@ class Channel:
         self.write_fd = write_fd
 
     def send(self, message):
-        data = (json.dumps(message, ensure_ascii=False) + "\n").encode("utf-8")
+        # ASCII escapes carry lone surrogates, which UTF-8 cannot.
+        data = (json.dumps(message) + "\n").encode("ascii")
         if len(data) > MAX_MESSAGE:
             raise NotPlain("a value of more than %d MiB" % (MAX_MESSAGE // (1024 * 1024)))
         view = memoryview(data)
