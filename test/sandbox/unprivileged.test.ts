@@ -42,6 +42,9 @@ const results = {
   js: (await runSandboxed({ language: "javascript", code: "const x = 1;", tests: "require('node:assert').equal(x, 2)" })).status,
   // One uid for the checker and the program here: the checker's memory and descriptors must still be out of reach.
   checker: (await runSandboxed({ language: "python", code: "import os\\ndef reach():\\n    opened = []\\n    for path in ('/proc/%d/mem' % os.getppid(), '/proc/%d/fd/3' % os.getppid(), '/proc/%d/environ' % os.getppid()):\\n        try:\\n            os.close(os.open(path, os.O_RDONLY))\\n            opened.append(path)\\n        except OSError:\\n            pass\\n    return opened\\n", tests: "assert reach() != []\\n" })).status,
+  // Same uid: the program can signal the checker, but a SIGINT must not become a KeyboardInterrupt the tests catch.
+  sigint: (await runSandboxed({ language: "python", code: "import os, signal, time\\ndef add(a, b):\\n    os.kill(os.getppid(), signal.SIGINT)\\n    time.sleep(2)\\n    return a - b\\n", tests: "try:\\n    result = add(2, 3)\\nexcept BaseException:\\n    result = 5\\nassert result == 5\\n", timeoutMs: 5000 })).status,
+  devWrite: (await py("open('/dev/hog', 'wb').write(b'x' * (1 << 20))\\n")).status,
   locked: (await py("import os\\nos.makedirs('/sandbox/a/b')\\nopen('/sandbox/a/b/f', 'w').write('x')\\nos.chmod('/sandbox/a/b', 0)\\nos.chmod('/sandbox/a', 0)\\n")).status,
 };
 console.log(JSON.stringify(results));
@@ -64,6 +67,8 @@ console.log(JSON.stringify(results));
         loop: "timeout",
         js: "test_failed",
         checker: "test_failed",
+        sigint: "crashed",
+        devWrite: "sandbox_violation",
         locked: "passed",
       });
       // Every sandbox folder was removed, the one the program locked up included.
