@@ -78,19 +78,21 @@ const always = (placement: ReasoningPlacement) => () => placement;
 const byModel = (body: Readonly<Record<string, unknown>>) => (isReasoningModel(body.model) ? reasoningModelRefusal(body) : undefined);
 const reasoningCap = (body: Readonly<Record<string, unknown>>) => (isReasoningModel(body.model) ? capOf(body, "max_completion_tokens") : eitherCap(body));
 
+// OpenAI: classic models take max_tokens and any temperature; reasoning models refuse both.
+const OPENAI: SimProfile = {
+  name: "openai",
+  refuse: byModel,
+  choices: (n) => n,
+  cap: reasoningCap,
+  // A reasoning model's chain of thought is billed (completion_tokens_details.reasoning_tokens), never returned.
+  reasoning: (model) => (isReasoningModel(model) ? "hidden" : "none"),
+  jsonSchema: true,
+  unfinished: "content_filter",
+  strictModels: false,
+};
+
 const PROFILES: Record<SimProfileName, SimProfile> = {
-  // OpenAI and Azure: classic models take max_tokens and any temperature; reasoning models refuse both.
-  openai: {
-    name: "openai",
-    refuse: byModel,
-    choices: (n) => n,
-    cap: reasoningCap,
-    // A reasoning model's chain of thought is billed (completion_tokens_details.reasoning_tokens), never returned.
-    reasoning: (model) => (isReasoningModel(model) ? "hidden" : "none"),
-    jsonSchema: true,
-    unfinished: "content_filter",
-    strictModels: false,
-  },
+  openai: OPENAI,
   // Every model treated as a reasoning one, whatever its name (sim-1 included).
   "openai-reasoning": {
     name: "openai-reasoning",
@@ -102,17 +104,8 @@ const PROFILES: Record<SimProfileName, SimProfile> = {
     unfinished: "content_filter",
     strictModels: false,
   },
-  // Azure's content filters stop answers more often than OpenAI's; deployments must exist.
-  azure: {
-    name: "azure",
-    refuse: byModel,
-    choices: (n) => n,
-    cap: reasoningCap,
-    reasoning: (model) => (isReasoningModel(model) ? "hidden" : "none"),
-    jsonSchema: true,
-    unfinished: "content_filter",
-    strictModels: true,
-  },
+  // Azure serves OpenAI's models the same way, but only deployments that exist.
+  azure: { ...OPENAI, name: "azure", strictModels: true },
   // vLLM >= 0.10 with --reasoning-parser: message.reasoning; aborted requests finish with "abort".
   vllm: { name: "vllm", refuse: () => undefined, choices: (n) => n, cap: eitherCap, reasoning: always("reasoning"), jsonSchema: true, unfinished: "abort", strictModels: true },
   sglang: { name: "sglang", refuse: () => undefined, choices: (n) => n, cap: eitherCap, reasoning: always("reasoning_content"), jsonSchema: true, unfinished: "abort", strictModels: true },
