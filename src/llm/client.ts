@@ -188,7 +188,6 @@ function withoutUndefined<T extends Record<string, unknown>>(value: T): T {
  */
 function choiceTokens(counts: readonly number[], total: number | undefined): number[] {
   if (total === undefined) return [...counts];
-  if (counts.length === 1) return [total];
   const sum = counts.reduce((a, b) => a + b, 0);
   const exact = counts.map((count) => (sum > 0 ? (count / sum) * total : total / counts.length));
   const shares = exact.map(Math.floor);
@@ -577,10 +576,14 @@ export function createLlm(options: LlmOptions): Llm {
               { attempt, reason: "context_length" },
             );
           }
-          const perChoice = choiceTokens(
-            answer.choices.map((choice) => countTokens(`${choice.reasoning ?? ""}${choice.text || choice.refusal || ""}`, requestModel)),
-            answer.completionTokens,
-          );
+          // One choice takes the server's figure as it is; only n > 1 needs tiktoken for the proportions.
+          const perChoice =
+            answer.choices.length === 1 && answer.completionTokens !== undefined
+              ? [answer.completionTokens]
+              : choiceTokens(
+                  answer.choices.map((choice) => countTokens(`${choice.reasoning ?? ""}${choice.text || choice.refusal || ""}`, requestModel)),
+                  answer.completionTokens,
+                );
           const completionTokens = answer.completionTokens ?? perChoice.reduce((a, b) => a + b, 0);
           if (tpmAtSend) {
             const billed = promptTokens + (maxTokens !== undefined ? n * maxTokens : completionTokens);
