@@ -12,7 +12,7 @@ export class CircuitBreaker {
   /** A call failed for good; returns the line that stops the run once `limit` calls in a row failed alike. */
   failed(status: number | undefined, message: string): string | undefined {
     // Request ids, numbers and quoted values differ from call to call; the shape of the error does not.
-    const signature = `${status ?? "-"} ${message.replace(/req_[\w-]+|\d+|'[^']*'|"[^"]*"/g, "#")}`;
+    const signature = `${status ?? "-"} ${message.replace(/req_[\w-]+|chatcmpl-\w+|\b[0-9a-f]{8,}(?:-[0-9a-f]{4,})*\b|\d+|'[^']*'|"[^"]*"/gi, "#")}`;
     this.streak = signature === this.signature ? this.streak + 1 : 1;
     this.signature = signature;
     if (this.streak < this.limit) return undefined;

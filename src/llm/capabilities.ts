@@ -86,7 +86,7 @@ export function learnFromRefusal(error: RefusedParameter, current: Capabilities)
   const message = error.message ?? "";
   const param = error.param ?? (/'([a-z_]+)'/.exec(message)?.[1] ?? undefined);
   const says = (pattern: RegExp) => pattern.test(message);
-  if (current.tokenLimitField === "max_tokens" && (param === "max_tokens" || says(/max_completion_tokens/))) {
+  if (current.tokenLimitField === "max_tokens" && (param === "max_tokens" || says(/use 'max_completion_tokens'/i)) && says(/not supported|unsupported/i)) {
     return { tokenLimitField: "max_completion_tokens" };
   }
   if (current.sampling && param !== undefined && (SAMPLING as readonly string[]).includes(param) && (error.code === "unsupported_value" || says(/only the default|not supported|unsupported/i))) {
@@ -94,9 +94,9 @@ export function learnFromRefusal(error: RefusedParameter, current: Capabilities)
   }
   if (current.streamUsage && (param === "stream_options" || says(/stream_options/))) return { streamUsage: false };
   if (current.n && (param === "n" || says(/'n'|\bn\b must be|number of choices/i))) return { n: false };
-  if (current.jsonSchema && (says(/json_schema/) || (param === "response_format" && says(/not supported|unsupported|invalid/i)))) {
-    return { jsonSchema: false };
-  }
+  // Only a refusal of the feature, never "Invalid schema": that is the request's own schema at fault.
+  const unsupported = says(/not supported|unsupported|unknown|does not support/i) && !says(/invalid schema/i);
+  if (current.jsonSchema && unsupported && (param === "response_format" || says(/json_schema/))) return { jsonSchema: false };
   return undefined;
 }
 

@@ -514,6 +514,8 @@ export function createLlm(options: LlmOptions): Llm {
     let fitted = false;
     /** The capabilities the last attempt was shaped with: a refusal of an older shape is not news. */
     let sentWith: Capabilities | undefined;
+    /** Set when the server answered a prompt it cut (see Capabilities.cutsLongPrompts). */
+    let cutPrompt: LlmError | undefined;
     /** Wall-clock time of the first failure since the last success or outage. */
     let failingSince: number | undefined;
 
@@ -569,9 +571,8 @@ export function createLlm(options: LlmOptions): Llm {
           observeHeaders(answer.headers, marks);
           const promptTokens = answer.promptTokens ?? promptEstimate();
           if (capabilitiesOf(requestModel).cutsLongPrompts && answer.promptTokens !== undefined && answer.promptTokens < 0.8 * promptEstimate()) {
-            // The answer is to a prompt the server cut: not an answer to this request, and not cached.
-            meter({ promptTokens, completionTokens: answer.completionTokens ?? 0, failures: 1 });
-            throw new LlmError(
+            // The answer is to a prompt the server cut: paid for, but not an answer to this request.
+            cutPrompt = new LlmError(
               scrub(`${where}: the server read ${answer.promptTokens} of the prompt's ${promptEstimate()} tokens (it cut a prompt longer than its context, e.g. Ollama's num_ctx): raise the context or shorten the prompt`),
               { attempt, reason: "context_length" },
             );
@@ -605,8 +606,6 @@ export function createLlm(options: LlmOptions): Llm {
             costUsd: cost.costUsd ?? 0,
           };
         } catch (error) {
-          // Our own verdict on an answer received (a prompt the server cut), not a failed attempt.
-          if (error instanceof LlmError) throw error;
           failure = error;
           if (error instanceof openai().APIError && error.status !== undefined) {
             headers = error.headers ?? undefined;
@@ -635,6 +634,11 @@ export function createLlm(options: LlmOptions): Llm {
       if (result) {
         gate.answered();
         breaker.succeeded();
+        if (cutPrompt) {
+          // Not cached: the same request to a server with a larger context is another answer.
+          meter({ failures: 1 });
+          throw cutPrompt;
+        }
         // Outside the attempt: the answer is in hand and paid for, so a cache failure never sends it again.
         await store(callBody, call.cacheIndex ?? 0, result);
         return result;
@@ -655,21 +659,33 @@ export function createLlm(options: LlmOptions): Llm {
         if (status !== undefined) gate.answered();
         const refused = failure instanceof openai().APIError ? failure : undefined;
         const known = capabilitiesOf(requestModel);
-        // Sent before another request taught the client what this one was refused for: send it as it is now.
-        if (refused && sentWith !== undefined && sentWith !== known && (status === 400 || status === 422) && adaptations < MAX_ADAPTATIONS) {
-          adaptations++;
+        const refusal = refused ? { status, message: errorBodyMessage(refused), param: refused.param, code: refused.code } : undefined;
+        // A prompt or cap too large for the context is the request's own, whatever parameters it names.
+        const overflow = refusal ? contextOverflow(refusal.message, refusal.code) : undefined;
+        if (overflow?.fits !== undefined && !fitted) {
+          // vLLM says how the request splits into prompt and cap: the prompt fits, the cap does not; once,
+          // with the cap that fits.
+          fitted = true;
+          body = { ...body, max_tokens: overflow.fits };
+          log(`llm: ${where}: max_tokens too large for the context; retrying once with max_tokens ${overflow.fits}`);
           continue;
         }
-        const change = refused && adaptations < MAX_ADAPTATIONS
-          ? learnFromRefusal({ status, message: errorBodyMessage(refused), param: refused.param, code: refused.code }, known)
-          : undefined;
-        if (change) {
-          // The endpoint named a parameter it does not take: adapt once, for every later request too.
-          adaptations++;
-          capabilities.set(requestModel, { ...known, ...change });
-          (options.log ?? call.log)?.(scrub(`llm: ${where}: ${describeChange(change)}`));
-          if (change.n === false && n > 1) throw new OneChoicePerRequest();
-          continue;
+        if (!overflow && refusal && (status === 400 || status === 422) && adaptations < MAX_ADAPTATIONS) {
+          // Sent before another request taught the client what this one was refused for: send it as it is now.
+          if (sentWith !== undefined && sentWith !== known) {
+            adaptations++;
+            if (n > 1 && !known.n) throw new OneChoicePerRequest();
+            continue;
+          }
+          const change = learnFromRefusal(refusal, known);
+          if (change) {
+            // The endpoint named a parameter it does not take: adapt once, for every later request too.
+            adaptations++;
+            capabilities.set(requestModel, { ...known, ...change });
+            log(`llm: ${where}: ${describeChange(change)}`);
+            if (change.n === false && n > 1) throw new OneChoicePerRequest();
+            continue;
+          }
         }
         meter({ failures: 1 });
         const tries = `attempt ${attempt}${requestId ? `, request ${requestId}` : ""}`;
@@ -677,19 +693,10 @@ export function createLlm(options: LlmOptions): Llm {
         if (advice) {
           throw new EndpointError(scrub(`${where} refused the request: ${what} (${tries}): ${advice}`), { status, attempt, requestId }, { cause: cause() });
         }
-        const overflow = refused ? contextOverflow(errorBodyMessage(refused), refused.code) : undefined;
-        if (overflow?.fits !== undefined && !fitted && overflow.fits > 0) {
-          // vLLM's "you requested N tokens (P in the messages, C in the completion)": the prompt fits, the cap
-          // does not; once, with the cap that fits.
-          fitted = true;
-          body = { ...body, max_tokens: overflow.fits };
-          log(`llm: ${where}: max_tokens too large for the context; retrying once with max_tokens ${overflow.fits}`);
-          continue;
-        }
         if (overflow) {
           throw new LlmError(scrub(`${where}: the prompt does not fit the model's context (${what})`), { status, attempt, requestId, reason: "context_length" }, { cause: cause() });
         }
-        const tripped = breaker.failed(status, what);
+        const tripped = countsForBreaker(status, refusal) ? breaker.failed(status, what) : undefined;
         if (tripped) throw new EndpointError(scrub(`${where}: ${tripped}`), { status, attempt, requestId }, { cause: cause() });
         throw new LlmError(scrub(`${where} failed: ${what} (${tries})`), { status, attempt, requestId, retryable }, { cause: cause() });
       }
@@ -725,7 +732,7 @@ export function createLlm(options: LlmOptions): Llm {
       const othersAnswered = gate.lastAnswerAt >= attemptStartedAt;
       // While others get answers, a request that timed out twice is not sent a third time: each timeout
       // re-sends work the server may still be doing.
-      const timedOutTwice = othersAnswered && timeouts >= 2;
+      const timedOutTwice = othersAnswered && timeouts >= 2 && isTimeout(failure);
       if (retriesLeft > 0 && !timedOutTwice && (othersAnswered || !unreachable(failure))) {
         retriesLeft--;
         const wait = asked ?? backoffMs(attempt, backoffBase, backoffMax, random);
@@ -774,7 +781,7 @@ export function createLlm(options: LlmOptions): Llm {
     if (result.choices.length >= n) return result;
     // Fewer choices than asked, and no error: the endpoint ignores n. The rest come one by one.
     capabilities.set(requestModel, { ...capabilitiesOf(requestModel), n: false });
-    (options.log ?? call.log)?.(scrub(`llm: ${requestModel} at ${host}: ${describeChange({ n: false })}`));
+    (call.log ?? options.log)?.(scrub(`llm: ${requestModel} at ${host}: ${describeChange({ n: false })}`));
     return oneByOne(body, n, result.choices.length, [result], request, call, signal, meter);
   };
 
@@ -789,23 +796,43 @@ export function createLlm(options: LlmOptions): Llm {
     meter: (delta: LlmStatsDelta) => void,
   ): Promise<ChatResult> => {
     const seed = typeof body.seed === "number" ? body.seed : 0;
-    const singles = await Promise.all(
-      Array.from({ length: n - from }, (_, k) => send({ ...body, seed: seed + from + k }, 1, { ...request, n: 1 }, { ...call, cacheIndex: `${call.cacheIndex ?? 0}:${from + k}` }, signal, meter)),
-    );
-    const parts = [...earlier, ...singles];
-    const choices = parts.flatMap((part) => part.choices).slice(0, n).map((choice, index) => ({ ...choice, index }));
+    // One failing part fails the call; the others stop rather than bill tokens nobody will read.
+    const parts = new AbortController();
+    const stop = () => parts.abort(signal.reason);
+    signal.addEventListener("abort", stop, { once: true });
+    let singles: ChatResult[];
+    try {
+      singles = await Promise.all(
+        Array.from({ length: n - from }, (_, k) => {
+          const index = from + k;
+          const part: ChatCallOptions = {
+            ...call,
+            cacheIndex: `${call.cacheIndex ?? 0}:${index}`,
+            ...(call.onDelta ? { onDelta: (_choice: number, text: string) => call.onDelta!(index, text) } : {}),
+          };
+          return send({ ...body, seed: seed + index }, 1, { ...request, n: 1 }, part, parts.signal, meter).catch((error: unknown) => {
+            parts.abort(error);
+            throw error;
+          });
+        }),
+      );
+    } finally {
+      signal.removeEventListener("abort", stop);
+    }
+    const answers = [...earlier, ...singles];
+    const choices = answers.flatMap((answer) => answer.choices).slice(0, n).map((choice, index) => ({ ...choice, index }));
     const merged: ChatResult = {
       choices,
-      model: parts[0]!.model,
+      model: answers[0]!.model,
       usage: {
-        promptTokens: parts.reduce((sum, part) => sum + part.usage.promptTokens, 0),
-        completionTokens: parts.reduce((sum, part) => sum + part.usage.completionTokens, 0),
+        promptTokens: answers.reduce((sum, answer) => sum + answer.usage.promptTokens, 0),
+        completionTokens: answers.reduce((sum, answer) => sum + answer.usage.completionTokens, 0),
       },
-      latencyMs: Math.max(...parts.map((part) => part.latencyMs)),
-      requestId: parts[0]!.requestId,
+      latencyMs: Math.max(...answers.map((answer) => answer.latencyMs)),
+      requestId: answers[0]!.requestId,
       cached: false,
-      attempts: parts.reduce((sum, part) => sum + part.attempts, 0),
-      costUsd: parts.reduce((sum, part) => sum + part.costUsd, 0),
+      attempts: answers.reduce((sum, answer) => sum + answer.attempts, 0),
+      costUsd: answers.reduce((sum, answer) => sum + answer.costUsd, 0),
     };
     await store(body, call.cacheIndex ?? 0, merged);
     return merged;
@@ -953,12 +980,24 @@ function fromCache(hits: readonly CachedChoice[]): ChatResult {
 function contextOverflow(message: string, code: string | null | undefined): { fits?: number } | undefined {
   const limit = /maximum context length is (\d+) tokens/i.exec(message) ?? /context (?:size|length|window)[^.]*?(\d+) tokens/i.exec(message);
   if (!limit && code !== "context_length_exceeded" && !/exceeds? the (?:available )?context/i.test(message)) return undefined;
-  const split = /\((\d+) in the messages, (\d+) in the completion\)/.exec(message);
+  // Older vLLM: "(P in the messages, C in the completion)"; newer: "your request has P input tokens (C > L - P)".
+  const split = /\((\d+) in the messages, (\d+) in the completion\)/.exec(message) ?? /request has (\d+) input tokens \((\d+) > /.exec(message);
   if (limit && split) {
     const fits = Number(limit[1]) - Number(split[1]);
     if (fits > 0 && fits < Number(split[2])) return { fits };
   }
   return {};
+}
+
+/**
+ * Whether a failed call speaks for the configuration rather than for its sample: server errors, and refusals
+ * that name a parameter or the chat template. A content filter or a too-long input is the sample's own.
+ */
+function countsForBreaker(status: number | undefined, refusal: { message: string; param?: string | null; code?: string | null } | undefined): boolean {
+  if (status === undefined || status >= 500) return true;
+  if (!refusal || (status !== 400 && status !== 422)) return false;
+  if (["content_filter", "invalid_prompt", "content_policy_violation", "string_above_max_length"].includes(refusal.code ?? "")) return false;
+  return Boolean(refusal.param) || /template|role/i.test(refusal.message);
 }
 
 /** The endpoint refused n > 1 by name: the call is served one choice per request instead. */

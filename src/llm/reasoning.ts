@@ -14,26 +14,26 @@ export interface SplitAnswer {
 
 /** The answer and the reasoning of one message, from its content and whatever reasoning fields it has. */
 export function splitReasoning(content: string, fields: { readonly reasoning?: unknown; readonly reasoning_content?: unknown } = {}): SplitAnswer {
-  const parts: string[] = [];
   for (const field of [fields.reasoning, fields.reasoning_content]) {
-    if (typeof field === "string" && field.length > 0) {
-      parts.push(field);
-      break;
-    }
+    // The server separated them itself: the content is the answer, tags and all.
+    if (typeof field === "string" && field.trim().length > 0) return { text: content, reasoning: field.trim() };
   }
-  let text = content;
-  const close = text.indexOf(CLOSE);
-  const opensWithTag = text.trimStart().startsWith(OPEN);
+  const opensWithTag = content.trimStart().startsWith(OPEN);
+  // The closing tag ends the reasoning when the content opens with <think>, or when it stands at a line's
+  // edge (the opening tag was in the chat template); a sentence that mentions it in passing is an answer.
+  const close = opensWithTag ? content.indexOf(CLOSE) : content.search(/(?:^|\n)[ \t]*<\/think>|<\/think>[ \t]*(?:\n|$)/);
   if (close >= 0) {
-    parts.push(stripOpen(text.slice(0, close)));
-    text = text.slice(close + CLOSE.length).replace(/^\s+/, "");
-  } else if (opensWithTag) {
-    // Cut off while still thinking: everything so far is reasoning, and there is no answer.
-    parts.push(stripOpen(text));
-    text = "";
+    const at = content.indexOf(CLOSE, close);
+    const reasoning = stripOpen(content.slice(0, at)).trim();
+    const text = content.slice(at + CLOSE.length).replace(/^\s+/, "");
+    return reasoning ? { text, reasoning } : { text };
   }
-  const reasoning = parts.map((part) => part.trim()).filter(Boolean).join("\n\n");
-  return reasoning ? { text, reasoning } : { text };
+  // Cut off while still thinking: everything so far is reasoning, and there is no answer.
+  if (opensWithTag) {
+    const reasoning = stripOpen(content).trim();
+    return reasoning ? { text: "", reasoning } : { text: "" };
+  }
+  return { text: content };
 }
 
 function stripOpen(text: string): string {

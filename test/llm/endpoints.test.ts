@@ -24,8 +24,11 @@ describe("splitReasoning", () => {
     expect(splitReasoning("answer", { reasoning: "thought" })).toEqual({ text: "answer", reasoning: "thought" });
     expect(splitReasoning("answer", { reasoning_content: "thought" })).toEqual({ text: "answer", reasoning: "thought" });
     expect(splitReasoning("<think>\nthought\n</think>\n\nanswer")).toEqual({ text: "answer", reasoning: "thought" });
-    // The opening tag is often in the chat template, so only the closing one reaches the answer.
-    expect(splitReasoning("thought</think>answer")).toEqual({ text: "answer", reasoning: "thought" });
+    // The opening tag is often in the chat template, so only the closing one reaches the answer, on a line's edge.
+    expect(splitReasoning("thought\n</think>\n\nanswer")).toEqual({ text: "answer", reasoning: "thought" });
+    // An answer that mentions the tag in passing, or a server that separated the reasoning itself, keeps its text.
+    expect(splitReasoning("In R1 outputs the </think> tag closes the reasoning.")).toEqual({ text: "In R1 outputs the </think> tag closes the reasoning." });
+    expect(splitReasoning("<think>quoted</think> answer", { reasoning: "thought" })).toEqual({ text: "<think>quoted</think> answer", reasoning: "thought" });
     // Cut off while thinking: no answer at all.
     expect(splitReasoning("<think>still thinking")).toEqual({ text: "", reasoning: "still thinking" });
     expect(splitReasoning("plain answer")).toEqual({ text: "plain answer" });
@@ -135,6 +138,34 @@ describe("endpoint capabilities: learned once, remembered", () => {
     expect(server.stats().requests).toBe(sent + 2);
   });
 
+  it("splits the n > 1 calls already in flight when the refusal of n arrives, streaming each choice under its own index", async () => {
+    const server = await sim({ profile: "groq", latencyMs: 50 });
+    const client = llm(server);
+    const results = await Promise.all([0, 1, 2].map((i) => client.chat({ messages: user(`pair ${i}`), n: 2 })));
+    expect(results.map((result) => result.choices.length)).toEqual([2, 2, 2]);
+    expect(client.stats().failures).toBe(0);
+    const ollama = await sim({ profile: "ollama", models: ["sim-1"], reasoning: "none" });
+    const streamer = llm(ollama);
+    const deltas = new Map<number, string>();
+    const streamed = await streamer.chat({ messages: user("three streamed") , n: 3, stream: true }, { onDelta: (i, text) => deltas.set(i, (deltas.get(i) ?? "") + text) });
+    expect([...deltas.keys()].sort()).toEqual([0, 1, 2]);
+    expect(streamed.choices.map((choice) => choice.text)).toEqual([0, 1, 2].map((i) => deltas.get(i)));
+  });
+
+  it("takes an invalid schema for the request's fault, not a reason to stop sending json_schema", async () => {
+    const strict = await startRefusingServer((body) =>
+      JSON.stringify(body.response_format ?? {}).includes('"bad"')
+        ? { status: 400, error: { message: "Invalid schema for response_format 'bad': In context=(), 'additionalProperties' is required to be supplied and to be false.", type: "invalid_request_error", param: "response_format", code: "invalid_json_schema" } }
+        : undefined,
+    );
+    const client = llm(strict.url);
+    const schema = (name: string) => ({ type: "json_schema" as const, json_schema: { name, schema: { type: "object" } } });
+    expect(await client.chat({ messages: user("bad"), response_format: schema("bad") }).catch((e: unknown) => e)).toBeInstanceOf(LlmError);
+    await client.chat({ messages: user("good"), response_format: schema("good") });
+    expect((strict.bodies.at(-1)!.response_format as { type: string }).type).toBe("json_schema");
+    await strict.close();
+  });
+
   it("groq: a stream without stream_options, after one refusal", async () => {
     const server = await sim({ profile: "groq" });
     const client = llm(server);
@@ -179,6 +210,20 @@ describe("errors that waiting does not fix", () => {
     expect((stopped as Error).message).toMatch(/the last 5 calls all failed the same way \(400 'temperature' must be a number between 0 and 2\.\)/);
     expect(sent).toBe(5);
     expect(server.stats().requests).toBeLessThanOrEqual(10);
+  });
+
+  it("does not take a run of per-sample refusals (content filter) for a configuration error", async () => {
+    const filtering = await startRefusingServer(() => ({
+      status: 400,
+      error: { message: "The response was filtered due to the prompt triggering Azure OpenAI's content management policy.", type: null, param: "prompt", code: "content_filter" },
+    }));
+    const client = llm(filtering.url);
+    for (let i = 0; i < 8; i++) {
+      const error = await client.chat({ messages: user(`flagged ${i}`) }).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(LlmError);
+      expect(error).not.toBeInstanceOf(EndpointError);
+    }
+    await filtering.close();
   });
 
   it("stops at once on insufficient_quota instead of retrying it as a rate limit", async () => {
@@ -240,6 +285,7 @@ describe("context overflow, rate headers, Azure's URLs", () => {
     const fitted = await client.chat({ messages: user("a short prompt"), max_tokens: 1000 });
     expect(fitted.choices[0]!.text.length).toBeGreaterThan(0);
     expect(server.stats()).toMatchObject({ requests: 2, clientErrors: 1 });
+    expect(client.stats().failures).toBe(0);
     const long = await client.chat({ messages: user("word ".repeat(400)), max_tokens: 10 }).catch((e: unknown) => e);
     expect(long).toBeInstanceOf(LlmError);
     expect(long).not.toBeInstanceOf(EndpointError);
