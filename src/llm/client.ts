@@ -299,6 +299,8 @@ export function createLlm(options: LlmOptions): Llm {
   let completionEstimate: number = LLM_DEFAULTS.completionEstimate;
   const flights = new Map<string, Flight>();
   const breaker = new CircuitBreaker(options.breakerFailures ?? LLM_DEFAULTS.breakerFailures);
+  /** A Retry-After longer than the longest backoff holds every request of the client until then. */
+  let pausedUntil = 0;
   /** Per model: a request may name another model than the client's. */
   const capabilities = new Map<string, Capabilities>();
   const capabilitiesOf = (name: string): Capabilities => {
@@ -520,6 +522,7 @@ export function createLlm(options: LlmOptions): Llm {
     let failingSince: number | undefined;
 
     for (let attempt = 1; ; attempt++) {
+      if (pausedUntil > Date.now()) await sleep(pausedUntil - Date.now(), signal);
       let pass: Pass;
       try {
         pass = await gate.enter(signal);
@@ -712,6 +715,21 @@ export function createLlm(options: LlmOptions): Llm {
       }
       failingSince ??= Date.now();
       const asked = retryAfterMs(headers);
+      if (asked !== undefined && asked > outageMs && outageMs > 0) {
+        // Hours of Retry-After: waiting them out per sample would look like a hang. Stop, and say when to rerun.
+        meter({ failures: 1 });
+        const until = new Date(Date.now() + asked).toISOString().slice(11, 16);
+        throw new EndpointError(
+          scrub(`${where}: the server asked to wait ${Math.round(asked / 1000)} s (Retry-After), longer than the outage wait (RXSYNTH_OUTAGE_SECONDS ${outageMs / 1000}): rerun the same command after ${until} UTC to resume`),
+          { status, attempt, requestId, retryable: true },
+          { cause: cause() },
+        );
+      }
+      if (asked !== undefined && asked > backoffMax && pausedUntil < Date.now() + asked) {
+        // A long Retry-After holds every request, not just this one, with one line instead of one per sample.
+        pausedUntil = Date.now() + asked;
+        (call.log ?? options.log)?.(scrub(`llm: ${where}: the server asked to wait ${Math.round(asked / 1000)} s (Retry-After): pausing every request until then`));
+      }
       if (status === 429 && headers) {
         const wait = asked ?? backoffMs(attempt, backoffBase, backoffMax, random);
         if (headerNumber(headers, "x-ratelimit-remaining-requests") === 0) rpmBucket?.pause(wait);

@@ -319,3 +319,39 @@ describe("tokens", () => {
     expect(shares).not.toEqual(tiktoken);
   });
 });
+
+describe("a long Retry-After", () => {
+  it("stops with one line saying when to rerun when the server asks to wait longer than the outage wait", async () => {
+    const busy = await startRefusingServer(() => ({ status: 429, error: { message: "Rate limit reached for requests per day.", type: "requests", param: null, code: "rate_limit_exceeded" }, headers: { "retry-after": "7200" } }));
+    const client = llm(busy.url, { outageSeconds: 60 });
+    const started = performance.now();
+    const errors = await Promise.all([0, 1, 2].map((i) => client.chat({ messages: user(`later ${i}`) }).catch((e: unknown) => e)));
+    for (const error of errors) {
+      expect(error).toBeInstanceOf(EndpointError);
+      expect((error as Error).message).toMatch(/asked to wait 7200 s \(Retry-After\), longer than the outage wait .*rerun the same command after \d\d:\d\d UTC/);
+    }
+    expect(performance.now() - started).toBeLessThan(2_000);
+    await busy.close();
+  });
+
+  it("holds every request, with one line, while the server's Retry-After runs", async () => {
+    let refused = 0;
+    const busy = await startRefusingServer(() => (refused++ === 0 ? { status: 429, error: { message: "Slow down.", type: "requests", param: null, code: "rate_limit_exceeded" }, headers: { "retry-after-ms": "1500" } } : undefined));
+    const lines: string[] = [];
+    // Longer than the longest backoff: every request waits, not only the one that was answered 429.
+    const client = llm(busy.url, { log: (line) => lines.push(line), backoffMaxMs: 500 });
+    const first = client.chat({ messages: user("first") });
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const second = client.chat({ messages: user("second") });
+    let secondDone = false;
+    void second.then(() => (secondDone = true));
+    await new Promise((resolve) => setTimeout(resolve, 700));
+    // The second request waits with the first instead of being sent into the pause.
+    expect(secondDone).toBe(false);
+    expect(busy.bodies).toHaveLength(1);
+    expect(lines.filter((line) => /pausing every request/.test(line))).toHaveLength(1);
+    await Promise.all([first, second]);
+    expect(busy.bodies).toHaveLength(3);
+    await busy.close();
+  });
+});
