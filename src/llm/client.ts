@@ -651,7 +651,8 @@ export function createLlm(options: LlmOptions): Llm {
         if (probe) gate.probeAbandoned(probe);
         throw signal.reason ?? failure;
       }
-      const status = failure instanceof openai().APIError ? failure.status : undefined;
+      // An error event inside a stream (vLLM) reaches the SDK without an HTTP status; its body's code is one.
+      const status = failure instanceof openai().APIError ? (failure.status ?? streamedStatus(failure)) : undefined;
       const requestId = failure instanceof openai().APIError ? (failure.requestID ?? undefined) : undefined;
       const retryable = status === undefined ? !(failure instanceof openai().APIUserAbortError) : isRetryableStatus(status);
       const what = describeFailure(failure, timeoutMs);
@@ -1044,6 +1045,13 @@ function reasoningDelta(delta: ReasoningFields | undefined): string {
   return typeof value === "string" ? value : "";
 }
 
+/** The status an error event in a stream carries in its `code` (vLLM: 400, 500...), when it does. */
+function streamedStatus(failure: { readonly error?: unknown }): number | undefined {
+  const code = (failure.error as { code?: unknown } | undefined)?.code;
+  const status = typeof code === "number" ? code : typeof code === "string" && /^\d{3}$/.test(code) ? Number(code) : undefined;
+  return status !== undefined && status >= 400 && status < 600 ? status : undefined;
+}
+
 function isTimeout(failure: unknown): boolean {
   return failure instanceof AttemptTimeout || failure instanceof openai().APIConnectionTimeoutError;
 }
@@ -1053,7 +1061,7 @@ function describeFailure(failure: unknown, timeoutMs: number): string {
     return `no complete answer within ${timeoutMs} ms`;
   }
   if (failure instanceof openai().APIError) {
-    if (failure.status !== undefined) return failure.message;
+    if (failure.status !== undefined || streamedStatus(failure) !== undefined) return failure.message;
     const cause = (failure as { cause?: unknown }).cause;
     return `connection error (${cause ? errorMessage(cause) : failure.message})`;
   }

@@ -16,6 +16,11 @@ export interface FaultRates {
   readonly "503"?: number;
   /** The socket is destroyed after the headers and part of the body. */
   readonly reset?: number;
+  /**
+   * A streamed answer stops half way with an error event (vLLM's `data: {"error": {..., "code": 400}}`);
+   * a whole answer gets the same error as a 400.
+   */
+  readonly midstream?: number;
   /** The answer is cut at half its tokens with `finish_reason: "length"`. */
   readonly length?: number;
   /** "I'm sorry, but as an AI language model I cannot ..." (in `refusal` for json_schema requests). */
@@ -136,7 +141,7 @@ export const SIMULATOR_DEFAULTS = {
   maxBodyBytes: 16 * 1024 * 1024,
 } as const;
 
-const TRANSPORT_FAULTS = ["429", "500", "503", "reset"] as const;
+const TRANSPORT_FAULTS = ["429", "500", "503", "reset", "midstream"] as const;
 const CONTENT_FAULTS: readonly ContentFault[] = ["length", "refusal", "malformed", "empty", "unfinished"];
 type TransportFault = (typeof TRANSPORT_FAULTS)[number];
 
@@ -180,6 +185,8 @@ function duration(ms: number): string {
 function check(condition: boolean, message: string): void {
   if (!condition) throw new ConfigError(`startSimulator: ${message}`);
 }
+
+const MIDSTREAM_ERROR = "The request could not be completed: a guided-decoding grammar rejected the output (an error found while generating).";
 
 /** A choice as sent: reasoning in its field (or in the content), finish reason as the profile reports it. */
 interface Presented extends Omit<SimChoice, "finishReason"> {
@@ -539,6 +546,10 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
       sendError(res, new HttpError(500, "The server had an error while processing your request. Sorry about that!", "server_error"), baseHeaders());
       return;
     }
+    if (transport === "midstream" && !stream) {
+      sendError(res, new HttpError(400, MIDSTREAM_ERROR, "BadRequestError"), baseHeaders());
+      return;
+    }
     if (transport === "503") {
       sendError(res, new HttpError(503, "The engine is currently overloaded, please try again later.", "server_error"), baseHeaders());
       return;
@@ -679,6 +690,15 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
     if (reset) {
       const all = [...events, ...bodyEvents];
       res.write(all.slice(0, Math.max(1, Math.floor(all.length / 2))).join(""), () => destroy());
+      return;
+    }
+    if (transport === "midstream") {
+      // vLLM reports an error found while generating as one more event, with the status in `code`.
+      const all = [...events, ...bodyEvents];
+      const error = { error: { object: "error", message: MIDSTREAM_ERROR, type: "BadRequestError", param: null, code: 400 } };
+      stats.clientErrors++;
+      res.end(`${all.slice(0, Math.max(1, Math.floor(all.length / 2))).join("")}data: ${JSON.stringify(error)}\n\n`);
+      release();
       return;
     }
     if (generationMs <= 0 || bodyEvents.length === 0) {

@@ -320,6 +320,17 @@ describe("tokens", () => {
   });
 });
 
+describe("errors inside a stream", () => {
+  it("vllm: an error event mid-stream is the server's answer (its code is the status), not a dropped connection to retry", async () => {
+    const server = await sim({ profile: "vllm", models: ["sim-1"], faults: { midstream: 1 }, reasoning: "none" });
+    const client = llm(server, { maxRetries: 3, outageSeconds: 0 });
+    const error = await client.chat({ messages: user("stream me"), stream: true }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(LlmError);
+    expect(error).toMatchObject({ status: 400, attempt: 1, message: expect.stringMatching(/guided-decoding grammar rejected the output/) });
+    expect(server.stats().requests).toBe(1);
+  });
+});
+
 describe("a long Retry-After", () => {
   it("stops with one line saying when to rerun when the server asks to wait longer than the outage wait", async () => {
     const busy = await startRefusingServer(() => ({ status: 429, error: { message: "Rate limit reached for requests per day.", type: "requests", param: null, code: "rate_limit_exceeded" }, headers: { "retry-after": "7200" } }));
