@@ -20,11 +20,24 @@ export interface Capabilities {
    * each prompt and rejects an answer whose usage shows far fewer prompt tokens (`context_length`).
    */
   readonly cutsLongPrompts: boolean;
+  /**
+   * How to read x-ratelimit-* headers: "per-minute" as OpenAI sends them, or "per-day-requests" (Groq:
+   * x-ratelimit-limit-requests counts per day, x-ratelimit-limit-tokens per minute).
+   */
+  readonly rateHeaders: "per-minute" | "per-day-requests";
 }
 
 export type EndpointFamily = "openai" | "azure" | "groq" | "ollama" | "unknown";
 
-const CLASSIC: Capabilities = { tokenLimitField: "max_tokens", sampling: true, n: true, jsonSchema: true, streamUsage: true, cutsLongPrompts: false };
+const CLASSIC: Capabilities = {
+  tokenLimitField: "max_tokens",
+  sampling: true,
+  n: true,
+  jsonSchema: true,
+  streamUsage: true,
+  cutsLongPrompts: false,
+  rateHeaders: "per-minute",
+};
 
 /** OpenAI's reasoning families (o1, o3, o4-mini, gpt-5...), on OpenAI and on Azure. */
 export const isReasoningModel = (model: string) => /^(o\d|gpt-5)/.test(model);
@@ -45,7 +58,7 @@ export function builtinCapabilities(baseURL: string, model: string): Capabilitie
   if ((family === "openai" || family === "azure") && isReasoningModel(model)) {
     return { ...CLASSIC, tokenLimitField: "max_completion_tokens", sampling: false };
   }
-  if (family === "groq") return { ...CLASSIC, n: false, streamUsage: false };
+  if (family === "groq") return { ...CLASSIC, n: false, streamUsage: false, rateHeaders: "per-day-requests" };
   if (family === "ollama") return { ...CLASSIC, n: false, cutsLongPrompts: true };
   return CLASSIC;
 }

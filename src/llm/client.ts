@@ -6,7 +6,7 @@ import { CircuitBreaker } from "./breaker.ts";
 import { OutageGate, type Pass } from "./outage.ts";
 import { AdaptiveConcurrency, TokenBucket, type Permit } from "./limiter.ts";
 import { backoffMs, isRetryableStatus, retryAfterMs, scrubSecrets, seededRandom, sleep } from "./retry.ts";
-import { builtinCapabilities, describeChange, endpointFamily, learnFromRefusal, shapeBody, type Capabilities } from "./capabilities.ts";
+import { builtinCapabilities, describeChange, learnFromRefusal, shapeBody, type Capabilities } from "./capabilities.ts";
 import { splitReasoning } from "./reasoning.ts";
 import { countMessageTokens, countTokens } from "./tokens.ts";
 import { nodeFetch } from "./transport.ts";
@@ -339,10 +339,10 @@ export function createLlm(options: LlmOptions): Llm {
   };
 
   /** Keeps the buckets in step with the server: learns limits it did not know, lowers levels it overestimated. */
-  // Groq's request headers count per day, not per minute; read as RPM they would throttle a run 1440-fold.
-  const requestHeadersPerMinute = endpointFamily(baseURL) !== "groq";
   const observeHeaders = (headers: Headers | undefined, marks: { rpm?: number; tpm?: number; sentAt: number }) => {
     if (!headers) return;
+    // Groq's request headers count per day: read as RPM they would let a run spend a day's quota in a minute.
+    const requestHeadersPerMinute = capabilitiesOf(model).rateHeaders === "per-minute";
     const limitRequests = requestHeadersPerMinute ? headerNumber(headers, "x-ratelimit-limit-requests") : undefined;
     const limitTokens = headerNumber(headers, "x-ratelimit-limit-tokens");
     if (!options.rpm && limitRequests && limitRequests > 0 && rpmBucket?.limit !== limitRequests) {

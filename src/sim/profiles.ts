@@ -38,6 +38,8 @@ export interface SimProfile {
    * with its own model's tokenizer (played as one token per 3 characters), so a client's own count drifts.
    */
   readonly billing?: "tiktoken" | "model";
+  /** Rate headers: OpenAI's per-minute ones (default), Groq's per-day request count, or Azure's -1 remaining. */
+  readonly rateHeaders?: "per-minute" | "per-day-requests" | "unknown-remaining";
 }
 
 const unsupportedParameter = (param: string, instead: string): SimRefusal => ({
@@ -105,7 +107,7 @@ const PROFILES: Record<SimProfileName, SimProfile> = {
     strictModels: false,
   },
   // Azure serves OpenAI's models the same way, but only deployments that exist.
-  azure: { ...OPENAI, name: "azure", strictModels: true },
+  azure: { ...OPENAI, name: "azure", strictModels: true, rateHeaders: "unknown-remaining" },
   // vLLM >= 0.10 with --reasoning-parser: message.reasoning; aborted requests finish with "abort".
   vllm: { name: "vllm", refuse: () => undefined, choices: (n) => n, cap: eitherCap, reasoning: always("reasoning"), jsonSchema: true, unfinished: "abort", strictModels: true },
   sglang: { name: "sglang", refuse: () => undefined, choices: (n) => n, cap: eitherCap, reasoning: always("reasoning_content"), jsonSchema: true, unfinished: "abort", strictModels: true },
@@ -130,6 +132,7 @@ const PROFILES: Record<SimProfileName, SimProfile> = {
     jsonSchema: true,
     unfinished: null,
     strictModels: false,
+    rateHeaders: "per-day-requests",
   },
 };
 

@@ -328,8 +328,11 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
   const rateHeaders = (): Record<string, string> => {
     const headers: Record<string, string> = {};
     if (rpm) {
-      headers["x-ratelimit-limit-requests"] = String(rpm.limit);
-      headers["x-ratelimit-remaining-requests"] = String(Math.max(0, Math.floor(rpm.refill())));
+      // Groq's request figures are per day (a day's worth of the per-minute limit here); Azure may send -1.
+      const perDay = profile.rateHeaders === "per-day-requests" ? 1_440 : 1;
+      headers["x-ratelimit-limit-requests"] = String(rpm.limit * perDay);
+      headers["x-ratelimit-remaining-requests"] =
+        profile.rateHeaders === "unknown-remaining" ? "-1" : String(Math.max(0, Math.floor(rpm.refill() * perDay)));
       headers["x-ratelimit-reset-requests"] = duration(rpm.resetMs());
     }
     if (tpm) {

@@ -320,6 +320,29 @@ describe("tokens", () => {
   });
 });
 
+describe("rate-limit header dialects", () => {
+  it("groq: the request headers count per day, so they are not taken for a per-minute limit", async () => {
+    const server = await sim({ profile: "groq", rpm: 600 });
+    const told = llm(server, { capabilities: { rateHeaders: "per-day-requests" } });
+    await told.chat({ messages: user("one") });
+    expect(told.limits().rpm).toBeUndefined();
+    // The same headers read the OpenAI way: 864,000 requests "per minute".
+    const naive = llm(server);
+    await naive.chat({ messages: user("two") });
+    expect(naive.limits().rpm).toBe(864_000);
+    expect(builtinCapabilities("https://api.groq.com/openai/v1", "llama-3.3-70b-versatile").rateHeaders).toBe("per-day-requests");
+  });
+
+  it("azure: a remaining count of -1 is no figure, not an exhausted bucket", async () => {
+    const server = await sim({ profile: "azure", models: ["gpt-4o"], rpm: 600, burstMs: 60_000 });
+    const client = llm(server, { model: "gpt-4o" });
+    const started = performance.now();
+    for (let i = 0; i < 6; i++) await client.chat({ messages: user(`quick ${i}`) });
+    expect(client.limits().rpm).toBe(600);
+    expect(performance.now() - started).toBeLessThan(1_000);
+  });
+});
+
 describe("errors inside a stream", () => {
   it("vllm: an error event mid-stream is the server's answer (its code is the status), not a dropped connection to retry", async () => {
     const server = await sim({ profile: "vllm", models: ["sim-1"], faults: { midstream: 1 }, reasoning: "none" });
