@@ -69,7 +69,12 @@ export function registerRunCommand(program: Command): void {
       // a folder that did not exist as it was, so the corrected command is a fresh start, not a resume.
       const folderExisted = await checkOutputFolder(out);
       const undoFailedStart = async () => {
-        if (!folderExisted && (await readManifest(out).catch(() => undefined)) === undefined) await rm(out, { recursive: true, force: true });
+        if (folderExisted || (await readManifest(out).catch(() => undefined)) !== undefined) return;
+        // Cleanup never replaces the error the user must see: a file still being written while the folder
+        // goes (ENOTEMPTY) gets one more try, then the folder is left.
+        await rm(out, { recursive: true, force: true })
+          .catch(() => new Promise((resolve) => setTimeout(resolve, 50)).then(() => rm(out, { recursive: true, force: true })))
+          .catch(() => undefined);
       };
       const graph = await buildGraph(definition, overrides, { log, out, cache: flags.cache }).catch(async (error: unknown) => {
         await undoFailedStart();
