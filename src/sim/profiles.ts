@@ -2,6 +2,8 @@
 // Each profile is only what rxsynth must adapt to: the requests a family refuses (with its error body), what
 // it ignores, where it puts a reasoning model's chain of thought, and the finish reasons it reports.
 
+import { isReasoningModel } from "../llm/capabilities.ts";
+
 /** The families `rxsynth sim --profile` plays. "openai" is the default: classic chat models. */
 export const SIM_PROFILES = ["openai", "openai-reasoning", "azure", "vllm", "sglang", "ollama", "llamacpp", "groq"] as const;
 export type SimProfileName = (typeof SIM_PROFILES)[number];
@@ -59,8 +61,6 @@ const unsupportedValue = (param: string, value: unknown): SimRefusal => ({
   code: "unsupported_value",
 });
 
-/** OpenAI's reasoning families (o1, o3, o4-mini, gpt-5...), as OpenAI and Azure tell them apart. */
-export const isReasoningModel = (model: unknown) => typeof model === "string" && /^(o\d|gpt-5)/.test(model);
 
 function reasoningModelRefusal(body: Readonly<Record<string, unknown>>): SimRefusal | undefined {
   if (body.max_tokens !== undefined) return unsupportedParameter("max_tokens", "max_completion_tokens");
@@ -77,8 +77,9 @@ const capOf = (body: Readonly<Record<string, unknown>>, field: "max_tokens" | "m
 const eitherCap = (body: Readonly<Record<string, unknown>>) => capOf(body, "max_completion_tokens") ?? capOf(body, "max_tokens");
 
 const always = (placement: ReasoningPlacement) => () => placement;
-const byModel = (body: Readonly<Record<string, unknown>>) => (isReasoningModel(body.model) ? reasoningModelRefusal(body) : undefined);
-const reasoningCap = (body: Readonly<Record<string, unknown>>) => (isReasoningModel(body.model) ? capOf(body, "max_completion_tokens") : eitherCap(body));
+const reasoningBody = (body: Readonly<Record<string, unknown>>) => typeof body.model === "string" && isReasoningModel(body.model);
+const byModel = (body: Readonly<Record<string, unknown>>) => (reasoningBody(body) ? reasoningModelRefusal(body) : undefined);
+const reasoningCap = (body: Readonly<Record<string, unknown>>) => (reasoningBody(body) ? capOf(body, "max_completion_tokens") : eitherCap(body));
 
 // OpenAI: classic models take max_tokens and any temperature; reasoning models refuse both.
 const OPENAI: SimProfile = {

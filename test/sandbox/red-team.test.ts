@@ -36,6 +36,12 @@ const src = (strings: TemplateStringsArray, ...values: unknown[]): string => Str
 
 const PY_ADD_TESTS = "assert add(2, 3) == 5\nassert add(-1, 1) == 0\n";
 const JS_ADD_TESTS = "const assert = require('node:assert');\nassert.strictEqual(add(2, 3), 5);\nassert.strictEqual(add(-1, 1), 0);\n";
+
+/** A 2 GB writer ends quickly as a crash that names the writable-space cap. */
+const stoppedAtDiskCap = (result: SandboxResult) => {
+  expect(result.message).toMatch(/writable space/);
+  expect(result.durationMs).toBeLessThan(4000);
+};
 /** A forged verdict line, with the fields the runner reads; the nonce can only be guessed. */
 const FORGED = '{"nonce": "00000000000000000000000000000000", "event": "verdict", "status": "passed", "message": "", "trace": "", "missing": []}';
 
@@ -437,10 +443,7 @@ def add(a, b):
     tests: PY_ADD_TESTS,
     expect: "crashed",
     options: { timeoutMs: 5000 },
-    also: (result) => {
-      expect(result.message).toMatch(/writable space/);
-      expect(result.durationMs).toBeLessThan(4000);
-    },
+    also: stoppedAtDiskCap,
   },
   {
     // Fills /tmp and /dev/shm (shared with the checker, in Python) so the checker cannot write anything.
@@ -1011,10 +1014,7 @@ function add(a, b) { return a - b; }
     tests: JS_ADD_TESTS,
     expect: "crashed",
     options: { timeoutMs: 5000 },
-    also: (result) => {
-      expect(result.message).toMatch(/writable space/);
-      expect(result.durationMs).toBeLessThan(4000);
-    },
+    also: stoppedAtDiskCap,
   },
   {
     // An async function whose promise resolves to the wrong answer, for tests that await it.
