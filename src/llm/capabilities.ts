@@ -4,6 +4,8 @@
 // OpenAI-compatibility notes (n must be 1; no stream_options), Ollama's OpenAI layer (n and
 // max_completion_tokens ignored), and the servers' error bodies reproduced in src/sim/profiles.ts.
 
+import { SCHEMA_INSTRUCTION, schemaInstruction } from "./structured.ts";
+
 export interface Capabilities {
   /** The field that caps completion tokens. */
   readonly tokenLimitField: "max_tokens" | "max_completion_tokens";
@@ -77,8 +79,9 @@ export function shapeBody(body: Record<string, unknown>, capabilities: Capabilit
   if (!capabilities.jsonSchema && format?.type === "json_schema") {
     // Nothing else carries the schema in json_object mode, so the prompt does.
     shaped.response_format = { type: "json_object" };
-    const schema = JSON.stringify(format.json_schema?.schema ?? {});
-    shaped.messages = [{ role: "system", content: `Reply with one JSON object that matches this JSON schema:\n${schema}` }, ...((shaped.messages as unknown[]) ?? [])];
+    const messages = (shaped.messages as { role?: string; content?: unknown }[] | undefined) ?? [];
+    const described = messages.some((message) => message.role === "system" && typeof message.content === "string" && message.content.startsWith(SCHEMA_INSTRUCTION));
+    if (!described) shaped.messages = [schemaInstruction(format.json_schema?.schema ?? {}), ...messages];
   }
   return shaped;
 }

@@ -12,7 +12,7 @@ export interface StructuredFormat {
   readonly jsonSchema: Record<string, unknown>;
   readonly structured: "json_schema" | "json_object";
   readonly responseFormat: ResponseFormat;
-  /** The prompt as sent: in json_object mode a leading system message carries the schema, since nothing else does. */
+  /** The prompt as sent: a leading system message describes the schema, in both modes. */
   messages(prompt: readonly ChatMessage[]): ChatMessage[];
 }
 
@@ -28,25 +28,32 @@ function strictCompatible(node: unknown): boolean {
   return Object.values(schema).every(strictCompatible);
 }
 
+/** The system message that describes `jsonSchema`; `shapeBody` recognises it and does not add a second one. */
+export function schemaInstruction(jsonSchema: unknown): ChatMessage {
+  return { role: "system", content: `${SCHEMA_INSTRUCTION}\n${JSON.stringify(jsonSchema)}` };
+}
+
+export const SCHEMA_INSTRUCTION = "Reply with a single JSON object and nothing else. It must satisfy this JSON schema:";
+
 /**
  * The response format for `schema`: json_schema (with `strict` only when the schema qualifies) when the
- * endpoint honours it, else json_object with the schema written into a system message.
+ * endpoint honours it, else json_object. Either way the prompt describes the schema in a leading system
+ * message: some servers accept json_schema and ignore it (older llama.cpp builds, several OpenAI-compatible
+ * layers), and a model that was never told the shape answers free text that no parser can use.
  */
 export function structuredFormat(llm: Pick<Llm, "supportsJsonSchema">, schema: z.ZodType, name: string): StructuredFormat {
   const { $schema: _ignored, ...jsonSchema } = z.toJSONSchema(schema, { io: "input", unrepresentable: "any" }) as Record<string, unknown>;
+  const instruction = schemaInstruction(jsonSchema);
+  const messages = (prompt: readonly ChatMessage[]) => [instruction, ...prompt];
   if (llm.supportsJsonSchema) {
     return {
       jsonSchema,
       structured: "json_schema",
       responseFormat: { type: "json_schema", json_schema: { name, schema: jsonSchema, strict: strictCompatible(jsonSchema) } },
-      messages: (prompt) => [...prompt],
+      messages,
     };
   }
-  const instruction: ChatMessage = {
-    role: "system",
-    content: `Reply with a single JSON object and nothing else. It must satisfy this JSON schema:\n${JSON.stringify(jsonSchema)}`,
-  };
-  return { jsonSchema, structured: "json_object", responseFormat: { type: "json_object" }, messages: (prompt) => [instruction, ...prompt] };
+  return { jsonSchema, structured: "json_object", responseFormat: { type: "json_object" }, messages };
 }
 
 /** "path.to.field: message" for the first few issues, so a reject says where the answer went wrong. */

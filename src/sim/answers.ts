@@ -20,6 +20,11 @@ export interface SimRequest {
   readonly seed?: number;
   readonly stop?: string | readonly string[];
   readonly response_format?: { type: string; json_schema?: { name?: string; schema?: unknown } };
+  /**
+   * The server took json_schema and ignored it (the format reads as text): the model answers free text,
+   * or, when the prompt describes a schema, JSON in a fence, as unconstrained models do.
+   */
+  readonly formatIgnored?: boolean;
 }
 
 export type ContentFault = "length" | "refusal" | "malformed" | "empty" | "unfinished";
@@ -121,6 +126,8 @@ export function composeChoice(request: SimRequest, key: string, index: number, s
     content = JSON.stringify(valueFromSchema(rng, request.response_format?.json_schema?.schema ?? {}));
   } else if (format === "json_object") {
     content = JSON.stringify(plausibleObject(rng, request.messages));
+  } else if (request.formatIgnored && schemaInPrompt(request.messages)) {
+    content = `\`\`\`json\n${JSON.stringify(valueFromSchema(rng, schemaInPrompt(request.messages)))}\n\`\`\``;
   } else {
     const list = listRequest(lastUserText(request.messages));
     content = list ? numberedList(rng, list.kind, list.count ?? rng.int(5, 8)) : answer(rng);

@@ -44,6 +44,7 @@ interface SimFlags {
   model?: string[];
   profile?: SimProfileName;
   reasoning?: ReasoningPlacement;
+  ignoreJsonSchema?: boolean;
 }
 
 /** Adds `rxsynth sim`: the OpenAI-compatible simulator as a standalone server, until Ctrl-C. */
@@ -77,6 +78,7 @@ export function registerSimCommand(program: Command): void {
         "think-tags",
       ]),
     )
+    .option("--ignore-json-schema", "accept response_format json_schema and ignore it, as some servers do")
     .action(async (flags: SimFlags) => {
       const faults: FaultRates = { ...(flags.failRate ? { "500": flags.failRate } : {}), ...flags.faults };
       const options: SimulatorOptions = {
@@ -97,6 +99,7 @@ export function registerSimCommand(program: Command): void {
         models: flags.model,
         profile: flags.profile,
         reasoning: flags.reasoning,
+        ignoreJsonSchema: flags.ignoreJsonSchema,
       };
       const sim = await startSimulator(options);
       console.log(`rxsynth sim listening: OPENAI_BASE_URL=${sim.url}  (stats: ${sim.url.replace(/\/v1$/, "")}/stats)`);

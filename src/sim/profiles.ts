@@ -29,8 +29,6 @@ export interface SimProfile {
   cap(body: Readonly<Record<string, unknown>>): number | undefined;
   /** Where the chain of thought of `model` goes, by default. */
   reasoning(model: string): ReasoningPlacement;
-  /** Whether it honours response_format json_schema (others ignore it and answer free text). */
-  readonly jsonSchema: boolean;
   /** A finish reason other than stop/length it may report for an answer it did not finish (see faults). */
   readonly unfinished: "abort" | null | "content_filter";
   /** Unknown model names are a 404 (servers that load named models) rather than served anyway. */
@@ -89,7 +87,7 @@ const OPENAI: SimProfile = {
   cap: reasoningCap,
   // A reasoning model's chain of thought is billed (completion_tokens_details.reasoning_tokens), never returned.
   reasoning: (model) => (isReasoningModel(model) ? "hidden" : "none"),
-  jsonSchema: true,
+ 
   unfinished: "content_filter",
   strictModels: false,
 };
@@ -103,19 +101,19 @@ const PROFILES: Record<SimProfileName, SimProfile> = {
     choices: (n) => n,
     cap: (body) => capOf(body, "max_completion_tokens"),
     reasoning: always("hidden"),
-    jsonSchema: true,
+   
     unfinished: "content_filter",
     strictModels: false,
   },
   // Azure serves OpenAI's models the same way, but only deployments that exist.
   azure: { ...OPENAI, name: "azure", strictModels: true, rateHeaders: "unknown-remaining" },
   // vLLM >= 0.10 with --reasoning-parser: message.reasoning; aborted requests finish with "abort".
-  vllm: { name: "vllm", refuse: () => undefined, choices: (n) => n, cap: eitherCap, reasoning: always("reasoning"), jsonSchema: true, unfinished: "abort", strictModels: true },
-  sglang: { name: "sglang", refuse: () => undefined, choices: (n) => n, cap: eitherCap, reasoning: always("reasoning_content"), jsonSchema: true, unfinished: "abort", strictModels: true },
+  vllm: { name: "vllm", refuse: () => undefined, choices: (n) => n, cap: eitherCap, reasoning: always("reasoning"), unfinished: "abort", strictModels: true },
+  sglang: { name: "sglang", refuse: () => undefined, choices: (n) => n, cap: eitherCap, reasoning: always("reasoning_content"), unfinished: "abort", strictModels: true },
   // Ollama's OpenAI layer: one choice whatever n, max_completion_tokens ignored, `reasoning` for thinking models.
-  ollama: { name: "ollama", refuse: () => undefined, choices: () => 1, cap: (body) => capOf(body, "max_tokens"), reasoning: always("reasoning"), jsonSchema: true, unfinished: null, strictModels: true },
+  ollama: { name: "ollama", refuse: () => undefined, choices: () => 1, cap: (body) => capOf(body, "max_tokens"), reasoning: always("reasoning"), unfinished: null, strictModels: true },
   // llama.cpp's server without --reasoning-format: the chain of thought stays in content, closed by </think>.
-  llamacpp: { name: "llamacpp", refuse: () => undefined, choices: (n) => n, cap: eitherCap, reasoning: always("think-tags"), jsonSchema: true, unfinished: null, strictModels: false, billing: "model" },
+  llamacpp: { name: "llamacpp", refuse: () => undefined, choices: (n) => n, cap: eitherCap, reasoning: always("think-tags"), unfinished: null, strictModels: false, billing: "model" },
   groq: {
     name: "groq",
     refuse(body) {
@@ -130,7 +128,7 @@ const PROFILES: Record<SimProfileName, SimProfile> = {
     choices: (n) => n,
     cap: eitherCap,
     reasoning: always("none"),
-    jsonSchema: true,
+   
     unfinished: null,
     strictModels: false,
     rateHeaders: "per-day-requests",

@@ -75,6 +75,12 @@ export interface SimulatorOptions {
    * profile's words, except that Ollama cuts the prompt silently. Default: unlimited.
    */
   readonly contextTokens?: number;
+  /**
+   * Accept response_format json_schema and ignore it, as some OpenAI-compatible servers do (llama.cpp
+   * builds of early 2025, ggml-org/llama.cpp#11847; several local-model servers): the answer is free text
+   * unless the prompt itself describes a schema.
+   */
+  readonly ignoreJsonSchema?: boolean;
 }
 
 export interface SimulatorStats {
@@ -486,6 +492,7 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
         throw new HttpError(404, `The model \`${request.model}\` does not exist.`, "NotFoundError", "model", "model_not_found");
       }
       request = { ...request, n: profile.choices(request.n), max_tokens: profile.cap(body) };
+      if (options.ignoreJsonSchema && request.response_format?.type === "json_schema") request = { ...request, response_format: undefined, formatIgnored: true };
       const p = parsed as { stream?: unknown; stream_options?: { include_usage?: unknown } };
       stream = p.stream === true;
       includeUsage = stream && p.stream_options?.include_usage === true;

@@ -109,7 +109,11 @@ describe("the response cache", () => {
     // Each process writes one answer at a time (a commit each) for a while, and says when it began and ended.
     const script = (name: string) => `
       import { ResponseCache } from ${JSON.stringify(join(root, "src/llm/cache.ts"))};
+      import { existsSync, writeFileSync } from "node:fs";
       const cache = ResponseCache.open(${JSON.stringify(path)});
+      // Both start writing only once both are up: a slow start under load must not serialise the windows.
+      writeFileSync(${JSON.stringify(path)} + "-${name}.ready", "");
+      while (!existsSync(${JSON.stringify(path)} + "-a.ready") || !existsSync(${JSON.stringify(path)} + "-b.ready")) await new Promise((r) => setTimeout(r, 10));
       const first = Date.now();
       let i = 0;
       while (Date.now() - first < 1500 || i < 50) {

@@ -9,7 +9,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { z } from "zod";
 import { EndpointError, LlmError } from "../../src/errors.ts";
 import { builtinCapabilities } from "../../src/llm/capabilities.ts";
-import { countTokens, readAnswer } from "../../src/llm/index.ts";
+import { countTokens, readAnswer, structuredFormat } from "../../src/llm/index.ts";
 import { splitReasoning } from "../../src/llm/reasoning.ts";
 import { chainOfThought } from "../../src/sim/profiles.ts";
 import { useSimulators } from "../support/llm-fixtures.ts";
@@ -188,6 +188,36 @@ describe("endpoint capabilities: learned once, remembered", () => {
     });
     expect(result.choices[0]!.text).toBe('{"echo":"json_object"}');
     expect(refusing.bodies.at(-1)!.messages[0]).toMatchObject({ role: "system", content: expect.stringContaining('"properties":{"name"') });
+    await refusing.close();
+  });
+});
+
+describe("servers that ignore json_schema", () => {
+  it("still get answers in the schema's shape: the prompt describes the schema in json_schema mode too", async () => {
+    const server = await sim({ ignoreJsonSchema: true });
+    const client = llm(server);
+    const schema = z.object({ title: z.string(), year: z.number() });
+    const format = structuredFormat(client, schema, "book");
+    expect(format.structured).toBe("json_schema");
+    for (let i = 0; i < 8; i++) {
+      const result = await client.chat({ messages: format.messages(user(`a book, please (${i})`)), response_format: format.responseFormat });
+      const read = readAnswer(result.choices[0], schema);
+      expect(read.ok, JSON.stringify(read)).toBe(true);
+    }
+  });
+
+  it("falling back to json_object does not describe the schema twice", async () => {
+    const refusing = await startRefusingServer((body) =>
+      (body.response_format as { type?: string } | undefined)?.type === "json_schema"
+        ? { status: 400, error: { message: "response_format json_schema is not supported", type: "invalid_request_error", param: "response_format", code: null } }
+        : undefined,
+    );
+    const client = llm(refusing.url);
+    const format = structuredFormat(client, z.object({ name: z.string() }), "n");
+    await client.chat({ messages: format.messages(user("a name")), response_format: format.responseFormat });
+    const sent = refusing.bodies.at(-1)!;
+    expect(sent.response_format).toEqual({ type: "json_object" });
+    expect((sent.messages as { role: string }[]).filter((message) => message.role === "system")).toHaveLength(1);
     await refusing.close();
   });
 });

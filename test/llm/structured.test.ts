@@ -12,7 +12,10 @@ describe("structuredFormat", () => {
     expect(strict.structured).toBe("json_schema");
     expect(strict.responseFormat).toMatchObject({ type: "json_schema", json_schema: { name: "rating", strict: true } });
     expect(strict.jsonSchema).not.toHaveProperty("$schema");
-    expect(strict.messages(prompt)).toEqual(prompt);
+    // Described in the prompt too, for servers that accept json_schema and ignore it.
+    const [system, ...rest] = strict.messages(prompt);
+    expect(system).toMatchObject({ role: "system", content: expect.stringContaining(JSON.stringify(strict.jsonSchema)) });
+    expect(rest).toEqual(prompt);
 
     const loose = structuredFormat({ supportsJsonSchema: true }, Answer.extend({ note: z.string().optional() }).strict(), "rating");
     expect(loose.responseFormat).toMatchObject({ json_schema: { strict: false } });
