@@ -69,7 +69,9 @@ function withModel(llm: Llm, model: string): Llm {
   return {
     model,
     baseURL: llm.baseURL,
-    supportsJsonSchema: llm.supportsJsonSchema,
+    get supportsJsonSchema() {
+      return llm.supportsJsonSchema;
+    },
     concurrency: llm.concurrency,
     chat: (request, options) => llm.chat({ ...request, model: request.model ?? model }, options),
     stats: () => llm.stats(),

@@ -4,6 +4,7 @@
 // OpenAI-compatibility notes (n must be 1; no stream_options), Ollama's OpenAI layer (n and
 // max_completion_tokens ignored), and the servers' error bodies reproduced in src/sim/profiles.ts.
 
+import { ConfigError } from "../errors.ts";
 import { SCHEMA_INSTRUCTION, schemaInstruction } from "./structured.ts";
 
 export interface Capabilities {
@@ -23,13 +24,16 @@ export interface Capabilities {
    */
   readonly cutsLongPrompts: boolean;
   /**
-   * How to read x-ratelimit-* headers: "per-minute" as OpenAI sends them, or "per-day-requests" (Groq:
-   * x-ratelimit-limit-requests counts per day, x-ratelimit-limit-tokens per minute).
+   * How to read rate-limit headers: "per-minute" as OpenAI sends them (x-ratelimit-limit-requests/-tokens),
+   * "per-day-requests" (Groq: x-ratelimit-limit-requests counts per day, x-ratelimit-limit-tokens per
+   * minute), or "per-second" (Together: x-ratelimit-limit and x-tokenlimit-limit per second).
    */
-  readonly rateHeaders: "per-minute" | "per-day-requests";
+  readonly rateHeaders: "per-minute" | "per-day-requests" | "per-second";
 }
 
-export type EndpointFamily = "openai" | "azure" | "groq" | "ollama" | "unknown";
+/** The families with a built-in profile; "unknown" starts from classic OpenAI chat and adapts on refusals. */
+export const ENDPOINT_FAMILIES = ["openai", "azure", "groq", "together", "openrouter", "ollama", "vllm", "sglang", "llamacpp", "unknown"] as const;
+export type EndpointFamily = (typeof ENDPOINT_FAMILIES)[number];
 
 const CLASSIC: Capabilities = {
   tokenLimitField: "max_tokens",
@@ -44,25 +48,88 @@ const CLASSIC: Capabilities = {
 /** OpenAI's reasoning families (o1, o3, o4-mini, gpt-5...), on OpenAI and on Azure. */
 export const isReasoningModel = (model: string) => /^(o\d|gpt-5)/.test(model);
 
+/** The family a base URL names by its host (or Ollama's default port); "unknown" when it names none. */
 export function endpointFamily(baseURL: string): EndpointFamily {
   const url = URL.canParse(baseURL) ? new URL(baseURL) : undefined;
   const host = url?.hostname ?? "";
   if (host === "api.openai.com") return "openai";
   if (/\.(openai\.azure\.com|cognitiveservices\.azure\.com|services\.ai\.azure\.com)$/.test(host)) return "azure";
   if (host === "api.groq.com") return "groq";
+  if (host === "api.together.xyz" || host === "api.together.ai") return "together";
+  if (host === "openrouter.ai") return "openrouter";
   if (url?.port === "11434") return "ollama";
   return "unknown";
 }
 
-/** Where a client starts for `model` at `baseURL`, before the endpoint has refused anything. */
-export function builtinCapabilities(baseURL: string, model: string): Capabilities {
-  const family = endpointFamily(baseURL);
+/**
+ * The family a server names in its `/v1/models` answer (`owned_by`), for servers on a port or host that
+ * says nothing: vLLM answers "vllm", SGLang "sglang", llama.cpp's server "llamacpp", Ollama "library"
+ * (or the namespace a model was pulled from, which no other family uses with these).
+ */
+export function familyFromModels(ownedBy: string | undefined): EndpointFamily {
+  switch (ownedBy?.toLowerCase()) {
+    case "vllm":
+      return "vllm";
+    case "sglang":
+      return "sglang";
+    case "llamacpp":
+      return "llamacpp";
+    case "library":
+    case "ollama":
+      return "ollama";
+    default:
+      return "unknown";
+  }
+}
+
+/** Where a client starts for `model` on a server of `family`, before the endpoint has refused anything. */
+export function familyCapabilities(family: EndpointFamily, model: string): Capabilities {
   if ((family === "openai" || family === "azure") && isReasoningModel(model)) {
     return { ...CLASSIC, tokenLimitField: "max_completion_tokens", sampling: false };
   }
   if (family === "groq") return { ...CLASSIC, n: false, streamUsage: false, rateHeaders: "per-day-requests" };
+  if (family === "together") return { ...CLASSIC, rateHeaders: "per-second" };
   if (family === "ollama") return { ...CLASSIC, n: false, cutsLongPrompts: true };
   return CLASSIC;
+}
+
+/** Where a client starts for `model` at `baseURL`, by what the URL says. */
+export function builtinCapabilities(baseURL: string, model: string): Capabilities {
+  return familyCapabilities(endpointFamily(baseURL), model);
+}
+
+const CAPABILITY_VALUES: { readonly [K in keyof Capabilities]: readonly Capabilities[K][] } = {
+  tokenLimitField: ["max_tokens", "max_completion_tokens"],
+  sampling: [true, false],
+  n: [true, false],
+  jsonSchema: [true, false],
+  streamUsage: [true, false],
+  cutsLongPrompts: [true, false],
+  rateHeaders: ["per-minute", "per-day-requests", "per-second"],
+};
+
+/**
+ * `key=value,...` (RXSYNTH_CAPABILITIES), e.g. "jsonSchema=false,n=false": what a user knows of an endpoint
+ * before it refuses anything. A key or value this client does not know is a ConfigError naming the choices.
+ */
+export function parseCapabilities(text: string, where: string): Partial<Capabilities> {
+  const parsed: Record<string, unknown> = {};
+  for (const part of text.split(",").map((item) => item.trim()).filter(Boolean)) {
+    const [key = "", raw] = part.split("=").map((item) => item.trim());
+    const allowed = CAPABILITY_VALUES[key as keyof Capabilities] as readonly unknown[] | undefined;
+    if (!allowed) throw new ConfigError(`${where}: unknown capability "${key}"; known: ${Object.keys(CAPABILITY_VALUES).join(", ")}`);
+    const value = raw === "true" ? true : raw === "false" ? false : raw;
+    if (!allowed.includes(value)) throw new ConfigError(`${where}: ${key} must be one of ${allowed.join(", ")}, got "${raw ?? ""}"`);
+    parsed[key] = value;
+  }
+  return parsed as Partial<Capabilities>;
+}
+
+/** A family named by the user (option or RXSYNTH_ENDPOINT_FAMILY), checked. */
+export function parseFamily(text: string, where: string): EndpointFamily {
+  const family = text.trim().toLowerCase();
+  if (!(ENDPOINT_FAMILIES as readonly string[]).includes(family)) throw new ConfigError(`${where}: unknown endpoint family "${text}"; known: ${ENDPOINT_FAMILIES.join(", ")}`);
+  return family as EndpointFamily;
 }
 
 const SAMPLING = ["temperature", "top_p", "presence_penalty", "frequency_penalty"] as const;

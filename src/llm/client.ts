@@ -6,7 +6,18 @@ import { CircuitBreaker } from "./breaker.ts";
 import { OutageGate, type Pass } from "./outage.ts";
 import { AdaptiveConcurrency, TokenBucket, type Permit } from "./limiter.ts";
 import { backoffMs, isRetryableStatus, retryAfterMs, scrubSecrets, seededRandom, sleep } from "./retry.ts";
-import { builtinCapabilities, describeChange, learnFromRefusal, shapeBody, type Capabilities } from "./capabilities.ts";
+import {
+  describeChange,
+  endpointFamily,
+  familyCapabilities,
+  familyFromModels,
+  learnFromRefusal,
+  parseCapabilities,
+  parseFamily,
+  shapeBody,
+  type Capabilities,
+  type EndpointFamily,
+} from "./capabilities.ts";
 import { splitReasoning } from "./reasoning.ts";
 import { countMessageTokens, countTokens } from "./tokens.ts";
 import { nodeFetch } from "./transport.ts";
@@ -77,10 +88,17 @@ export interface LlmOptions {
   /** Whether the endpoint honours `response_format: json_schema`. Default true. */
   readonly supportsJsonSchema?: boolean;
   /**
-   * What the endpoint accepts, over the built-in profile of its family (OpenAI and Azure reasoning models,
-   * Groq, Ollama; see capabilities.ts). Anything else is learned when the endpoint refuses a parameter by name.
+   * What the endpoint accepts, over the built-in profile of its family (see `family`) and the environment's
+   * RXSYNTH_CAPABILITIES ("jsonSchema=false,n=false", ...). Anything else is learned when the endpoint
+   * refuses a parameter by name.
    */
   readonly capabilities?: Partial<Capabilities>;
+  /**
+   * The server family whose built-in profile to start from (capabilities.ts: OpenAI and Azure reasoning
+   * models, Groq, Together, Ollama, ...). Default: the environment's RXSYNTH_ENDPOINT_FAMILY, else what the
+   * base URL names, else what the server's GET /models says (`owned_by`), asked once before the first request.
+   */
+  readonly family?: EndpointFamily;
   /** Extra HTTP headers for every request. */
   readonly headers?: Readonly<Record<string, string>>;
   /**
@@ -301,16 +319,50 @@ export function createLlm(options: LlmOptions): Llm {
   const breaker = new CircuitBreaker(options.breakerFailures ?? LLM_DEFAULTS.breakerFailures);
   /** A Retry-After longer than the longest backoff holds every request of the client until then. */
   let pausedUntil = 0;
-  /** Per model: a request may name another model than the client's. */
+  const familyFromEnvironment = process.env.RXSYNTH_ENDPOINT_FAMILY?.trim();
+  let family: EndpointFamily = options.family ?? (familyFromEnvironment ? parseFamily(familyFromEnvironment, "RXSYNTH_ENDPOINT_FAMILY") : endpointFamily(baseURL));
+  const told: Partial<Capabilities> = {
+    ...(options.supportsJsonSchema === false ? { jsonSchema: false } : {}),
+    ...(process.env.RXSYNTH_CAPABILITIES ? parseCapabilities(process.env.RXSYNTH_CAPABILITIES, "RXSYNTH_CAPABILITIES") : {}),
+    ...options.capabilities,
+  };
+  /** Per model (a request may name another model than the client's): what the endpoint's refusals taught. */
+  const learned = new Map<string, Partial<Capabilities>>();
+  /** Recomputed only when the family or a lesson changes, so an unchanged value keeps its identity (see `sentWith`). */
   const capabilities = new Map<string, Capabilities>();
   const capabilitiesOf = (name: string): Capabilities => {
     let known = capabilities.get(name);
     if (!known) {
-      known = { ...builtinCapabilities(baseURL, name), ...(options.supportsJsonSchema === false ? { jsonSchema: false } : {}), ...options.capabilities };
+      known = { ...familyCapabilities(family, name), ...told, ...learned.get(name) };
       capabilities.set(name, known);
     }
     return known;
   };
+  const learn = (name: string, change: Partial<Capabilities>) => {
+    learned.set(name, { ...learned.get(name), ...change });
+    capabilities.delete(name);
+  };
+  /**
+   * A server whose URL names no family is asked once what it is (GET /models, owned_by), before the first
+   * request that is sent: an Ollama behind a proxy cuts long prompts silently like any other. No answer,
+   * or one that names no family, leaves it "unknown".
+   */
+  let detection: Promise<void> | undefined = family === "unknown" && !options.family && !familyFromEnvironment && !options.simulator ? undefined : Promise.resolve();
+  const detectFamily = (): Promise<void> =>
+    (detection ??= (async () => {
+      try {
+        const list = await client.models.list({ timeout: 2_000, maxRetries: 0 });
+        const entry = list.data.find((item) => item.id === model) ?? list.data[0];
+        const found = familyFromModels(entry?.owned_by);
+        if (found !== "unknown") {
+          family = found;
+          capabilities.clear();
+          options.log?.(scrub(`llm: ${host} serves models owned by "${entry?.owned_by}": starting from the ${found} profile (RXSYNTH_ENDPOINT_FAMILY overrides)`));
+        }
+      } catch {
+        // A server without /models is served as an unknown family, adapting on refusals.
+      }
+    })());
   const totals: { -readonly [K in keyof LlmStats]: number } = {
     requests: 0,
     retries: 0,
@@ -341,10 +393,18 @@ export function createLlm(options: LlmOptions): Llm {
   /** Keeps the buckets in step with the server: learns limits it did not know, lowers levels it overestimated. */
   const observeHeaders = (headers: Headers | undefined, marks: { rpm?: number; tpm?: number; sentAt: number }) => {
     if (!headers) return;
+    const dialect = capabilitiesOf(model).rateHeaders;
     // Groq's request headers count per day: read as RPM they would let a run spend a day's quota in a minute.
-    const requestHeadersPerMinute = capabilitiesOf(model).rateHeaders === "per-minute";
-    const limitRequests = requestHeadersPerMinute ? headerNumber(headers, "x-ratelimit-limit-requests") : undefined;
-    const limitTokens = headerNumber(headers, "x-ratelimit-limit-tokens");
+    const requestHeadersPerMinute = dialect === "per-minute";
+    // Together's count per second, under other names; their remaining counts are per second too, so only the limits are read.
+    const perSecond = dialect === "per-second";
+    const perMinute = (value: number | undefined) => (value === undefined ? undefined : value * 60);
+    const limitRequests = requestHeadersPerMinute
+      ? headerNumber(headers, "x-ratelimit-limit-requests")
+      : perSecond
+        ? perMinute(headerNumber(headers, "x-ratelimit-limit"))
+        : undefined;
+    const limitTokens = perSecond ? perMinute(headerNumber(headers, "x-tokenlimit-limit")) : headerNumber(headers, "x-ratelimit-limit-tokens");
     if (!options.rpm && limitRequests && limitRequests > 0 && rpmBucket?.limit !== limitRequests) {
       if (rpmBucket) rpmBucket.setLimit(limitRequests);
       else {
@@ -361,7 +421,7 @@ export function createLlm(options: LlmOptions): Llm {
     }
     // Azure sometimes sends -1: no figure at all.
     const remainingRequests = requestHeadersPerMinute ? nonNegative(headerNumber(headers, "x-ratelimit-remaining-requests")) : undefined;
-    const remainingTokens = nonNegative(headerNumber(headers, "x-ratelimit-remaining-tokens"));
+    const remainingTokens = perSecond ? undefined : nonNegative(headerNumber(headers, "x-ratelimit-remaining-tokens"));
     if (rpmBucket && remainingRequests !== undefined && marks.rpm !== undefined) {
       rpmBucket.correct(remainingRequests, marks.rpm, marks.sentAt);
     }
@@ -685,7 +745,7 @@ export function createLlm(options: LlmOptions): Llm {
           if (change) {
             // The endpoint named a parameter it does not take: adapt once, for every later request too.
             adaptations++;
-            capabilities.set(requestModel, { ...known, ...change });
+            learn(requestModel, change);
             log(`llm: ${where}: ${describeChange(change)}`);
             if (change.n === false && n > 1) throw new OneChoicePerRequest();
             continue;
@@ -788,6 +848,7 @@ export function createLlm(options: LlmOptions): Llm {
     signal: AbortSignal,
     meter: (delta: LlmStatsDelta) => void,
   ): Promise<ChatResult> => {
+    await detectFamily();
     const requestModel = String(body.model);
     if (n === 1 || !capabilitiesOf(requestModel).n) return n === 1 ? send(body, 1, request, call, signal, meter) : oneByOne(body, n, 0, [], request, call, signal, meter);
     let result: ChatResult;
@@ -799,7 +860,7 @@ export function createLlm(options: LlmOptions): Llm {
     }
     if (result.choices.length >= n) return result;
     // Fewer choices than asked, and no error: the endpoint ignores n. The rest come one by one.
-    capabilities.set(requestModel, { ...capabilitiesOf(requestModel), n: false });
+    learn(requestModel, { n: false });
     (call.log ?? options.log)?.(scrub(`llm: ${requestModel} at ${host}: ${describeChange({ n: false })}`));
     return oneByOne(body, n, result.choices.length, [result], request, call, signal, meter);
   };
@@ -950,7 +1011,9 @@ export function createLlm(options: LlmOptions): Llm {
   return {
     model,
     baseURL,
-    supportsJsonSchema: options.supportsJsonSchema ?? LLM_DEFAULTS.supportsJsonSchema,
+    get supportsJsonSchema() {
+      return capabilitiesOf(model).jsonSchema;
+    },
     concurrency: concurrencyMax,
     chat,
     stats: () => ({ ...totals }),

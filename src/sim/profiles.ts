@@ -5,7 +5,7 @@
 import { isReasoningModel } from "../llm/capabilities.ts";
 
 /** The families `rxsynth sim --profile` plays. "openai" is the default: classic chat models. */
-export const SIM_PROFILES = ["openai", "openai-reasoning", "azure", "vllm", "sglang", "ollama", "llamacpp", "groq"] as const;
+export const SIM_PROFILES = ["openai", "openai-reasoning", "azure", "vllm", "sglang", "ollama", "llamacpp", "groq", "together"] as const;
 export type SimProfileName = (typeof SIM_PROFILES)[number];
 
 /** Where a thinking model's chain of thought goes in the answer. */
@@ -38,8 +38,13 @@ export interface SimProfile {
    * with its own model's tokenizer (played as one token per 3 characters), so a client's own count drifts.
    */
   readonly billing?: "tiktoken" | "model";
-  /** Rate headers: OpenAI's per-minute ones (default), Groq's per-day request count, or Azure's -1 remaining. */
-  readonly rateHeaders?: "per-minute" | "per-day-requests" | "unknown-remaining";
+  /**
+   * Rate headers: OpenAI's per-minute ones (default), Groq's per-day request count, Azure's -1 remaining, or
+   * Together's per-second x-ratelimit-limit / x-tokenlimit-limit.
+   */
+  readonly rateHeaders?: "per-minute" | "per-day-requests" | "unknown-remaining" | "per-second";
+  /** What GET /v1/models says owns each model: the servers' own words (vLLM "vllm", Ollama "library", ...). Default "rxsynth-sim". */
+  readonly ownedBy?: string;
 }
 
 const unsupportedParameter = (param: string, instead: string): SimRefusal => ({
@@ -87,7 +92,6 @@ const OPENAI: SimProfile = {
   cap: reasoningCap,
   // A reasoning model's chain of thought is billed (completion_tokens_details.reasoning_tokens), never returned.
   reasoning: (model) => (isReasoningModel(model) ? "hidden" : "none"),
- 
   unfinished: "content_filter",
   strictModels: false,
 };
@@ -101,19 +105,18 @@ const PROFILES: Record<SimProfileName, SimProfile> = {
     choices: (n) => n,
     cap: (body) => capOf(body, "max_completion_tokens"),
     reasoning: always("hidden"),
-   
     unfinished: "content_filter",
     strictModels: false,
   },
   // Azure serves OpenAI's models the same way, but only deployments that exist.
   azure: { ...OPENAI, name: "azure", strictModels: true, rateHeaders: "unknown-remaining" },
   // vLLM >= 0.10 with --reasoning-parser: message.reasoning; aborted requests finish with "abort".
-  vllm: { name: "vllm", refuse: () => undefined, choices: (n) => n, cap: eitherCap, reasoning: always("reasoning"), unfinished: "abort", strictModels: true },
-  sglang: { name: "sglang", refuse: () => undefined, choices: (n) => n, cap: eitherCap, reasoning: always("reasoning_content"), unfinished: "abort", strictModels: true },
+  vllm: { name: "vllm", refuse: () => undefined, choices: (n) => n, cap: eitherCap, reasoning: always("reasoning"), unfinished: "abort", strictModels: true, ownedBy: "vllm" },
+  sglang: { name: "sglang", refuse: () => undefined, choices: (n) => n, cap: eitherCap, reasoning: always("reasoning_content"), unfinished: "abort", strictModels: true, ownedBy: "sglang" },
   // Ollama's OpenAI layer: one choice whatever n, max_completion_tokens ignored, `reasoning` for thinking models.
-  ollama: { name: "ollama", refuse: () => undefined, choices: () => 1, cap: (body) => capOf(body, "max_tokens"), reasoning: always("reasoning"), unfinished: null, strictModels: true },
+  ollama: { name: "ollama", refuse: () => undefined, choices: () => 1, cap: (body) => capOf(body, "max_tokens"), reasoning: always("reasoning"), unfinished: null, strictModels: true, ownedBy: "library" },
   // llama.cpp's server without --reasoning-format: the chain of thought stays in content, closed by </think>.
-  llamacpp: { name: "llamacpp", refuse: () => undefined, choices: (n) => n, cap: eitherCap, reasoning: always("think-tags"), unfinished: null, strictModels: false, billing: "model" },
+  llamacpp: { name: "llamacpp", refuse: () => undefined, choices: (n) => n, cap: eitherCap, reasoning: always("think-tags"), unfinished: null, strictModels: false, billing: "model", ownedBy: "llamacpp" },
   groq: {
     name: "groq",
     refuse(body) {
@@ -128,11 +131,12 @@ const PROFILES: Record<SimProfileName, SimProfile> = {
     choices: (n) => n,
     cap: eitherCap,
     reasoning: always("none"),
-   
     unfinished: null,
     strictModels: false,
     rateHeaders: "per-day-requests",
   },
+  // Together serves OpenAI's API with its rate limits per second, under its own header names.
+  together: { ...OPENAI, name: "together", reasoning: always("none"), rateHeaders: "per-second" },
 };
 
 export function simProfile(name: SimProfileName = "openai"): SimProfile {

@@ -333,6 +333,18 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
 
   const rateHeaders = (): Record<string, string> => {
     const headers: Record<string, string> = {};
+    if (profile.rateHeaders === "per-second") {
+      if (rpm) {
+        headers["x-ratelimit-limit"] = String(rpm.limit / 60);
+        headers["x-ratelimit-remaining"] = String(Math.max(0, Math.floor(rpm.refill() / 60)));
+        headers["x-ratelimit-reset"] = String(Math.ceil(rpm.resetMs() / 1_000));
+      }
+      if (tpm) {
+        headers["x-tokenlimit-limit"] = String(tpm.limit / 60);
+        headers["x-tokenlimit-remaining"] = String(Math.max(0, Math.floor(tpm.refill() / 60)));
+      }
+      return headers;
+    }
     if (rpm) {
       // Groq's request figures are per day (a day's worth of the per-minute limit here); Azure may send -1.
       const perDay = profile.rateHeaders === "per-day-requests" ? 1_440 : 1;
@@ -747,7 +759,7 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
 
   const models = () => ({
     object: "list",
-    data: o.models.map((id) => ({ id, object: "model", created: 1_700_000_000, owned_by: "rxsynth-sim" })),
+    data: o.models.map((id) => ({ id, object: "model", created: 1_700_000_000, owned_by: profile.ownedBy ?? "rxsynth-sim" })),
   });
 
   const server = createServer((req, res) => {
@@ -763,7 +775,7 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
     const model = /^\/(?:v1\/)?models\/(.+)$/.exec(path);
     if (req.method === "GET" && model) {
       const id = decodeURIComponent(model[1]!);
-      return sendJson(res, 200, { id, object: "model", created: 1_700_000_000, owned_by: "rxsynth-sim" });
+      return sendJson(res, 200, { id, object: "model", created: 1_700_000_000, owned_by: profile.ownedBy ?? "rxsynth-sim" });
     }
     if (req.method === "GET" && (path === "/stats" || path === "/v1/stats")) return sendJson(res, 200, stats);
     if (req.method === "GET" && path === "/health") return sendJson(res, 200, { ok: true });

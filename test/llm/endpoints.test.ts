@@ -290,6 +290,12 @@ async function startRefusingServer(
     let raw = "";
     req.on("data", (chunk) => (raw += chunk));
     req.on("end", () => {
+      if (req.method !== "POST") {
+        // A bare server: nothing but chat completions (the client's GET /models finds nothing to go by).
+        res.writeHead(404, { "content-type": "application/json" });
+        res.end(JSON.stringify({ error: { message: "not found" } }));
+        return;
+      }
       const body = JSON.parse(raw) as Record<string, unknown> & { messages: unknown[] };
       bodies.push(body);
       const refusal = refuse(body);
@@ -330,6 +336,46 @@ describe("context overflow, rate headers, Azure's URLs", () => {
     expect(cut).toMatchObject({ reason: "context_length", message: expect.stringMatching(/the server read 50 of the prompt's \d+ tokens/) });
   });
 
+  it("an Ollama on a port that says nothing is known by its /v1/models answer, and its silent cuts caught", async () => {
+    const server = await sim({ profile: "ollama", models: ["sim-1"], contextTokens: 50, reasoning: "none" });
+    const lines: string[] = [];
+    const detected = llm(server, { log: (line) => lines.push(line) });
+    const cut = await detected.chat({ messages: user("word ".repeat(200)) }).catch((e: unknown) => e);
+    expect(cut).toMatchObject({ reason: "context_length" });
+    expect(lines.join("\n")).toMatch(/models owned by "library": starting from the ollama profile/);
+    // Told it is of no known family, the client does not ask, and takes the cut answer for a good one.
+    const told = llm(server, { family: "unknown" });
+    expect((await told.chat({ messages: user("word ".repeat(200)) })).choices[0]!.text.length).toBeGreaterThan(0);
+    // vLLM, SGLang and llama.cpp name themselves the same way.
+    for (const [profile, family] of [["vllm", "vllm"], ["sglang", "sglang"], ["llamacpp", "llamacpp"]] as const) {
+      const named: string[] = [];
+      await llm(await sim({ profile, models: ["sim-1"], reasoning: "none" }), { log: (line) => named.push(line) }).chat({ messages: user("hi") });
+      expect(named.join("\n")).toContain(`starting from the ${family} profile`);
+    }
+  });
+
+  it("takes the family and capabilities from the environment, and says in one line what it cannot read", async () => {
+    const server = await sim({ profile: "ollama", models: ["sim-1"], contextTokens: 50, reasoning: "none" });
+    const saved = { family: process.env.RXSYNTH_ENDPOINT_FAMILY, capabilities: process.env.RXSYNTH_CAPABILITIES };
+    try {
+      process.env.RXSYNTH_ENDPOINT_FAMILY = "unknown";
+      process.env.RXSYNTH_CAPABILITIES = "jsonSchema=false, cutsLongPrompts=true";
+      const client = llm(server);
+      expect(client.supportsJsonSchema).toBe(false);
+      expect(await client.chat({ messages: user("word ".repeat(200)) }).catch((e: unknown) => e)).toMatchObject({ reason: "context_length" });
+      process.env.RXSYNTH_CAPABILITIES = "jsonSchema=maybe";
+      expect(() => llm(server)).toThrow(/^RXSYNTH_CAPABILITIES: jsonSchema must be one of true, false, got "maybe"$/);
+      process.env.RXSYNTH_CAPABILITIES = "";
+      process.env.RXSYNTH_ENDPOINT_FAMILY = "ollamma";
+      expect(() => llm(server)).toThrow(/^RXSYNTH_ENDPOINT_FAMILY: unknown endpoint family "ollamma"; known: openai, /);
+    } finally {
+      for (const [key, value] of [["RXSYNTH_ENDPOINT_FAMILY", saved.family], ["RXSYNTH_CAPABILITIES", saved.capabilities]] as const) {
+        if (value === undefined) delete process.env[key];
+        else process.env[key] = value;
+      }
+    }
+  });
+
   it("refuses Azure's classic deployment URL with the v1 URL to use instead", () => {
     expect(() => llm("https://acme.openai.azure.com/openai/deployments/gpt-4o", { model: "gpt-4o" })).toThrow(
       /Azure's classic deployment URL.*use Azure's v1 URL https:\/\/acme\.openai\.azure\.com\/openai\/v1\//,
@@ -361,6 +407,18 @@ describe("rate-limit header dialects", () => {
     await naive.chat({ messages: user("two") });
     expect(naive.limits().rpm).toBe(864_000);
     expect(builtinCapabilities("https://api.groq.com/openai/v1", "llama-3.3-70b-versatile").rateHeaders).toBe("per-day-requests");
+  });
+
+  it("together: x-ratelimit-limit and x-tokenlimit-limit count per second", async () => {
+    const server = await sim({ profile: "together", rpm: 600, tpm: 120_000 });
+    const told = llm(server, { family: "together" });
+    await told.chat({ messages: user("one") });
+    expect(told.limits()).toMatchObject({ rpm: 600, tpm: 120_000 });
+    // Read the OpenAI way, Together's names say nothing: no limit is learned.
+    const naive = llm(server);
+    await naive.chat({ messages: user("two") });
+    expect(naive.limits()).toMatchObject({ rpm: undefined, tpm: undefined });
+    expect(builtinCapabilities("https://api.together.xyz/v1", "meta-llama/Llama-3.3-70B-Instruct-Turbo").rateHeaders).toBe("per-second");
   });
 
   it("azure: a remaining count of -1 is no figure, not an exhausted bucket", async () => {

@@ -125,6 +125,12 @@ export function useScriptedModel(reply: (request: ChatRequest) => string | reado
     let body = "";
     req.on("data", (chunk: Buffer) => (body += chunk.toString("utf8")));
     req.on("end", () => {
+      if (req.method !== "POST") {
+        // Chat completions only: the client's GET /models finds no family to start from.
+        res.writeHead(404, { "content-type": "application/json" });
+        res.end(JSON.stringify({ error: { message: "not found" } }));
+        return;
+      }
       const request = JSON.parse(body) as ChatRequest;
       requests.push(request);
       const answer = reply(request);
