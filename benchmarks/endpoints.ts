@@ -7,7 +7,8 @@
 //   npm run bench -- endpoints
 //   npx tsx benchmarks/endpoints.ts
 //
-// For each profile (openai, openai-reasoning, azure, vllm, sglang, ollama, llamacpp, groq) one simulator
+// For each profile (openai, openai-reasoning, azure, vllm, sglang, ollama, llamacpp, groq, together, and
+// "ignores-json-schema": the openai profile accepting json_schema and ignoring it) one simulator
 // is started in this process (seed SEED, latency 5 ms, no injected faults, models [MODEL] so the
 // strict-model profiles serve the graphs' model), and both graphs are pointed at it the way a user points
 // them at a real endpoint (OPENAI_BASE_URL, RXSYNTH_MODEL=MODEL, a dummy OPENAI_API_KEY), each into a new
@@ -163,8 +164,14 @@ async function runOne(dir: string, sim: Simulator, c: GraphCase, model: string) 
   return { out, logs, status, error, seconds, rows, rejects, requests: after.requests - before.requests, refusals: after.refusals - before.refusals };
 }
 
-async function profileRun(dir: string, profile: SimProfileName): Promise<GraphResult[]> {
-  const sim = await startSimulator({ profile, models: [MODEL], seed: SEED, latencyMs: LATENCY_MS });
+/** Every family the simulator plays, and a server that accepts json_schema and ignores it. */
+const SERVERS: readonly { readonly name: string; readonly profile: SimProfileName; readonly ignoreJsonSchema?: boolean }[] = [
+  ...SIM_PROFILES.map((profile) => ({ name: profile, profile })),
+  { name: "ignores-json-schema", profile: "openai", ignoreJsonSchema: true },
+];
+
+async function profileRun(dir: string, server: (typeof SERVERS)[number]): Promise<GraphResult[]> {
+  const sim = await startSimulator({ profile: server.profile, ignoreJsonSchema: server.ignoreJsonSchema, models: [MODEL], seed: SEED, latencyMs: LATENCY_MS });
   pointAt(sim, MODEL);
   const results: GraphResult[] = [];
   try {
@@ -250,9 +257,10 @@ async function main() {
   const profiles: Record<string, Record<string, unknown>> = {};
   const table: Record<string, Record<string, string | number>> = {};
   try {
-    for (const profile of SIM_PROFILES) {
+    for (const server of SERVERS) {
+      const profile = server.name;
       const started = performance.now();
-      const graphs = await profileRun(dir, profile);
+      const graphs = await profileRun(dir, server);
       const accepted = graphs.reduce((a, g) => a + g.accepted, 0);
       const rejected = graphs.reduce((a, g) => a + g.rejected, 0);
       const requests = graphs.reduce((a, g) => a + g.requests, 0);
