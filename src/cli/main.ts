@@ -6,6 +6,7 @@ import { registerRunCommand } from "./run-command.ts";
 import { registerSimCommand } from "../sim/cli.ts";
 import { registerExportCommand } from "./export-command.ts";
 import { registerCacheCommand } from "./cache-command.ts";
+import { registerScaleCommands } from "./scale-commands.ts";
 
 export function positiveInteger(value: string): number {
   const parsed = Number(value);
@@ -47,6 +48,7 @@ export function createProgram(): Command {
   registerSimCommand(program);
   registerExportCommand(program);
   registerCacheCommand(program);
+  registerScaleCommands(program);
   return program;
 }
 

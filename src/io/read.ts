@@ -62,12 +62,28 @@ export async function outputFiles(path: string, prefix?: string): Promise<string
     throw error;
   }
   if (!info.isDirectory()) return [path];
-  const shards = await listShardFiles(path, prefix === undefined ? {} : { prefix });
+  const shards = [...(await listShardFiles(path, prefix === undefined ? {} : { prefix })), ...(await chunkShards(path, prefix))];
   if (shards.length > 0 || prefix !== undefined) return shards;
   return (await readdir(path))
     .filter((name) => !name.startsWith(".") && FORMATS[extname(name).toLowerCase()])
     .sort()
     .map((name) => join(path, name));
+}
+
+/**
+ * A scaled-out run's folder holds one folder per chunk (chunks/<source>-<start>/, see src/scale): its
+ * dataset is the union of their shards, in chunk order.
+ */
+async function chunkShards(path: string, prefix: string | undefined): Promise<string[]> {
+  const chunks = join(path, "chunks");
+  let names: string[];
+  try {
+    names = (await readdir(chunks)).sort();
+  } catch {
+    return [];
+  }
+  const lists = await Promise.all(names.map((name) => listShardFiles(join(chunks, name), prefix === undefined ? {} : { prefix })));
+  return lists.flat();
 }
 
 async function* arrowRows(file: string): AsyncGenerator<Record<string, unknown>[]> {

@@ -1,0 +1,376 @@
+import { hostname } from "node:os";
+import { Redis } from "ioredis";
+import { ConfigError } from "../errors.ts";
+import type { Chunk } from "./window.ts";
+
+/** What `submit` registers: everything a worker on another machine needs to run the same graph. */
+export interface RunSpec {
+  /** The graph file (absolute path) or a ready graph's name. */
+  readonly graph: string;
+  readonly overrides: Readonly<Record<string, unknown>>;
+  /** The run's output folder: a file system every worker reaches. */
+  readonly out: string;
+  readonly chunkSize: number;
+  /** Sources in graph order, with their sizes when they can tell (a source without one ends where a chunk comes up short). */
+  readonly sources: ReadonlyArray<{ readonly name: string; readonly size: number | null }>;
+  /** Chunks fed ahead of the workers at most: a source of 100M records never sits in Redis at once. */
+  readonly maxQueued: number;
+  /** Tries of one chunk (a failure or a lost worker each count) before it goes to the dead letters. */
+  readonly maxAttempts: number;
+  /** A chunk whose worker has not been heard of for this long is given to another. */
+  readonly reclaimMs: number;
+  readonly budget?: number;
+  readonly identity?: Readonly<Record<string, unknown>>;
+  readonly submittedAt: string;
+}
+
+export type RunState = "running" | "complete" | "failed";
+
+/** A chunk as a worker holds it: its stream entry, and how many tries it has had. */
+export interface Claimed extends Chunk {
+  readonly entry: string;
+  readonly attempt: number;
+  readonly reclaimed: boolean;
+}
+
+export interface RunStatus {
+  readonly state: RunState;
+  readonly reason?: string;
+  readonly spec: RunSpec;
+  readonly fed: number;
+  readonly done: number;
+  readonly dead: number;
+  readonly pending: number;
+  readonly reclaimed: number;
+  readonly totals: Readonly<Record<string, number>>;
+  /** Workers heard of within the reclaim time, with the time they were last heard of. */
+  readonly workers: ReadonlyArray<{ readonly name: string; readonly lastSeen: number }>;
+  readonly deadLetters: ReadonlyArray<{ readonly chunk: string; readonly reason: string }>;
+}
+
+const GROUP = "workers";
+
+/**
+ * Feeds chunks until `maxQueued` are outstanding (fed, not yet done), source after source; a source whose
+ * end is not known yet is fed up to that bound and the next one waits until a short chunk tells its end.
+ * KEYS: spec, feed, chunks. Returns the number of chunks added.
+ */
+const FEED = `
+local spec = cjson.decode(redis.call('HGET', KEYS[1], 'spec'))
+if redis.call('HGET', KEYS[1], 'state') ~= 'running' then return 0 end
+local fed = tonumber(redis.call('HGET', KEYS[2], 'fed') or '0')
+local done = tonumber(redis.call('HGET', KEYS[2], 'done') or '0')
+local added = 0
+for i, source in ipairs(spec.sources) do
+  local nextPos = tonumber(redis.call('HGET', KEYS[2], 'next:' .. i) or '0')
+  local last = redis.call('HGET', KEYS[2], 'end:' .. i)
+  if last then last = tonumber(last) elseif source.size ~= cjson.null then last = source.size end
+  while (fed - done) < spec.maxQueued and (last == nil or nextPos < last) do
+    local stop = nextPos + spec.chunkSize
+    if last ~= nil and stop > last then stop = last end
+    redis.call('XADD', KEYS[3], '*', 'source', source.name, 'index', i, 'start', nextPos, 'end', stop, 'attempt', 1)
+    nextPos = stop
+    fed = fed + 1
+    added = added + 1
+  end
+  redis.call('HSET', KEYS[2], 'next:' .. i, nextPos, 'fed', fed)
+  if last == nil or nextPos < last then break end
+end
+return added
+`;
+
+/**
+ * Whether every source's end is known and fed, and every fed chunk done: then the run is over, complete
+ * or failed (dead letters). Shared by COMPLETE and FAIL.
+ */
+const SETTLE = `
+local function settle()
+  local spec = cjson.decode(redis.call('HGET', KEYS[1], 'spec'))
+  local fed = tonumber(redis.call('HGET', KEYS[2], 'fed') or '0')
+  local done = tonumber(redis.call('HGET', KEYS[2], 'done') or '0')
+  if done < fed then return end
+  for i, source in ipairs(spec.sources) do
+    local last = redis.call('HGET', KEYS[2], 'end:' .. i)
+    if last then last = tonumber(last) elseif source.size ~= cjson.null then last = source.size end
+    if last == nil then return end
+    if tonumber(redis.call('HGET', KEYS[2], 'next:' .. i) or '0') < last then return end
+  end
+  local dead = tonumber(redis.call('HGET', KEYS[2], 'dead') or '0')
+  if dead > 0 then
+    redis.call('HSET', KEYS[1], 'state', 'failed', 'reason', dead .. ' chunk(s) failed ' .. spec.maxAttempts .. ' times and went to the dead letters')
+  else
+    redis.call('HSET', KEYS[1], 'state', 'complete')
+  end
+end
+`;
+
+/**
+ * Acknowledges a chunk whose outputs are all committed, once: a replayed acknowledgement (the chunk was
+ * reclaimed and finished twice) changes nothing. A chunk with fewer records than its span tells where its
+ * source ends. KEYS: spec, feed, chunks, totals. ARGV: entry, source index, start, end, records, then
+ * counter name/value pairs.
+ */
+const COMPLETE = `${SETTLE}
+if redis.call('XACK', KEYS[3], '${GROUP}', ARGV[1]) == 0 then return 0 end
+redis.call('XDEL', KEYS[3], ARGV[1])
+redis.call('HINCRBY', KEYS[2], 'done', 1)
+local start, stop, records = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+if records < stop - start then
+  local known = redis.call('HGET', KEYS[2], 'end:' .. ARGV[2])
+  local last = start + records
+  if not known or last < tonumber(known) then redis.call('HSET', KEYS[2], 'end:' .. ARGV[2], last) end
+end
+for i = 6, #ARGV, 2 do redis.call('HINCRBYFLOAT', KEYS[4], ARGV[i], ARGV[i + 1]) end
+settle()
+return 1
+`;
+
+/**
+ * A try of a chunk failed: it is fed again with the next attempt number, or, past the last attempt, goes to
+ * the dead letters with its reason; "release" (ARGV[8]) gives it back with no try spent. KEYS: spec, feed,
+ * chunks, dead. ARGV: entry, source, index, start, end, attempt, reason, mode.
+ */
+const FAIL = `${SETTLE}
+if redis.call('XACK', KEYS[3], '${GROUP}', ARGV[1]) == 0 then return 0 end
+redis.call('XDEL', KEYS[3], ARGV[1])
+local spec = cjson.decode(redis.call('HGET', KEYS[1], 'spec'))
+local attempt = tonumber(ARGV[6])
+if ARGV[8] == 'release' then attempt = attempt - 1 end
+if attempt >= spec.maxAttempts and ARGV[8] ~= 'release' then
+  redis.call('XADD', KEYS[4], '*', 'source', ARGV[2], 'start', ARGV[4], 'end', ARGV[5], 'attempts', attempt, 'reason', ARGV[7])
+  redis.call('HINCRBY', KEYS[2], 'dead', 1)
+  redis.call('HINCRBY', KEYS[2], 'done', 1)
+  settle()
+  return 2
+end
+redis.call('XADD', KEYS[3], '*', 'source', ARGV[2], 'index', ARGV[3], 'start', ARGV[4], 'end', ARGV[5], 'attempt', attempt + 1)
+return 1
+`;
+
+/**
+ * One run's work queue and shared state in Redis: a stream of chunks read by a consumer group, so each
+ * chunk is delivered to one worker at a time and stays pending until acknowledged; a worker that dies
+ * leaves its chunk pending, and another takes it over once it has been idle for the reclaim time.
+ */
+export class RunQueue {
+  readonly name: string;
+  private readonly redis: Redis;
+  private readonly keys: { spec: string; feed: string; chunks: string; dead: string; totals: string; workers: string };
+
+  private constructor(redis: Redis, name: string) {
+    this.redis = redis;
+    this.name = name;
+    const prefix = `rxsynth:run:{${name}}`;
+    this.keys = {
+      spec: `${prefix}:spec`,
+      feed: `${prefix}:feed`,
+      chunks: `${prefix}:chunks`,
+      dead: `${prefix}:dead`,
+      totals: `${prefix}:totals`,
+      workers: `${prefix}:workers`,
+    };
+  }
+
+  /**
+   * Connects, failing with one line when Redis cannot be reached at first; later outages are retried by
+   * the client (commands wait while it reconnects), so a Redis restart pauses the workers instead of failing them.
+   */
+  static async connect(url: string, name: string, log: (line: string) => void = () => {}): Promise<RunQueue> {
+    if (!/^rediss?:\/\//.test(url)) throw new ConfigError(`--redis must be a redis:// or rediss:// URL, got ${JSON.stringify(url)}`);
+    if (!/^[A-Za-z0-9._-]+$/.test(name)) throw new ConfigError(`--run must be letters, digits, '.', '_' or '-', got ${JSON.stringify(name)}`);
+    const redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: null, enableOfflineQueue: true, retryStrategy: (times) => Math.min(times * 200, 2_000) });
+    let reported = false;
+    redis.on("error", (error: Error) => {
+      if (reported) return;
+      reported = true;
+      log(`redis ${url}: ${error.message}; waiting for it to come back`);
+    });
+    redis.on("ready", () => {
+      if (reported) log(`redis ${url}: back`);
+      reported = false;
+    });
+    try {
+      await redis.connect();
+    } catch (error) {
+      redis.disconnect();
+      throw new ConfigError(`cannot reach Redis at ${url}: ${(error as Error).message} (is redis-server running, and is --redis right?)`);
+    }
+    redis.defineCommand("rxFeed", { numberOfKeys: 3, lua: FEED });
+    redis.defineCommand("rxComplete", { numberOfKeys: 4, lua: COMPLETE });
+    redis.defineCommand("rxFail", { numberOfKeys: 4, lua: FAIL });
+    return new RunQueue(redis, name);
+  }
+
+  /** Registers the run; a run of that name with another spec is refused (a name is one dataset). */
+  async register(spec: RunSpec): Promise<"created" | "exists"> {
+    const created = await this.redis.hsetnx(this.keys.spec, "spec", JSON.stringify(spec));
+    if (created === 0) {
+      const existing = (await this.spec()) as RunSpec;
+      const same = (s: RunSpec) => JSON.stringify({ graph: s.graph, overrides: s.overrides, out: s.out, chunkSize: s.chunkSize });
+      if (same(existing) !== same(spec)) {
+        throw new ConfigError(`run "${this.name}" is already registered with another graph, options, chunk size or output folder; choose another --run name`);
+      }
+      return "exists";
+    }
+    await this.redis.hsetnx(this.keys.spec, "state", "running");
+    await this.redis.xgroup("CREATE", this.keys.chunks, GROUP, "0", "MKSTREAM").catch((error: Error) => {
+      if (!/BUSYGROUP/.test(error.message)) throw error;
+    });
+    return "created";
+  }
+
+  async spec(): Promise<RunSpec> {
+    const text = await this.redis.hget(this.keys.spec, "spec");
+    if (!text) throw new ConfigError(`no run "${this.name}" on this Redis: start it with \`rxsynth submit <graph> --run ${this.name} ...\``);
+    return JSON.parse(text) as RunSpec;
+  }
+
+  async state(): Promise<{ state: RunState; reason?: string }> {
+    const [state, reason] = await this.redis.hmget(this.keys.spec, "state", "reason");
+    return { state: (state ?? "running") as RunState, reason: reason ?? undefined };
+  }
+
+  /** Tops the queue up to the run's bound; any process may call it, the script makes it atomic. */
+  async feed(): Promise<number> {
+    return (await (this.redis as unknown as RunQueueCommands).rxFeed(this.keys.spec, this.keys.feed, this.keys.chunks)) as number;
+  }
+
+  /**
+   * The next chunk for `worker`: first one a lost worker left idle past the reclaim time, else a new one
+   * (waiting up to `blockMs`). Undefined when none came.
+   */
+  async claim(worker: string, reclaimMs: number, blockMs: number): Promise<Claimed | undefined> {
+    const [, taken] = (await this.redis.xautoclaim(this.keys.chunks, GROUP, worker, reclaimMs, "0-0", "COUNT", 1)) as [string, [string, string[]][]];
+    const lost = taken.find((entry) => entry !== null && Array.isArray(entry[1]));
+    if (lost) {
+      await this.redis.hincrby(this.keys.feed, "reclaimed", 1);
+      // A chunk lost once more than its tries allow is not given out again.
+      const [entry] = (await this.redis.xpending(this.keys.chunks, GROUP, lost[0], lost[0], 1)) as [string, string, number, number][];
+      const chunk = decode(lost[0], lost[1]);
+      // Each delivery to a worker that was then lost counts as a try (XAUTOCLAIM counts them).
+      return { ...chunk, reclaimed: true, attempt: chunk.attempt + Math.max(0, (entry?.[3] ?? 1) - 1) };
+    }
+    const read = (await this.redis.xreadgroup("GROUP", GROUP, worker, "COUNT", 1, "BLOCK", blockMs, "STREAMS", this.keys.chunks, ">")) as
+      | [string, [string, string[]][]][]
+      | null;
+    const entry = read?.[0]?.[1]?.[0];
+    return entry ? { ...decode(entry[0], entry[1]), reclaimed: false } : undefined;
+  }
+
+  /** Keeps a chunk in progress from looking lost (its idle time restarts), and the worker listed as live. */
+  async heartbeat(worker: string, entry: string | undefined): Promise<void> {
+    if (entry) await this.redis.xclaim(this.keys.chunks, GROUP, worker, 0, entry, "JUSTID");
+    await this.redis.hset(this.keys.workers, worker, Date.now());
+  }
+
+  async leave(worker: string): Promise<void> {
+    await this.redis.hdel(this.keys.workers, worker);
+  }
+
+  /** The chunk is committed: acknowledged once, with its record count and counters added to the run's totals. */
+  async complete(chunk: Claimed, records: number, counters: Readonly<Record<string, number>>): Promise<boolean> {
+    const pairs = Object.entries(counters).flatMap(([key, value]) => [key, String(value)]);
+    const spec = await this.spec();
+    const index = spec.sources.findIndex((source) => source.name === chunk.source) + 1;
+    const done = await (this.redis as unknown as RunQueueCommands).rxComplete(
+      this.keys.spec,
+      this.keys.feed,
+      this.keys.chunks,
+      this.keys.totals,
+      chunk.entry,
+      index,
+      chunk.start,
+      chunk.end,
+      records,
+      ...pairs,
+    );
+    return done === 1;
+  }
+
+  /** The chunk's try failed: fed again, or dead-lettered past the run's tries. True when dead-lettered. */
+  async fail(chunk: Claimed, reason: string): Promise<boolean> {
+    return this.giveBack(chunk, reason, "fail");
+  }
+
+  /** The chunk goes back to the queue as it was: its worker stops for a reason that is not the chunk's. */
+  async release(chunk: Claimed): Promise<void> {
+    await this.giveBack(chunk, "released", "release");
+  }
+
+  private async giveBack(chunk: Claimed, reason: string, mode: "fail" | "release"): Promise<boolean> {
+    const spec = await this.spec();
+    const index = spec.sources.findIndex((source) => source.name === chunk.source) + 1;
+    const result = await (this.redis as unknown as RunQueueCommands).rxFail(
+      this.keys.spec,
+      this.keys.feed,
+      this.keys.chunks,
+      this.keys.dead,
+      chunk.entry,
+      chunk.source,
+      index,
+      chunk.start,
+      chunk.end,
+      chunk.attempt,
+      reason.slice(0, 2_000),
+      mode,
+    );
+    return result === 2;
+  }
+
+  async status(): Promise<RunStatus> {
+    const spec = await this.spec();
+    const [{ state, reason }, feed, totals, workers, pending, dead] = await Promise.all([
+      this.state(),
+      this.redis.hgetall(this.keys.feed),
+      this.redis.hgetall(this.keys.totals),
+      this.redis.hgetall(this.keys.workers),
+      this.redis.xpending(this.keys.chunks, GROUP) as Promise<[number, ...unknown[]]>,
+      this.redis.xrange(this.keys.dead, "-", "+", "COUNT", 100) as Promise<[string, string[]][]>,
+    ]);
+    const now = Date.now();
+    return {
+      state,
+      reason,
+      spec,
+      fed: Number(feed.fed ?? 0),
+      done: Number(feed.done ?? 0),
+      dead: Number(feed.dead ?? 0),
+      reclaimed: Number(feed.reclaimed ?? 0),
+      pending: Number(pending[0] ?? 0),
+      totals: Object.fromEntries(Object.entries(totals).map(([key, value]) => [key, Number(value)])),
+      workers: Object.entries(workers)
+        .map(([name, seen]) => ({ name, lastSeen: Number(seen) }))
+        .filter((worker) => now - worker.lastSeen <= spec.reclaimMs),
+      deadLetters: dead.map(([, fields]) => {
+        const record = fieldsOf(fields);
+        return { chunk: `${record.source}[${record.start}, ${record.end})`, reason: record.reason ?? "" };
+      }),
+    };
+  }
+
+  async close(): Promise<void> {
+    await this.redis.quit().catch(() => this.redis.disconnect());
+  }
+}
+
+interface RunQueueCommands {
+  rxFeed(...args: unknown[]): Promise<unknown>;
+  rxComplete(...args: unknown[]): Promise<unknown>;
+  rxFail(...args: unknown[]): Promise<unknown>;
+}
+
+function fieldsOf(fields: readonly string[]): Record<string, string> {
+  const record: Record<string, string> = {};
+  for (let i = 0; i + 1 < fields.length; i += 2) record[fields[i]!] = fields[i + 1]!;
+  return record;
+}
+
+function decode(entry: string, fields: readonly string[]): Omit<Claimed, "reclaimed"> {
+  const record = fieldsOf(fields);
+  return { entry, source: record.source!, start: Number(record.start), end: Number(record.end), attempt: Number(record.attempt ?? 1) };
+}
+
+/** A consumer name that says where the worker runs. */
+export function workerName(): string {
+  return `${hostname()}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
+}

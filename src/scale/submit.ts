@@ -1,0 +1,96 @@
+import { existsSync } from "node:fs";
+import { mkdir, writeFile } from "node:fs/promises";
+import { join, resolve } from "node:path";
+import { buildGraph } from "../graph.ts";
+import { loadGraph } from "../cli/load-graph.ts";
+import { RunQueue, type RunSpec, type RunStatus } from "./queue.ts";
+
+export interface SubmitOptions {
+  readonly redis: string;
+  readonly run: string;
+  /** A graph file, or a ready graph's name. */
+  readonly graph: string;
+  readonly overrides?: Readonly<Record<string, unknown>>;
+  readonly out: string;
+  /** Source records per chunk. Default 1024. */
+  readonly chunkSize?: number;
+  /** Chunks fed ahead of the workers. Default 64. */
+  readonly maxQueued?: number;
+  /** Tries per chunk before it goes to the dead letters. Default 3. */
+  readonly maxAttempts?: number;
+  /** A chunk whose worker is silent this long goes to another worker: longer than the slowest call. Default 600 s. */
+  readonly reclaimSeconds?: number;
+  readonly budget?: number;
+  readonly log?: (line: string) => void;
+}
+
+export const SUBMIT_DEFAULTS = { chunkSize: 1024, maxQueued: 64, maxAttempts: 3, reclaimSeconds: 600 } as const;
+
+/** The file in the output folder that says the run is a scaled-out one, and where its queue lives. */
+export const SCALE_RECORD_FILE = "scale.json";
+
+/**
+ * Registers a run with Redis and feeds its first chunks: the graph is built once here to learn its
+ * sources (and their sizes) and what answers it, then released; the workers build their own. Submitting
+ * the same run again (same graph, options and folder) changes nothing and reports it.
+ */
+export async function submitRun(options: SubmitOptions): Promise<{ readonly spec: RunSpec; readonly created: boolean }> {
+  const log = options.log ?? (() => {});
+  const graphRef = existsSync(resolve(options.graph)) ? resolve(options.graph) : options.graph;
+  const definition = await loadGraph(graphRef);
+  const out = resolve(options.out);
+  const overrides = options.overrides ?? {};
+  const graph = await buildGraph(definition, overrides, { log, out, cache: true });
+  let sources: RunSpec["sources"];
+  try {
+    sources = await Promise.all(graph.sources.map(async (source) => ({ name: source.name, size: (await source.size?.().catch(() => undefined)) ?? null })));
+  } finally {
+    await graph.dispose?.();
+  }
+  const spec: RunSpec = {
+    graph: graphRef,
+    overrides,
+    out,
+    chunkSize: options.chunkSize ?? SUBMIT_DEFAULTS.chunkSize,
+    sources,
+    maxQueued: options.maxQueued ?? SUBMIT_DEFAULTS.maxQueued,
+    maxAttempts: options.maxAttempts ?? SUBMIT_DEFAULTS.maxAttempts,
+    reclaimMs: Math.round((options.reclaimSeconds ?? SUBMIT_DEFAULTS.reclaimSeconds) * 1000),
+    budget: options.budget,
+    identity: graph.identity,
+    submittedAt: new Date().toISOString(),
+  };
+  const queue = await RunQueue.connect(options.redis, options.run, log);
+  try {
+    const outcome = await queue.register(spec);
+    await mkdir(out, { recursive: true });
+    if (outcome === "created") {
+      const where = { redis: redactedUrl(options.redis), run: options.run, graph: definition.name, submittedAt: spec.submittedAt };
+      await writeFile(join(out, SCALE_RECORD_FILE), `${JSON.stringify(where, null, 2)}\n`);
+    }
+    await queue.feed();
+    return { spec: outcome === "created" ? spec : await queue.spec(), created: outcome === "created" };
+  } finally {
+    await queue.close();
+  }
+}
+
+/** Polls the run until it is complete or failed, telling `onStatus` each time. */
+export async function waitForRun(redis: string, run: string, onStatus: (status: RunStatus) => void, pollMs = 1_000, signal?: AbortSignal): Promise<RunStatus> {
+  const queue = await RunQueue.connect(redis, run);
+  try {
+    for (;;) {
+      const status = await queue.status();
+      onStatus(status);
+      if (status.state !== "running" || signal?.aborted) return status;
+      await new Promise((done) => setTimeout(done, pollMs));
+    }
+  } finally {
+    await queue.close();
+  }
+}
+
+/** The URL without its password, for files and logs. */
+export function redactedUrl(url: string): string {
+  return url.replace(/\/\/([^:@/]*):[^@/]*@/, "//$1:***@");
+}

@@ -1,0 +1,140 @@
+import { join } from "node:path";
+import { buildGraph, type BuiltGraph } from "../graph.ts";
+import { errorMessage, stopsRun } from "../errors.ts";
+import { readManifest } from "../io/manifest.ts";
+import { run } from "../run/run.ts";
+import { loadGraph } from "../cli/load-graph.ts";
+import { RunQueue, workerName, type Claimed, type RunSpec } from "./queue.ts";
+import { chunkName, windowGraph } from "./window.ts";
+
+export interface WorkerOptions {
+  readonly redis: string;
+  readonly run: string;
+  /** Keep waiting for work when the run is complete (a long-lived worker); default: exit then. */
+  readonly follow?: boolean;
+  /** Aborting it finishes the chunk in hand (its grace), leaves it pending for another worker, and returns. */
+  readonly signal?: AbortSignal;
+  readonly log?: (line: string) => void;
+  /** LLM calls bypass the response cache. */
+  readonly noCache?: boolean;
+}
+
+export interface WorkerSummary {
+  readonly worker: string;
+  readonly chunks: number;
+  readonly reclaimed: number;
+  readonly accepted: number;
+  readonly rejected: number;
+  readonly state: "complete" | "failed" | "running" | "stopped";
+}
+
+/** Where a chunk's own run folder is: shards, manifest and operator state of that chunk alone. */
+export function chunkFolder(spec: RunSpec, chunk: Pick<Claimed, "source" | "start" | "end">): string {
+  return join(spec.out, "chunks", chunkName(chunk));
+}
+
+/**
+ * Runs chunks of a submitted run until it is complete (or failed, or stopped). Each chunk goes through
+ * the single-process runner into its own folder, with its commit protocol; the chunk is acknowledged
+ * only after its run committed every output, so a worker killed at any point leaves the chunk pending,
+ * and the worker that takes it over resumes its folder to the same output.
+ */
+export async function runWorker(options: WorkerOptions): Promise<WorkerSummary> {
+  const log = options.log ?? (() => {});
+  const queue = await RunQueue.connect(options.redis, options.run, log);
+  const me = workerName();
+  let graph: BuiltGraph | undefined;
+  let chunks = 0;
+  let reclaimed = 0;
+  let accepted = 0;
+  let rejected = 0;
+  try {
+    const spec = await queue.spec();
+    const definition = await loadGraph(spec.graph);
+    graph = await buildGraph(definition, spec.overrides, { log, out: spec.out, cache: !options.noCache });
+    log(`worker ${me}: run ${options.run} (${definition.name}), chunks of ${spec.chunkSize} into ${spec.out}`);
+    let holding: Claimed | undefined;
+    const beat = setInterval(() => void queue.heartbeat(me, holding?.entry).catch(() => undefined), Math.max(100, spec.reclaimMs / 4));
+    beat.unref();
+    try {
+      for (;;) {
+        if (options.signal?.aborted) return summary("stopped");
+        const { state } = await queue.state();
+        if (state !== "running" && !options.follow) return summary(state);
+        await queue.feed();
+        await queue.heartbeat(me, undefined);
+        const chunk = await queue.claim(me, spec.reclaimMs, 1_000);
+        if (!chunk) continue;
+        holding = chunk;
+        if (chunk.reclaimed) reclaimed++;
+        if (chunk.attempt > spec.maxAttempts) {
+          await queue.fail({ ...chunk, attempt: spec.maxAttempts }, `its worker was lost ${chunk.attempt - 1} times (killed, or stalled past ${spec.reclaimMs} ms)`);
+          holding = undefined;
+          continue;
+        }
+        const outcome = await runChunk(graph, spec, chunk, options.signal, log);
+        holding = undefined;
+        if (outcome.kind === "stopped") return summary("stopped");
+        if (outcome.kind === "failed" && outcome.stopsRun) {
+          // Not the chunk's fault (an endpoint out, a bad key, a wrong graph): it goes back as it was, no try spent.
+          await queue.release(chunk);
+          throw outcome.error;
+        }
+        if (outcome.kind === "failed") {
+          const dead = await queue.fail(chunk, outcome.reason);
+          log(`worker ${me}: chunk ${chunkName(chunk)} failed (try ${chunk.attempt} of ${spec.maxAttempts}): ${outcome.reason}${dead ? "; dead-lettered" : ""}`);
+          continue;
+        }
+        await queue.complete(chunk, outcome.records, outcome.counters);
+        chunks++;
+        accepted += outcome.counters.accepted ?? 0;
+        rejected += outcome.counters.rejected ?? 0;
+      }
+    } finally {
+      clearInterval(beat);
+    }
+  } finally {
+    await queue.leave(me).catch(() => undefined);
+    await graph?.dispose?.();
+    await queue.close();
+  }
+
+  function summary(state: WorkerSummary["state"]): WorkerSummary {
+    return { worker: me, chunks, reclaimed, accepted, rejected, state };
+  }
+}
+
+type ChunkOutcome =
+  | { readonly kind: "committed"; readonly records: number; readonly counters: Record<string, number> }
+  | { readonly kind: "failed"; readonly reason: string; readonly stopsRun: boolean; readonly error: unknown }
+  | { readonly kind: "stopped" };
+
+async function runChunk(graph: BuiltGraph, spec: RunSpec, chunk: Claimed, signal: AbortSignal | undefined, log: (line: string) => void): Promise<ChunkOutcome> {
+  const out = chunkFolder(spec, chunk);
+  let summary;
+  try {
+    summary = await run(windowGraph(graph, chunk), { out, budget: spec.budget, signal, log });
+  } catch (error) {
+    // An endpoint that is out or refuses the key fails every chunk alike: the worker stops instead of burning tries.
+    return { kind: "failed", reason: errorMessage(error), stopsRun: stopsRun(error), error };
+  }
+  if (summary.status === "stopped") return { kind: "stopped" };
+  if (summary.status !== "complete") return { kind: "failed", reason: `the chunk's run ended ${summary.status}`, stopsRun: false, error: undefined };
+  const manifest = await readManifest(out);
+  const shards = manifest?.shards ?? [];
+  // Every accepted format holds the same rows: one format's count is the chunk's.
+  const counted = shards.find((shard) => shard.kind === "accepted")?.format;
+  const counters: Record<string, number> = {
+    accepted: shards.filter((shard) => shard.kind === "accepted" && shard.format === counted).reduce((sum, shard) => sum + shard.rows, 0),
+    rejected: shards.filter((shard) => shard.kind === "rejects").reduce((sum, shard) => sum + shard.rows, 0),
+  };
+  for (const operator of summary.metrics.operators) {
+    counters[`op:${operator.name}:in`] = operator.in;
+    counters[`op:${operator.name}:out`] = operator.out;
+    counters[`op:${operator.name}:rejected`] = operator.rejected;
+  }
+  for (const [key, value] of Object.entries(summary.metrics.totals)) counters[key] = value;
+  const records = manifest?.sources[chunk.source]?.watermark ?? 0;
+  counters.records = records;
+  return { kind: "committed", records, counters };
+}

@@ -1,0 +1,181 @@
+// Scale-out over Redis with real processes: workers started as `rxsynth worker`, one killed with SIGKILL
+// mid-run and one started late, Redis itself restarted once (AOF on). The union of what the workers
+// committed must be the single-process run's output, every id exactly once. The tests run their own
+// redis-server on a free port with its AOF in a temp folder; the machine's 6379 is left alone.
+import { spawn, type ChildProcess } from "node:child_process";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { readRows } from "../../src/io/read.ts";
+
+const ROOT = resolve(import.meta.dirname, "../..");
+const CLI = join(ROOT, "bin/rxsynth.mjs");
+const GRAPH = join(ROOT, "test/fixtures/scale-graph.ts");
+const dir = mkdtempSync(join(tmpdir(), "rxsynth-scale-"));
+let redis: ChildProcess | undefined;
+let port = 0;
+const url = () => `redis://127.0.0.1:${port}`;
+const children = new Set<ChildProcess>();
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((done) => server.listen(0, "127.0.0.1", done));
+  const { port: free } = server.address() as { port: number };
+  await new Promise((done) => server.close(done));
+  return free;
+}
+
+async function startRedis(): Promise<void> {
+  const data = join(dir, "redis");
+  rmSync(join(data, "never"), { force: true });
+  redis = spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--dir", dir, "--appendonly", "yes", "--appendfsync", "always", "--save", ""], {
+    stdio: "ignore",
+  });
+  for (let i = 0; i < 100; i++) {
+    if (await ping()) return;
+    await new Promise((done) => setTimeout(done, 50));
+  }
+  throw new Error("redis-server did not start");
+}
+
+async function stopRedis(): Promise<void> {
+  const stopping = redis;
+  if (!stopping || stopping.exitCode !== null) return;
+  const exited = new Promise((done) => stopping.once("exit", done));
+  stopping.kill("SIGTERM");
+  await exited;
+}
+
+async function ping(): Promise<boolean> {
+  const { Redis } = await import("ioredis");
+  const client = new Redis(url(), { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+  client.on("error", () => {});
+  try {
+    await client.connect();
+    return (await client.ping()) === "PONG";
+  } catch {
+    return false;
+  } finally {
+    client.disconnect();
+  }
+}
+
+interface Exit {
+  readonly code: number | null;
+  readonly signal: NodeJS.Signals | null;
+  readonly stderr: string;
+}
+
+function cli(args: readonly string[]): { child: ChildProcess; exit: Promise<Exit> } {
+  const child = spawn(process.execPath, [CLI, ...args], { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, OPENAI_BASE_URL: "" } });
+  children.add(child);
+  let stderr = "";
+  child.stderr!.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+  child.stdout!.resume();
+  const exit = new Promise<Exit>((done) =>
+    child.once("exit", (code, signal) => {
+      children.delete(child);
+      done({ code, signal, stderr });
+    }),
+  );
+  return { child, exit };
+}
+
+const idsOf = (rows: Record<string, unknown>[]) => rows.map((row) => row.id as string);
+
+beforeAll(async () => {
+  port = await freePort();
+  await startRedis();
+}, 30_000);
+
+afterAll(async () => {
+  for (const child of children) child.kill("SIGKILL");
+  await stopRedis();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe("rxsynth submit / worker / status", () => {
+  it("three workers, one killed mid-run and one started late, Redis restarted: the single-process output, every id once", async () => {
+    const single = join(dir, "single");
+    const alone = await cli(["run", GRAPH, "--out", single, "--quiet"]).exit;
+    expect(alone.code, alone.stderr).toBe(0);
+    const expectedAccepted = idsOf(await readRows(single, { prefix: "part" })).sort();
+    const expectedRejected = idsOf(await readRows(single, { prefix: "rejects" })).sort();
+
+    const out = join(dir, "scaled");
+    const submit = await cli(["submit", GRAPH, "--redis", url(), "--run", "kill-test", "--out", out, "--chunk-size", "128", "--reclaim-seconds", "1"]).exit;
+    expect(submit.code, submit.stderr).toBe(0);
+    const worker = () => cli(["worker", "--redis", url(), "--run", "kill-test"]);
+    const first = worker();
+    const doomed = worker();
+    // Killed once it is inside a chunk: its chunk folder exists, the chunk is not acknowledged.
+    await waitFor(() => existsSync(join(out, "chunks")), 20_000);
+    await new Promise((done) => setTimeout(done, 700));
+    doomed.child.kill("SIGKILL");
+    expect((await doomed.exit).signal).toBe("SIGKILL");
+    await stopRedis();
+    await new Promise((done) => setTimeout(done, 500));
+    await startRedis();
+    const late = worker();
+    const exits = await Promise.all([first.exit, late.exit]);
+    for (const exit of exits) expect(exit.code, exit.stderr).toBe(0);
+
+    const accepted = idsOf(await readRows(out, { prefix: "part" }));
+    const rejected = idsOf(await readRows(out, { prefix: "rejects" }));
+    expect(new Set(accepted).size).toBe(accepted.length);
+    expect(new Set(rejected).size).toBe(rejected.length);
+    expect(accepted.sort()).toEqual(expectedAccepted);
+    expect(rejected.sort()).toEqual(expectedRejected);
+
+    const status = cli(["status", "--redis", url(), "--run", "kill-test", "--json"]);
+    let json = "";
+    status.child.stdout!.on("data", (chunk: Buffer) => (json += chunk.toString()));
+    expect((await status.exit).code).toBe(0);
+    const report = JSON.parse(json) as { state: string; totals: Record<string, number>; reclaimed: number };
+    expect(report.state).toBe("complete");
+    expect(report.totals.accepted).toBe(expectedAccepted.length);
+    expect(report.totals.rejected).toBe(expectedRejected.length);
+    expect(report.totals.records).toBe(2000);
+    expect(report.reclaimed).toBeGreaterThanOrEqual(1);
+  }, 180_000);
+
+  it("a chunk that fails every try goes to the dead letters with its reason; the rest completes and submit --wait exits 1", async () => {
+    const out = join(dir, "poison");
+    const args = ["--set", "records=600", "--set", "poisonFrom=300", "--set", "poisonTo=301", "--set", "delayMs=0", "--chunk-size", "100", "--max-attempts", "2"];
+    const submitArgs = ["submit", GRAPH, "--redis", url(), "--run", "poison-test", "--out", out, ...args];
+    expect((await cli(submitArgs).exit).code).toBe(0);
+    // Submitting the same run again changes nothing; with --wait it follows the run to its end.
+    const waiting = cli([...submitArgs, "--wait"]);
+    const exits = await Promise.all([cli(["worker", "--redis", url(), "--run", "poison-test"]).exit, cli(["worker", "--redis", url(), "--run", "poison-test"]).exit]);
+    for (const exit of exits) expect(exit.code, exit.stderr).toBe(1);
+    const submitted = await waiting.exit;
+    expect(submitted.code).toBe(1);
+    expect(submitted.stderr).toMatch(/run poison-test failed: 1 chunk\(s\) failed 2 times and went to the dead letters/);
+    const status = cli(["status", "--redis", url(), "--run", "poison-test"]);
+    let text = "";
+    status.child.stdout!.on("data", (chunk: Buffer) => (text += chunk.toString()));
+    await status.exit;
+    expect(text).toMatch(/dead letter numbers\[300, 400\): .*record 300 is poison/);
+    // The other five chunks are whole: 500 records, each in two halves, minus the sevens' second halves.
+    const rows = [...(await readRows(out, { prefix: "part" })), ...(await readRows(out, { prefix: "rejects" }))];
+    expect(rows.length).toBe(1000);
+    expect(rows.map((row) => (row.data as { n: number }).n).filter((n) => n >= 300 && n < 400)).toEqual([]);
+  }, 120_000);
+
+  it("a Redis that cannot be reached is one line naming the URL", async () => {
+    const closed = await freePort();
+    const exit = await cli(["worker", "--redis", `redis://127.0.0.1:${closed}`, "--run", "nothing"]).exit;
+    expect(exit.code).not.toBe(0);
+    expect(exit.stderr.trim().split("\n").at(-1)).toMatch(new RegExp(`cannot reach Redis at redis://127.0.0.1:${closed}: .*is redis-server running, and is --redis right\\?`));
+  }, 30_000);
+});
+
+async function waitFor(condition: () => boolean, timeoutMs: number): Promise<void> {
+  const started = Date.now();
+  while (!condition()) {
+    if (Date.now() - started > timeoutMs) throw new Error("timed out waiting");
+    await new Promise((done) => setTimeout(done, 20));
+  }
+}
