@@ -5,7 +5,8 @@
 // max_completion_tokens ignored), and the servers' error bodies reproduced in src/sim/profiles.ts.
 
 import { ConfigError } from "../errors.ts";
-import { SCHEMA_INSTRUCTION, schemaInstruction } from "./structured.ts";
+import { SCHEMA_INSTRUCTION, withSchemaInstruction } from "./structured.ts";
+import type { ChatMessage } from "./types.ts";
 
 export interface Capabilities {
   /** The field that caps completion tokens. */
@@ -29,6 +30,12 @@ export interface Capabilities {
    * minute), or "per-second" (Together: x-ratelimit-limit and x-tokenlimit-limit per second).
    */
   readonly rateHeaders: "per-minute" | "per-day-requests" | "per-second";
+  /**
+   * A chain of thought may come in the content, closed by </think> (DeepSeek-R1 and Qwen3 served raw by
+   * llama.cpp, Groq, Together, vLLM without a reasoning parser): it is split off. False where models never
+   * think in their content (OpenAI, Azure), so an answer that writes <think> itself keeps it.
+   */
+  readonly thinkTags: boolean;
 }
 
 /** The families with a built-in profile; "unknown" starts from classic OpenAI chat and adapts on refusals. */
@@ -43,6 +50,7 @@ const CLASSIC: Capabilities = {
   streamUsage: true,
   cutsLongPrompts: false,
   rateHeaders: "per-minute",
+  thinkTags: true,
 };
 
 /** OpenAI's reasoning families (o1, o3, o4-mini, gpt-5...), on OpenAI and on Azure. */
@@ -84,8 +92,8 @@ export function familyFromModels(ownedBy: string | undefined): EndpointFamily {
 
 /** Where a client starts for `model` on a server of `family`, before the endpoint has refused anything. */
 export function familyCapabilities(family: EndpointFamily, model: string): Capabilities {
-  if ((family === "openai" || family === "azure") && isReasoningModel(model)) {
-    return { ...CLASSIC, tokenLimitField: "max_completion_tokens", sampling: false };
+  if (family === "openai" || family === "azure") {
+    return isReasoningModel(model) ? { ...CLASSIC, tokenLimitField: "max_completion_tokens", sampling: false, thinkTags: false } : { ...CLASSIC, thinkTags: false };
   }
   if (family === "groq") return { ...CLASSIC, n: false, streamUsage: false, rateHeaders: "per-day-requests" };
   if (family === "together") return { ...CLASSIC, rateHeaders: "per-second" };
@@ -106,6 +114,7 @@ const CAPABILITY_VALUES: { readonly [K in keyof Capabilities]: readonly Capabili
   streamUsage: [true, false],
   cutsLongPrompts: [true, false],
   rateHeaders: ["per-minute", "per-day-requests", "per-second"],
+  thinkTags: [true, false],
 };
 
 /**
@@ -115,11 +124,12 @@ const CAPABILITY_VALUES: { readonly [K in keyof Capabilities]: readonly Capabili
 export function parseCapabilities(text: string, where: string): Partial<Capabilities> {
   const parsed: Record<string, unknown> = {};
   for (const part of text.split(",").map((item) => item.trim()).filter(Boolean)) {
-    const [key = "", raw] = part.split("=").map((item) => item.trim());
-    const allowed = CAPABILITY_VALUES[key as keyof Capabilities] as readonly unknown[] | undefined;
-    if (!allowed) throw new ConfigError(`${where}: unknown capability "${key}"; known: ${Object.keys(CAPABILITY_VALUES).join(", ")}`);
+    const [key = "", raw, ...extra] = part.split("=").map((item) => item.trim());
+    if (!Object.hasOwn(CAPABILITY_VALUES, key)) throw new ConfigError(`${where}: unknown capability "${key}"; known: ${Object.keys(CAPABILITY_VALUES).join(", ")}`);
+    if (Object.hasOwn(parsed, key)) throw new ConfigError(`${where}: ${key} is given twice`);
+    const allowed = CAPABILITY_VALUES[key as keyof Capabilities] as readonly unknown[];
     const value = raw === "true" ? true : raw === "false" ? false : raw;
-    if (!allowed.includes(value)) throw new ConfigError(`${where}: ${key} must be one of ${allowed.join(", ")}, got "${raw ?? ""}"`);
+    if (extra.length > 0 || !allowed.includes(value)) throw new ConfigError(`${where}: ${key} must be one of ${allowed.join(", ")}, got "${[raw, ...extra].join("=")}"`);
     parsed[key] = value;
   }
   return parsed as Partial<Capabilities>;
@@ -146,9 +156,9 @@ export function shapeBody(body: Record<string, unknown>, capabilities: Capabilit
   if (!capabilities.jsonSchema && format?.type === "json_schema") {
     // Nothing else carries the schema in json_object mode, so the prompt does.
     shaped.response_format = { type: "json_object" };
-    const messages = (shaped.messages as { role?: string; content?: unknown }[] | undefined) ?? [];
-    const described = messages.some((message) => message.role === "system" && typeof message.content === "string" && message.content.startsWith(SCHEMA_INSTRUCTION));
-    if (!described) shaped.messages = [schemaInstruction(format.json_schema?.schema ?? {}), ...messages];
+    const messages = (shaped.messages as ChatMessage[] | undefined) ?? [];
+    const described = messages.some((message) => message.role === "system" && typeof message.content === "string" && message.content.includes(SCHEMA_INSTRUCTION));
+    if (!described) shaped.messages = withSchemaInstruction(messages, format.json_schema?.schema ?? {});
   }
   return shaped;
 }
@@ -167,9 +177,10 @@ export interface RefusedParameter {
 export function learnFromRefusal(error: RefusedParameter, current: Capabilities): Partial<Capabilities> | undefined {
   if (error.status !== 400 && error.status !== 422) return undefined;
   const message = error.message ?? "";
-  const param = error.param ?? (/'([a-z_]+)'/.exec(message)?.[1] ?? undefined);
+  // Named in quotes ('max_tokens') by OpenAI, bare by some compatible servers ("max_tokens is not supported").
+  const param = error.param ?? /'([a-z_]+)'/.exec(message)?.[1] ?? /\b(max_tokens|temperature|top_p|presence_penalty|frequency_penalty|stream_options|response_format)\b/.exec(message)?.[1] ?? undefined;
   const says = (pattern: RegExp) => pattern.test(message);
-  if (current.tokenLimitField === "max_tokens" && (param === "max_tokens" || says(/use 'max_completion_tokens'/i)) && says(/not supported|unsupported/i)) {
+  if (current.tokenLimitField === "max_tokens" && (param === "max_tokens" || says(/use '?max_completion_tokens'?/i)) && says(/not supported|unsupported/i)) {
     return { tokenLimitField: "max_completion_tokens" };
   }
   if (current.sampling && param !== undefined && (SAMPLING as readonly string[]).includes(param) && (error.code === "unsupported_value" || says(/only the default|not supported|unsupported/i))) {

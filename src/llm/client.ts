@@ -20,6 +20,7 @@ import {
 } from "./capabilities.ts";
 import { splitReasoning } from "./reasoning.ts";
 import { countMessageTokens, countTokens } from "./tokens.ts";
+import { withErrorEnvelope } from "./error-envelope.ts";
 import { nodeFetch } from "./transport.ts";
 import { BUILTIN_PRICES, SIMULATOR_MODEL, lookupPrice, type ModelPrice } from "./prices.ts";
 import type { ChatChoice, ChatRequest, ChatResult, LlmStats, LlmStatsDelta } from "./types.ts";
@@ -229,6 +230,7 @@ function headerNumber(headers: Headers | undefined, name: string): number | unde
 /** Statuses that say the endpoint cannot serve this client at all: a bad key, no access, a wrong URL or model. */
 const ENDPOINT_STATUS: Readonly<Record<number, string>> = {
   401: "check the API key (OPENAI_API_KEY)",
+  402: "the account is out of credit: add credit or use another key (OPENAI_API_KEY), then rerun the same command to resume",
   403: "check that the API key may use this model (OPENAI_API_KEY, RXSYNTH_MODEL)",
   404: "check the model name (RXSYNTH_MODEL) and the base URL (OPENAI_BASE_URL, usually ending in /v1)",
 };
@@ -301,7 +303,7 @@ export function createLlm(options: LlmOptions): Llm {
     maxRetries: 0,
     timeout: timeoutMs,
     defaultHeaders: options.headers ? { ...options.headers } : undefined,
-    ...(transport ? { fetch: transport.fetch } : {}),
+    fetch: withErrorEnvelope(transport ? transport.fetch : (input, init) => fetch(input, init)),
   });
   const opened = openStore(options.cache);
   const cache = opened?.store;
@@ -351,7 +353,8 @@ export function createLlm(options: LlmOptions): Llm {
   const detectFamily = (): Promise<void> =>
     (detection ??= (async () => {
       try {
-        const list = await client.models.list({ timeout: 2_000, maxRetries: 0 });
+        // Its own timer over the whole answer: the SDK's timeout stops at the headers.
+        const list = await client.models.list({ timeout: 2_000, maxRetries: 0, signal: AbortSignal.timeout(2_000) });
         const entry = list.data.find((item) => item.id === model) ?? list.data[0];
         const found = familyFromModels(entry?.owned_by);
         if (found !== "unknown") {
@@ -435,7 +438,7 @@ export function createLlm(options: LlmOptions): Llm {
       .create({ ...body, ...(n > 1 ? { n } : {}) } as unknown as OpenAI.ChatCompletionCreateParamsNonStreaming, { signal, timeout: timeoutMs })
       .withResponse();
     const choices: ChatChoice[] = (data.choices ?? []).map((choice, position) => {
-      const answer = splitReasoning(choice.message?.content ?? "", (choice.message ?? {}) as ReasoningFields);
+      const answer = splitReasoning(choice.message?.content ?? "", (choice.message ?? {}) as ReasoningFields, capabilitiesOf(String(body.model)));
       return {
         index: choice.index ?? position,
         text: answer.text,
@@ -496,7 +499,7 @@ export function createLlm(options: LlmOptions): Llm {
     for (let index = 0; index < count; index++) {
       // A stream that ends before a choice finished was cut: treat it like a dropped connection.
       if (finish[index] === undefined) throw new TypeError(`stream ended before choice ${index} finished`);
-      const answer = splitReasoning(texts[index] ?? "", { reasoning: thoughts[index] });
+      const answer = splitReasoning(texts[index] ?? "", { reasoning: thoughts[index] }, capabilitiesOf(String(body.model)));
       choices.push({
         index,
         text: answer.text,
@@ -633,7 +636,8 @@ export function createLlm(options: LlmOptions): Llm {
           outcome = "ok";
           observeHeaders(answer.headers, marks);
           const promptTokens = answer.promptTokens ?? promptEstimate();
-          if (capabilitiesOf(requestModel).cutsLongPrompts && answer.promptTokens !== undefined && answer.promptTokens < 0.8 * promptEstimate()) {
+          // A count of 0 is no count: Ollama reports only newly evaluated tokens when its KV cache held the prefix.
+          if (capabilitiesOf(requestModel).cutsLongPrompts && answer.promptTokens !== undefined && answer.promptTokens > 0 && answer.promptTokens < 0.8 * promptEstimate()) {
             // The answer is to a prompt the server cut: paid for, but not an answer to this request.
             cutPrompt = new LlmError(
               scrub(`${where}: the server read ${answer.promptTokens} of the prompt's ${promptEstimate()} tokens (it cut a prompt longer than its context, e.g. Ollama's num_ctx): raise the context or shorten the prompt`),
@@ -776,7 +780,8 @@ export function createLlm(options: LlmOptions): Llm {
       }
       failingSince ??= Date.now();
       const asked = retryAfterMs(headers);
-      if (asked !== undefined && asked > outageMs && outageMs > 0) {
+      // With no outage wait at all (0), anything the backoff would not wait is already too long.
+      if (asked !== undefined && asked > (outageMs > 0 ? outageMs : backoffMax)) {
         // Hours of Retry-After: waiting them out per sample would look like a hang. Stop, and say when to rerun.
         meter({ failures: 1 });
         const until = new Date(Date.now() + asked).toISOString().slice(11, 16);
@@ -1077,9 +1082,10 @@ function contextOverflow(message: string, code: string | null | undefined): { fi
  */
 function countsForBreaker(status: number | undefined, refusal: { message: string; param?: string | null; code?: string | null } | undefined): boolean {
   if (status === undefined || status >= 500) return true;
-  if (!refusal || (status !== 400 && status !== 422)) return false;
+  if (!refusal || status < 400) return false;
+  // Refusals of one sample's content, however alike their wording, are that sample's verdict.
   if (["content_filter", "invalid_prompt", "content_policy_violation", "string_above_max_length"].includes(refusal.code ?? "")) return false;
-  return Boolean(refusal.param) || /template|role/i.test(refusal.message);
+  return !/content (management )?policy|flagged|safety system/i.test(refusal.message);
 }
 
 /** The endpoint refused n > 1 by name: the call is served one choice per request instead. */

@@ -13,11 +13,17 @@ export interface SplitAnswer {
 }
 
 /** The answer and the reasoning of one message, from its content and whatever reasoning fields it has. */
-export function splitReasoning(content: string, fields: { readonly reasoning?: unknown; readonly reasoning_content?: unknown } = {}): SplitAnswer {
+export function splitReasoning(
+  content: string,
+  fields: { readonly reasoning?: unknown; readonly reasoning_content?: unknown } = {},
+  options: { readonly thinkTags?: boolean } = {},
+): SplitAnswer {
   for (const field of [fields.reasoning, fields.reasoning_content]) {
     // The server separated them itself: the content is the answer, tags and all.
     if (typeof field === "string" && field.trim().length > 0) return { text: content, reasoning: field.trim() };
   }
+  // Models that never think in their content (OpenAI's, Azure's): a <think> there is the answer's own text.
+  if (options.thinkTags === false) return { text: content };
   const opensWithTag = content.trimStart().startsWith(OPEN);
   // The closing tag ends the reasoning when the content opens with <think>, or when it stands at a line's
   // edge (the opening tag was in the chat template); a sentence that mentions it in passing is an answer.

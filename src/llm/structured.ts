@@ -28,9 +28,16 @@ function strictCompatible(node: unknown): boolean {
   return Object.values(schema).every(strictCompatible);
 }
 
-/** The system message that describes `jsonSchema`; `shapeBody` recognises it and does not add a second one. */
-export function schemaInstruction(jsonSchema: unknown): ChatMessage {
-  return { role: "system", content: `${SCHEMA_INSTRUCTION}\n${JSON.stringify(jsonSchema)}` };
+/**
+ * The prompt with the schema described in its leading system message: appended to the prompt's own system
+ * message when it has one (templates such as Mistral's refuse a second system message), else a new one
+ * first. `shapeBody` finds SCHEMA_INSTRUCTION there and does not describe it twice.
+ */
+export function withSchemaInstruction(prompt: readonly ChatMessage[], jsonSchema: unknown): ChatMessage[] {
+  const instruction = `${SCHEMA_INSTRUCTION}\n${JSON.stringify(jsonSchema)}`;
+  const [first, ...rest] = prompt;
+  if (first?.role === "system" && typeof first.content === "string") return [{ ...first, content: `${first.content}\n\n${instruction}` }, ...rest];
+  return [{ role: "system", content: instruction }, ...prompt];
 }
 
 export const SCHEMA_INSTRUCTION = "Reply with a single JSON object and nothing else. It must satisfy this JSON schema:";
@@ -43,8 +50,7 @@ export const SCHEMA_INSTRUCTION = "Reply with a single JSON object and nothing e
  */
 export function structuredFormat(llm: Pick<Llm, "supportsJsonSchema">, schema: z.ZodType, name: string): StructuredFormat {
   const { $schema: _ignored, ...jsonSchema } = z.toJSONSchema(schema, { io: "input", unrepresentable: "any" }) as Record<string, unknown>;
-  const instruction = schemaInstruction(jsonSchema);
-  const messages = (prompt: readonly ChatMessage[]) => [instruction, ...prompt];
+  const messages = (prompt: readonly ChatMessage[]) => withSchemaInstruction(prompt, jsonSchema);
   if (llm.supportsJsonSchema) {
     return {
       jsonSchema,

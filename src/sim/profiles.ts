@@ -43,6 +43,11 @@ export interface SimProfile {
    * Together's per-second x-ratelimit-limit / x-tokenlimit-limit.
    */
   readonly rateHeaders?: "per-minute" | "per-day-requests" | "unknown-remaining" | "per-second";
+  /**
+   * How error bodies look: OpenAI's `{"error": {...}}` (default), or the fields at the top level
+   * (`{"object": "error", "message": ..., "code": 400}`), as SGLang and vLLM before 0.10 send them.
+   */
+  readonly errorShape?: "nested" | "flat";
   /** What GET /v1/models says owns each model: the servers' own words (vLLM "vllm", Ollama "library", ...). Default "rxsynth-sim". */
   readonly ownedBy?: string;
 }
@@ -112,7 +117,7 @@ const PROFILES: Record<SimProfileName, SimProfile> = {
   azure: { ...OPENAI, name: "azure", strictModels: true, rateHeaders: "unknown-remaining" },
   // vLLM >= 0.10 with --reasoning-parser: message.reasoning; aborted requests finish with "abort".
   vllm: { name: "vllm", refuse: () => undefined, choices: (n) => n, cap: eitherCap, reasoning: always("reasoning"), unfinished: "abort", strictModels: true, ownedBy: "vllm" },
-  sglang: { name: "sglang", refuse: () => undefined, choices: (n) => n, cap: eitherCap, reasoning: always("reasoning_content"), unfinished: "abort", strictModels: true, ownedBy: "sglang" },
+  sglang: { name: "sglang", refuse: () => undefined, choices: (n) => n, cap: eitherCap, reasoning: always("reasoning_content"), unfinished: "abort", strictModels: true, ownedBy: "sglang", errorShape: "flat" },
   // Ollama's OpenAI layer: one choice whatever n, max_completion_tokens ignored, `reasoning` for thinking models.
   ollama: { name: "ollama", refuse: () => undefined, choices: () => 1, cap: (body) => capOf(body, "max_tokens"), reasoning: always("reasoning"), unfinished: null, strictModels: true, ownedBy: "library" },
   // llama.cpp's server without --reasoning-format: the chain of thought stays in content, closed by </think>.

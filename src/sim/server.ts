@@ -376,7 +376,8 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
     if (error.status === 429) stats.rateLimited++;
     else if (error.status >= 500) stats.errors5xx++;
     else stats.clientErrors++;
-    sendJson(res, error.status, { error: { message: error.message, type: error.type, param: error.param, code: error.code } }, headers);
+    const fields = { message: error.message, type: error.type, param: error.param, code: error.code };
+    sendJson(res, error.status, profile.errorShape === "flat" ? { object: "error", ...fields, code: error.status } : { error: fields }, headers);
   };
 
   const acquireSlot = (): Promise<void> | "full" | undefined => {
