@@ -1,6 +1,7 @@
 import { ConfigError } from "./errors.ts";
 import type { Operator } from "./operator.ts";
 import type { RunSink, SinkFormat, Source } from "./io/types.ts";
+import type { LlmOptions } from "./llm/client.ts";
 
 /** How accepted and rejected samples are written when the run has an output folder. */
 export interface OutputOptions {
@@ -54,6 +55,14 @@ export interface GraphEnvironment {
   onDispose?(release: () => Promise<void> | void): void;
   /** Records part of the run's identity (e.g. `identify("endpoint", { baseURL, model })`); see BuiltGraph.identity. */
   identify?(key: string, value: unknown): void;
+  /** State shared by every worker of a scaled-out run (src/scale); absent in a single-process run. */
+  readonly shared?: SharedServices;
+}
+
+/** What a scaled-out run's workers share through Redis. */
+export interface SharedServices {
+  /** RPM/TPM buckets of one endpoint (base URL and model), one for all workers: pass as the LLM client's `buckets`. */
+  rateBuckets(endpoint: string): NonNullable<LlmOptions["buckets"]>;
 }
 
 export type GraphOptionValues = Record<string, unknown>;

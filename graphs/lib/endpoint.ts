@@ -77,7 +77,9 @@ export async function openEndpoint(env: GraphEnvironment, options: EndpointOptio
     const model = options.model ?? process.env.RXSYNTH_MODEL ?? "gpt-4o-mini";
     const prices = resolvePrices({ model, option: options.price });
     const cache = await runCache(env);
-    const llm = createLlm({ model, baseURL, concurrency, cache, seed: options.seed, prices, log: env.log });
+    // Workers of a scaled-out run draw on one RPM/TPM budget for the endpoint, not one each.
+    const buckets = env.shared?.rateBuckets(`${baseURL.replace(/\/+$/, "")} ${model}`);
+    const llm = createLlm({ model, baseURL, concurrency, cache, seed: options.seed, prices, log: env.log, buckets });
     env.identify?.("endpoint", { baseURL, model });
     env.log(`LLM endpoint: ${baseURL} (model ${llm.model}; ${priceNote(model, prices)})`);
     return { llm, simulated: false, dispose: releaseOnce(env, () => llm.close()) };

@@ -4,7 +4,7 @@ import { CacheError, ConfigError, EndpointError, LlmError, errorMessage } from "
 import { ResponseCache, choiceKey, defaultCacheDir, type CachedChoice, type ResponseStore } from "./cache.ts";
 import { CircuitBreaker } from "./breaker.ts";
 import { OutageGate, type Pass } from "./outage.ts";
-import { AdaptiveConcurrency, TokenBucket, type Permit } from "./limiter.ts";
+import { AdaptiveConcurrency, TokenBucket, type Permit, type RateBucket } from "./limiter.ts";
 import { backoffMs, isRetryableStatus, retryAfterMs, scrubSecrets, seededRandom, sleep } from "./retry.ts";
 import {
   describeChange,
@@ -100,6 +100,11 @@ export interface LlmOptions {
    * base URL names, else what the server's GET /models says (`owned_by`), asked once before the first request.
    */
   readonly family?: EndpointFamily;
+  /**
+   * Where the RPM and TPM budgets live: by default this client's own buckets; a scaled-out run passes
+   * buckets in Redis, so every worker's client draws on one budget per endpoint (see src/scale).
+   */
+  readonly buckets?: (kind: "requests" | "tokens", perMinute: number, burstMs: number) => RateBucket;
   /** Extra HTTP headers for every request. */
   readonly headers?: Readonly<Record<string, string>>;
   /**
@@ -314,8 +319,10 @@ export function createLlm(options: LlmOptions): Llm {
     probeMaxMs: Math.max(backoffBase, Math.min(backoffMax, outageMs / 10)),
   });
   const concurrency = new AdaptiveConcurrency(concurrencyMax, 1, adaptive ? 0.5 : 1);
-  let rpmBucket = options.rpm ? new TokenBucket(options.rpm, LLM_DEFAULTS.burstMs) : undefined;
-  let tpmBucket = options.tpm ? new TokenBucket(options.tpm, LLM_DEFAULTS.burstMs) : undefined;
+  const bucket = (kind: "requests" | "tokens", perMinute: number): RateBucket =>
+    options.buckets?.(kind, perMinute, LLM_DEFAULTS.burstMs) ?? new TokenBucket(perMinute, LLM_DEFAULTS.burstMs);
+  let rpmBucket = options.rpm ? bucket("requests", options.rpm) : undefined;
+  let tpmBucket = options.tpm ? bucket("tokens", options.tpm) : undefined;
   let completionEstimate: number = LLM_DEFAULTS.completionEstimate;
   const flights = new Map<string, Flight>();
   const breaker = new CircuitBreaker(options.breakerFailures ?? LLM_DEFAULTS.breakerFailures);
@@ -411,14 +418,14 @@ export function createLlm(options: LlmOptions): Llm {
     if (!options.rpm && limitRequests && limitRequests > 0 && rpmBucket?.limit !== limitRequests) {
       if (rpmBucket) rpmBucket.setLimit(limitRequests);
       else {
-        rpmBucket = new TokenBucket(limitRequests, LLM_DEFAULTS.burstMs);
+        rpmBucket = bucket("requests", limitRequests);
         marks.rpm = 0;
       }
     }
     if (!options.tpm && limitTokens && limitTokens > 0 && tpmBucket?.limit !== limitTokens) {
       if (tpmBucket) tpmBucket.setLimit(limitTokens);
       else {
-        tpmBucket = new TokenBucket(limitTokens, LLM_DEFAULTS.burstMs);
+        tpmBucket = bucket("tokens", limitTokens);
         marks.tpm = 0;
       }
     }

@@ -16,7 +16,19 @@ interface Waiter {
  * limit (one second by default): providers enforce per-minute limits over shorter windows, so a client
  * that bursts a whole minute's budget at once gets 429s. Waiters are served first come, first served.
  */
-export class TokenBucket {
+/** What the client asks of a per-minute budget: one process's own (TokenBucket) or one all workers share. */
+export interface RateBucket {
+  readonly limit: number;
+  /** Total taken or charged; lets a response's `remaining` be related to later sends. */
+  readonly consumed: number;
+  take(amount: number, signal?: AbortSignal): Promise<void>;
+  charge(amount: number): void;
+  correct(remaining: number, consumedAtSend: number, sentAt: number): void;
+  pause(ms: number): void;
+  setLimit(perMinute: number): void;
+}
+
+export class TokenBucket implements RateBucket {
   private perMinute: number;
   private ratePerMs: number;
   private capacityValue: number;

@@ -1,6 +1,9 @@
 import { hostname } from "node:os";
 import { Redis } from "ioredis";
 import { ConfigError } from "../errors.ts";
+import type { SharedServices } from "../graph.ts";
+import { stableHash } from "../hash.ts";
+import { SharedBucket } from "./shared-bucket.ts";
 import type { Chunk } from "./window.ts";
 
 /** What `submit` registers: everything a worker on another machine needs to run the same graph. */
@@ -345,6 +348,16 @@ export class RunQueue {
         const record = fieldsOf(fields);
         return { chunk: `${record.source}[${record.start}, ${record.end})`, reason: record.reason ?? "" };
       }),
+    };
+  }
+
+  /**
+   * What the workers share besides the queue. Rate buckets are keyed by endpoint alone, not by run: two
+   * runs on one API key draw on the same provider limit.
+   */
+  shared(): SharedServices {
+    return {
+      rateBuckets: (endpoint) => (kind, perMinute, burstMs) => new SharedBucket(this.redis, `rxsynth:bucket:${stableHash(endpoint)}:${kind}`, perMinute, burstMs),
     };
   }
 

@@ -51,7 +51,7 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerSummary> 
   try {
     const spec = await queue.spec();
     const definition = await loadGraph(spec.graph);
-    graph = await buildGraph(definition, spec.overrides, { log, out: spec.out, cache: !options.noCache });
+    graph = await buildGraph(definition, spec.overrides, { log, out: spec.out, cache: !options.noCache, shared: queue.shared() });
     log(`worker ${me}: run ${options.run} (${definition.name}), chunks of ${spec.chunkSize} into ${spec.out}`);
     let holding: Claimed | undefined;
     const beat = setInterval(() => void queue.heartbeat(me, holding?.entry).catch(() => undefined), Math.max(100, spec.reclaimMs / 4));

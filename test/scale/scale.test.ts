@@ -13,6 +13,7 @@ import { readRows } from "../../src/io/read.ts";
 const ROOT = resolve(import.meta.dirname, "../..");
 const CLI = join(ROOT, "bin/rxsynth.mjs");
 const GRAPH = join(ROOT, "test/fixtures/scale-graph.ts");
+const LLM_GRAPH = join(ROOT, "test/fixtures/scale-llm-graph.ts");
 const dir = mkdtempSync(join(tmpdir(), "rxsynth-scale-"));
 let redis: ChildProcess | undefined;
 let port = 0;
@@ -68,8 +69,8 @@ interface Exit {
   readonly stderr: string;
 }
 
-function cli(args: readonly string[]): { child: ChildProcess; exit: Promise<Exit> } {
-  const child = spawn(process.execPath, [CLI, ...args], { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, OPENAI_BASE_URL: "" } });
+function cli(args: readonly string[], env: Record<string, string> = {}): { child: ChildProcess; exit: Promise<Exit> } {
+  const child = spawn(process.execPath, [CLI, ...args], { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, OPENAI_BASE_URL: "", ...env } });
   children.add(child);
   let stderr = "";
   child.stderr!.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
@@ -162,6 +163,29 @@ describe("rxsynth submit / worker / status", () => {
     const rows = [...(await readRows(out, { prefix: "part" })), ...(await readRows(out, { prefix: "rejects" }))];
     expect(rows.length).toBe(1000);
     expect(rows.map((row) => (row.data as { n: number }).n).filter((n) => n >= 300 && n < 400)).toEqual([]);
+  }, 120_000);
+
+  it("three workers against one endpoint stay within its RPM together: one budget in Redis, not one each", async () => {
+    const simPort = await freePort();
+    const RPM = 3_000;
+    const simulator = cli(["sim", "--port", String(simPort), "--rpm", String(RPM), "--latency-ms", "20", "--max-concurrency", "64"]);
+    const endpoint = `http://127.0.0.1:${simPort}/v1`;
+    for (let i = 0; i < 100 && !(await fetch(`${endpoint.replace("/v1", "")}/health`).then((r) => r.ok, () => false)); i++) await new Promise((done) => setTimeout(done, 100));
+    try {
+      const env = { OPENAI_BASE_URL: endpoint, OPENAI_API_KEY: "test", RXSYNTH_MODEL: "sim-1", RXSYNTH_ENDPOINT_FAMILY: "unknown" };
+      const out = join(dir, "limited");
+      expect((await cli(["submit", LLM_GRAPH, "--redis", url(), "--run", "limit-test", "--out", out, "--chunk-size", "25", "--set", "records=400"], env).exit).code).toBe(0);
+      const exits = await Promise.all([1, 2, 3].map(() => cli(["worker", "--redis", url(), "--run", "limit-test"], env).exit));
+      for (const exit of exits) expect(exit.code, exit.stderr).toBe(0);
+      const stats = (await (await fetch(`${endpoint.replace("/v1", "")}/stats`)).json()) as { requests: number; completed: number; rateLimited: number };
+      expect(stats.completed).toBe(400);
+      // Each worker alone would take the whole limit: three times it, and the simulator's 429 for the rest.
+      expect(stats.rateLimited / stats.requests).toBeLessThanOrEqual(0.01);
+      expect((await readRows(out, { prefix: "part" })).length).toBe(400);
+    } finally {
+      simulator.child.kill("SIGTERM");
+      await simulator.exit;
+    }
   }, 120_000);
 
   it("a Redis that cannot be reached is one line naming the URL", async () => {
