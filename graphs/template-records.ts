@@ -245,7 +245,8 @@ export default defineGraph({
         return { ...data, text: renderRecord(data) };
       },
     });
-    if (!options.rewrite) return { sources: [source], operators: [] };
+    // Each record is seeded by its position and judged alone: chunks of it run on any number of workers.
+    if (!options.rewrite) return { sources: [source], operators: [], chunkable: true };
 
     const endpoint = await openEndpoint(env, { model: options.model || undefined, seed: options.seed, price: options.price });
     const operators: Operator[] = [
@@ -265,6 +266,6 @@ export default defineGraph({
         },
       }),
     ];
-    return { sources: [source], operators, dispose: endpoint.dispose };
+    return { sources: [source], operators, dispose: endpoint.dispose, chunkable: true };
   },
 });

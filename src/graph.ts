@@ -23,6 +23,13 @@ export interface BuiltGraph {
   readonly sinks?: { readonly accepted: readonly RunSink[]; readonly rejects: RunSink };
   /** Most samples in flight at once; bounds memory whatever the source size. */
   readonly budget?: number;
+  /**
+   * Every sample's outcome depends on that sample alone (and on state shared through GraphEnvironment.shared),
+   * so the graph may run as chunks of source positions on several workers (`rxsynth submit`) with the
+   * single-process output. Dedup indexes, pools and generative rounds kept in an operator are not shared
+   * yet: such a graph must not say so.
+   */
+  readonly chunkable?: boolean;
   /** Resolved options, recorded in the manifest so a resume with other options is caught. */
   readonly options?: unknown;
   /** Releases what `build` acquired (a simulator, a connection). */

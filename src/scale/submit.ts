@@ -1,6 +1,7 @@
 import { existsSync } from "node:fs";
 import { mkdir, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
+import { ConfigError } from "../errors.ts";
 import { buildGraph } from "../graph.ts";
 import { loadGraph } from "../cli/load-graph.ts";
 import { RunQueue, type RunSpec, type RunStatus } from "./queue.ts";
@@ -43,6 +44,11 @@ export async function submitRun(options: SubmitOptions): Promise<{ readonly spec
   const graph = await buildGraph(definition, overrides, { log, out, cache: true });
   let sources: RunSpec["sources"];
   try {
+    if (graph.chunkable !== true) {
+      throw new ConfigError(
+        `graph "${definition.name}" does not declare itself chunkable: its operators may keep state across samples (dedup, pools, generative rounds) that workers do not share yet, so a scaled-out run would differ from \`rxsynth run\`; run it with \`rxsynth run\`, or set chunkable: true in its build if every sample's outcome depends on that sample alone`,
+      );
+    }
     sources = await Promise.all(graph.sources.map(async (source) => ({ name: source.name, size: (await source.size?.().catch(() => undefined)) ?? null })));
   } finally {
     await graph.dispose?.();
