@@ -206,8 +206,10 @@ export default defineGraph({
 
     return {
       sources: [source],
-      operators: [augment, nearCopy, ...(options.checkLabel ? [labelCheck] : []), exactDedup({ name: "dedup_texts", fields: "text" })],
+      operators: [augment, nearCopy, ...(options.checkLabel ? [labelCheck] : []), exactDedup({ name: "dedup_texts", fields: "text", shared: env.shared })],
       dispose: () => endpoint.dispose(),
+      // Each sample is judged alone; dedup is shared by the workers of a scaled-out run.
+      chunkable: true,
     };
   },
 });

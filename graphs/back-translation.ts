@@ -164,9 +164,11 @@ export default defineGraph({
             return { keep: true, scores: { chrf: score } };
           },
         }),
-        exactDedup({ name: "dedup_translations", fields: "translation" }),
+        exactDedup({ name: "dedup_translations", fields: "translation", shared: env.shared }),
       ],
       dispose: () => endpoint.dispose(),
+      // Each sample is judged alone; dedup is shared by the workers of a scaled-out run.
+      chunkable: true,
     };
   },
 });

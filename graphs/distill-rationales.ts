@@ -142,9 +142,11 @@ export default defineGraph({
           minAlphaWords: null,
           minStopWords: null,
         }),
-        exactDedup({ name: "dedup_answers", fields: ["system_name", "instruction", "input", "output"] }),
+        exactDedup({ name: "dedup_answers", fields: ["system_name", "instruction", "input", "output"], shared: env.shared }),
       ],
       dispose: () => endpoint.dispose(),
+      // Each sample is judged alone; dedup is shared by the workers of a scaled-out run.
+      chunkable: true,
     };
   },
 });

@@ -107,9 +107,11 @@ export default defineGraph({
           scoreKey: "quality",
           seed: options.seed,
         }),
-        exactDedup({ name: "dedup_instructions", fields: "instruction" }),
+        exactDedup({ name: "dedup_instructions", fields: "instruction", shared: env.shared }),
       ],
       dispose: () => endpoint.dispose(),
+      // Each sample is judged alone; dedup is shared by the workers of a scaled-out run.
+      chunkable: true,
     };
   },
 });

@@ -271,9 +271,10 @@ export default defineGraph({
         },
       }),
       // Sampling at temperature repeats itself on easy problems; the same text twice teaches nothing new.
-      exactDedup({ name: "dedup", fields: ["question", "solution"] }),
+      exactDedup({ name: "dedup", fields: ["question", "solution"], shared: env.shared }),
     );
 
-    return { sources: [source], operators, dispose: endpoint.dispose };
+    // Every problem is sampled and verified on its own; dedup is shared by the workers of a scaled-out run.
+    return { sources: [source], operators, dispose: endpoint.dispose, chunkable: true };
   },
 });

@@ -208,9 +208,11 @@ export default defineGraph({
           scoreKey: "grounding",
           seed: options.seed,
         }),
-        exactDedup({ name: "dedup_questions", fields: "question" }),
+        exactDedup({ name: "dedup_questions", fields: "question", shared: env.shared }),
       ],
       dispose: () => endpoint.dispose(),
+      // Each sample is judged alone; dedup is shared by the workers of a scaled-out run.
+      chunkable: true,
     };
   },
 });

@@ -70,6 +70,20 @@ export interface GraphEnvironment {
 export interface SharedServices {
   /** RPM/TPM buckets of one endpoint (base URL and model), one for all workers: pass as the LLM client's `buckets`. */
   rateBuckets(endpoint: string): NonNullable<LlmOptions["buckets"]>;
+  /** The run's index of `name`: one for all workers (see SharedIndex). */
+  index(name: string): SharedIndex;
+}
+
+/**
+ * A set of keys, each held by the first sample id that claimed it, shared by every worker of a run and
+ * kept in Redis (AOF) rather than in any worker's checkpoint.
+ */
+export interface SharedIndex {
+  /**
+   * Claims `key` for `id`: the id that holds it afterwards, `id` itself when it was free or already held
+   * by `id` (the replay of a sample claimed before a crash finds itself).
+   */
+  claim(key: string, id: string): Promise<string>;
 }
 
 export type GraphOptionValues = Record<string, unknown>;

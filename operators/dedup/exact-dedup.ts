@@ -1,4 +1,4 @@
-import { defineFilter, drop, type Operator, type RunContext } from "../../src/index.ts";
+import { defineAsyncFilter, defineFilter, drop, type Operator, type RunContext, type Sample, type SharedServices } from "../../src/index.ts";
 import { fieldList, fieldValue, type Fields } from "./fields.ts";
 import { hashKey64, normalize } from "./minhash.ts";
 import { readState, statePath, writeStateAtomic } from "./state-file.ts";
@@ -16,6 +16,11 @@ export interface ExactDedupOptions {
   readonly stripPunctuation?: boolean;
   /** Save the seen-hash table with each run checkpoint and reload it on resume. Default true. */
   readonly checkpoint?: boolean;
+  /**
+   * The workers' shared state of a scaled-out run (GraphEnvironment.shared): the seen hashes are one index
+   * in Redis for every worker instead of a table in each. Unset (a single process): the local table.
+   */
+  readonly shared?: SharedServices;
 }
 
 const DEFAULTS = {
@@ -25,7 +30,7 @@ const DEFAULTS = {
   collapseWhitespace: true,
   stripPunctuation: false,
   checkpoint: true,
-} as const satisfies Required<ExactDedupOptions>;
+} as const satisfies Required<Omit<ExactDedupOptions, "shared">>;
 
 /** 64-bit hash of the normalised fields (as a 4-code-unit string) -> id of the sample kept with it. */
 type Seen = Map<string, string>;
@@ -85,9 +90,11 @@ export function exactDedup(options: ExactDedupOptions = {}): Operator {
     return state.writes;
   };
 
+  if (options.shared) return sharedExactDedup(config.name, { ...config, name: undefined, shared: undefined }, fields, keyOf, options.shared);
+
   return defineFilter<State>({
     name: config.name,
-    params: { ...config, name: undefined },
+    params: { ...config, name: undefined, shared: undefined },
     reads: fields,
     state: () => ({ restored: undefined, seen: new Map(), writes: Promise.resolve() }),
     test(sample, state, context) {
@@ -104,6 +111,28 @@ export function exactDedup(options: ExactDedupOptions = {}): Operator {
     },
     checkpoint: save,
     complete: save,
+  });
+}
+
+/**
+ * The same decision with the seen hashes in the run's shared index: the first sample to claim a text keeps
+ * it, whichever worker it is on, and a sample claimed before a crash finds its own claim when replayed.
+ * Which of two equal texts on different workers is kept depends on timing; how many are kept does not.
+ */
+function sharedExactDedup(name: string, params: object, fields: readonly string[], keyOf: (sample: Sample) => string, shared: SharedServices): Operator {
+  const index = shared.index(name);
+  return defineAsyncFilter({
+    name,
+    params,
+    reads: fields,
+    concurrency: 256,
+    async test(sample) {
+      const key = keyOf(sample);
+      // Hex: the table's 4-unit key may hold lone surrogates, which would not survive UTF-8 on the way to Redis.
+      const hex = Array.from(key, (unit) => unit.charCodeAt(0).toString(16).padStart(4, "0")).join("");
+      const holder = await index.claim(hex, sample.id);
+      return holder === sample.id ? true : drop("exact_duplicate", { duplicateOf: holder });
+    },
   });
 }
 

@@ -150,6 +150,12 @@ redis.call('XADD', KEYS[3], '*', 'source', ARGV[2], 'index', ARGV[3], 'start', A
 return 1
 `;
 
+/** A key of a shared index goes to the first id that claims it. KEYS: index hash. ARGV: key, id. Returns the holder. */
+const CLAIM = `
+if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 1 then return ARGV[2] end
+return redis.call('HGET', KEYS[1], ARGV[1])
+`;
+
 /**
  * One run's work queue and shared state in Redis: a stream of chunks read by a consumer group, so each
  * chunk is delivered to one worker at a time and stays pending until acknowledged; a worker that dies
@@ -181,7 +187,14 @@ export class RunQueue {
   static async connect(url: string, name: string, log: (line: string) => void = () => {}): Promise<RunQueue> {
     if (!/^rediss?:\/\//.test(url)) throw new ConfigError(`--redis must be a redis:// or rediss:// URL, got ${JSON.stringify(url)}`);
     if (!/^[A-Za-z0-9._-]+$/.test(name)) throw new ConfigError(`--run must be letters, digits, '.', '_' or '-', got ${JSON.stringify(name)}`);
-    const redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: null, enableOfflineQueue: true, retryStrategy: (times) => Math.min(times * 200, 2_000) });
+    // Auto-pipelining: the many claims and bucket takes one worker has in flight share round trips.
+    const redis = new Redis(url, {
+      lazyConnect: true,
+      maxRetriesPerRequest: null,
+      enableOfflineQueue: true,
+      enableAutoPipelining: true,
+      retryStrategy: (times) => Math.min(times * 200, 2_000),
+    });
     let reported = false;
     redis.on("error", (error: Error) => {
       if (reported) return;
@@ -201,6 +214,7 @@ export class RunQueue {
     redis.defineCommand("rxFeed", { numberOfKeys: 3, lua: FEED });
     redis.defineCommand("rxComplete", { numberOfKeys: 4, lua: COMPLETE });
     redis.defineCommand("rxFail", { numberOfKeys: 4, lua: FAIL });
+    redis.defineCommand("rxClaim", { numberOfKeys: 1, lua: CLAIM });
     return new RunQueue(redis, name);
   }
 
@@ -358,6 +372,12 @@ export class RunQueue {
   shared(): SharedServices {
     return {
       rateBuckets: (endpoint) => (kind, perMinute, burstMs) => new SharedBucket(this.redis, `rxsynth:bucket:${stableHash(endpoint)}:${kind}`, perMinute, burstMs),
+      index: (name) => {
+        const key = `rxsynth:run:{${this.name}}:index:${name}`;
+        return {
+          claim: async (member, id) => String(await (this.redis as unknown as RunQueueCommands).rxClaim(key, member, id)),
+        };
+      },
     };
   }
 
@@ -367,6 +387,7 @@ export class RunQueue {
 }
 
 interface RunQueueCommands {
+  rxClaim(...args: unknown[]): Promise<unknown>;
   rxFeed(...args: unknown[]): Promise<unknown>;
   rxComplete(...args: unknown[]): Promise<unknown>;
   rxFail(...args: unknown[]): Promise<unknown>;

@@ -188,6 +188,27 @@ describe("rxsynth submit / worker / status", () => {
     }
   }, 120_000);
 
+  it("exact dedup shared by the workers keeps as many samples as one process, and no text twice", async () => {
+    const options = ["--set", "records=1200", "--set", "distinct=300", "--set", "delayMs=1"];
+    const single = join(dir, "dedup-single");
+    expect((await cli(["run", GRAPH, "--out", single, "--quiet", ...options]).exit).code).toBe(0);
+    const out = join(dir, "dedup-scaled");
+    expect((await cli(["submit", GRAPH, "--redis", url(), "--run", "dedup-test", "--out", out, "--chunk-size", "100", ...options]).exit).code).toBe(0);
+    const exits = await Promise.all([1, 2, 3].map(() => cli(["worker", "--redis", url(), "--run", "dedup-test"]).exit));
+    for (const exit of exits) expect(exit.code, exit.stderr).toBe(0);
+    const kept = await readRows(out, { prefix: "part" });
+    const keys = kept.map((row) => `${(row.data as { text: string }).text}/${(row.data as { half: number }).half}`);
+    expect(new Set(keys).size).toBe(keys.length);
+    expect(kept.length).toBe((await readRows(single, { prefix: "part" })).length);
+    const rejected = await readRows(out, { prefix: "rejects" });
+    expect(rejected.length).toBe((await readRows(single, { prefix: "rejects" })).length);
+    // A duplicate names the sample kept in its place, wherever that one was committed.
+    const ids = new Set(kept.map((row) => row.id as string));
+    const duplicates = rejected.filter((row) => (row.reject as { reason: string }).reason === "exact_duplicate");
+    expect(duplicates.length).toBeGreaterThan(0);
+    expect(duplicates.every((row) => ids.has((row.reject as { duplicateOf: string }).duplicateOf))).toBe(true);
+  }, 120_000);
+
   it("refuses a graph that keeps state across samples, which workers do not share yet", async () => {
     const exit = await cli(["submit", "quickstart", "--redis", url(), "--run", "refused", "--out", join(dir, "refused")]).exit;
     expect(exit.code).not.toBe(0);
