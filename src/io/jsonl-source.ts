@@ -31,7 +31,7 @@ function isBlank(text: string, start = 0, end = text.length): boolean {
  * A file's bytes in reads of up to READ_CHUNK, each consumed before the next read reuses the buffer.
  * Standard input is read as the process's stream: a pipe or socket cannot always be opened by path.
  */
-async function* reads(path: string): AsyncGenerator<Buffer> {
+async function* reads(path: string, startByte = 0): AsyncGenerator<Buffer> {
   if (path === STDIN) {
     for await (const chunk of process.stdin) yield chunk as Buffer;
     return;
@@ -39,8 +39,9 @@ async function* reads(path: string): AsyncGenerator<Buffer> {
   const handle = await open(path, "r");
   try {
     const chunk = Buffer.allocUnsafe(READ_CHUNK);
-    for (;;) {
-      const { bytesRead } = await handle.read(chunk, 0, READ_CHUNK, null);
+    for (let at = startByte; ; ) {
+      const { bytesRead } = await handle.read(chunk, 0, READ_CHUNK, at);
+      at += bytesRead;
       if (bytesRead === 0) break;
       yield chunk.subarray(0, bytesRead);
     }
@@ -50,10 +51,10 @@ async function* reads(path: string): AsyncGenerator<Buffer> {
 }
 
 /** A file as runs of whole lines, read in chunks (the file's last line may lack its newline). */
-async function* regions(path: string): AsyncGenerator<Uint8Array> {
+async function* regions(path: string, startByte = 0): AsyncGenerator<Uint8Array> {
   // Pieces of a line longer than a chunk, joined once its end is found (not re-joined per read).
   let pieces: Buffer[] = [];
-  for await (const bytes of reads(path)) {
+  for await (const bytes of reads(path, startByte)) {
     const lastNewline = bytes.lastIndexOf(NEWLINE);
     if (lastNewline < 0) {
       pieces.push(Buffer.from(bytes));
@@ -99,6 +100,26 @@ export function jsonlSource(path: string, options: JsonlSourceOptions = {}): Fil
   let counted: { lines: number; records: number } | undefined;
   // Known once the file has been read to the end; saves a counting pass when files are concatenated.
   let spanOfFile: number | undefined;
+  /**
+   * Where lines start, one mark per region read (1 MiB apart), in position order: a later read from a
+   * position seeks to the nearest mark instead of counting every line before it again. A scaled-out
+   * worker reads one file chunk after chunk; without marks the k-th chunk recounts k chunks' lines.
+   */
+  const marks: { readonly position: number; readonly byte: number }[] = [{ position: 0, byte: 0 }];
+  const markAt = (position: number, byte: number) => {
+    const last = marks[marks.length - 1]!;
+    if (position > last.position && byte > last.byte) marks.push({ position, byte });
+  };
+  const nearestMark = (from: number) => {
+    let low = 0;
+    let high = marks.length - 1;
+    while (low < high) {
+      const middle = (low + high + 1) >> 1;
+      if (marks[middle]!.position <= from) low = middle;
+      else high = middle - 1;
+    }
+    return marks[low]!;
+  };
 
   const count = async (): Promise<{ lines: number; records: number }> => {
     if (counted) return counted;
@@ -127,7 +148,9 @@ export function jsonlSource(path: string, options: JsonlSourceOptions = {}): Fil
     await nonEmptyInputFile(path);
     // A pipe's records are handed on as they arrive, not held until a batch fills.
     const stream = await isStreamPath(path);
-    let position = 0;
+    const start = stream ? { position: 0, byte: 0 } : nearestMark(from);
+    let position = start.position;
+    let byte = start.byte;
     let items: SourceItem[] = [];
 
     const parseLine = (line: string, position: number): void => {
@@ -194,13 +217,18 @@ export function jsonlSource(path: string, options: JsonlSourceOptions = {}): Fil
       }
     };
 
-    for await (const region of regions(path)) {
+    for await (const region of regions(path, start.byte)) {
       if (signal.aborted) return;
       const lines = countLines(region);
+      byte += region.length;
+      // Regions are whole lines, so the next one starts a line: a place a later read may seek to.
+      const endsLine = region.length > 0 && region[region.length - 1] === NEWLINE;
       if (position + lines <= from) {
         position += lines;
+        if (!stream && endsLine) markAt(position, byte);
         continue;
       }
+      if (!stream && endsLine) markAt(position + lines, byte);
       let text: string | undefined;
       try {
         text = strictUtf8.decode(region);
