@@ -216,6 +216,52 @@ function applyVerdict(tools: StageTools, sample: Sample, verdict: Verdict | bool
   }
 }
 
+/** One awaited answer at a time: the sample it is for, and the handlers `then` calls, made once per slot. */
+interface AnswerSlot<T> {
+  sample: Sample | undefined;
+  done: () => void;
+  readonly value: (answer: T) => void;
+  readonly error: (error: unknown) => void;
+}
+
+/**
+ * Hands each sample's awaited answer to `use` (unless the stage closed meanwhile) and an error to `fail`,
+ * then calls `done`. The handlers given to `then` belong to reusable slots, one per answer awaited at
+ * once (so at most the stage's concurrency), not two new closures per sample: this runs millions of times.
+ */
+function answerHandler<T>(tools: StageTools, use: (sample: Sample, answer: T) => void) {
+  const free: AnswerSlot<T>[] = [];
+  const newSlot = (): AnswerSlot<T> => {
+    const slot: AnswerSlot<T> = {
+      sample: undefined,
+      done: () => {},
+      value(answer) {
+        const sample = slot.sample!;
+        const done = slot.done;
+        slot.sample = undefined;
+        free.push(slot);
+        if (!tools.closed()) use(sample, answer);
+        done();
+      },
+      error(error) {
+        const sample = slot.sample!;
+        const done = slot.done;
+        slot.sample = undefined;
+        free.push(slot);
+        if (!tools.closed()) tools.fail(sample, error);
+        done();
+      },
+    };
+    return slot;
+  };
+  return (sample: Sample, answer: Promise<T>, done: () => void): void => {
+    const slot = free.pop() ?? newSlot();
+    slot.sample = sample;
+    slot.done = done;
+    answer.then(slot.value, slot.error);
+  };
+}
+
 /** A filter: keeps a sample or rejects it with a reason. Never drops silently. */
 export function defineFilter<S = undefined>(spec: FilterSpec<S>): Operator {
   return defineStage(
@@ -236,19 +282,11 @@ export function defineFilter<S = undefined>(spec: FilterSpec<S>): Operator {
 export function defineAsyncFilter<S = undefined>(spec: AsyncFilterSpec<S>): Operator {
   return defineStage(resolveMeta(spec), spec.concurrency ?? 8, (tools) => {
     const state = initState(spec);
+    const settle = answerHandler<Verdict>(tools, (sample, verdict) => applyVerdict(tools, sample, verdict));
     return {
       async: true,
       next(sample, signal, done) {
-        spec.test(sample, state, tools.context, signal).then(
-          (verdict) => {
-            if (!tools.closed()) applyVerdict(tools, sample, verdict);
-            done();
-          },
-          (error: unknown) => {
-            if (!tools.closed()) tools.fail(sample, error);
-            done();
-          },
-        );
+        settle(sample, spec.test(sample, state, tools.context, signal), done);
       },
     };
   });
@@ -275,22 +313,14 @@ export function defineAsyncMap<S = undefined>(spec: AsyncMapSpec<S>): Operator {
   const meta = resolveMeta(spec);
   return defineStage(meta, spec.concurrency ?? 8, (tools) => {
     const state = initState(spec);
+    const settle = answerHandler<Patch | DropVerdict>(tools, (sample, result) => {
+      if (isDrop(result)) applyVerdict(tools, sample, result);
+      else tools.emit(applyPatch(sample, result, meta));
+    });
     return {
       async: true,
       next(sample, signal, done) {
-        spec.map(sample, state, tools.context, signal).then(
-          (result) => {
-            if (!tools.closed()) {
-              if (isDrop(result)) applyVerdict(tools, sample, result);
-              else tools.emit(applyPatch(sample, result, meta));
-            }
-            done();
-          },
-          (error: unknown) => {
-            if (!tools.closed()) tools.fail(sample, error);
-            done();
-          },
-        );
+        settle(sample, spec.map(sample, state, tools.context, signal), done);
       },
     };
   });
