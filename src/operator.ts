@@ -1,9 +1,7 @@
-import { setMaxListeners } from "node:events";
 import { Observable, type OperatorFunction } from "rxjs";
-import { currentRunContext, type RejectInfo, type RunContext } from "./context.ts";
-import { ConfigError, errorMessage, stopsRun } from "./errors.ts";
+import type { RejectInfo, RunContext } from "./context.ts";
 import { stableHash } from "./hash.ts";
-import { countReason, type OperatorCounters } from "./metrics.ts";
+import { stageOperator, type StageBody, type StageSetup, type StageTools } from "./stage.ts";
 import {
   TICKET,
   childSampleId,
@@ -143,187 +141,9 @@ function childOf(parent: Sample, child: Child, index: number, meta: ResolvedMeta
   } as Sample;
 }
 
-/** What a stage body is given: emit a sample downstream, or reject one. */
-interface StageTools {
-  readonly context: RunContext;
-  readonly counters: OperatorCounters;
-  emit(sample: Sample): void;
-  reject(sample: Sample, verdict: Omit<RejectInfo, "operator">): void;
-  /** An error on one sample: rejected with reason `error`, or the run fails when fail-fast. */
-  fail(sample: Sample, error: unknown): void;
-  /**
-   * Takes credit for extra outputs of one input (fan-out), keeping the runner's in-flight accounting
-   * exact; a promise means the budget is full and the outputs must wait until it resolves.
-   */
-  addPending(sample: Sample, extra: number): Promise<void> | undefined;
-  /** True once downstream unsubscribed: late async results are dropped, the run is over for them. */
-  closed(): boolean;
-}
-
-interface StageBody {
-  /**
-   * Handles one sample. A sync body returns when done. An async body (`async: true`) must call `done`
-   * exactly once, after emitting or rejecting, and route its own errors to `fail`: one callback per
-   * sample instead of a chain of promises, because this runs millions of times.
-   */
-  next(sample: Sample, signal: AbortSignal, done: () => void): void;
-  readonly async?: boolean;
-  /** Runs once the input completed and all work is done, before completing downstream. */
-  complete?(): void | Promise<void>;
-  teardown?(): void;
-}
-
-/** The ConfigError for a declared read the sample lacks, or undefined when it has them all. */
-function missingReadError(meta: Pick<OperatorMeta, "name" | "reads">, sample: Sample): ConfigError | undefined {
-  const reads = meta.reads;
-  if (!reads) return undefined;
-  const data: Record<string, unknown> = sample.data ?? {};
-  for (const field of reads) {
-    if (data[field] !== undefined) continue;
-    const present = Object.keys(data).filter((key) => data[key] !== undefined);
-    return new ConfigError(
-      `operator "${meta.name}" reads field "${field}", but samples reaching it have: ${present.length > 0 ? present.join(", ") : "(no fields)"}` +
-        ` (read one of those, or insert the operator after one that writes "${field}")`,
-    );
-  }
-  return undefined;
-}
-
-/**
- * The one place that owns subscription, error policy, counters, rejects and teardown.
- * `concurrency` bounds async work; inputs beyond it wait in `waiting`, a queue whose size is bounded by the
- * runner's in-flight budget (the runner never lets more samples into the graph than that).
- */
-function defineStage(meta: ResolvedMeta, concurrency: number, setup: (tools: StageTools) => StageBody): Operator {
-  const operator: OperatorFunction<Sample, Sample> = (source) =>
-    new Observable<Sample>((subscriber) => {
-      const context = currentRunContext(meta.name);
-      context.registerOperator(meta.name, meta.version, meta.params ?? null);
-      const counters = context.metrics.counters(meta.name);
-      const failFast = meta.failFast ?? context.failFast;
-      const abort = new AbortController();
-      // Every in-flight sample of this stage listens on the one signal; concurrency already bounds them.
-      setMaxListeners(0, abort.signal);
-      const onRunAbort = () => abort.abort(context.signal.reason);
-      context.signal.addEventListener("abort", onRunAbort, { once: true });
-
-      const tools: StageTools = {
-        context,
-        counters,
-        emit(sample) {
-          counters.out++;
-          subscriber.next(sample);
-        },
-        reject(sample, verdict) {
-          countReason(counters, verdict.reason);
-          context.reject(sample, {
-            operator: meta.name,
-            reason: verdict.reason,
-            value: verdict.value,
-            threshold: verdict.threshold,
-            message: verdict.message,
-            raw: verdict.raw,
-            duplicateOf: verdict.duplicateOf,
-            at: Date.now(),
-          });
-        },
-        fail(sample, error) {
-          if (failFast || stopsRun(error)) subscriber.error(error);
-          else tools.reject(sample, { reason: "error", message: errorMessage(error) });
-        },
-        closed: () => subscriber.closed,
-        addPending(sample, extra) {
-          const ticket = ticketOf(sample);
-          return ticket ? ticket.ledger.grow(ticket, extra) : undefined;
-        },
-      };
-      const body = setup(tools);
-
-      let active = 0;
-      let inputDone = false;
-      let finished = false;
-      const waiting: Sample[] = [];
-      let waitingHead = 0;
-      let readsChecked = !meta.reads || meta.reads.length === 0;
-
-      const finish = () => {
-        if (finished || !inputDone || active > 0 || waitingHead < waiting.length) return;
-        finished = true;
-        let completion: void | Promise<void>;
-        try {
-          completion = body.complete?.();
-        } catch (error) {
-          subscriber.error(error);
-          return;
-        }
-        if (completion) completion.then(() => subscriber.complete(), (error: unknown) => subscriber.error(error));
-        else subscriber.complete();
-      };
-
-      const settle = () => {
-        active--;
-        counters.inFlight--;
-        if (subscriber.closed) return;
-        while (active < concurrency && waitingHead < waiting.length) {
-          const next = waiting[waitingHead]!;
-          waiting[waitingHead++] = undefined as unknown as Sample;
-          if (waitingHead > 1024 && waitingHead * 2 > waiting.length) {
-            waiting.splice(0, waitingHead);
-            waitingHead = 0;
-          }
-          start(next);
-        }
-        finish();
-      };
-
-      const start = (sample: Sample): void => {
-        counters.in++;
-        if (body.async) {
-          active++;
-          counters.inFlight++;
-        }
-        try {
-          body.next(sample, abort.signal, settle);
-        } catch (error) {
-          tools.fail(sample, error);
-          if (body.async) settle();
-        }
-      };
-
-      const subscription = source.subscribe({
-        next(sample) {
-          if (!readsChecked) {
-            // A field the first sample lacks is the graph's mistake (a wrong name, the wrong place), not one
-            // sample's: one error for the run, whatever failFast, instead of every sample rejected alike.
-            // Until then readsChecked stays false, so a synchronous source's later samples end up here too.
-            if (subscriber.closed) return;
-            const missing = missingReadError(meta, sample);
-            if (missing) {
-              subscriber.error(missing);
-              return;
-            }
-            readsChecked = true;
-          }
-          if (active < concurrency) start(sample);
-          else waiting.push(sample);
-        },
-        error(error) {
-          subscriber.error(error);
-        },
-        complete() {
-          inputDone = true;
-          finish();
-        },
-      });
-
-      return () => {
-        subscription.unsubscribe();
-        context.signal.removeEventListener("abort", onRunAbort);
-        if (!finished) abort.abort(new Error(`operator ${meta.name} torn down`));
-        body.teardown?.();
-      };
-    });
-  return attachMeta(operator, meta);
+/** An operator made by the stage helper (src/stage.ts); `sync` bodies never go async, so the runner may fuse them. */
+function defineStage(meta: ResolvedMeta, concurrency: number, setup: StageSetup, sync = false): Operator {
+  return attachMeta(stageOperator(meta, concurrency, setup, sync), meta);
 }
 
 /** Per-subscription state: created fresh each time the graph runs. */
@@ -396,34 +216,77 @@ function applyVerdict(tools: StageTools, sample: Sample, verdict: Verdict | bool
   }
 }
 
+/** One awaited answer at a time: the sample it is for, and the handlers `then` calls, made once per slot. */
+interface AnswerSlot<T> {
+  sample: Sample | undefined;
+  done: () => void;
+  readonly value: (answer: T) => void;
+  readonly error: (error: unknown) => void;
+}
+
+/**
+ * Hands each sample's awaited answer to `use` (unless the stage closed meanwhile) and an error to `fail`,
+ * then calls `done`. The handlers given to `then` belong to reusable slots, one per answer awaited at
+ * once (so at most the stage's concurrency), not two new closures per sample: this runs millions of times.
+ */
+function answerHandler<T>(tools: StageTools, use: (sample: Sample, answer: T) => void) {
+  const free: AnswerSlot<T>[] = [];
+  const newSlot = (): AnswerSlot<T> => {
+    const slot: AnswerSlot<T> = {
+      sample: undefined,
+      done: () => {},
+      value(answer) {
+        const sample = slot.sample!;
+        const done = slot.done;
+        slot.sample = undefined;
+        free.push(slot);
+        if (!tools.closed()) use(sample, answer);
+        done();
+      },
+      error(error) {
+        const sample = slot.sample!;
+        const done = slot.done;
+        slot.sample = undefined;
+        free.push(slot);
+        if (!tools.closed()) tools.fail(sample, error);
+        done();
+      },
+    };
+    return slot;
+  };
+  return (sample: Sample, answer: Promise<T>, done: () => void): void => {
+    const slot = free.pop() ?? newSlot();
+    slot.sample = sample;
+    slot.done = done;
+    answer.then(slot.value, slot.error);
+  };
+}
+
 /** A filter: keeps a sample or rejects it with a reason. Never drops silently. */
 export function defineFilter<S = undefined>(spec: FilterSpec<S>): Operator {
-  return defineStage(resolveMeta(spec), Infinity, (tools) => {
-    const state = initState(spec);
-    return {
-      next: (sample) => applyVerdict(tools, sample, spec.test(sample, state, tools.context)),
-      ...lifecycle(spec, state, tools.context),
-    };
-  });
+  return defineStage(
+    resolveMeta(spec),
+    Infinity,
+    (tools) => {
+      const state = initState(spec);
+      return {
+        next: (sample) => applyVerdict(tools, sample, spec.test(sample, state, tools.context)),
+        ...lifecycle(spec, state, tools.context),
+      };
+    },
+    true,
+  );
 }
 
 /** A filter whose decision is awaited (a judge, an executed test), at most `concurrency` at a time. */
 export function defineAsyncFilter<S = undefined>(spec: AsyncFilterSpec<S>): Operator {
   return defineStage(resolveMeta(spec), spec.concurrency ?? 8, (tools) => {
     const state = initState(spec);
+    const settle = answerHandler<Verdict>(tools, (sample, verdict) => applyVerdict(tools, sample, verdict));
     return {
       async: true,
       next(sample, signal, done) {
-        spec.test(sample, state, tools.context, signal).then(
-          (verdict) => {
-            if (!tools.closed()) applyVerdict(tools, sample, verdict);
-            done();
-          },
-          (error: unknown) => {
-            if (!tools.closed()) tools.fail(sample, error);
-            done();
-          },
-        );
+        settle(sample, spec.test(sample, state, tools.context, signal), done);
       },
     };
   });
@@ -442,7 +305,7 @@ export function defineMap<S = undefined>(spec: MapSpec<S>): Operator {
       },
       ...lifecycle(spec, state, tools.context),
     };
-  });
+  }, true);
 }
 
 /** A one-to-one change that is awaited, at most `concurrency` at a time. */
@@ -450,22 +313,14 @@ export function defineAsyncMap<S = undefined>(spec: AsyncMapSpec<S>): Operator {
   const meta = resolveMeta(spec);
   return defineStage(meta, spec.concurrency ?? 8, (tools) => {
     const state = initState(spec);
+    const settle = answerHandler<Patch | DropVerdict>(tools, (sample, result) => {
+      if (isDrop(result)) applyVerdict(tools, sample, result);
+      else tools.emit(applyPatch(sample, result, meta));
+    });
     return {
       async: true,
       next(sample, signal, done) {
-        spec.map(sample, state, tools.context, signal).then(
-          (result) => {
-            if (!tools.closed()) {
-              if (isDrop(result)) applyVerdict(tools, sample, result);
-              else tools.emit(applyPatch(sample, result, meta));
-            }
-            done();
-          },
-          (error: unknown) => {
-            if (!tools.closed()) tools.fail(sample, error);
-            done();
-          },
-        );
+        settle(sample, spec.map(sample, state, tools.context, signal), done);
       },
     };
   });
@@ -560,7 +415,7 @@ export function defineTap<S = undefined>(spec: TapSpec<S>): Operator {
       },
       ...lifecycle(spec, state, tools.context),
     };
-  });
+  }, true);
 }
 
 /** Several operators as one, for graphs that want to offer a named building block. */

@@ -12,6 +12,7 @@ import { TICKET, createSample, sourceSampleId, ticketOf, type Sample, type Ticke
 import { Committer, faultsFromEnvironment, type FaultHook } from "./commit.ts";
 import { CreditLedger } from "./credit.ts";
 import { describeUnencodable, unencodablePath } from "./encodable.ts";
+import { fuseOperators } from "./fusion.ts";
 import type { PositionTracker } from "./position-tracker.ts";
 import { planResume } from "./resume.ts";
 import { SourceIdRegistry } from "./source-ids.ts";
@@ -355,8 +356,10 @@ async function runGraph(graph: BuiltGraph, options: RunOptions): Promise<RunSumm
   const head = new Observable<Sample>((subscriber) => {
     input = subscriber;
   });
+  // RXSYNTH_FUSE=0 pipes every operator on its own: a way to tell whether fusion is behind a difference.
+  const operators = process.env.RXSYNTH_FUSE === "0" ? graph.operators : fuseOperators(graph.operators);
   const subscription = withRunContext(context, () =>
-    graph.operators
+    operators
       .reduce<Observable<Sample>>((stream, operator) => stream.pipe(operator), head)
       .subscribe({
         next: takeOutput,

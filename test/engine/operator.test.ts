@@ -99,6 +99,26 @@ describe("defineMap", () => {
 });
 
 describe("defineAsyncMap", () => {
+  it("gives each answer to its own sample when answers and errors come back out of order", async () => {
+    // Answers in a scrambled order, some failing: each must land on the sample it was asked for.
+    const delay = (n: number) => ((n * 7) % 5) * 2;
+    const scrambled = defineAsyncMap({
+      name: "scrambled",
+      concurrency: 4,
+      map: async (s) => {
+        const n = s.data.n as number;
+        await new Promise((resolve) => setTimeout(resolve, delay(n)));
+        if (n % 3 === 2) throw new Error(`no answer for ${s.id}`);
+        return { data: { ...s.data, answer: `for ${s.id}` } };
+      },
+    });
+    const { out, rejects } = await collect(scrambled, samples(24));
+    expect(out.length + rejects.length).toBe(24);
+    for (const sample of out) expect(sample.data.answer).toBe(`for ${sample.id}`);
+    for (const reject of rejects) expect(reject.message).toBe(`no answer for ${reject.sample.id}`);
+    expect(rejects.map((r) => r.sample.id).sort()).toEqual(samples(24).filter((s) => (s.data.n as number) % 3 === 2).map((s) => s.id).sort());
+  });
+
   it("never runs more than its concurrency at once", async () => {
     let running = 0;
     let peak = 0;
