@@ -41,6 +41,12 @@ const MEMORY_SAMPLES = 5_000_000;
 const BATCH = 1024;
 const BUDGET = 1024;
 const NAIVE_RSS_CUTOFF_MB = 1024;
+/**
+ * Every contender runs with the flags the `rxsynth` command sets for itself (bin/rxsynth.mjs): without
+ * them V8's allocation-site pretenuring sends about one engine run in three into a mode 4x slower, so a
+ * figure would say which mode the run fell into rather than what the engine costs.
+ */
+const V8_FLAGS = ["--no-allocation-site-pretenuring"];
 
 type Part = "rxsynth" | "rxsynth-encoding-checked" | "async-loop" | "async-loop-batched" | "node-streams" | "memory-rxsynth" | "memory-naive" | "parquet";
 
@@ -479,7 +485,7 @@ async function runPart(part: Part): Promise<unknown> {
 }
 
 function inChild<T>(part: Part): T {
-  const result = spawnSync(process.execPath, ["--expose-gc", "--import", "tsx", fileURLToPath(import.meta.url), "--part", part], {
+  const result = spawnSync(process.execPath, ["--expose-gc", ...V8_FLAGS, "--import", "tsx", fileURLToPath(import.meta.url), "--part", part], {
     encoding: "utf8",
     maxBuffer: 1 << 24,
   });
@@ -540,6 +546,7 @@ async function main() {
     parquet_mb_per_s: round(parquet.parquet_mb_per_s),
     parquet_peak_rss_mb: round(parquet.peak_rss_mb),
     node: process.version,
+    v8_flags: V8_FLAGS.join(" "),
     load_average_1m: round(loadavg()[0]!),
     cpus: cpus().length,
     measured_at: new Date().toISOString(),
