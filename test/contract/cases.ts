@@ -117,13 +117,14 @@ export const libraryCases: Record<string, Omit<OperatorCase, "name">> = {
   rubricJudge: {
     make: () => library.rubricJudge({ llm: llm(), rubric: "Is the text clear and useful?", fields: "text", threshold: 5 }),
     samples: texts,
-    expect: ALL_OUT,
+    // What the simulator (seed 7) scores, with the schema described in the judge's system message.
+    expect: { ...ALL_OUT, c0: "low_score", c1: "low_score", c4: "low_score" },
   },
   pairwiseJudge: {
     make: () => library.pairwiseJudge({ llm: llm(), criteria: "Which answer is more helpful?", instruction: "instruction", first: "output", second: "answer" }),
     samples: pairSamples,
-    // What the simulator (seed 7) answers: both orders agree on c2 and c4, and disagree on the rest.
-    expect: { c0: "position_bias", c1: "position_bias", c2: "out", c3: "position_bias", c4: "out" },
+    // What the simulator (seed 7) answers: both orders agree on c0 and c2, and disagree on the rest.
+    expect: { c0: "out", c1: "position_bias", c2: "out", c3: "position_bias", c4: "position_bias" },
   },
   executeFilter: {
     make: () => library.executeFilter({ language: "javascript", timeoutMs: 5000 }),
