@@ -127,7 +127,7 @@ function statusReport(status: RunStatus): string {
     `graph: ${status.spec.graph}, into ${status.spec.out}`,
     `work items: ${status.fed} fed, ${status.done} done, ${status.pending} in progress, ${status.reclaimed} taken over from lost workers, ${status.dead} dead-lettered`,
     `workers live: ${status.workers.length}${status.workers.length > 0 ? ` (${status.workers.map((worker) => worker.name).join(", ")})` : ""}`,
-    `samples: ${status.totals.accepted ?? 0} accepted, ${status.totals.rejected ?? 0} rejected; ${Math.round((status.totals.records ?? 0) / seconds)} records/s since submission`,
+    `samples: ${status.totals.accepted ?? 0} accepted, ${status.totals.rejected ?? 0} rejected; ${Math.round(((status.totals.accepted ?? 0) + (status.totals.rejected ?? 0)) / seconds)} samples/s since submission`,
   ];
   const llm = Object.entries(status.totals).filter(([key]) => key.startsWith("llm."));
   if (llm.length > 0) lines.push(`llm: ${llm.map(([key, value]) => `${key.slice(4)} ${Number.isInteger(value) ? value : value.toFixed(4)}`).join(", ")}`);

@@ -11,10 +11,15 @@ export interface RunSpec {
   /** The graph file (absolute path) or a ready graph's name. */
   readonly graph: string;
   readonly overrides: Readonly<Record<string, unknown>>;
+  /** The graph's options as resolved (defaults and overrides): what decides whether two submissions are one run. */
+  readonly options: Readonly<Record<string, unknown>>;
   /** The run's output folder: a file system every worker reaches. */
   readonly out: string;
   readonly chunkSize: number;
-  /** Sources in graph order, with their sizes when they can tell (a source without one ends where a chunk comes up short). */
+  /**
+   * Sources in graph order, with the positions they span when they can tell (lines of a JSONL file, blank
+   * ones included); a source that cannot ends after the first chunk with nothing past its end.
+   */
   readonly sources: ReadonlyArray<{ readonly name: string; readonly size: number | null }>;
   /** Chunks fed ahead of the workers at most: a source of 100M records never sits in Redis at once. */
   readonly maxQueued: number;
@@ -66,8 +71,9 @@ local done = tonumber(redis.call('HGET', KEYS[2], 'done') or '0')
 local added = 0
 for i, source in ipairs(spec.sources) do
   local nextPos = tonumber(redis.call('HGET', KEYS[2], 'next:' .. i) or '0')
+  -- HGET of a missing field is false, not nil: an unknown end must be nil for the comparisons below.
   local last = redis.call('HGET', KEYS[2], 'end:' .. i)
-  if last then last = tonumber(last) elseif source.size ~= cjson.null then last = source.size end
+  if last then last = tonumber(last) elseif source.size ~= cjson.null then last = source.size else last = nil end
   while (fed - done) < spec.maxQueued and (last == nil or nextPos < last) do
     local stop = nextPos + spec.chunkSize
     if last ~= nil and stop > last then stop = last end
@@ -94,7 +100,7 @@ local function settle()
   if done < fed then return end
   for i, source in ipairs(spec.sources) do
     local last = redis.call('HGET', KEYS[2], 'end:' .. i)
-    if last then last = tonumber(last) elseif source.size ~= cjson.null then last = source.size end
+    if last then last = tonumber(last) elseif source.size ~= cjson.null then last = source.size else last = nil end
     if last == nil then return end
     if tonumber(redis.call('HGET', KEYS[2], 'next:' .. i) or '0') < last then return end
   end
@@ -109,19 +115,19 @@ end
 
 /**
  * Acknowledges a chunk whose outputs are all committed, once: a replayed acknowledgement (the chunk was
- * reclaimed and finished twice) changes nothing. A chunk with fewer records than its span tells where its
- * source ends. KEYS: spec, feed, chunks, totals. ARGV: entry, source index, start, end, records, then
- * counter name/value pairs.
+ * reclaimed and finished twice) changes nothing. A chunk of a source of unknown size after which the
+ * source has nothing more ("exhausted") tells where it ends. KEYS: spec, feed, chunks, totals. ARGV: entry,
+ * source index, start, end, exhausted ("1"/"0"), then counter name/value pairs.
  */
 const COMPLETE = `${SETTLE}
 if redis.call('XACK', KEYS[3], '${GROUP}', ARGV[1]) == 0 then return 0 end
 redis.call('XDEL', KEYS[3], ARGV[1])
 redis.call('HINCRBY', KEYS[2], 'done', 1)
-local start, stop, records = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
-if records < stop - start then
+local stop, exhausted = tonumber(ARGV[4]), ARGV[5] == '1'
+if exhausted then
+  -- Nothing at or after this chunk's end: the source ends here at the latest (chunks fed beyond it are empty).
   local known = redis.call('HGET', KEYS[2], 'end:' .. ARGV[2])
-  local last = start + records
-  if not known or last < tonumber(known) then redis.call('HSET', KEYS[2], 'end:' .. ARGV[2], last) end
+  if not known or stop < tonumber(known) then redis.call('HSET', KEYS[2], 'end:' .. ARGV[2], stop) end
 end
 for i = 6, #ARGV, 2 do redis.call('HINCRBYFLOAT', KEYS[4], ARGV[i], ARGV[i + 1]) end
 settle()
@@ -148,6 +154,19 @@ if attempt >= spec.maxAttempts and ARGV[8] ~= 'release' then
 end
 redis.call('XADD', KEYS[3], '*', 'source', ARGV[2], 'index', ARGV[3], 'start', ARGV[4], 'end', ARGV[5], 'attempt', attempt + 1)
 return 1
+`;
+
+/**
+ * Restarts a chunk's idle time, only while `worker` still holds it: a worker that stalled past the reclaim
+ * time must not take back a chunk another worker has taken over. KEYS: chunks. ARGV: entry, worker.
+ */
+const HEARTBEAT = `
+local pending = redis.call('XPENDING', KEYS[1], '${GROUP}', ARGV[1], ARGV[1], 1)
+if pending[1] and pending[1][2] == ARGV[2] then
+  redis.call('XCLAIM', KEYS[1], '${GROUP}', ARGV[2], 0, ARGV[1], 'JUSTID')
+  return 1
+end
+return 0
 `;
 
 /** A key of a shared index goes to the first id that claims it. KEYS: index hash. ARGV: key, id. Returns the holder. */
@@ -196,7 +215,14 @@ export class RunQueue {
       retryStrategy: (times) => Math.min(times * 200, 2_000),
     });
     let reported = false;
+    let connected = false;
+    let firstError: Error | undefined;
     redis.on("error", (error: Error) => {
+      // Before the first connection an error is the start's one line, said below; after it, an outage.
+      if (!connected) {
+        firstError ??= error;
+        return;
+      }
       if (reported) return;
       reported = true;
       log(`redis ${url}: ${error.message}; waiting for it to come back`);
@@ -207,14 +233,16 @@ export class RunQueue {
     });
     try {
       await redis.connect();
+      connected = true;
     } catch (error) {
       redis.disconnect();
-      throw new ConfigError(`cannot reach Redis at ${url}: ${(error as Error).message} (is redis-server running, and is --redis right?)`);
+      throw new ConfigError(`cannot reach Redis at ${url}: ${(firstError ?? (error as Error)).message} (is redis-server running, and is --redis right?)`);
     }
     redis.defineCommand("rxFeed", { numberOfKeys: 3, lua: FEED });
     redis.defineCommand("rxComplete", { numberOfKeys: 4, lua: COMPLETE });
     redis.defineCommand("rxFail", { numberOfKeys: 4, lua: FAIL });
     redis.defineCommand("rxClaim", { numberOfKeys: 1, lua: CLAIM });
+    redis.defineCommand("rxHeartbeat", { numberOfKeys: 1, lua: HEARTBEAT });
     return new RunQueue(redis, name);
   }
 
@@ -223,9 +251,11 @@ export class RunQueue {
     const created = await this.redis.hsetnx(this.keys.spec, "spec", JSON.stringify(spec));
     if (created === 0) {
       const existing = (await this.spec()) as RunSpec;
-      const same = (s: RunSpec) => JSON.stringify({ graph: s.graph, overrides: s.overrides, out: s.out, chunkSize: s.chunkSize });
-      if (same(existing) !== same(spec)) {
-        throw new ConfigError(`run "${this.name}" is already registered with another graph, options, chunk size or output folder; choose another --run name`);
+      const differing = (["graph", "options", "out", "chunkSize", "maxQueued", "maxAttempts", "reclaimMs", "budget", "identity"] as const).filter(
+        (key) => stableHash(existing[key] ?? null) !== stableHash(spec[key] ?? null),
+      );
+      if (differing.length > 0) {
+        throw new ConfigError(`run "${this.name}" is already registered with another ${differing.join(", ")}; submit it as it was, or choose another --run name`);
       }
       return "exists";
     }
@@ -276,7 +306,7 @@ export class RunQueue {
 
   /** Keeps a chunk in progress from looking lost (its idle time restarts), and the worker listed as live. */
   async heartbeat(worker: string, entry: string | undefined): Promise<void> {
-    if (entry) await this.redis.xclaim(this.keys.chunks, GROUP, worker, 0, entry, "JUSTID");
+    if (entry) await (this.redis as unknown as RunQueueCommands).rxHeartbeat(this.keys.chunks, entry, worker);
     await this.redis.hset(this.keys.workers, worker, Date.now());
   }
 
@@ -284,8 +314,8 @@ export class RunQueue {
     await this.redis.hdel(this.keys.workers, worker);
   }
 
-  /** The chunk is committed: acknowledged once, with its record count and counters added to the run's totals. */
-  async complete(chunk: Claimed, records: number, counters: Readonly<Record<string, number>>): Promise<boolean> {
+  /** The chunk is committed: acknowledged once, with its counters added to the run's totals. */
+  async complete(chunk: Claimed, exhausted: boolean, counters: Readonly<Record<string, number>>): Promise<boolean> {
     const pairs = Object.entries(counters).flatMap(([key, value]) => [key, String(value)]);
     const spec = await this.spec();
     const index = spec.sources.findIndex((source) => source.name === chunk.source) + 1;
@@ -298,7 +328,7 @@ export class RunQueue {
       index,
       chunk.start,
       chunk.end,
-      records,
+      exhausted ? "1" : "0",
       ...pairs,
     );
     return done === 1;
@@ -388,6 +418,7 @@ export class RunQueue {
 
 interface RunQueueCommands {
   rxClaim(...args: unknown[]): Promise<unknown>;
+  rxHeartbeat(...args: unknown[]): Promise<unknown>;
   rxFeed(...args: unknown[]): Promise<unknown>;
   rxComplete(...args: unknown[]): Promise<unknown>;
   rxFail(...args: unknown[]): Promise<unknown>;

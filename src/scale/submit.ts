@@ -4,6 +4,8 @@ import { join, resolve } from "node:path";
 import { ConfigError } from "../errors.ts";
 import { buildGraph } from "../graph.ts";
 import { loadGraph } from "../cli/load-graph.ts";
+import type { FileSource } from "../io/source-common.ts";
+import type { Source } from "../io/types.ts";
 import { RunQueue, type RunSpec, type RunStatus } from "./queue.ts";
 
 export interface SubmitOptions {
@@ -49,13 +51,14 @@ export async function submitRun(options: SubmitOptions): Promise<{ readonly spec
         `graph "${definition.name}" does not declare itself chunkable: its operators may keep state across samples (dedup, pools, generative rounds) that workers do not share yet, so a scaled-out run would differ from \`rxsynth run\`; run it with \`rxsynth run\`, or set chunkable: true in its build if every sample's outcome depends on that sample alone`,
       );
     }
-    sources = await Promise.all(graph.sources.map(async (source) => ({ name: source.name, size: (await source.size?.().catch(() => undefined)) ?? null })));
+    sources = await Promise.all(graph.sources.map(async (source) => ({ name: source.name, size: await positionsOf(source) })));
   } finally {
     await graph.dispose?.();
   }
   const spec: RunSpec = {
     graph: graphRef,
     overrides,
+    options: { ...definition.defaults, ...overrides },
     out,
     chunkSize: options.chunkSize ?? SUBMIT_DEFAULTS.chunkSize,
     sources,
@@ -79,6 +82,17 @@ export async function submitRun(options: SubmitOptions): Promise<{ readonly spec
   } finally {
     await queue.close();
   }
+}
+
+/**
+ * How many positions a source spans, when it can tell without consuming anything: a file's lines (blank
+ * ones keep their numbers, so its record count would stop the feed short), else its size. A pipe cannot.
+ */
+async function positionsOf(source: Source): Promise<number | null> {
+  const size = await source.size?.().catch(() => undefined);
+  if (size === undefined) return null;
+  const span = (source as Partial<FileSource>).span;
+  return span ? await span.call(source) : size;
 }
 
 /** Polls the run until it is complete or failed, telling `onStatus` each time. */

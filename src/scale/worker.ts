@@ -67,6 +67,14 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerSummary> 
         if (!chunk) continue;
         holding = chunk;
         if (chunk.reclaimed) reclaimed++;
+        // Killed after its commit, before its acknowledgement: the chunk is done, not lost.
+        const committed = await committedOutcome(graph, spec, chunk);
+        if (committed) {
+          await queue.complete(chunk, committed.exhausted, committed.counters);
+          holding = undefined;
+          chunks++;
+          continue;
+        }
         if (chunk.attempt > spec.maxAttempts) {
           await queue.fail({ ...chunk, attempt: spec.maxAttempts }, `its worker was lost ${chunk.attempt - 1} times (killed, or stalled past ${spec.reclaimMs} ms)`);
           holding = undefined;
@@ -85,7 +93,7 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerSummary> 
           log(`worker ${me}: chunk ${chunkName(chunk)} failed (try ${chunk.attempt} of ${spec.maxAttempts}): ${outcome.reason}${dead ? "; dead-lettered" : ""}`);
           continue;
         }
-        await queue.complete(chunk, outcome.records, outcome.counters);
+        await queue.complete(chunk, outcome.exhausted, outcome.counters);
         chunks++;
         accepted += outcome.counters.accepted ?? 0;
         rejected += outcome.counters.rejected ?? 0;
@@ -105,7 +113,7 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerSummary> 
 }
 
 type ChunkOutcome =
-  | { readonly kind: "committed"; readonly records: number; readonly counters: Record<string, number> }
+  | { readonly kind: "committed"; readonly exhausted: boolean; readonly counters: Record<string, number> }
   | { readonly kind: "failed"; readonly reason: string; readonly stopsRun: boolean; readonly error: unknown }
   | { readonly kind: "stopped" };
 
@@ -120,7 +128,24 @@ async function runChunk(graph: BuiltGraph, spec: RunSpec, chunk: Claimed, signal
   }
   if (summary.status === "stopped") return { kind: "stopped" };
   if (summary.status !== "complete") return { kind: "failed", reason: `the chunk's run ended ${summary.status}`, stopsRun: false, error: undefined };
-  const manifest = await readManifest(out);
+  const committed = await committedOutcome(graph, spec, chunk, summary.metrics);
+  if (!committed) return { kind: "failed", reason: "the chunk's run ended without a complete manifest", stopsRun: false, error: undefined };
+  return committed;
+}
+
+/**
+ * The outcome of a chunk whose folder holds a complete run, from its manifest; undefined when it does not.
+ * Counts come from the committed shards, so a chunk finished over several tries counts each row once.
+ */
+async function committedOutcome(
+  graph: BuiltGraph,
+  spec: RunSpec,
+  chunk: Claimed,
+  metrics?: Awaited<ReturnType<typeof run>>["metrics"],
+): Promise<Extract<ChunkOutcome, { kind: "committed" }> | undefined> {
+  const out = chunkFolder(spec, chunk);
+  const manifest = await readManifest(out).catch(() => undefined);
+  if (!manifest?.complete) return undefined;
   const shards = manifest?.shards ?? [];
   // Every accepted format holds the same rows: one format's count is the chunk's.
   const counted = shards.find((shard) => shard.kind === "accepted")?.format;
@@ -128,13 +153,28 @@ async function runChunk(graph: BuiltGraph, spec: RunSpec, chunk: Claimed, signal
     accepted: shards.filter((shard) => shard.kind === "accepted" && shard.format === counted).reduce((sum, shard) => sum + shard.rows, 0),
     rejected: shards.filter((shard) => shard.kind === "rejects").reduce((sum, shard) => sum + shard.rows, 0),
   };
-  for (const operator of summary.metrics.operators) {
+  // Per operator and LLM totals are this try's alone (a resumed chunk counts only what it redid).
+  for (const operator of metrics?.operators ?? []) {
     counters[`op:${operator.name}:in`] = operator.in;
     counters[`op:${operator.name}:out`] = operator.out;
     counters[`op:${operator.name}:rejected`] = operator.rejected;
   }
-  for (const [key, value] of Object.entries(summary.metrics.totals)) counters[key] = value;
-  const records = manifest?.sources[chunk.source]?.watermark ?? 0;
-  counters.records = records;
-  return { kind: "committed", records, counters };
+  for (const [key, value] of Object.entries(metrics?.totals ?? {})) counters[key] = value;
+  counters.records = metrics?.source.pulled ?? 0;
+  const source = spec.sources.find((candidate) => candidate.name === chunk.source);
+  const exhausted = source?.size === null ? !(await anythingFrom(graph, chunk.source, chunk.end)) : false;
+  return { kind: "committed", exhausted, counters };
+}
+
+/** Whether the source yields any record at or after `position` (blank lines yield nothing). */
+async function anythingFrom(graph: BuiltGraph, name: string, position: number): Promise<boolean> {
+  const source = graph.sources.find((candidate) => candidate.name === name);
+  if (!source) return false;
+  const stop = new AbortController();
+  try {
+    for await (const batch of source.batches({ from: position, signal: stop.signal })) if (batch.length > 0) return true;
+    return false;
+  } finally {
+    stop.abort();
+  }
 }
