@@ -12,6 +12,9 @@
 //                         so such a graph is refused by `submit`.
 //   overhead_1w           `rxsynth run` wall time / 1 worker's wall time (submit to complete), same graph;
 //                         target >= 0.8.
+//   machine_scaling_2p    `rxsynth run` of all records / two plain `rxsynth run`s of half the records side
+//                         by side (no Redis, no chunks): what this machine gives a second process at all,
+//                         the ceiling of cpu_scaling_2w.
 //   global_rpm_utilisation  requests answered per minute / what the simulator's limits allow (its RPM, or its
 //                         TPM over the tokens a request took, whichever is lower; TPM is set near the
 //                         RPM's equivalent), 4 workers, one LLM request per record; target >= 0.95.
@@ -34,7 +37,7 @@ const QUICK = process.env.SCALE_BENCH_QUICK === "1";
 const ROOT = resolve(fileURLToPath(new URL("..", import.meta.url)));
 const CLI = join(ROOT, "bin/rxsynth.mjs");
 const CPU_RECORDS = QUICK ? 6_000 : 80_000;
-const CHUNK = 2_000;
+const CHUNK = 10_000;
 const LLM_RECORDS = QUICK ? 300 : 3_000;
 const RPM = 6_000;
 const CHAOS_RECORDS = QUICK ? 600 : 2_000;
@@ -155,8 +158,16 @@ async function cpuPart() {
     opsPerSample = ((await redisCommands()) - before) / CPU_RECORDS;
     two.push(await scaled(`cpu-2w-${round}`, "template-records", sets, 2));
   }
+  // What this machine gives two processes at all: two plain runs of half the records side by side, no Redis.
+  const halves: number[] = [];
+  for (let round = 0; round < 2; round++) {
+    const started = performance.now();
+    const half = ["--set", `count=${CPU_RECORDS / 2}`];
+    await Promise.all([single(`half-a-${round}`, "template-records", half), single(`half-b-${round}`, "template-records", [...half, "--set", "seed=7"])]);
+    halves.push((performance.now() - started) / 1000);
+  }
   const best = (values: number[]) => Math.min(...values);
-  return { run_s: best(runs), one_worker_s: best(one), two_workers_s: best(two), opsPerSample };
+  return { run_s: best(runs), one_worker_s: best(one), two_workers_s: best(two), two_plain_halves_s: best(halves), opsPerSample };
 }
 
 async function llmPart() {
@@ -255,7 +266,7 @@ async function main() {
   await startRedis();
   try {
     const cpu = await cpuPart();
-    console.log(`cpu: run ${cpu.run_s.toFixed(1)} s, 1 worker ${cpu.one_worker_s.toFixed(1)} s, 2 workers ${cpu.two_workers_s.toFixed(1)} s`);
+    console.log(`cpu: run ${cpu.run_s.toFixed(1)} s, 1 worker ${cpu.one_worker_s.toFixed(1)} s, 2 workers ${cpu.two_workers_s.toFixed(1)} s, two plain half runs side by side ${cpu.two_plain_halves_s.toFixed(1)} s`);
     const llm = await llmPart();
     console.log(`llm: ${llm.completed} answered in ${llm.seconds.toFixed(1)} s (${Math.round(llm.perMinute)}/min of ${RPM}), ${llm.rateLimited} 429s of ${llm.requests} requests`);
     const chaos = await chaosPart();
@@ -263,6 +274,8 @@ async function main() {
     const result = {
       cpu_scaling_2w: round(cpu.one_worker_s / cpu.two_workers_s),
       overhead_1w: round(cpu.run_s / cpu.one_worker_s),
+      // The ceiling cpu_scaling_2w is measured against: one plain run / two plain half runs side by side.
+      machine_scaling_2p: round(cpu.run_s / cpu.two_plain_halves_s),
       global_rpm_utilisation: round(llm.perMinute / llm.allowedPerMinute),
       global_429_rate: round(llm.rateLimited / llm.requests, 4),
       chaos_lost: chaos.lost,
