@@ -26,12 +26,11 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { mkdir, writeFile } from "node:fs/promises";
-import { createServer } from "node:net";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { Redis } from "ioredis";
 import { readRows } from "../src/io/read.ts";
+import { RedisServer, freePort } from "../test/support/redis-server.ts";
 
 const QUICK = process.env.SCALE_BENCH_QUICK === "1";
 const ROOT = resolve(fileURLToPath(new URL("..", import.meta.url)));
@@ -46,17 +45,8 @@ const SEED = 12;
 
 const dir = mkdtempSync(join(tmpdir(), "rxsynth-scale-bench-"));
 const children = new Set<ChildProcess>();
-let redisPort = 0;
-let redis: ChildProcess | undefined;
-const redisUrl = () => `redis://127.0.0.1:${redisPort}`;
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((done) => server.listen(0, "127.0.0.1", done));
-  const { port } = server.address() as { port: number };
-  await new Promise((done) => server.close(done));
-  return port;
-}
+let redis: RedisServer;
+const redisUrl = () => redis.url;
 
 interface Exit {
   readonly code: number | null;
@@ -78,41 +68,6 @@ const rxsynth = (args: readonly string[], env?: Record<string, string>) => start
 async function must(run: { exit: Promise<Exit> }, what: string): Promise<void> {
   const exit = await run.exit;
   if (exit.code !== 0) throw new Error(`${what} exited ${exit.code ?? exit.signal}: ${exit.stderr.trim().split("\n").slice(-3).join(" | ")}`);
-}
-
-async function startRedis(): Promise<void> {
-  redis = start("redis-server", ["--port", String(redisPort), "--bind", "127.0.0.1", "--dir", dir, "--appendonly", "yes", "--save", ""]).child;
-  const client = new Redis(redisUrl(), { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
-  client.on("error", () => {});
-  for (let i = 0; i < 100; i++) {
-    try {
-      await client.connect();
-      await client.ping();
-      client.disconnect();
-      return;
-    } catch {
-      await new Promise((done) => setTimeout(done, 50));
-    }
-  }
-  throw new Error("redis-server did not start");
-}
-
-async function stopRedis(): Promise<void> {
-  const running = redis;
-  if (!running || running.exitCode !== null) return;
-  const exited = new Promise((done) => running.once("exit", done));
-  running.kill("SIGTERM");
-  await exited;
-}
-
-async function redisCommands(): Promise<number> {
-  const client = new Redis(redisUrl(), { maxRetriesPerRequest: 1 });
-  try {
-    const info = await client.info("commandstats");
-    return [...info.matchAll(/calls=(\d+)/g)].reduce((sum, match) => sum + Number(match[1]), 0);
-  } finally {
-    client.disconnect();
-  }
 }
 
 /** Submit, then `workers` workers to the end; wall seconds from submit to the last worker's exit. */
@@ -153,9 +108,9 @@ async function cpuPart() {
   let opsPerSample = 0;
   for (let round = 0; round < 2; round++) {
     runs.push(await single(`cpu-run-${round}`, "template-records", sets));
-    const before = await redisCommands();
+    const before = await redis.commands();
     one.push(await scaled(`cpu-1w-${round}`, "template-records", sets, 1));
-    opsPerSample = ((await redisCommands()) - before) / CPU_RECORDS;
+    opsPerSample = ((await redis.commands()) - before) / CPU_RECORDS;
     two.push(await scaled(`cpu-2w-${round}`, "template-records", sets, 2));
   }
   // What this machine gives two processes at all: two plain runs of half the records side by side, no Redis.
@@ -242,9 +197,9 @@ async function chaosPart() {
     kills++;
     spawnWorker();
     if (k === 2) {
-      await stopRedis();
+      await redis.stop();
       await new Promise((done) => setTimeout(done, 300));
-      await startRedis();
+      await redis.restart();
     }
   }
   while (workers.size > 0) await Promise.all([...workers].map((worker) => worker.exit));
@@ -262,8 +217,7 @@ async function chaosPart() {
 }
 
 async function main() {
-  redisPort = await freePort();
-  await startRedis();
+  redis = await RedisServer.start(dir);
   try {
     const cpu = await cpuPart();
     console.log(`cpu: run ${cpu.run_s.toFixed(1)} s, 1 worker ${cpu.one_worker_s.toFixed(1)} s, 2 workers ${cpu.two_workers_s.toFixed(1)} s, two plain half runs side by side ${cpu.two_plain_halves_s.toFixed(1)} s`);
@@ -308,7 +262,7 @@ async function main() {
     console.log("wrote benchmarks/results/scale.json");
   } finally {
     for (const child of children) child.kill("SIGKILL");
-    await stopRedis();
+    await redis.stop();
     rmSync(dir, { recursive: true, force: true });
   }
 }

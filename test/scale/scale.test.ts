@@ -4,11 +4,11 @@
 // redis-server on a free port with its AOF in a temp folder; the machine's 6379 is left alone.
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readRows } from "../../src/io/read.ts";
+import { RedisServer, freePort } from "../support/redis-server.ts";
 
 const ROOT = resolve(import.meta.dirname, "../..");
 const CLI = join(ROOT, "bin/rxsynth.mjs");
@@ -16,53 +16,9 @@ const GRAPH = join(ROOT, "test/fixtures/scale-graph.ts");
 const LLM_GRAPH = join(ROOT, "test/fixtures/scale-llm-graph.ts");
 const JSONL_GRAPH = join(ROOT, "test/fixtures/scale-jsonl-graph.ts");
 const dir = mkdtempSync(join(tmpdir(), "rxsynth-scale-"));
-let redis: ChildProcess | undefined;
-let port = 0;
-const url = () => `redis://127.0.0.1:${port}`;
+let redis: RedisServer;
+const url = () => redis.url;
 const children = new Set<ChildProcess>();
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((done) => server.listen(0, "127.0.0.1", done));
-  const { port: free } = server.address() as { port: number };
-  await new Promise((done) => server.close(done));
-  return free;
-}
-
-async function startRedis(): Promise<void> {
-  const data = join(dir, "redis");
-  rmSync(join(data, "never"), { force: true });
-  redis = spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--dir", dir, "--appendonly", "yes", "--appendfsync", "always", "--save", ""], {
-    stdio: "ignore",
-  });
-  for (let i = 0; i < 100; i++) {
-    if (await ping()) return;
-    await new Promise((done) => setTimeout(done, 50));
-  }
-  throw new Error("redis-server did not start");
-}
-
-async function stopRedis(): Promise<void> {
-  const stopping = redis;
-  if (!stopping || stopping.exitCode !== null) return;
-  const exited = new Promise((done) => stopping.once("exit", done));
-  stopping.kill("SIGTERM");
-  await exited;
-}
-
-async function ping(): Promise<boolean> {
-  const { Redis } = await import("ioredis");
-  const client = new Redis(url(), { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
-  client.on("error", () => {});
-  try {
-    await client.connect();
-    return (await client.ping()) === "PONG";
-  } catch {
-    return false;
-  } finally {
-    client.disconnect();
-  }
-}
 
 interface Exit {
   readonly code: number | null;
@@ -89,13 +45,12 @@ const idsOf = (rows: Record<string, unknown>[]) => rows.map((row) => row.id as s
 const idsOfFolder = async (folder: string) => [...idsOf(await readRows(folder, { prefix: "part" })), ...idsOf(await readRows(folder, { prefix: "rejects" }))];
 
 beforeAll(async () => {
-  port = await freePort();
-  await startRedis();
+  redis = await RedisServer.start(dir);
 }, 30_000);
 
 afterAll(async () => {
   for (const child of children) child.kill("SIGKILL");
-  await stopRedis();
+  await redis?.stop();
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -118,9 +73,9 @@ describe("rxsynth submit / worker / status", () => {
     await new Promise((done) => setTimeout(done, 700));
     doomed.child.kill("SIGKILL");
     expect((await doomed.exit).signal).toBe("SIGKILL");
-    await stopRedis();
+    await redis.stop();
     await new Promise((done) => setTimeout(done, 500));
-    await startRedis();
+    await redis.restart();
     const late = worker();
     const exits = await Promise.all([first.exit, late.exit]);
     for (const exit of exits) expect(exit.code, exit.stderr).toBe(0);
