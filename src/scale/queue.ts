@@ -37,6 +37,8 @@ export type RunState = "running" | "complete" | "failed";
 /** A chunk as a worker holds it: its stream entry, and how many tries it has had. */
 export interface Claimed extends Chunk {
   readonly entry: string;
+  /** The source's place in the spec (1-based), as the feed wrote it into the entry. */
+  readonly index: number;
   readonly attempt: number;
   readonly reclaimed: boolean;
 }
@@ -317,15 +319,13 @@ export class RunQueue {
   /** The chunk is committed: acknowledged once, with its counters added to the run's totals. */
   async complete(chunk: Claimed, exhausted: boolean, counters: Readonly<Record<string, number>>): Promise<boolean> {
     const pairs = Object.entries(counters).flatMap(([key, value]) => [key, String(value)]);
-    const spec = await this.spec();
-    const index = spec.sources.findIndex((source) => source.name === chunk.source) + 1;
     const done = await (this.redis as unknown as RunQueueCommands).rxComplete(
       this.keys.spec,
       this.keys.feed,
       this.keys.chunks,
       this.keys.totals,
       chunk.entry,
-      index,
+      chunk.index,
       chunk.start,
       chunk.end,
       exhausted ? "1" : "0",
@@ -345,8 +345,6 @@ export class RunQueue {
   }
 
   private async giveBack(chunk: Claimed, reason: string, mode: "fail" | "release"): Promise<boolean> {
-    const spec = await this.spec();
-    const index = spec.sources.findIndex((source) => source.name === chunk.source) + 1;
     const result = await (this.redis as unknown as RunQueueCommands).rxFail(
       this.keys.spec,
       this.keys.feed,
@@ -354,7 +352,7 @@ export class RunQueue {
       this.keys.dead,
       chunk.entry,
       chunk.source,
-      index,
+      chunk.index,
       chunk.start,
       chunk.end,
       chunk.attempt,
@@ -432,7 +430,7 @@ function fieldsOf(fields: readonly string[]): Record<string, string> {
 
 function decode(entry: string, fields: readonly string[]): Omit<Claimed, "reclaimed"> {
   const record = fieldsOf(fields);
-  return { entry, source: record.source!, start: Number(record.start), end: Number(record.end), attempt: Number(record.attempt ?? 1) };
+  return { entry, source: record.source!, index: Number(record.index), start: Number(record.start), end: Number(record.end), attempt: Number(record.attempt ?? 1) };
 }
 
 /** A consumer name that says where the worker runs. */
