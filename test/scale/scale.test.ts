@@ -68,11 +68,10 @@ describe.skipIf(skipRedis)("rxsynth submit / worker / status", () => {
     expect(submit.code, submit.stderr).toBe(0);
     const worker = () => cli(["worker", "--redis", url(), "--run", "kill-test"]);
     const first = worker();
-    const doomed = worker();
-    // Killed once it is inside a chunk: its chunk folder exists, the chunk is not acknowledged.
+    // Killed inside its first chunk, between writing shards and committing them: the chunk is held and
+    // not acknowledged, whatever the timing.
+    const doomed = cli(["worker", "--redis", url(), "--run", "kill-test"], { RXSYNTH_FAULT: "shards:1" });
     await waitFor(() => existsSync(join(out, "chunks")), 20_000);
-    await new Promise((done) => setTimeout(done, 700));
-    doomed.child.kill("SIGKILL");
     expect((await doomed.exit).signal).toBe("SIGKILL");
     await redis.stop();
     await new Promise((done) => setTimeout(done, 500));
