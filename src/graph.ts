@@ -26,8 +26,8 @@ export interface BuiltGraph {
   /**
    * Every sample's outcome depends on that sample alone (and on state shared through GraphEnvironment.shared),
    * so the graph may run as chunks of source positions on several workers (`rxsynth submit`) with the
-   * single-process output. Dedup indexes, pools and generative rounds kept in an operator are not shared
-   * yet: such a graph must not say so.
+   * single-process output. Exact and near dedup share their index when given `shared`; pools and generative
+   * rounds kept in an operator are not shared yet: such a graph must not say so.
    */
   readonly chunkable?: boolean;
   /** Resolved options, recorded in the manifest so a resume with other options is caught. */
@@ -72,6 +72,35 @@ export interface SharedServices {
   rateBuckets(endpoint: string): NonNullable<LlmOptions["buckets"]>;
   /** The run's index of `name`: one for all workers (see SharedIndex). */
   index(name: string): SharedIndex;
+  /** The run's MinHash LSH index of `name`, of the given shape: one for all workers (see SharedNearIndex). */
+  nearIndex(name: string, shape: NearIndexShape): SharedNearIndex;
+}
+
+export interface NearIndexShape {
+  readonly numPerm: number;
+  readonly bands: number;
+  readonly rows: number;
+  /** Estimated Jaccard similarity at or above which a document is a near-duplicate of a kept one. */
+  readonly threshold: number;
+}
+
+/** The kept document a near-duplicate matched, and their estimated Jaccard similarity. */
+export interface NearMatch {
+  readonly duplicateOf: string;
+  readonly jaccard: number;
+}
+
+/**
+ * A MinHash LSH index kept in Redis for every worker of a run: each admission compares and inserts in one
+ * atomic step, so two near-duplicates on different workers cannot both be kept.
+ */
+export interface SharedNearIndex {
+  /**
+   * Keeps `signature` (with its LSH band keys, as the operator bands it) under `id` unless a kept document
+   * reaches the threshold; returns that document, or undefined when kept. A sample admitted before a crash
+   * finds itself when replayed and is kept again.
+   */
+  admit(id: string, signature: Uint32Array, bandKeys: Uint32Array): Promise<NearMatch | undefined>;
 }
 
 /**

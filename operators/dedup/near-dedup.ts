@@ -1,7 +1,7 @@
-import { ConfigError, defineFilter, drop, type Operator, type RunContext } from "../../src/index.ts";
+import { ConfigError, defineAsyncFilter, defineFilter, drop, type Operator, type RunContext, type SharedNearIndex, type SharedServices } from "../../src/index.ts";
 import { fieldList, textOf, type Fields } from "./fields.ts";
 import { LshIndex, resolveBands } from "./lsh.ts";
-import { createMinHasher, isEmptySignature, type ShingleOptions } from "./minhash.ts";
+import { bands as bandKeys, createMinHasher, isEmptySignature, type MinHasher, type ShingleOptions } from "./minhash.ts";
 import { readState, statePath, writeStateAtomic } from "./state-file.ts";
 
 /** How two texts are judged near-duplicates: shared by the streaming operator and the offline clustering. */
@@ -32,6 +32,11 @@ export interface NearDedupOptions extends NearDuplicateMatch {
   readonly name?: string;
   /** Save the index with each run checkpoint and reload it on resume. Default true. */
   readonly checkpoint?: boolean;
+  /**
+   * The workers' shared state of a scaled-out run (GraphEnvironment.shared): the index is one in Redis for
+   * every worker instead of one in each. Unset (a single process): the local index.
+   */
+  readonly shared?: SharedServices;
 }
 
 const DEFAULTS = {
@@ -94,6 +99,12 @@ export function nearDedup(options: NearDedupOptions = {}): Operator {
     rows: config.rows,
   });
 
+  const params = { ...config, name: undefined, shared: undefined, bands: shape.bands, rows: shape.rows };
+  if (options.shared) {
+    const index = options.shared.nearIndex(config.name, { numPerm: config.numPerm, ...shape, threshold: config.threshold });
+    return sharedNearDedup({ name: config.name, threshold: config.threshold, ...shape }, params, fields, hasher, index);
+  }
+
   const report = (state: State, context: RunContext, index: LshIndex) => {
     const bytes = index.memoryBytes();
     context.metrics.add(INDEX_BYTES_TOTAL, bytes - state.reportedBytes);
@@ -136,7 +147,7 @@ export function nearDedup(options: NearDedupOptions = {}): Operator {
 
   return defineFilter<State>({
     name: config.name,
-    params: { ...config, name: undefined, bands: shape.bands, rows: shape.rows },
+    params,
     reads: fields,
     state: () => ({ index: undefined, restored: 0, replayed: new Uint8Array(0), writes: Promise.resolve(), reportedBytes: 0, sinceReport: 0 }),
     test(sample, state, context) {
@@ -161,5 +172,31 @@ export function nearDedup(options: NearDedupOptions = {}): Operator {
     },
     checkpoint: save,
     complete: save,
+  });
+}
+
+/**
+ * The same decision against the run's shared index: compare and insert are one atomic step in Redis, so of
+ * two near-duplicates on different workers one is kept. Which one depends on timing, as it does for how
+ * a chain (a ~ b ~ c, a !~ c) splits; no kept pair reaches the threshold either way.
+ */
+function sharedNearDedup(
+  config: { readonly name: string; readonly threshold: number; readonly bands: number; readonly rows: number },
+  params: object,
+  fields: readonly string[],
+  hasher: MinHasher,
+  index: SharedNearIndex,
+): Operator {
+  return defineAsyncFilter({
+    name: config.name,
+    params,
+    reads: fields,
+    concurrency: 256,
+    async test(sample) {
+      const sig = hasher.signature(textOf(sample, fields));
+      if (isEmptySignature(sig)) return true;
+      const match = await index.admit(sample.id, sig, bandKeys(sig, config.bands, config.rows));
+      return match ? drop("near_duplicate", { duplicateOf: match.duplicateOf, value: match.jaccard, threshold: config.threshold }) : true;
+    },
   });
 }

@@ -4,6 +4,7 @@ import { ConfigError } from "../errors.ts";
 import type { SharedServices } from "../graph.ts";
 import { stableHash } from "../hash.ts";
 import { SharedBucket } from "./shared-bucket.ts";
+import { RedisNearIndex } from "./shared-near-index.ts";
 import type { Chunk } from "./window.ts";
 
 /** What `submit` registers: everything a worker on another machine needs to run the same graph. */
@@ -406,6 +407,7 @@ export class RunQueue {
           claim: async (member, id) => String(await (this.redis as unknown as RunQueueCommands).rxClaim(key, member, id)),
         };
       },
+      nearIndex: (name, shape) => new RedisNearIndex(this.redis, `rxsynth:run:{${this.name}}:near:${name}`, shape),
     };
   }
 

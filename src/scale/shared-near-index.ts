@@ -1,0 +1,114 @@
+import type { Redis } from "ioredis";
+import { ConfigError } from "../errors.ts";
+import type { NearIndexShape, NearMatch, SharedNearIndex } from "../graph.ts";
+
+/**
+ * Compares a signature with the kept documents sharing one of its LSH bands and, when none reaches the
+ * threshold, keeps it: one script, so no other worker's admission falls between the look and the insert.
+ * Documents are numbered in the order they were kept; a field holding a number is its 4 bytes (struct I4).
+ * Similarity is estimated on 16-bit fingerprints with the same correction as the single-process index
+ * (operators/dedup/lsh.ts), and ties go to the oldest, so one worker decides as `rxsynth run` would.
+ *
+ * KEYS: meta (shape, last number), docs (number -> fingerprints .. id), ids (id -> number),
+ * buckets (band number (2 bytes) .. band key (4 bytes) -> numbers of the documents in it).
+ * ARGV: id, fingerprints (2 bytes each), band keys (4 bytes each), threshold, shape.
+ * Returns {0} when kept (or when the id finds itself: a replay), {1, id of the match, equal fingerprints}.
+ */
+const NEAR_ADMIT = `
+local shape = redis.call('HGET', KEYS[1], 'shape')
+if not shape then
+  redis.call('HSET', KEYS[1], 'shape', ARGV[5])
+elseif shape ~= ARGV[5] then
+  return redis.error_reply('SHAPE ' .. shape)
+end
+local id, prints, bandKeys, threshold = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
+local width = string.len(prints)
+local mine = redis.call('HGET', KEYS[3], id)
+if mine and string.sub(redis.call('HGET', KEYS[2], mine), 1, width) == prints then return {0} end
+local collision = 1 / 65536
+local mineParts = {}
+for p = 1, width, 2 do mineParts[p] = string.sub(prints, p, p + 1) end
+local seen, bestNumber, bestEqual, bestId = {}, nil, -1, nil
+for b = 0, string.len(bandKeys) / 4 - 1 do
+  local members = redis.call('HGET', KEYS[4], struct.pack('<I2', b) .. string.sub(bandKeys, b * 4 + 1, b * 4 + 4))
+  if members then
+    for at = 1, string.len(members), 4 do
+      local field = string.sub(members, at, at + 3)
+      if not seen[field] then
+        seen[field] = true
+        local stored = redis.call('HGET', KEYS[2], field)
+        local equal = 0
+        for p = 1, width, 2 do
+          if string.sub(stored, p, p + 1) == mineParts[p] then equal = equal + 1 end
+        end
+        local number = struct.unpack('<I4', field)
+        if equal > bestEqual or (equal == bestEqual and number < bestNumber) then
+          bestEqual, bestNumber, bestId = equal, number, string.sub(stored, width + 1)
+        end
+      end
+    end
+  end
+end
+if bestId then
+  local jaccard = math.max(0, (bestEqual / (width / 2) - collision) / (1 - collision))
+  if jaccard >= threshold then return {1, bestId, bestEqual} end
+end
+local number = redis.call('HINCRBY', KEYS[1], 'last', 1)
+local field = struct.pack('<I4', number)
+redis.call('HSET', KEYS[2], field, prints .. id)
+redis.call('HSET', KEYS[3], id, field)
+for b = 0, string.len(bandKeys) / 4 - 1 do
+  local bucket = struct.pack('<I2', b) .. string.sub(bandKeys, b * 4 + 1, b * 4 + 4)
+  local members = redis.call('HGET', KEYS[4], bucket)
+  if members then redis.call('HSET', KEYS[4], bucket, members .. field) else redis.call('HSET', KEYS[4], bucket, field) end
+end
+return {0}
+`;
+
+/** Same as FINGERPRINT_COLLISION in operators/dedup/lsh.ts: unequal values agree on 16 bits with this chance. */
+const COLLISION = 1 / 65536;
+
+interface NearCommands {
+  rxNearAdmit(...args: unknown[]): Promise<[number, string?, number?]>;
+}
+
+/**
+ * The MinHash LSH index of one operator of one run, in Redis: 16-bit fingerprints and the id of each kept
+ * document, and the LSH buckets over them; about numPerm x 2 + bands x 10 bytes of data per kept document
+ * plus Redis's own per-field cost (benchmarks/scale.ts reports the bytes per document it measured).
+ */
+export class RedisNearIndex implements SharedNearIndex {
+  private readonly keys: readonly string[];
+  private readonly shapeName: string;
+
+  constructor(
+    private readonly redis: Redis,
+    prefix: string,
+    private readonly shape: NearIndexShape,
+  ) {
+    if (!(redis as unknown as Partial<NearCommands>).rxNearAdmit) redis.defineCommand("rxNearAdmit", { numberOfKeys: 4, lua: NEAR_ADMIT });
+    this.keys = [`${prefix}:meta`, `${prefix}:docs`, `${prefix}:ids`, `${prefix}:buckets`];
+    this.shapeName = `${shape.numPerm}/${shape.bands}x${shape.rows}@${shape.threshold}`;
+  }
+
+  async admit(id: string, signature: Uint32Array, bands: Uint32Array): Promise<NearMatch | undefined> {
+    if (signature.length !== this.shape.numPerm || bands.length !== this.shape.bands) {
+      throw new ConfigError(`a signature of ${signature.length} values in ${bands.length} bands, the shared index expects ${this.shape.numPerm} in ${this.shape.bands}`);
+    }
+    const prints = Buffer.alloc(signature.length * 2);
+    for (let p = 0; p < signature.length; p++) prints.writeUInt16LE(signature[p]! & 0xffff, p * 2);
+    const bandBytes = Buffer.alloc(this.shape.bands * 4);
+    for (let b = 0; b < this.shape.bands; b++) bandBytes.writeUInt32LE(bands[b]! >>> 0, b * 4);
+    let reply;
+    try {
+      reply = await (this.redis as unknown as NearCommands).rxNearAdmit(...this.keys, id, prints, bandBytes, String(this.shape.threshold), this.shapeName);
+    } catch (error) {
+      const saved = /SHAPE (\S+)/.exec(String((error as Error).message))?.[1];
+      if (!saved) throw error;
+      throw new ConfigError(`the run's shared near-dedup index was made with ${saved} (permutations/bands x rows@threshold), this worker asks for ${this.shapeName}; workers of one run must share the graph's options`);
+    }
+    if (reply[0] === 0) return undefined;
+    const raw = Number(reply[2]) / this.shape.numPerm;
+    return { duplicateOf: String(reply[1]), jaccard: Math.max(0, (raw - COLLISION) / (1 - COLLISION)) };
+  }
+}
