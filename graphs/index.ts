@@ -3,6 +3,7 @@
 export { default as augment } from "./augment.ts";
 export { default as backTranslation } from "./back-translation.ts";
 export { default as codeExec } from "./code-exec.ts";
+export { default as curate } from "./curate.ts";
 export { default as distillRationales } from "./distill-rationales.ts";
 export { default as evolInstruct } from "./evol-instruct.ts";
 export { default as instructionBacktranslation } from "./instruction-backtranslation.ts";
