@@ -64,31 +64,63 @@ const GROUP = "workers";
 /**
  * Feeds chunks until `maxQueued` are outstanding (fed, not yet done), source after source; a source whose
  * end is not known yet is fed up to that bound and the next one waits until a short chunk tells its end.
- * KEYS: spec, feed, chunks. Returns the number of chunks added.
+ * KEYS: spec, feed, chunks. Returns the number of chunks added (none once the run is over).
  */
-const FEED = `
-local spec = cjson.decode(redis.call('HGET', KEYS[1], 'spec'))
-if redis.call('HGET', KEYS[1], 'state') ~= 'running' then return 0 end
-local fed = tonumber(redis.call('HGET', KEYS[2], 'fed') or '0')
-local done = tonumber(redis.call('HGET', KEYS[2], 'done') or '0')
-local added = 0
-for i, source in ipairs(spec.sources) do
-  local nextPos = tonumber(redis.call('HGET', KEYS[2], 'next:' .. i) or '0')
-  -- HGET of a missing field is false, not nil: an unknown end must be nil for the comparisons below.
-  local last = redis.call('HGET', KEYS[2], 'end:' .. i)
-  if last then last = tonumber(last) elseif source.size ~= cjson.null then last = source.size else last = nil end
-  while (fed - done) < spec.maxQueued and (last == nil or nextPos < last) do
-    local stop = nextPos + spec.chunkSize
-    if last ~= nil and stop > last then stop = last end
-    redis.call('XADD', KEYS[3], '*', 'source', source.name, 'index', i, 'start', nextPos, 'end', stop, 'attempt', 1)
-    nextPos = stop
-    fed = fed + 1
-    added = added + 1
+const FEED_FUNCTION = `
+local function feed()
+  if (redis.call('HGET', KEYS[1], 'state') or 'running') ~= 'running' then return 0 end
+  local spec = cjson.decode(redis.call('HGET', KEYS[1], 'spec'))
+  local fed = tonumber(redis.call('HGET', KEYS[2], 'fed') or '0')
+  local done = tonumber(redis.call('HGET', KEYS[2], 'done') or '0')
+  local added = 0
+  for i, source in ipairs(spec.sources) do
+    local nextPos = tonumber(redis.call('HGET', KEYS[2], 'next:' .. i) or '0')
+    -- HGET of a missing field is false, not nil: an unknown end must be nil for the comparisons below.
+    local last = redis.call('HGET', KEYS[2], 'end:' .. i)
+    if last then last = tonumber(last) elseif source.size ~= cjson.null then last = source.size else last = nil end
+    while (fed - done) < spec.maxQueued and (last == nil or nextPos < last) do
+      local stop = nextPos + spec.chunkSize
+      if last ~= nil and stop > last then stop = last end
+      redis.call('XADD', KEYS[3], '*', 'source', source.name, 'index', i, 'start', nextPos, 'end', stop, 'attempt', 1)
+      nextPos = stop
+      fed = fed + 1
+      added = added + 1
+    end
+    redis.call('HSET', KEYS[2], 'next:' .. i, nextPos, 'fed', fed)
+    if last == nil or nextPos < last then break end
   end
-  redis.call('HSET', KEYS[2], 'next:' .. i, nextPos, 'fed', fed)
-  if last == nil or nextPos < last then break end
+  return added
 end
-return added
+`;
+
+const FEED = `${FEED_FUNCTION}
+return feed()
+`;
+
+/**
+ * A worker's one round trip between chunks: lists it as live, tells the run's state, tops the queue up,
+ * and hands it a chunk, first one a lost worker left idle past the reclaim time, else a new one. Separate
+ * calls cost a round trip and, with AOF fsync on every write, an fsync each (benchmarks/queue-engines.ts).
+ * KEYS: spec, feed, chunks, workers. ARGV: worker, reclaim ms, now (ms). Returns {state, reason} or
+ * {state, reason, entry, fields, deliveries, reclaimed (1/0)}.
+ */
+const NEXT = `${FEED_FUNCTION}
+redis.call('HSET', KEYS[4], ARGV[1], ARGV[3])
+local state = redis.call('HGET', KEYS[1], 'state') or 'running'
+if state ~= 'running' then return {state, redis.call('HGET', KEYS[1], 'reason') or ''} end
+feed()
+local lost = redis.call('XAUTOCLAIM', KEYS[3], '${GROUP}', ARGV[1], ARGV[2], '0-0', 'COUNT', 1)[2][1]
+if type(lost) == 'table' and type(lost[2]) == 'table' then
+  redis.call('HINCRBY', KEYS[2], 'reclaimed', 1)
+  local pending = redis.call('XPENDING', KEYS[3], '${GROUP}', lost[1], lost[1], 1)[1]
+  return {state, '', lost[1], lost[2], pending and pending[4] or 1, 1}
+end
+local read = redis.call('XREADGROUP', 'GROUP', '${GROUP}', ARGV[1], 'COUNT', 1, 'STREAMS', KEYS[3], '>')
+if read and read[1] and read[1][2][1] then
+  local entry = read[1][2][1]
+  return {state, '', entry[1], entry[2], 1, 0}
+end
+return {state, ''}
 `;
 
 /**
@@ -242,6 +274,7 @@ export class RunQueue {
       throw new ConfigError(`cannot reach Redis at ${url}: ${(firstError ?? (error as Error)).message} (is redis-server running, and is --redis right?)`);
     }
     redis.defineCommand("rxFeed", { numberOfKeys: 3, lua: FEED });
+    redis.defineCommand("rxNext", { numberOfKeys: 4, lua: NEXT });
     redis.defineCommand("rxComplete", { numberOfKeys: 4, lua: COMPLETE });
     redis.defineCommand("rxFail", { numberOfKeys: 4, lua: FAIL });
     redis.defineCommand("rxClaim", { numberOfKeys: 1, lua: CLAIM });
@@ -286,25 +319,32 @@ export class RunQueue {
   }
 
   /**
-   * The next chunk for `worker`: first one a lost worker left idle past the reclaim time, else a new one
-   * (waiting up to `blockMs`). Undefined when none came.
+   * Where `worker` stands: the run's state and, while it runs, the next chunk, first one a lost worker left
+   * idle past the reclaim time, else a new one (waiting up to `blockMs` when none is there).
    */
-  async claim(worker: string, reclaimMs: number, blockMs: number): Promise<Claimed | undefined> {
-    const [, taken] = (await this.redis.xautoclaim(this.keys.chunks, GROUP, worker, reclaimMs, "0-0", "COUNT", 1)) as [string, [string, string[]][]];
-    const lost = taken.find((entry) => entry !== null && Array.isArray(entry[1]));
-    if (lost) {
-      await this.redis.hincrby(this.keys.feed, "reclaimed", 1);
-      // A chunk lost once more than its tries allow is not given out again.
-      const [entry] = (await this.redis.xpending(this.keys.chunks, GROUP, lost[0], lost[0], 1)) as [string, string, number, number][];
-      const chunk = decode(lost[0], lost[1]);
-      // Each delivery to a worker that was then lost counts as a try (XAUTOCLAIM counts them).
-      return { ...chunk, reclaimed: true, attempt: chunk.attempt + Math.max(0, (entry?.[3] ?? 1) - 1) };
+  async next(worker: string, reclaimMs: number, blockMs: number): Promise<{ state: RunState; reason?: string; chunk?: Claimed }> {
+    const [state, reason, entry, fields, deliveries, reclaimed] = (await (this.redis as unknown as RunQueueCommands).rxNext(
+      this.keys.spec,
+      this.keys.feed,
+      this.keys.chunks,
+      this.keys.workers,
+      worker,
+      reclaimMs,
+      Date.now(),
+    )) as [RunState, string, string?, string[]?, number?, number?];
+    const told = { state, reason: reason || undefined };
+    if (entry && fields) {
+      const chunk = decode(entry, fields);
+      // Each delivery to a worker that was then lost counts as a try (the group counts deliveries).
+      if (reclaimed === 1) return { ...told, chunk: { ...chunk, reclaimed: true, attempt: chunk.attempt + Math.max(0, (deliveries ?? 1) - 1) } };
+      return { ...told, chunk: { ...chunk, reclaimed: false } };
     }
+    if (state !== "running") return told;
     const read = (await this.redis.xreadgroup("GROUP", GROUP, worker, "COUNT", 1, "BLOCK", blockMs, "STREAMS", this.keys.chunks, ">")) as
       | [string, [string, string[]][]][]
       | null;
-    const entry = read?.[0]?.[1]?.[0];
-    return entry ? { ...decode(entry[0], entry[1]), reclaimed: false } : undefined;
+    const waited = read?.[0]?.[1]?.[0];
+    return waited ? { ...told, chunk: { ...decode(waited[0], waited[1]), reclaimed: false } } : told;
   }
 
   /** Keeps a chunk in progress from looking lost (its idle time restarts), and the worker listed as live. */
@@ -420,6 +460,7 @@ interface RunQueueCommands {
   rxClaim(...args: unknown[]): Promise<unknown>;
   rxHeartbeat(...args: unknown[]): Promise<unknown>;
   rxFeed(...args: unknown[]): Promise<unknown>;
+  rxNext(...args: unknown[]): Promise<unknown>;
   rxComplete(...args: unknown[]): Promise<unknown>;
   rxFail(...args: unknown[]): Promise<unknown>;
 }

@@ -59,11 +59,8 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerSummary> 
     try {
       for (;;) {
         if (options.signal?.aborted) return summary("stopped");
-        const { state } = await queue.state();
+        const { state, chunk } = await queue.next(me, spec.reclaimMs, 1_000);
         if (state !== "running" && !options.follow) return summary(state);
-        await queue.feed();
-        await queue.heartbeat(me, undefined);
-        const chunk = await queue.claim(me, spec.reclaimMs, 1_000);
         if (!chunk) continue;
         holding = chunk;
         if (chunk.reclaimed) reclaimed++;
