@@ -1,0 +1,259 @@
+// Scale-out of the `curate` graph with real processes: near-dedup and exact dedup shared by three
+// `rxsynth worker`s through Redis, one worker killed by SIGKILL inside its first chunk (after renaming its
+// shards, before its manifest: the chunk is reclaimed and replayed by another), one started late, Redis
+// restarted once mid-run (AOF on). The output is checked against what a shared index promises, not
+// against the single-process rows (which copy of a cluster is kept depends on timing): every document is
+// kept or rejected exactly once, exact dedup rejects as many as `rxsynth run`, no kept pair reaches the
+// near-dedup threshold, and as many are kept as by `rxsynth run`.
+import { spawn, type ChildProcess } from "node:child_process";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { defaults } from "../../graphs/curate.ts";
+import { MINHASH_DEFAULTS, shingles } from "../../operators/dedup/minhash.ts";
+import { readRows } from "../../src/io/read.ts";
+import { REDIS_SKIPPED_MESSAGE, RedisServer, skipRedis } from "../support/redis-server.ts";
+
+const ROOT = resolve(import.meta.dirname, "../..");
+const CLI = join(ROOT, "bin/rxsynth.mjs");
+const dir = mkdtempSync(join(tmpdir(), "rxsynth-scale-curate-"));
+let redis: RedisServer;
+const children = new Set<ChildProcess>();
+
+interface Exit {
+  readonly code: number | null;
+  readonly signal: NodeJS.Signals | null;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+function cli(args: readonly string[], env: Record<string, string> = {}): { child: ChildProcess; exit: Promise<Exit> } {
+  const child = spawn(process.execPath, [CLI, ...args], { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, OPENAI_BASE_URL: "", ...env } });
+  children.add(child);
+  let stdout = "";
+  let stderr = "";
+  child.stdout!.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
+  child.stderr!.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+  const exit = new Promise<Exit>((done) =>
+    child.once("exit", (code, signal) => {
+      children.delete(child);
+      done({ code, signal, stdout, stderr });
+    }),
+  );
+  return { child, exit };
+}
+
+// ---------------------------------------------------------------------------------------------------
+// The corpus
+
+/** mulberry32: a small seeded generator, so the corpus is the same on every run. */
+function random(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const STOP_WORDS = ["the", "be", "to", "of", "and", "that", "have", "with"];
+
+/** 600 made-up words of 2-4 syllables (3-12 letters), distinct, from a fixed seed. */
+function vocabulary(): string[] {
+  const next = random(7);
+  const onsets = ["b", "d", "f", "g", "k", "l", "m", "n", "p", "r", "s", "t", "v", "z", "br", "st", "tr", "pl"];
+  const vowels = ["a", "e", "i", "o", "u"];
+  const words = new Set<string>();
+  while (words.size < 600) {
+    const syllables = 2 + Math.floor(next() * 3);
+    let word = "";
+    for (let s = 0; s < syllables; s++) word += onsets[Math.floor(next() * onsets.length)]! + vowels[Math.floor(next() * vowels.length)]!;
+    words.add(word);
+  }
+  return [...words];
+}
+
+interface Corpus {
+  readonly file: string;
+  readonly ids: readonly string[];
+  /** Near-duplicate clusters planted (each also holds its original). */
+  readonly clusters: number;
+}
+
+/**
+ * A seeded JSONL corpus `{id, text}`: unrelated documents of random words (a fifth of them stop words, so
+ * the Gopher rules pass them), near-duplicate clusters, exact copies and a few documents too short to keep.
+ *
+ * Every cluster is a clique far above the threshold and far from everything else: its members are one
+ * 150-200 word original with the word at one position replaced by a different word in each (exact Jaccard
+ * of their 5-gram sets about 0.93 for every pair), and unrelated documents share almost no 5-gram. So
+ * whichever member arrives first, exactly one per cluster survives, and no pair sits near the threshold,
+ * where MinHash's estimate (what the operator decides on) and the exact Jaccard (what the test checks)
+ * could disagree.
+ */
+function writeCorpus(path: string): Corpus {
+  const next = random(20240611);
+  const words = vocabulary();
+  const pick = (list: readonly string[]) => list[Math.floor(next() * list.length)]!;
+  const document = (length: number) =>
+    Array.from({ length }, (_, i) => {
+      const word = next() < 0.2 ? pick(STOP_WORDS) : pick(words);
+      return i === 0 ? word[0]!.toUpperCase() + word.slice(1) : word;
+    }).join(" ") + ".";
+  const texts: string[] = [];
+  for (let i = 0; i < 2_200; i++) texts.push(document(60 + Math.floor(next() * 90)));
+  const clusters = 150;
+  for (let c = 0; c < clusters; c++) {
+    const original = document(150 + Math.floor(next() * 50)).split(" ");
+    texts.push(original.join(" "));
+    const at = 1 + Math.floor(next() * (original.length - 2));
+    const used = new Set([original[at]]);
+    const variants = 1 + Math.floor(next() * 3);
+    for (let v = 0; v < variants; v++) {
+      let word = pick(words);
+      while (used.has(word)) word = pick(words);
+      used.add(word);
+      texts.push(original.map((w, i) => (i === at ? word : w)).join(" "));
+    }
+  }
+  // Exact copies of earlier documents, some in capitals or with their spaces doubled (the same text to exact dedup).
+  const copies = 120;
+  const originals = texts.length;
+  for (let i = 0; i < copies; i++) {
+    const text = texts[Math.floor(next() * originals)]!;
+    texts.push(i % 3 === 0 ? text.toUpperCase() : i % 3 === 1 ? ` ${text.replace(/ /g, "  ")}\n` : text);
+  }
+  for (let i = 0; i < 30; i++) texts.push(document(5 + Math.floor(next() * 30)));
+  // Fisher-Yates with the same generator: copies and cluster members land in different chunks and workers.
+  for (let i = texts.length - 1; i > 0; i--) {
+    const j = Math.floor(next() * (i + 1));
+    [texts[i], texts[j]] = [texts[j]!, texts[i]!];
+  }
+  const ids = texts.map((_, n) => `d${String(n).padStart(5, "0")}`);
+  writeFileSync(path, texts.map((text, n) => JSON.stringify({ id: ids[n], text })).join("\n") + "\n");
+  return { file: path, ids, clusters };
+}
+
+/**
+ * Every pair of texts whose exact Jaccard similarity of word 5-gram sets is at or above `threshold`, with
+ * the operator's own shingling (`shingles`: lowercased words, punctuation deleted, each 5-gram hashed to 32
+ * bits). All pairs are compared; an inverted index from shingle to documents only skips the pairs that
+ * share no shingle, whose similarity is 0.
+ */
+function pairsAtOrAbove(docs: readonly { id: string; text: string }[], threshold: number): string[] {
+  const sets = docs.map((doc) => new Set(shingles(doc.text, MINHASH_DEFAULTS.shingle)));
+  const holders = new Map<number, number[]>();
+  sets.forEach((set, d) => {
+    for (const shingle of set) {
+      const list = holders.get(shingle);
+      if (list) list.push(d);
+      else holders.set(shingle, [d]);
+    }
+  });
+  const shared = new Map<number, number>();
+  for (const list of holders.values()) {
+    for (let i = 0; i < list.length; i++) {
+      for (let j = i + 1; j < list.length; j++) {
+        const key = list[i]! * docs.length + list[j]!;
+        shared.set(key, (shared.get(key) ?? 0) + 1);
+      }
+    }
+  }
+  const pairs: string[] = [];
+  for (const [key, common] of shared) {
+    const a = Math.floor(key / docs.length);
+    const b = key % docs.length;
+    const similarity = common / (sets[a]!.size + sets[b]!.size - common);
+    if (similarity >= threshold) pairs.push(`${docs[a]!.id} ~ ${docs[b]!.id}: ${similarity.toFixed(3)}`);
+  }
+  return pairs;
+}
+
+// ---------------------------------------------------------------------------------------------------
+
+type Row = { id: string; data: { id: string; text: string }; reject?: { operator: string; reason: string; duplicateOf?: string } };
+const rowsOf = async (folder: string, prefix: "part" | "rejects") => (await readRows(folder, { prefix })) as unknown as Row[];
+const count = (rows: readonly Row[], reason: string) => rows.filter((row) => row.reject?.reason === reason).length;
+
+if (skipRedis) console.warn(REDIS_SKIPPED_MESSAGE);
+beforeAll(async () => {
+  if (!skipRedis) redis = await RedisServer.start(dir);
+}, 30_000);
+
+afterAll(async () => {
+  for (const child of children) child.kill("SIGKILL");
+  await redis?.stop();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe.skipIf(skipRedis)("rxsynth submit curate / worker: near-dedup shared in Redis", () => {
+  it("three workers, one killed inside a chunk and one started late, Redis restarted: each document once, no kept pair at the threshold, as many kept as one process", async () => {
+    const corpus = writeCorpus(join(dir, "corpus.jsonl"));
+    const threshold = defaults.threshold;
+    const options = ["--set", `input=${corpus.file}`];
+
+    const single = join(dir, "single");
+    const alone = await cli(["run", "curate", "--out", single, "--quiet", ...options]).exit;
+    expect(alone.code, alone.stderr).toBe(0);
+    const singleKept = await rowsOf(single, "part");
+    const singleRejected = await rowsOf(single, "rejects");
+    // The fixture does what it says: the run finds the planted duplicates and short documents.
+    expect(count(singleRejected, "too_few_words")).toBe(30);
+    expect(count(singleRejected, "exact_duplicate")).toBeGreaterThan(100);
+    expect(count(singleRejected, "near_duplicate")).toBeGreaterThan(corpus.clusters);
+
+    const out = join(dir, "scaled");
+    const run = "curate-test";
+    const submit = await cli(["submit", "curate", "--redis", redis.url, "--run", run, "--out", out, "--chunk-size", "100", "--reclaim-seconds", "1", ...options]).exit;
+    expect(submit.code, submit.stderr).toBe(0);
+    const worker = (env: Record<string, string> = {}) => cli(["worker", "--redis", redis.url, "--run", run], env);
+    const first = worker();
+    // Killed inside its first chunk, after renaming that chunk's shards and before its manifest: the chunk
+    // is held, not acknowledged, and its samples already went through the shared indexes.
+    const doomed = worker({ RXSYNTH_FAULT: "shards:1" });
+    await waitFor(() => existsSync(join(out, "chunks")), 20_000);
+    expect((await doomed.exit).signal).toBe("SIGKILL");
+    await redis.stop();
+    await new Promise((done) => setTimeout(done, 300));
+    await redis.restart();
+    const late = worker();
+    for (const exit of await Promise.all([first.exit, late.exit])) expect(exit.code, exit.stderr).toBe(0);
+
+    const kept = await rowsOf(out, "part");
+    const rejected = await rowsOf(out, "rejects");
+    const ids = [...kept, ...rejected].map((row) => row.data.id);
+    expect(ids.length).toBe(corpus.ids.length);
+    expect(ids.sort()).toEqual([...corpus.ids].sort());
+    expect(count(rejected, "exact_duplicate")).toBe(count(singleRejected, "exact_duplicate"));
+    expect(count(rejected, "too_few_words")).toBe(count(singleRejected, "too_few_words"));
+    // A near-duplicate names a kept document, wherever it was committed; an exact duplicate names one that
+    // passed exact dedup (kept, or a near-duplicate of another).
+    const keptIds = new Set(kept.map((row) => row.id));
+    const nearIds = new Set(rejected.filter((row) => row.reject!.reason === "near_duplicate").map((row) => row.id));
+    const orphans = rejected.filter((row) => {
+      const of = row.reject!.duplicateOf;
+      if (row.reject!.reason === "near_duplicate") return !keptIds.has(of!);
+      return row.reject!.reason === "exact_duplicate" && !keptIds.has(of!) && !nearIds.has(of!);
+    });
+    expect(orphans.map((row) => `${row.id} ${row.reject!.reason} of ${row.reject!.duplicateOf}`)).toEqual([]);
+    expect(pairsAtOrAbove(kept.map((row) => row.data), threshold)).toEqual([]);
+    // Clusters are cliques (see writeCorpus), so arrival order cannot change how many survive: no margin needed.
+    expect(kept.length).toBe(singleKept.length);
+
+    const status = await cli(["status", "--redis", redis.url, "--run", run, "--json"]).exit;
+    const report = JSON.parse(status.stdout) as { state: string; reclaimed: number };
+    expect(report.state).toBe("complete");
+    expect(report.reclaimed).toBeGreaterThanOrEqual(1);
+  }, 120_000);
+});
+
+async function waitFor(condition: () => boolean, timeoutMs: number): Promise<void> {
+  const started = Date.now();
+  while (!condition()) {
+    if (Date.now() - started > timeoutMs) throw new Error("timed out waiting");
+    await new Promise((done) => setTimeout(done, 20));
+  }
+}
