@@ -74,6 +74,21 @@ export interface SharedServices {
   index(name: string): SharedIndex;
   /** The run's MinHash LSH index of `name`, of the given shape: one for all workers (see SharedNearIndex). */
   nearIndex(name: string, shape: NearIndexShape): SharedNearIndex;
+  /** The run's distinct counter of `name` (a HyperLogLog): one for all workers (see SharedDistinct). */
+  distinct(name: string): SharedDistinct;
+}
+
+/**
+ * A distinct count over every worker of a run, kept in Redis as a HyperLogLog (`PFCOUNT` reads it). Merging
+ * takes each register's maximum, so merging a part twice (a chunk replayed after a crash) changes nothing.
+ */
+export interface SharedDistinct {
+  /**
+   * Merges the registers of a HyperLogLog of precision 14 (16384 ranks, each the position of the first
+   * set bit of an item's hash), and records `total` (the items counted, duplicates included) under `part`,
+   * a name that stays the same when that part is replayed.
+   */
+  merge(registers: Uint8Array, part: string, total: number): Promise<void>;
 }
 
 export interface NearIndexShape {

@@ -1,7 +1,7 @@
 import { appendFileSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, statSync, truncateSync } from "node:fs";
 import { rename, writeFile } from "node:fs/promises";
-import { join } from "node:path";
-import { ConfigError, defineTap, type Operator, type RunContext, type Sample } from "../../src/index.ts";
+import { basename, join } from "node:path";
+import { ConfigError, defineTap, type Operator, type RunContext, type Sample, type SharedServices } from "../../src/index.ts";
 import { fieldList, fieldValue, textOf, type Fields } from "../dedup/fields.ts";
 import { createMinHasher, hashKey64, hashString, isEmptySignature, jaccardEstimate, words, type ShingleOptions } from "../dedup/minhash.ts";
 import { readState, statePath, writeStateAtomic } from "../dedup/state-file.ts";
@@ -59,6 +59,12 @@ export interface DiversityTrackerOptions {
    * its id, so a sample replayed after a crash is counted once). Default true.
    */
   readonly checkpoint?: boolean;
+  /**
+   * The workers' shared state of a scaled-out run (GraphEnvironment.shared): when the input completes, the
+   * distinct 1/2/3-gram counters of group "all" are merged into the run's counters
+   * `<name>.distinct_1/2/3` in Redis, which `rxsynth status` shows for the whole run. Needs hllPrecision 14.
+   */
+  readonly shared?: SharedServices;
 }
 
 const DEFAULTS = {
@@ -281,13 +287,15 @@ interface SavedTracker {
  * // ... after the run: tracker.summary()?.groups.all.distinct2.ratio
  */
 export function diversityTracker(options: DiversityTrackerOptions = {}): DiversityTracker {
-  const config = { ...DEFAULTS, ...options };
+  const config = { ...DEFAULTS, ...options, shared: undefined };
   const fields = fieldList(config.fields);
   const openingField = config.openingField ?? fields[0]!;
   if (!Number.isInteger(config.snapshotEvery) || config.snapshotEvery < 1) {
     throw new ConfigError(`snapshotEvery must be a positive integer, got ${config.snapshotEvery}`);
   }
   const hasher = createMinHasher({ numPerm: config.similarity.numPerm ?? 64, seed: config.seed, shingle: config.similarity.shingle ?? { kind: "word", n: 1 } });
+  if (options.shared && config.hllPrecision !== 14) throw new ConfigError(`a shared diversity tracker needs hllPrecision 14 (Redis's HyperLogLog), got ${config.hllPrecision}`);
+  const sharedCounters = options.shared ? ([1, 2, 3] as const).map((n) => options.shared!.distinct(`${config.name}.distinct_${n}`)) : undefined;
   let latest: State | undefined;
 
   const groupKeys = (sample: Sample): string[] => {
@@ -504,6 +512,12 @@ export function diversityTracker(options: DiversityTrackerOptions = {}): Diversi
     async complete(state, context) {
       load(state, context);
       snapshot(state, context, false);
+      const all = state.groups.get("all");
+      if (sharedCounters && all) {
+        // A chunk's folder names it, and stays the name when the chunk is resumed or redone.
+        const part = context.runDir ? basename(context.runDir) : "run";
+        await Promise.all(sharedCounters.map((counter, n) => counter.merge(all.distinct[n as 0 | 1 | 2].registerValues(), part, all.totals[n]!)));
+      }
       if (!context.runDir) return;
       const path = join(context.runDir, config.summaryFile);
       const text = `${JSON.stringify(summarize(state), null, 2)}\n`;

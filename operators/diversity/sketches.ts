@@ -62,6 +62,11 @@ export class HyperLogLog {
     return this.registers.byteLength;
   }
 
+  /** A copy of the registers (index from a hash's top bits, rank of the first set bit of the other hash). */
+  registerValues(): Uint8Array {
+    return this.registers.slice();
+  }
+
   /** The registers, to save with a checkpoint. */
   image(): string {
     return toBase64(this.registers);
@@ -111,6 +116,11 @@ export class DistinctCounter {
 
   get isExact(): boolean {
     return this.exact !== undefined;
+  }
+
+  /** The HyperLogLog's registers (fed from the first item, exact phase included). */
+  registerValues(): Uint8Array {
+    return this.hll.registerValues();
   }
 
   image(): DistinctCounterImage {

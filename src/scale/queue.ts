@@ -4,6 +4,7 @@ import { ConfigError } from "../errors.ts";
 import type { SharedServices } from "../graph.ts";
 import { stableHash } from "../hash.ts";
 import { SharedBucket } from "./shared-bucket.ts";
+import { RedisDistinct } from "./shared-distinct.ts";
 import { RedisNearIndex } from "./shared-near-index.ts";
 import type { Chunk } from "./window.ts";
 
@@ -57,6 +58,8 @@ export interface RunStatus {
   /** Workers heard of within the reclaim time, with the time they were last heard of. */
   readonly workers: ReadonlyArray<{ readonly name: string; readonly lastSeen: number }>;
   readonly deadLetters: ReadonlyArray<{ readonly chunk: string; readonly reason: string }>;
+  /** The run's shared distinct counters: estimated distinct items (HyperLogLog) and items counted. */
+  readonly distinct: ReadonlyArray<{ readonly name: string; readonly distinct: number; readonly total: number }>;
 }
 
 const GROUP = "workers";
@@ -413,8 +416,16 @@ export class RunQueue {
       this.redis.xpending(this.keys.chunks, GROUP) as Promise<[number, ...unknown[]]>,
       this.redis.xrange(this.keys.dead, "-", "+", "COUNT", 100) as Promise<[string, string[]][]>,
     ]);
+    const distinct = await Promise.all(
+      (await this.redis.smembers(this.distinctKeys("").names)).sort().map(async (name) => {
+        const keys = this.distinctKeys(name);
+        const [count, totals] = await Promise.all([this.redis.pfcount(keys.counter), this.redis.hvals(keys.totals)]);
+        return { name, distinct: count, total: totals.reduce((sum, value) => sum + Number(value), 0) };
+      }),
+    );
     const now = Date.now();
     return {
+      distinct,
       state,
       reason,
       spec,
@@ -448,7 +459,13 @@ export class RunQueue {
         };
       },
       nearIndex: (name, shape) => new RedisNearIndex(this.redis, `rxsynth:run:{${this.name}}:near:${name}`, shape),
+      distinct: (name) => new RedisDistinct(this.redis, this.distinctKeys(name), name),
     };
+  }
+
+  private distinctKeys(name: string) {
+    const prefix = `rxsynth:run:{${this.name}}:distinct`;
+    return { counter: `${prefix}:${name}`, totals: `${prefix}:${name}:totals`, scratch: `${prefix}:${name}:scratch`, names: `${prefix}-names` };
   }
 
   async close(): Promise<void> {
