@@ -78,8 +78,11 @@ export async function openEndpoint(env: GraphEnvironment, options: EndpointOptio
     const prices = resolvePrices({ model, option: options.price });
     const cache = await runCache(env);
     // Workers of a scaled-out run draw on one RPM/TPM budget for the endpoint, not one each.
-    const buckets = env.shared?.rateBuckets(`${baseURL.replace(/\/+$/, "")} ${model}`);
-    const llm = createLlm({ model, baseURL, concurrency, cache, seed: options.seed, prices, log: env.log, buckets });
+    const endpointKey = `${baseURL.replace(/\/+$/, "")} ${model}`;
+    const buckets = env.shared?.rateBuckets(endpointKey);
+    // ... and on one concurrency: `concurrency` is the endpoint's, whatever the number of workers.
+    const slots = env.shared?.concurrency(endpointKey, concurrency);
+    const llm = createLlm({ model, baseURL, concurrency, cache, seed: options.seed, prices, log: env.log, buckets, slots });
     env.identify?.("endpoint", { baseURL, model });
     env.log(`LLM endpoint: ${baseURL} (model ${llm.model}; ${priceNote(model, prices)})`);
     return { llm, simulated: false, dispose: releaseOnce(env, () => llm.close()) };

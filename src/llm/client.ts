@@ -4,7 +4,7 @@ import { CacheError, ConfigError, EndpointError, LlmError, errorMessage } from "
 import { ResponseCache, choiceKey, defaultCacheDir, type CachedChoice, type ResponseStore } from "./cache.ts";
 import { CircuitBreaker } from "./breaker.ts";
 import { OutageGate, type Pass } from "./outage.ts";
-import { AdaptiveConcurrency, TokenBucket, type Permit, type RateBucket } from "./limiter.ts";
+import { AdaptiveConcurrency, TokenBucket, type ConcurrencySlots, type Permit, type RateBucket } from "./limiter.ts";
 import { backoffMs, isRetryableStatus, retryAfterMs, scrubSecrets, seededRandom, sleep } from "./retry.ts";
 import {
   describeChange,
@@ -105,6 +105,11 @@ export interface LlmOptions {
    * buckets in Redis, so every worker's client draws on one budget per endpoint (see src/scale).
    */
   readonly buckets?: (kind: "requests" | "tokens", perMinute: number, burstMs: number) => RateBucket;
+  /**
+   * Requests in flight to the endpoint across processes: a scaled-out run passes slots in Redis, so N
+   * workers together stay within the endpoint's concurrency instead of N times it (see src/scale).
+   */
+  readonly slots?: ConcurrencySlots;
   /** Extra HTTP headers for every request. */
   readonly headers?: Readonly<Record<string, string>>;
   /**
@@ -617,8 +622,10 @@ export function createLlm(options: LlmOptions): Llm {
       let failure: unknown;
       let headers: Headers | undefined;
       let result: ChatResult | undefined;
+      let releaseSlot: (() => void) | undefined;
       const attemptStartedAt = performance.now();
       try {
+        releaseSlot = await options.slots?.acquire(signal);
         const tokenEstimate = tpmBucket ? promptEstimate() + n * (maxTokens ?? completionEstimate) : 0;
         if (rpmBucket) await rpmBucket.take(1, signal);
         if (tpmBucket) await tpmBucket.take(tokenEstimate, signal);
@@ -702,6 +709,7 @@ export function createLlm(options: LlmOptions): Llm {
           if (forward) signal.removeEventListener("abort", forward);
         }
       } finally {
+        releaseSlot?.();
         concurrency.release(permit, outcome);
       }
 

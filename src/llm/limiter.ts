@@ -169,6 +169,15 @@ export class TokenBucket implements RateBucket {
   }
 }
 
+/**
+ * Slots one endpoint allows in flight across processes (a scaled-out run's workers; see src/scale): taken
+ * after the client's own cap, given back by calling what `acquire` resolved to.
+ */
+export interface ConcurrencySlots {
+  readonly limit: number;
+  acquire(signal?: AbortSignal): Promise<() => void>;
+}
+
 /** A slot held while one request is in flight; `epoch` tells whether it started before the last cut. */
 export interface Permit {
   readonly epoch: number;

@@ -3,9 +3,10 @@ import { Redis } from "ioredis";
 import { ConfigError } from "../errors.ts";
 import type { SharedServices } from "../graph.ts";
 import { stableHash } from "../hash.ts";
-import { SharedBucket } from "./shared-bucket.ts";
-import { RedisDistinct } from "./shared-distinct.ts";
-import { RedisNearIndex } from "./shared-near-index.ts";
+import { SharedBucket, defineBucketCommands } from "./shared-bucket.ts";
+import { RedisDistinct, defineDistinctCommands } from "./shared-distinct.ts";
+import { RedisNearIndex, defineNearIndexCommands } from "./shared-near-index.ts";
+import { RedisSlots, defineSlotCommands } from "./shared-slots.ts";
 import type { Chunk } from "./window.ts";
 
 /** What `submit` registers: everything a worker on another machine needs to run the same graph. */
@@ -252,6 +253,7 @@ export class RunQueue {
       enableAutoPipelining: true,
       retryStrategy: (times) => Math.min(times * 200, 2_000),
     });
+    defineScaleCommands(redis);
     let reported = false;
     let connected = false;
     let firstError: Error | undefined;
@@ -276,12 +278,6 @@ export class RunQueue {
       redis.disconnect();
       throw new ConfigError(`cannot reach Redis at ${url}: ${(firstError ?? (error as Error)).message} (is redis-server running, and is --redis right?)`);
     }
-    redis.defineCommand("rxFeed", { numberOfKeys: 3, lua: FEED });
-    redis.defineCommand("rxNext", { numberOfKeys: 4, lua: NEXT });
-    redis.defineCommand("rxComplete", { numberOfKeys: 4, lua: COMPLETE });
-    redis.defineCommand("rxFail", { numberOfKeys: 4, lua: FAIL });
-    redis.defineCommand("rxClaim", { numberOfKeys: 1, lua: CLAIM });
-    redis.defineCommand("rxHeartbeat", { numberOfKeys: 1, lua: HEARTBEAT });
     return new RunQueue(redis, name);
   }
 
@@ -452,6 +448,8 @@ export class RunQueue {
   shared(): SharedServices {
     return {
       rateBuckets: (endpoint) => (kind, perMinute, burstMs) => new SharedBucket(this.redis, `rxsynth:bucket:${stableHash(endpoint)}:${kind}`, perMinute, burstMs),
+      // Leases outlive the slowest call's silence by far: a held slot is renewed every 10 s while its request runs.
+      concurrency: (endpoint, limit) => new RedisSlots(this.redis, `rxsynth:slots:${stableHash(endpoint)}`, limit, workerName()),
       index: (name) => {
         const key = `rxsynth:run:{${this.name}}:index:${name}`;
         return {
@@ -471,6 +469,24 @@ export class RunQueue {
   async close(): Promise<void> {
     await this.redis.quit().catch(() => this.redis.disconnect());
   }
+}
+
+/**
+ * Every script of the queue and the shared state, on a connection that has run no command yet: ioredis's
+ * auto-pipelining copies a connection's commands into each pipeline it opens, so a command defined while
+ * one is open is missing from it ("pipeline[name] is not a function"), and its callers never hear back.
+ */
+export function defineScaleCommands(redis: Redis): void {
+  redis.defineCommand("rxFeed", { numberOfKeys: 3, lua: FEED });
+  redis.defineCommand("rxNext", { numberOfKeys: 4, lua: NEXT });
+  redis.defineCommand("rxComplete", { numberOfKeys: 4, lua: COMPLETE });
+  redis.defineCommand("rxFail", { numberOfKeys: 4, lua: FAIL });
+  redis.defineCommand("rxClaim", { numberOfKeys: 1, lua: CLAIM });
+  redis.defineCommand("rxHeartbeat", { numberOfKeys: 1, lua: HEARTBEAT });
+  defineBucketCommands(redis);
+  defineNearIndexCommands(redis);
+  defineDistinctCommands(redis);
+  defineSlotCommands(redis);
 }
 
 interface RunQueueCommands {

@@ -65,10 +65,6 @@ export class SharedBucket implements RateBucket {
     private readonly burstMs: number,
   ) {
     this.perMinute = perMinute;
-    if (!(redis as unknown as { rxBucketTake?: unknown }).rxBucketTake) {
-      redis.defineCommand("rxBucketTake", { numberOfKeys: 1, lua: TAKE });
-      redis.defineCommand("rxBucketAdjust", { numberOfKeys: 1, lua: ADJUST });
-    }
   }
 
   get limit(): number {
@@ -127,4 +123,10 @@ function sleep(ms: number, signal?: AbortSignal): Promise<void> {
     };
     signal?.addEventListener("abort", onAbort, { once: true });
   });
+}
+
+/** The bucket's scripts, on a connection that has run no command yet (see defineScaleCommands). */
+export function defineBucketCommands(redis: Redis): void {
+  redis.defineCommand("rxBucketTake", { numberOfKeys: 1, lua: TAKE });
+  redis.defineCommand("rxBucketAdjust", { numberOfKeys: 1, lua: ADJUST });
 }

@@ -54,9 +54,7 @@ export class RedisDistinct implements SharedDistinct {
     private readonly redis: Redis,
     private readonly keys: { readonly counter: string; readonly totals: string; readonly scratch: string; readonly names: string },
     private readonly name: string,
-  ) {
-    if (!(redis as unknown as Partial<DistinctCommands>).rxDistinctMerge) redis.defineCommand("rxDistinctMerge", { numberOfKeys: 4, lua: MERGE });
-  }
+  ) {}
 
   async merge(registers: Uint8Array, part: string, total: number): Promise<void> {
     const { counter, totals, scratch, names } = this.keys;
@@ -66,4 +64,9 @@ export class RedisDistinct implements SharedDistinct {
 
 interface DistinctCommands {
   rxDistinctMerge(...args: unknown[]): Promise<unknown>;
+}
+
+/** The counter's script, on a connection that has run no command yet (see defineScaleCommands). */
+export function defineDistinctCommands(redis: Redis): void {
+  redis.defineCommand("rxDistinctMerge", { numberOfKeys: 4, lua: MERGE });
 }

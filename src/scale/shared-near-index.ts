@@ -86,7 +86,6 @@ export class RedisNearIndex implements SharedNearIndex {
     prefix: string,
     private readonly shape: NearIndexShape,
   ) {
-    if (!(redis as unknown as Partial<NearCommands>).rxNearAdmit) redis.defineCommand("rxNearAdmit", { numberOfKeys: 4, lua: NEAR_ADMIT });
     this.keys = [`${prefix}:meta`, `${prefix}:docs`, `${prefix}:ids`, `${prefix}:buckets`];
     this.shapeName = `${shape.numPerm}/${shape.bands}x${shape.rows}@${shape.threshold}`;
   }
@@ -111,4 +110,9 @@ export class RedisNearIndex implements SharedNearIndex {
     const raw = Number(reply[2]) / this.shape.numPerm;
     return { duplicateOf: String(reply[1]), jaccard: Math.max(0, (raw - COLLISION) / (1 - COLLISION)) };
   }
+}
+
+/** The index's script, on a connection that has run no command yet (see defineScaleCommands). */
+export function defineNearIndexCommands(redis: Redis): void {
+  redis.defineCommand("rxNearAdmit", { numberOfKeys: 4, lua: NEAR_ADMIT });
 }

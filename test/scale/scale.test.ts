@@ -121,7 +121,7 @@ describe.skipIf(skipRedis)("rxsynth submit / worker / status", () => {
     expect(rows.map((row) => (row.data as { n: number }).n).filter((n) => n >= 300 && n < 400)).toEqual([]);
   }, 120_000);
 
-  it("three workers against one endpoint stay within its RPM together: one budget in Redis, not one each", async () => {
+  it("three workers against one endpoint stay within its RPM and its concurrency together: one budget in Redis, not one each", async () => {
     const simPort = await freePort();
     const RPM = 3_000;
     const simulator = cli(["sim", "--port", String(simPort), "--rpm", String(RPM), "--latency-ms", "20", "--max-concurrency", "64"]);
@@ -133,8 +133,10 @@ describe.skipIf(skipRedis)("rxsynth submit / worker / status", () => {
       expect((await cli(["submit", LLM_GRAPH, "--redis", url(), "--run", "limit-test", "--out", out, "--chunk-size", "25", "--set", "records=400"], env).exit).code).toBe(0);
       const exits = await Promise.all([1, 2, 3].map(() => cli(["worker", "--redis", url(), "--run", "limit-test"], env).exit));
       for (const exit of exits) expect(exit.code, exit.stderr).toBe(0);
-      const stats = (await (await fetch(`${endpoint.replace("/v1", "")}/stats`)).json()) as { requests: number; completed: number; rateLimited: number };
+      const stats = (await (await fetch(`${endpoint.replace("/v1", "")}/stats`)).json()) as { requests: number; completed: number; rateLimited: number; peakConcurrency: number };
       expect(stats.completed).toBe(400);
+      // The graph's concurrency (8) is the endpoint's: three workers together, not 8 each.
+      expect(stats.peakConcurrency).toBeLessThanOrEqual(8);
       // Each worker alone would take the whole limit: three times it, and the simulator's 429 for the rest.
       expect(stats.rateLimited / stats.requests).toBeLessThanOrEqual(0.01);
       expect((await readRows(out, { prefix: "part" })).length).toBe(400);

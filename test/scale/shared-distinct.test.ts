@@ -11,7 +11,7 @@ import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { hashString } from "../../operators/dedup/minhash.ts";
 import { HyperLogLog } from "../../operators/diversity/sketches.ts";
-import { RunQueue } from "../../src/scale/queue.ts";
+import { RunQueue, defineScaleCommands } from "../../src/scale/queue.ts";
 import { RedisDistinct, toRedisDense } from "../../src/scale/shared-distinct.ts";
 import { REDIS_SKIPPED_MESSAGE, RedisServer, skipRedis } from "../support/redis-server.ts";
 
@@ -25,6 +25,7 @@ beforeAll(async () => {
   if (skipRedis) return;
   redis = await RedisServer.start(dir);
   client = new Redis(redis.url, { enableAutoPipelining: true });
+  defineScaleCommands(client);
 }, 30_000);
 afterAll(async () => {
   await client?.quit().catch(() => client.disconnect());

@@ -12,6 +12,7 @@ import { LshIndex, resolveBands } from "../../operators/dedup/lsh.ts";
 import { bands as bandKeys, createMinHasher } from "../../operators/dedup/minhash.ts";
 import { ConfigError } from "../../src/errors.ts";
 import type { NearIndexShape } from "../../src/graph.ts";
+import { defineScaleCommands } from "../../src/scale/queue.ts";
 import { RedisNearIndex } from "../../src/scale/shared-near-index.ts";
 import { REDIS_SKIPPED_MESSAGE, RedisServer, skipRedis } from "../support/redis-server.ts";
 
@@ -29,6 +30,7 @@ let runs = 0;
 
 const connect = () => {
   const client = new Redis(redis.url, { enableAutoPipelining: true });
+  defineScaleCommands(client);
   connections.push(client);
   return client;
 };
