@@ -98,6 +98,28 @@ describe.skipIf(skipRedis)("rxsynth submit / worker / status", () => {
     expect(report.reclaimed).toBeGreaterThanOrEqual(1);
   }, 180_000);
 
+  it("Redis down for seconds mid-run: the worker says so in one line, waits, and finishes the single-process output when it is back", async () => {
+    const options = ["--set", "records=1200", "--set", "delayMs=3"];
+    const single = join(dir, "outage-single");
+    expect((await cli(["run", GRAPH, "--out", single, "--quiet", ...options]).exit).code).toBe(0);
+    const out = join(dir, "outage");
+    expect((await cli(["submit", GRAPH, "--redis", url(), "--run", "outage-test", "--out", out, "--chunk-size", "100", "--reclaim-seconds", "30", ...options]).exit).code).toBe(0);
+    const worker = cli(["worker", "--redis", url(), "--run", "outage-test"]);
+    await waitFor(() => existsSync(join(out, "chunks")), 20_000);
+    await redis.stop();
+    // Longer than the worker's heartbeat and its next chunk's start: it must ask Redis several times while it is gone.
+    await new Promise((done) => setTimeout(done, 3_000));
+    expect(worker.child.exitCode).toBeNull();
+    await redis.restart();
+    const exit = await worker.exit;
+    expect(exit.code, exit.stderr).toBe(0);
+    expect(exit.stderr.split("\n").filter((line) => /waiting for it to come back/.test(line))).toHaveLength(1);
+    expect(exit.stderr).toMatch(/redis redis:\/\/127\.0\.0\.1:\d+: back/);
+    const ids = await idsOfFolder(out);
+    expect(new Set(ids).size).toBe(ids.length);
+    expect(ids.sort()).toEqual((await idsOfFolder(single)).sort());
+  }, 120_000);
+
   it("a chunk that fails every try goes to the dead letters with its reason; the rest completes and submit --wait exits 1", async () => {
     const out = join(dir, "poison");
     const args = ["--set", "records=600", "--set", "poisonFrom=300", "--set", "poisonTo=301", "--set", "delayMs=0", "--chunk-size", "100", "--max-attempts", "2"];
