@@ -7,6 +7,7 @@ import { SharedBucket, defineBucketCommands } from "./shared-bucket.ts";
 import { RedisDistinct, defineDistinctCommands } from "./shared-distinct.ts";
 import { RedisNearIndex, defineNearIndexCommands } from "./shared-near-index.ts";
 import { RedisSlots, defineSlotCommands } from "./shared-slots.ts";
+import { untilAnswered } from "./reconnect.ts";
 import type { Chunk } from "./window.ts";
 
 /** What `submit` registers: everything a worker on another machine needs to run the same graph. */
@@ -322,14 +323,10 @@ export class RunQueue {
    * idle past the reclaim time, else a new one (waiting up to `blockMs` when none is there).
    */
   async next(worker: string, reclaimMs: number, blockMs: number): Promise<{ state: RunState; reason?: string; chunk?: Claimed }> {
-    const [state, reason, entry, fields, deliveries, reclaimed] = (await (this.redis as unknown as RunQueueCommands).rxNext(
-      this.keys.spec,
-      this.keys.feed,
-      this.keys.chunks,
-      this.keys.workers,
-      worker,
-      reclaimMs,
-      Date.now(),
+    // A step whose answer was lost with the connection may have handed this worker a chunk it never saw:
+    // the chunk stays pending under this worker's name and is reclaimed after the reclaim time.
+    const [state, reason, entry, fields, deliveries, reclaimed] = (await untilAnswered(this.redis, () =>
+      (this.redis as unknown as RunQueueCommands).rxNext(this.keys.spec, this.keys.feed, this.keys.chunks, this.keys.workers, worker, reclaimMs, Date.now()),
     )) as [RunState, string, string?, string[]?, number?, number?];
     const told = { state, reason: reason || undefined };
     if (entry && fields) {
@@ -359,17 +356,9 @@ export class RunQueue {
   /** The chunk is committed: acknowledged once, with its counters added to the run's totals. */
   async complete(chunk: Claimed, exhausted: boolean, counters: Readonly<Record<string, number>>): Promise<boolean> {
     const pairs = Object.entries(counters).flatMap(([key, value]) => [key, String(value)]);
-    const done = await (this.redis as unknown as RunQueueCommands).rxComplete(
-      this.keys.spec,
-      this.keys.feed,
-      this.keys.chunks,
-      this.keys.totals,
-      chunk.entry,
-      chunk.index,
-      chunk.start,
-      chunk.end,
-      exhausted ? "1" : "0",
-      ...pairs,
+    // Acknowledged once however often it is sent: the script does nothing for an entry already acknowledged.
+    const done = await untilAnswered(this.redis, () =>
+      (this.redis as unknown as RunQueueCommands).rxComplete(this.keys.spec, this.keys.feed, this.keys.chunks, this.keys.totals, chunk.entry, chunk.index, chunk.start, chunk.end, exhausted ? "1" : "0", ...pairs),
     );
     return done === 1;
   }
@@ -385,19 +374,21 @@ export class RunQueue {
   }
 
   private async giveBack(chunk: Claimed, reason: string, mode: "fail" | "release"): Promise<boolean> {
-    const result = await (this.redis as unknown as RunQueueCommands).rxFail(
-      this.keys.spec,
-      this.keys.feed,
-      this.keys.chunks,
-      this.keys.dead,
-      chunk.entry,
-      chunk.source,
-      chunk.index,
-      chunk.start,
-      chunk.end,
-      chunk.attempt,
-      reason.slice(0, 2_000),
-      mode,
+    const result = await untilAnswered(this.redis, () =>
+      (this.redis as unknown as RunQueueCommands).rxFail(
+        this.keys.spec,
+        this.keys.feed,
+        this.keys.chunks,
+        this.keys.dead,
+        chunk.entry,
+        chunk.source,
+        chunk.index,
+        chunk.start,
+        chunk.end,
+        chunk.attempt,
+        reason.slice(0, 2_000),
+        mode,
+      ),
     );
     return result === 2;
   }
@@ -453,7 +444,7 @@ export class RunQueue {
       index: (name) => {
         const key = `rxsynth:run:{${this.name}}:index:${name}`;
         return {
-          claim: async (member, id) => String(await (this.redis as unknown as RunQueueCommands).rxClaim(key, member, id)),
+          claim: async (member, id) => String(await untilAnswered(this.redis, () => (this.redis as unknown as RunQueueCommands).rxClaim(key, member, id))),
         };
       },
       nearIndex: (name, shape) => new RedisNearIndex(this.redis, `rxsynth:run:{${this.name}}:near:${name}`, shape),

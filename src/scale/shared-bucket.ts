@@ -1,5 +1,6 @@
 import type { Redis } from "ioredis";
 import type { RateBucket } from "../llm/limiter.ts";
+import { untilAnswered } from "./reconnect.ts";
 
 /**
  * One token bucket for all workers: level, time and pause live in a Redis hash and change only inside a
@@ -78,7 +79,8 @@ export class SharedBucket implements RateBucket {
   async take(amount: number, signal?: AbortSignal): Promise<void> {
     for (;;) {
       signal?.throwIfAborted();
-      const wait = Number(await this.commands().rxBucketTake(this.key, amount, this.perMinute, this.burstMs));
+      // Taken twice when the first answer was lost with the connection: one request's worth, once per outage.
+      const wait = Number(await untilAnswered(this.redis, () => this.commands().rxBucketTake(this.key, amount, this.perMinute, this.burstMs)));
       if (wait <= 0) {
         this.consumedTotal += amount;
         return;

@@ -1,5 +1,6 @@
 import type { Redis } from "ioredis";
 import { ConfigError } from "../errors.ts";
+import { untilAnswered } from "./reconnect.ts";
 import type { SharedDistinct } from "../graph.ts";
 
 /** Redis's HyperLogLog shape: 2^14 registers of 6 bits, after a 16-byte header ("HYLL", encoding, cached count). */
@@ -58,7 +59,8 @@ export class RedisDistinct implements SharedDistinct {
 
   async merge(registers: Uint8Array, part: string, total: number): Promise<void> {
     const { counter, totals, scratch, names } = this.keys;
-    await (this.redis as unknown as DistinctCommands).rxDistinctMerge(counter, totals, scratch, names, toRedisDense(registers), part, String(total), this.name);
+    const dense = toRedisDense(registers);
+    await untilAnswered(this.redis, () => (this.redis as unknown as DistinctCommands).rxDistinctMerge(counter, totals, scratch, names, dense, part, String(total), this.name));
   }
 }
 

@@ -1,5 +1,6 @@
 import type { Redis } from "ioredis";
 import { ConfigError } from "../errors.ts";
+import { untilAnswered } from "./reconnect.ts";
 import type { NearIndexShape, NearMatch, SharedNearIndex } from "../graph.ts";
 
 /**
@@ -100,7 +101,7 @@ export class RedisNearIndex implements SharedNearIndex {
     for (let b = 0; b < this.shape.bands; b++) bandBytes.writeUInt32LE(bands[b]! >>> 0, b * 4);
     let reply;
     try {
-      reply = await (this.redis as unknown as NearCommands).rxNearAdmit(...this.keys, id, prints, bandBytes, String(this.shape.threshold), this.shapeName);
+      reply = await untilAnswered(this.redis, () => (this.redis as unknown as NearCommands).rxNearAdmit(...this.keys, id, prints, bandBytes, String(this.shape.threshold), this.shapeName));
     } catch (error) {
       const saved = /SHAPE (\S+)/.exec(String((error as Error).message))?.[1];
       if (!saved) throw error;

@@ -1,5 +1,6 @@
 import type { Redis } from "ioredis";
 import type { ConcurrencySlots } from "../llm/limiter.ts";
+import { untilAnswered } from "./reconnect.ts";
 
 /**
  * Takes a slot when fewer than `limit` leases are live: leases past their expiry are dropped first, so a
@@ -89,8 +90,9 @@ export class RedisSlots implements ConcurrencySlots {
     try {
       while (this.waiters.length > 0) {
         const lease = `${this.owner}:${this.sequence++}`;
-        const taken = await (this.redis as unknown as SlotCommands).rxSlotAcquire(this.key, lease, this.limit, this.leaseMs).catch((error: unknown) => {
-          // Redis gone for good (the client gave up): every waiter learns it, none waits forever.
+        // A lease taken whose answer was lost with the connection expires unused: one slot short for a lease time.
+        const taken = await untilAnswered(this.redis, () => (this.redis as unknown as SlotCommands).rxSlotAcquire(this.key, lease, this.limit, this.leaseMs)).catch((error: unknown) => {
+          // Redis gone for good (the client gave up) or refusing the script: every waiter learns it, none waits forever.
           for (const waiter of this.waiters.splice(0)) waiter.reject(error);
           return 0;
         });

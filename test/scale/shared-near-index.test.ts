@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { LshIndex, resolveBands } from "../../operators/dedup/lsh.ts";
 import { bands as bandKeys, createMinHasher } from "../../operators/dedup/minhash.ts";
 import { ConfigError } from "../../src/errors.ts";
-import type { NearIndexShape } from "../../src/graph.ts";
+import type { NearIndexShape, NearMatch } from "../../src/graph.ts";
 import { defineScaleCommands } from "../../src/scale/queue.ts";
 import { RedisNearIndex } from "../../src/scale/shared-near-index.ts";
 import { REDIS_SKIPPED_MESSAGE, RedisServer, skipRedis } from "../support/redis-server.ts";
@@ -122,6 +122,37 @@ describe.skipIf(skipRedis)("RedisNearIndex", () => {
       }),
       { seed: 7, numRuns: 25 },
     );
+  }, 60_000);
+
+  it("Redis restarted while admissions are in flight: every one is answered, none twice kept, as if nothing happened", async () => {
+    // Workers' connections wait for Redis to come back, as RunQueue.connect's do.
+    const client = new Redis(redis.url, { enableAutoPipelining: true, maxRetriesPerRequest: null });
+    client.on("error", () => {});
+    defineScaleCommands(client);
+    connections.push(client);
+    const index = new RedisNearIndex(client, freshPrefix(), SHAPE);
+    const docs = fc.sample(corpus, { seed: 99, numRuns: 200 }).flat().map((doc, i) => ({ ...doc, id: `doc:${i}` }));
+    // 256 at a time, each answer sending the next, as nearDedup's stage does: many small pipelines, some
+    // cut part-way when Redis stops (it answers what it read, then closes).
+    const verdicts: (NearMatch | undefined)[] = new Array(docs.length);
+    let next = 0;
+    let stopped: Promise<void> | undefined;
+    await Promise.all(
+      Array.from({ length: 256 }, async () => {
+        while (next < docs.length) {
+          const i = next++;
+          verdicts[i] = await admit(index, docs[i]!);
+          if (i === 3_000) stopped = redis.stop().then(() => redis.restart());
+        }
+      }),
+    );
+    await stopped;
+    const kept = docs.filter((_, i) => verdicts[i] === undefined);
+    const keptIds = new Set(kept.map((doc) => doc.id));
+    for (const match of verdicts) if (match) expect(keptIds.has(match.duplicateOf)).toBe(true);
+    // Each kept document is in the index and finds itself; each rejected one still finds a kept match.
+    const replayed = await Promise.all(docs.map((doc) => admit(index, doc)));
+    docs.forEach((_, i) => expect(replayed[i] === undefined).toBe(verdicts[i] === undefined));
   }, 60_000);
 
   it("an id admitted with another text is compared like any other document, not taken for a replay", async () => {

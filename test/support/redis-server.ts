@@ -61,16 +61,35 @@ export class RedisServer {
     await exited;
   }
 
-  /** Redis commands run since it started (INFO commandstats). */
+  /** SIGKILL: Redis dies mid-command, as a machine does; with appendfsync always, what it answered is on disk. */
+  async crash(): Promise<void> {
+    const running = this.process;
+    if (!running || running.exitCode !== null) return;
+    const exited = new Promise((done) => running.once("exit", done));
+    running.kill("SIGKILL");
+    await exited;
+  }
+
+  /** Redis commands run since it started (INFO commandstats), those inside scripts included. */
   async commands(): Promise<number> {
+    return (await this.commandCalls()).reduce((sum, [, calls]) => sum + calls, 0);
+  }
+
+  /** Scripts run since it started (EVALSHA and EVAL calls): each is one request of a client, whatever it does inside. */
+  async scripts(): Promise<number> {
+    return (await this.commandCalls()).filter(([name]) => name === "evalsha" || name === "eval").reduce((sum, [, calls]) => sum + calls, 0);
+  }
+
+  private async commandCalls(): Promise<[string, number][]> {
     const client = new Redis(this.url, { maxRetriesPerRequest: 1 });
     try {
       const info = await client.info("commandstats");
-      return [...info.matchAll(/calls=(\d+)/g)].reduce((sum, match) => sum + Number(match[1]), 0);
+      return [...info.matchAll(/cmdstat_([^:]+):calls=(\d+)/g)].map((match) => [match[1]!, Number(match[2])]);
     } finally {
       client.disconnect();
     }
   }
+
 
   private async ping(): Promise<boolean> {
     const client = new Redis(this.url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });

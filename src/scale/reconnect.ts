@@ -1,0 +1,41 @@
+import type { Redis } from "ioredis";
+
+/**
+ * Whether a command failed because the connection dropped, not because of what it asked: it may or may
+ * not have run. ioredis rejects commands in flight when the socket closes ("Command aborted due to
+ * connection close", and a pipeline cut part-way), instead of sending them again.
+ */
+export function lostConnection(error: unknown): boolean {
+  if (!(error instanceof Error)) return false;
+  return error.name === "AbortError" || /Connection is closed|aborted due to connection close|ECONNRESET|ECONNREFUSED|EPIPE/.test(error.message);
+}
+
+/**
+ * Runs `command` until it gets an answer, waiting for the connection to come back after each drop. Only
+ * for commands that may run twice with the effect of once: every script of the scale-out state is written
+ * so (a claim finds its holder, an admission finds itself, a merge takes maxima). An outage of Redis then
+ * pauses the step, as it pauses the worker, instead of becoming a verdict on a sample.
+ */
+export async function untilAnswered<T>(redis: Redis, command: () => Promise<T>): Promise<T> {
+  for (;;) {
+    try {
+      return await command();
+    } catch (error) {
+      if (!lostConnection(error) || redis.status === "end") throw error;
+      await ready(redis);
+    }
+  }
+}
+
+function ready(redis: Redis): Promise<void> {
+  if (redis.status === "ready") return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      redis.off("ready", done);
+      redis.off("end", done);
+      resolve();
+    };
+    redis.once("ready", done);
+    redis.once("end", done);
+  });
+}
