@@ -6,23 +6,26 @@
 //   npm run bench -- scale            (or: npx tsx benchmarks/scale.ts; SCALE_BENCH_QUICK=1 for a smoke run)
 //
 // Keys (benchmarks/results/scale.json):
-//   cpu_scaling_2w        wall time of 1 worker / wall time of 2 workers, template-records (Faker, one core
-//                         per process) over CPU_RECORDS; target >= 1.7 on 2 cores. Not heuristics +
-//                         near-dedup as the issue suggests: near-dedup is not shared across workers yet,
-//                         so such a graph is refused by `submit`.
-//   overhead_1w           `rxsynth run` wall time / 1 worker's wall time (submit to complete), same graph;
-//                         target >= 0.8.
-//   machine_scaling_2p    `rxsynth run` of all records / two plain `rxsynth run`s of half the records side
-//                         by side (no Redis, no chunks): what this machine gives a second process at all,
-//                         the ceiling of cpu_scaling_2w.
+//   cpu_scaling_2w        wall time of 1 worker / wall time of 2 workers, the curate graph (Gopher rules, exact
+//                         dedup, MinHash LSH near-dedup, both indexes shared in Redis) over CPU_DOCS seeded
+//                         documents (test/support/corpus.ts, 5 % near-duplicates, 2 % exact copies); target
+//                         >= 1.7 on 2 cores.
+//   overhead_1w           `rxsynth run` wall time / 1 worker's wall time (submit to complete), same graph and
+//                         corpus; target >= 0.8.
+//   machine_scaling_2p    `rxsynth run` of the corpus / two plain `rxsynth run`s of half as many documents
+//                         side by side (no Redis, no chunks): what this machine gives a second process at
+//                         all, the ceiling of cpu_scaling_2w.
 //   global_rpm_utilisation  requests answered per minute / what the simulator's limits allow (its RPM, or its
 //                         TPM over the tokens a request took, whichever is lower; TPM is set near the
 //                         RPM's equivalent), 4 workers, one LLM request per record; target >= 0.95.
 //   global_429_rate       429s / requests the simulator received in that run; target <= 0.01.
 //   chaos_lost, chaos_duplicated  3 workers, CHAOS_KILLS SIGKILLs at seeded random times (a killed worker
-//                         is replaced), one Redis restart: ids missing from / repeated in the union,
+//                         is replaced; chaos_kills says how many happened), one Redis restart: ids missing from / repeated in the union,
 //                         against a single-process run; targets 0 and 0.
-//   redis_ops_per_sample  Redis commands (INFO commandstats) per source record in the 1-worker run.
+//   redis_ops_per_sample  Redis commands (INFO commandstats, those run inside scripts included) per document
+//                         in the 1-worker run.
+//   redis_scripts_per_sample  scripts (EVALSHA) per document in that run: a worker's requests to Redis, each
+//                         one round trip at most (auto-pipelining shares round trips).
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { mkdir, writeFile } from "node:fs/promises";
@@ -30,16 +33,19 @@ import { cpus, loadavg, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { readRows } from "../src/io/read.ts";
+import { mulberry32, writeDocuments } from "../test/support/corpus.ts";
 import { RedisServer, freePort } from "../test/support/redis-server.ts";
 
 const QUICK = process.env.SCALE_BENCH_QUICK === "1";
 const ROOT = resolve(fileURLToPath(new URL("..", import.meta.url)));
 const CLI = join(ROOT, "bin/rxsynth.mjs");
-const CPU_RECORDS = QUICK ? 6_000 : 80_000;
-const CHUNK = 10_000;
+const CPU_DOCS = QUICK ? 8_000 : 300_000;
+const CHUNK = QUICK ? 2_000 : 10_000;
 const LLM_RECORDS = QUICK ? 300 : 3_000;
 const RPM = 6_000;
-const CHAOS_RECORDS = QUICK ? 600 : 2_000;
+/** The endpoint's concurrency for all workers together: well above what the RPM needs at the simulator's latency (100/s x 50 ms = 5). */
+const LLM_CONCURRENCY = 64;
+const CHAOS_RECORDS = QUICK ? 3_000 : 16_000;
 const CHAOS_KILLS = 5;
 const SEED = 12;
 
@@ -88,41 +94,37 @@ async function ids(folder: string): Promise<string[]> {
   return [...(await readRows(folder, { prefix: "part" })), ...(await readRows(folder, { prefix: "rejects" }))].map((row) => row.id as string);
 }
 
-function seeded(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let z = state;
-    z = Math.imul(z ^ (z >>> 15), z | 1);
-    z ^= z + Math.imul(z ^ (z >>> 7), z | 61);
-    return ((z ^ (z >>> 14)) >>> 0) / 2 ** 32;
-  };
-}
-
 async function cpuPart() {
-  const sets = ["--set", `count=${CPU_RECORDS}`];
+  const corpus = join(dir, "corpus.jsonl");
+  const halves = [join(dir, "corpus-a.jsonl"), join(dir, "corpus-b.jsonl")] as const;
+  await writeDocuments(corpus, CPU_DOCS, { seed: SEED });
+  await writeDocuments(halves[0], CPU_DOCS / 2, { seed: SEED + 1 });
+  await writeDocuments(halves[1], CPU_DOCS / 2, { seed: SEED + 2 });
+  const sets = ["--set", `input=${corpus}`];
   // Alternated, each twice, so a slow minute of the shared machine falls on both sides.
   const runs: number[] = [];
   const one: number[] = [];
   const two: number[] = [];
   let opsPerSample = 0;
+  let scriptsPerSample = 0;
   for (let round = 0; round < 2; round++) {
-    runs.push(await single(`cpu-run-${round}`, "template-records", sets));
-    const before = await redis.commands();
-    one.push(await scaled(`cpu-1w-${round}`, "template-records", sets, 1));
-    opsPerSample = ((await redis.commands()) - before) / CPU_RECORDS;
-    two.push(await scaled(`cpu-2w-${round}`, "template-records", sets, 2));
+    runs.push(await single(`cpu-run-${round}`, "curate", sets));
+    const [commandsBefore, scriptsBefore] = [await redis.commands(), await redis.scripts()];
+    one.push(await scaled(`cpu-1w-${round}`, "curate", sets, 1));
+    opsPerSample = ((await redis.commands()) - commandsBefore) / CPU_DOCS;
+    scriptsPerSample = ((await redis.scripts()) - scriptsBefore) / CPU_DOCS;
+    two.push(await scaled(`cpu-2w-${round}`, "curate", sets, 2));
   }
-  // What this machine gives two processes at all: two plain runs of half the records side by side, no Redis.
-  const halves: number[] = [];
+  // What this machine gives two processes at all: two plain runs of half the documents side by side, no Redis.
+  const sideBySide: number[] = [];
   for (let round = 0; round < 2; round++) {
     const started = performance.now();
-    const half = ["--set", `count=${CPU_RECORDS / 2}`];
-    await Promise.all([single(`half-a-${round}`, "template-records", half), single(`half-b-${round}`, "template-records", [...half, "--set", "seed=7"])]);
-    halves.push((performance.now() - started) / 1000);
+    await Promise.all(halves.map((half, i) => single(`half-${i}-${round}`, "curate", ["--set", `input=${half}`])));
+    sideBySide.push((performance.now() - started) / 1000);
   }
+  const kept = (await readRows(join(dir, "cpu-run-0"), { prefix: "part" })).length;
   const best = (values: number[]) => Math.min(...values);
-  return { run_s: best(runs), one_worker_s: best(one), two_workers_s: best(two), two_plain_halves_s: best(halves), opsPerSample };
+  return { run_s: best(runs), one_worker_s: best(one), two_workers_s: best(two), two_plain_halves_s: best(sideBySide), opsPerSample, scriptsPerSample, kept, runs, one, two, sideBySide };
 }
 
 async function llmPart() {
@@ -135,9 +137,9 @@ async function llmPart() {
   try {
     const env = { OPENAI_BASE_URL: `${base}/v1`, OPENAI_API_KEY: "bench", RXSYNTH_MODEL: "sim-1", RXSYNTH_ENDPOINT_FAMILY: "unknown" };
     const graph = join(ROOT, "test/fixtures/scale-llm-graph.ts");
-    const before = (await (await fetch(`${base}/stats`)).json()) as { requests: number; completed: number; rateLimited: number; promptTokens: number; completionTokens: number };
+    const before = (await (await fetch(`${base}/stats`)).json()) as { requests: number; completed: number; rateLimited: number; promptTokens: number; completionTokens: number; peakConcurrency: number };
     // Seconds counted from the first worker's start, after submit: the window in which requests flow.
-    await must(rxsynth(["submit", graph, "--redis", redisUrl(), "--run", "llm-4w", "--out", join(dir, "llm-4w"), "--chunk-size", "50", "--set", `records=${LLM_RECORDS}`], env), "submit llm-4w");
+    await must(rxsynth(["submit", graph, "--redis", redisUrl(), "--run", "llm-4w", "--out", join(dir, "llm-4w"), "--chunk-size", "50", "--set", `records=${LLM_RECORDS}`, "--set", `concurrency=${LLM_CONCURRENCY}`], env), "submit llm-4w");
     // The window is from the first answer to the last, polled from the simulator: worker start-up (seconds
     // of module loading on a busy machine) is not the limiter's to use.
     let first: number | undefined;
@@ -164,7 +166,8 @@ async function llmPart() {
     const tokensPerRequest = (after.promptTokens - before.promptTokens + after.completionTokens - before.completionTokens) / Math.max(1, completed);
     // Whichever limit binds: RPM, or TPM over the tokens a request really took.
     const allowedPerMinute = Math.min(RPM, tpm / tokensPerRequest);
-    return { completed, requests, rateLimited: after.rateLimited - before.rateLimited, seconds, perMinute: completed / (seconds / 60), tokensPerRequest, allowedPerMinute };
+    // The simulator's peak is over its life, and this is its only run: the most requests in flight from all workers at once.
+    return { completed, requests, rateLimited: after.rateLimited - before.rateLimited, seconds, perMinute: completed / (seconds / 60), tokensPerRequest, allowedPerMinute, peakConcurrency: after.peakConcurrency, concurrency: LLM_CONCURRENCY };
   } finally {
     sim.child.kill("SIGTERM");
     await sim.exit;
@@ -178,7 +181,7 @@ async function chaosPart() {
   const expected = new Set(await ids(join(dir, "chaos-single")));
   const run = "chaos";
   await must(rxsynth(["submit", graph, "--redis", redisUrl(), "--run", run, "--out", join(dir, run), "--chunk-size", "100", "--reclaim-seconds", "1", ...sets]), "submit chaos");
-  const random = seeded(SEED);
+  const random = mulberry32(SEED);
   const workers = new Set<ReturnType<typeof rxsynth>>();
   const spawnWorker = () => {
     const worker = rxsynth(["worker", "--redis", redisUrl(), "--run", run]);
@@ -188,7 +191,7 @@ async function chaosPart() {
   for (let i = 0; i < 3; i++) spawnWorker();
   let kills = 0;
   for (let k = 0; k < CHAOS_KILLS; k++) {
-    await new Promise((done) => setTimeout(done, 800 + random() * 1_500));
+    await new Promise((done) => setTimeout(done, 600 + random() * 1_200));
     const alive = [...workers].filter((worker) => worker.child.exitCode === null);
     if (alive.length === 0) break;
     const victim = alive[Math.floor(random() * alive.length)]!;
@@ -220,7 +223,7 @@ async function main() {
   redis = await RedisServer.start(dir);
   try {
     const cpu = await cpuPart();
-    console.log(`cpu: run ${cpu.run_s.toFixed(1)} s, 1 worker ${cpu.one_worker_s.toFixed(1)} s, 2 workers ${cpu.two_workers_s.toFixed(1)} s, two plain half runs side by side ${cpu.two_plain_halves_s.toFixed(1)} s`);
+    console.log(`cpu (curate over ${CPU_DOCS} documents, ${cpu.kept} kept): run ${cpu.run_s.toFixed(1)} s, 1 worker ${cpu.one_worker_s.toFixed(1)} s, 2 workers ${cpu.two_workers_s.toFixed(1)} s, two plain half runs side by side ${cpu.two_plain_halves_s.toFixed(1)} s`);
     const llm = await llmPart();
     console.log(`llm: ${llm.completed} answered in ${llm.seconds.toFixed(1)} s (${Math.round(llm.perMinute)}/min of ${RPM}), ${llm.rateLimited} 429s of ${llm.requests} requests`);
     const chaos = await chaosPart();
@@ -236,7 +239,8 @@ async function main() {
       chaos_duplicated: chaos.duplicated,
       chaos_kills: chaos.kills,
       redis_ops_per_sample: round(cpu.opsPerSample, 4),
-      details: { cpu, llm, chaos, cpu_records: CPU_RECORDS, chunk_size: CHUNK, llm_records: LLM_RECORDS, rpm: RPM, chaos_records: CHAOS_RECORDS },
+      redis_scripts_per_sample: round(cpu.scriptsPerSample, 4),
+      details: { cpu, llm, chaos, cpu_docs: CPU_DOCS, chunk_size: CHUNK, llm_records: LLM_RECORDS, rpm: RPM, chaos_records: CHAOS_RECORDS },
       node: process.version,
       cpus: cpus().length,
       load_average_1m: round(loadavg()[0]!),
@@ -249,6 +253,8 @@ async function main() {
       ["global_429_rate <= 0.01", result.global_429_rate <= 0.01],
       ["chaos_lost = 0", result.chaos_lost === 0],
       ["chaos_duplicated = 0", result.chaos_duplicated === 0],
+      [`chaos_kills = ${CHAOS_KILLS}`, result.chaos_kills === CHAOS_KILLS],
+      [`llm peak concurrency <= ${LLM_CONCURRENCY}`, llm.peakConcurrency <= LLM_CONCURRENCY],
     ] as const;
     console.table(Object.fromEntries(targets.map(([name, met]) => [name, met ? "met" : "MISS"])));
     console.table({ ...result, details: undefined });

@@ -17,6 +17,8 @@
 // `textField` names the document field.
 //
 // Output columns (data): the document's fields, unchanged. Provenance: depth 0, no steps.
+// Diversity of what was kept: diversity-summary.json and diversity.jsonl (distinct-1/2/3, vocabulary,
+// lengths, leading words); in a scaled-out run `rxsynth status` shows the run's distinct n-gram counts.
 // Rejects: document rules (too_few_words, too_many_words, mean_word_length, symbol_ratio, bullet_lines,
 // ellipsis_lines, alpha_words, stop_words, dup_para_frac, dup_line_frac, ..., top_2gram, dup_5gram, ...:
 // see HEURISTIC_REASONS, each with value and threshold), exact_duplicate (duplicate_of = the kept
@@ -33,6 +35,7 @@
 import { defineGraph, openSource } from "../src/index.ts";
 import { exactDedup } from "../operators/dedup/exact-dedup.ts";
 import { nearDedup } from "../operators/dedup/near-dedup.ts";
+import { diversityTracker } from "../operators/diversity/diversity-tracker.ts";
 import { heuristicFilter } from "../operators/filter/heuristics.ts";
 import { gopherPreset } from "../operators/filter/presets.ts";
 import { firstRecords } from "./lib/llm-steps.ts";
@@ -63,6 +66,9 @@ export default defineGraph({
         heuristicFilter({ name: "document_heuristics", fields: options.textField, minWords: options.minWords, maxWords: options.maxWords }),
         exactDedup({ name: "exact_dedup", fields: options.textField, shared: env.shared }),
         nearDedup({ name: "near_dedup", fields: options.textField, threshold: options.threshold, shared: env.shared }),
+        // What was kept: distinct 1/2/3-grams, lengths, leading words (diversity-summary.json); scaled out,
+        // the distinct counts of the whole run are HyperLogLogs in Redis that `rxsynth status` shows.
+        diversityTracker({ name: "diversity", fields: options.textField, shared: env.shared }),
       ],
       // Each document is judged alone; both dedup indexes are shared by the workers of a scaled-out run.
       chunkable: true,

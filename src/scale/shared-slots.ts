@@ -97,13 +97,14 @@ export class RedisSlots implements ConcurrencySlots {
           return 0;
         });
         if (taken !== 1) {
-          // Full: ask again soon, less often the longer it stays full (up to 50 ms), with jitter so workers interleave.
+          // Full: ask again soon, less often the longer it stays full (up to 10 ms, a small part of any request),
+          // with jitter so workers interleave. Another worker's release is heard of only by asking.
           await new Promise<void>((done) => {
             const timer = setTimeout(done, idle * (0.5 + Math.random()));
             this.wake = () => (clearTimeout(timer), done());
           });
           this.wake = undefined;
-          idle = Math.min(50, idle * 2);
+          idle = Math.min(10, idle * 2);
           continue;
         }
         idle = 2;

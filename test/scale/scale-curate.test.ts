@@ -11,7 +11,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { defaults } from "../../graphs/curate.ts";
-import { MINHASH_DEFAULTS, shingles } from "../../operators/dedup/minhash.ts";
+import { MINHASH_DEFAULTS, shingles, words } from "../../operators/dedup/minhash.ts";
 import { readRows } from "../../src/io/read.ts";
 import { STOP_WORDS, madeUpWords, mulberry32 } from "../support/corpus.ts";
 import { REDIS_SKIPPED_MESSAGE, RedisServer, skipRedis } from "../support/redis-server.ts";
@@ -223,9 +223,17 @@ describe.skipIf(skipRedis)("rxsynth submit curate / worker: near-dedup shared in
     expect(kept.length).toBe(singleKept.length);
 
     const status = await cli(["status", "--redis", redis.url, "--run", run, "--json"]).exit;
-    const report = JSON.parse(status.stdout) as { state: string; reclaimed: number };
+    const report = JSON.parse(status.stdout) as { state: string; reclaimed: number; distinct: { name: string; distinct: number; total: number }[] };
     expect(report.state).toBe("complete");
     expect(report.reclaimed).toBeGreaterThanOrEqual(1);
+    // The run's distinct words, one HyperLogLog merged from every chunk (a replayed one included), against
+    // the exact count over what was kept; the items counted are every kept document's words, once.
+    const keptWords = kept.map((row) => words(String(row.data.text)));
+    const unigrams = report.distinct.find((counter) => counter.name === "diversity.distinct_1")!;
+    const exactDistinct = new Set(keptWords.flat()).size;
+    expect(Math.abs(unigrams.distinct - exactDistinct) / exactDistinct).toBeLessThan(0.03);
+    expect(unigrams.total).toBe(keptWords.reduce((sum, list) => sum + list.length, 0));
+    expect(report.distinct.map((counter) => counter.name)).toEqual(["diversity.distinct_1", "diversity.distinct_2", "diversity.distinct_3"]);
   }, 120_000);
 });
 
