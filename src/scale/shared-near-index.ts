@@ -29,24 +29,36 @@ if mine and string.sub(redis.call('HGET', KEYS[2], mine), 1, width) == prints th
 local collision = 1 / 65536
 local mineParts = {}
 for p = 1, width, 2 do mineParts[p] = string.sub(prints, p, p + 1) end
-local seen, bestNumber, bestEqual, bestId = {}, nil, -1, nil
-for b = 0, string.len(bandKeys) / 4 - 1 do
-  local members = redis.call('HGET', KEYS[4], struct.pack('<I2', b) .. string.sub(bandKeys, b * 4 + 1, b * 4 + 4))
+local bands = string.len(bandKeys) / 4
+-- One HMGET for every band's bucket, read again below to insert: the script is atomic, so they cannot change.
+local buckets = {}
+for b = 0, bands - 1 do buckets[b + 1] = struct.pack('<I2', b) .. string.sub(bandKeys, b * 4 + 1, b * 4 + 4) end
+local lists = redis.call('HMGET', KEYS[4], unpack(buckets))
+local candidates, seen = {}, {}
+for b = 1, bands do
+  local members = lists[b]
   if members then
     for at = 1, string.len(members), 4 do
       local field = string.sub(members, at, at + 3)
       if not seen[field] then
         seen[field] = true
-        local stored = redis.call('HGET', KEYS[2], field)
-        local equal = 0
-        for p = 1, width, 2 do
-          if string.sub(stored, p, p + 1) == mineParts[p] then equal = equal + 1 end
-        end
-        local number = struct.unpack('<I4', field)
-        if equal > bestEqual or (equal == bestEqual and number < bestNumber) then
-          bestEqual, bestNumber, bestId = equal, number, string.sub(stored, width + 1)
-        end
+        candidates[#candidates + 1] = field
       end
+    end
+  end
+end
+local bestNumber, bestEqual, bestId = nil, -1, nil
+if #candidates > 0 then
+  local stored = redis.call('HMGET', KEYS[2], unpack(candidates))
+  for c = 1, #candidates do
+    local equal = 0
+    local other = stored[c]
+    for p = 1, width, 2 do
+      if string.sub(other, p, p + 1) == mineParts[p] then equal = equal + 1 end
+    end
+    local number = struct.unpack('<I4', candidates[c])
+    if equal > bestEqual or (equal == bestEqual and number < bestNumber) then
+      bestEqual, bestNumber, bestId = equal, number, string.sub(other, width + 1)
     end
   end
 end
@@ -58,11 +70,12 @@ local number = redis.call('HINCRBY', KEYS[1], 'last', 1)
 local field = struct.pack('<I4', number)
 redis.call('HSET', KEYS[2], field, prints .. id)
 redis.call('HSET', KEYS[3], id, field)
-for b = 0, string.len(bandKeys) / 4 - 1 do
-  local bucket = struct.pack('<I2', b) .. string.sub(bandKeys, b * 4 + 1, b * 4 + 4)
-  local members = redis.call('HGET', KEYS[4], bucket)
-  if members then redis.call('HSET', KEYS[4], bucket, members .. field) else redis.call('HSET', KEYS[4], bucket, field) end
+local updates = {}
+for b = 1, bands do
+  updates[#updates + 1] = buckets[b]
+  updates[#updates + 1] = (lists[b] or '') .. field
 end
+redis.call('HSET', KEYS[4], unpack(updates))
 return {0}
 `;
 

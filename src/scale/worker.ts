@@ -150,13 +150,14 @@ async function committedOutcome(
     accepted: shards.filter((shard) => shard.kind === "accepted" && shard.format === counted).reduce((sum, shard) => sum + shard.rows, 0),
     rejected: shards.filter((shard) => shard.kind === "rejects").reduce((sum, shard) => sum + shard.rows, 0),
   };
-  // Per operator and LLM totals are this try's alone (a resumed chunk counts only what it redid).
+  // Per operator counts are this try's alone (a resumed chunk counts only what it redid).
   for (const operator of metrics?.operators ?? []) {
     counters[`op:${operator.name}:in`] = operator.in;
     counters[`op:${operator.name}:out`] = operator.out;
     counters[`op:${operator.name}:rejected`] = operator.rejected;
   }
-  for (const [key, value] of Object.entries(metrics?.totals ?? {})) counters[key] = value;
+  // LLM totals are the chunk's over every try, as its manifest adds them up: what a killed try spent was spent.
+  for (const [key, value] of Object.entries(manifest.totals ?? {})) counters[key] = value;
   counters.records = metrics?.source.pulled ?? 0;
   const source = spec.sources.find((candidate) => candidate.name === chunk.source);
   const exhausted = source?.size === null ? !(await anythingFrom(graph, chunk.source, chunk.end)) : false;
