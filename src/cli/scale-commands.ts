@@ -139,8 +139,8 @@ function statusReport(status: RunStatus): string {
   for (const [name, counts] of operators) lines.push(`  ${name}: in ${counts.in ?? 0}, out ${counts.out ?? 0}, rejected ${counts.rejected ?? 0}`);
   // HyperLogLog's standard error at 2^14 registers is 1.04 / 128, about 0.8 %.
   for (const counter of status.distinct) {
-    const ratio = counter.total > 0 ? `, ${(counter.distinct / counter.total).toFixed(3)} of ${counter.total} counted` : "";
-    lines.push(`distinct ${counter.name}: about ${counter.distinct} (±0.8 %)${ratio}`);
+    const ratio = counter.total > 0 ? ` of ${counter.total.toLocaleString("en-US")} counted (${(counter.distinct / counter.total).toFixed(3)})` : "";
+    lines.push(`${counter.name}: about ${counter.distinct.toLocaleString("en-US")} distinct${ratio}, HyperLogLog ±0.8 %`);
   }
   for (const letter of status.deadLetters) lines.push(`dead letter ${letter.chunk}: ${letter.reason}`);
   return `${lines.join("\n")}\n`;
