@@ -17,6 +17,7 @@ describe("resolveDataPath", () => {
       "HumanEval.jsonl.gz",
       "augment.jsonl",
       "back-translation.jsonl",
+      "curate.jsonl",
       "instruction-backtranslation.jsonl",
       "math-verified.jsonl",
       "mix-synthetic.jsonl",
