@@ -172,7 +172,7 @@ async function streamsConsumer(run: string, go: Promise<void>, onComplete: () =>
         }
         // worker.ts runs the chunk's graph here; no work in this benchmark.
         holding = undefined;
-        if (await queue.complete(chunk, false, COUNTERS)) {
+        if ((await queue.complete(chunk, false, COUNTERS)) === "completed") {
           chunks++;
           onComplete();
         }

@@ -2,6 +2,7 @@ import { mkdir, open, readFile, rename } from "node:fs/promises";
 import { join } from "node:path";
 import { ConfigError, InputError } from "../errors.ts";
 import { canonicalJson } from "../hash.ts";
+import { WRITER_TOKEN } from "./shards.ts";
 import type { ShardInfo } from "./types.ts";
 
 export const MANIFEST_FILE = "manifest.json";
@@ -64,7 +65,7 @@ export async function readManifest(dir: string): Promise<Manifest | undefined> {
 export async function writeManifest(dir: string, manifest: Manifest): Promise<void> {
   await mkdir(dir, { recursive: true });
   const path = join(dir, MANIFEST_FILE);
-  const temporary = `${path}.tmp`;
+  const temporary = `${path}.${WRITER_TOKEN}.tmp`;
   const handle = await open(temporary, "w");
   try {
     await handle.writeFile(JSON.stringify(manifest, null, 1));

@@ -21,9 +21,16 @@ export function shardFileName(prefix: string, index: number, extension: string):
   return `${prefix}-${String(index).padStart(5, "0")}.${extension}`;
 }
 
+/**
+ * This process's mark in the names of files it is still writing: two processes that write one folder
+ * (a scaled-out worker that stalled past its lease, and the one that took its chunk over) never write
+ * into each other's files, and the one that lost its lease is stopped before it renames anything.
+ */
+export const WRITER_TOKEN = `${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
+
 /** The name a shard has while it is written; readers and `listShardFiles` never see it. */
 export function temporaryShardName(finalName: string): string {
-  return `.${finalName}.tmp`;
+  return `.${finalName}.${WRITER_TOKEN}.tmp`;
 }
 
 const TEMPORARY = /^\..+\.tmp$/;

@@ -43,6 +43,8 @@ export interface CommitTarget {
   readonly sinks: readonly RunSink[];
   readonly hooks: readonly CheckpointHook[];
   readonly fault?: FaultHook;
+  /** Awaited before a commit writes anything (see RunOptions.fence). */
+  readonly fence?: () => Promise<void>;
 }
 
 /** Commits a folder's runs, one after another; remembers whether the folder has a manifest yet. */
@@ -61,12 +63,25 @@ export class Committer {
     return this.hasManifest;
   }
 
+  /** Whether the fence refused a commit: the folder is another process's now, and must be left as it is. */
+  get fenced(): boolean {
+    return this.refused;
+  }
+
+  private refused = false;
+
   /**
    * Runs the protocol. `manifest` is asked for the first manifest of a folder (`initial`: no progress, no
    * shards) and for the one listing the new shards. Returns the shards this commit renamed into place.
    */
   async commit(manifest: (newShards: readonly ShardInfo[], initial: boolean) => Manifest): Promise<ShardInfo[]> {
-    const { out, sinks, hooks, fault } = this.target;
+    const { out, sinks, hooks, fault, fence } = this.target;
+    try {
+      await fence?.();
+    } catch (error) {
+      this.refused = true;
+      throw error;
+    }
     if (out && !this.hasManifest) {
       await writeManifest(out, manifest([], true));
       this.hasManifest = true;

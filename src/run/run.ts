@@ -45,6 +45,11 @@ export interface RunOptions {
   readonly allowIdentityChange?: boolean;
   /** Called after each step of the commit protocol (tests inject crashes); also `RXSYNTH_FAULT`. */
   readonly fault?: FaultHook;
+  /**
+   * Awaited before each commit writes anything; a throw fails the run with nothing of that commit written.
+   * A scaled-out worker checks here that its lease on the chunk still holds (src/scale/worker.ts).
+   */
+  readonly fence?: () => Promise<void>;
   readonly onProgress?: (progress: RunProgress) => void;
   readonly progressEveryMs?: number;
   readonly log?: (line: string) => void;
@@ -134,7 +139,7 @@ async function runGraph(graph: BuiltGraph, options: RunOptions): Promise<RunSumm
   const newShards: ShardInfo[] = [];
   const partialTickets = new Set<RootTicket>();
   const committer = new Committer(
-    { out, sinks: [...acceptedSinks, rejectsSink], hooks, fault: options.fault ?? faultsFromEnvironment() },
+    { out, sinks: [...acceptedSinks, rejectsSink], hooks, fault: options.fault ?? faultsFromEnvironment(), fence: options.fence },
     previous !== undefined,
   );
 
@@ -480,8 +485,9 @@ async function runGraph(graph: BuiltGraph, options: RunOptions): Promise<RunSumm
     // Nothing of a batch a sink failed on is committed: its uncommitted part is given up and redone on resume.
     await Promise.all([...acceptedSinks, rejectsSink].map((sink) => sink.abort().catch(() => undefined)));
     // A run that failed before its first checkpoint leaves the folder as it found it, so the corrected
-    // command starts afresh instead of being refused as a resume with other options.
-    if (out && !committer.started && !folderExisted) await rm(out, { recursive: true, force: true }).catch(() => undefined);
+    // command starts afresh instead of being refused as a resume with other options; unless the fence
+    // refused it, when the folder is another worker's now, with that one's files in it.
+    if (out && !committer.started && !committer.fenced && !folderExisted) await rm(out, { recursive: true, force: true }).catch(() => undefined);
     throw fatal;
   }
   const status: RunStatus = stopping ? "stopped" : !sourcesExhausted ? "limited" : incompleteReason ? "incomplete" : "complete";

@@ -41,6 +41,8 @@ export type RunState = "running" | "complete" | "failed";
 /** A chunk as a worker holds it: its stream entry, and how many tries it has had. */
 export interface Claimed extends Chunk {
   readonly entry: string;
+  /** The worker it was delivered to: only that one may acknowledge or give it back. */
+  readonly worker: string;
   /** The source's place in the spec (1-based), as the feed wrote it into the entry. */
   readonly index: number;
   readonly attempt: number;
@@ -106,7 +108,8 @@ return feed()
  * A worker's one round trip between chunks: lists it as live, tells the run's state, tops the queue up,
  * and hands it a chunk, first one a lost worker left idle past the reclaim time, else a new one. Separate
  * calls cost a round trip and, with AOF fsync on every write, an fsync each (benchmarks/queue-engines.ts).
- * KEYS: spec, feed, chunks, workers. ARGV: worker, reclaim ms, now (ms). Returns {state, reason} or
+ * KEYS: spec, feed, chunks, workers. ARGV: worker, reclaim ms, now (ms), reclaim ("1": look for lost
+ * chunks; "0" right after this worker reconnected, see RunQueue.next). Returns {state, reason} or
  * {state, reason, entry, fields, deliveries, reclaimed (1/0)}.
  */
 const NEXT = `${FEED_FUNCTION}
@@ -114,7 +117,8 @@ redis.call('HSET', KEYS[4], ARGV[1], ARGV[3])
 local state = redis.call('HGET', KEYS[1], 'state') or 'running'
 if state ~= 'running' then return {state, redis.call('HGET', KEYS[1], 'reason') or ''} end
 feed()
-local lost = redis.call('XAUTOCLAIM', KEYS[3], '${GROUP}', ARGV[1], ARGV[2], '0-0', 'COUNT', 1)[2][1]
+local lost = nil
+if ARGV[4] == '1' then lost = redis.call('XAUTOCLAIM', KEYS[3], '${GROUP}', ARGV[1], ARGV[2], '0-0', 'COUNT', 1)[2][1] end
 if type(lost) == 'table' and type(lost[2]) == 'table' then
   redis.call('HINCRBY', KEYS[2], 'reclaimed', 1)
   local pending = redis.call('XPENDING', KEYS[3], '${GROUP}', lost[1], lost[1], 1)[1]
@@ -126,6 +130,14 @@ if read and read[1] and read[1][2][1] then
   return {state, '', entry[1], entry[2], 1, 0}
 end
 return {state, ''}
+`;
+
+/** Whether `worker` holds stream entry `entry` (it is pending, delivered to that worker). KEYS[3]: chunks. */
+const HOLDER = `
+local function holds(entry, worker)
+  local pending = redis.call('XPENDING', KEYS[3], '${GROUP}', entry, entry, 1)[1]
+  return pending ~= nil and pending[2] == worker
+end
 `;
 
 /**
@@ -155,11 +167,13 @@ end
 
 /**
  * Acknowledges a chunk whose outputs are all committed, once: a replayed acknowledgement (the chunk was
- * reclaimed and finished twice) changes nothing. A chunk of a source of unknown size after which the
- * source has nothing more ("exhausted") tells where it ends. KEYS: spec, feed, chunks, totals. ARGV: entry,
- * source index, start, end, exhausted ("1"/"0"), then counter name/value pairs.
+ * reclaimed and finished twice) changes nothing, and only the worker holding the chunk may acknowledge
+ * it (-1 otherwise: another took it over). A chunk of a source of unknown size after which the source has
+ * nothing more ("exhausted") tells where it ends. KEYS: spec, feed, chunks, totals. ARGV: entry, source
+ * index, start, end, exhausted ("1"/"0"), worker, then counter name/value pairs.
  */
-const COMPLETE = `${SETTLE}
+const COMPLETE = `${SETTLE}${HOLDER}
+if not holds(ARGV[1], ARGV[6]) then return -1 end
 if redis.call('XACK', KEYS[3], '${GROUP}', ARGV[1]) == 0 then return 0 end
 redis.call('XDEL', KEYS[3], ARGV[1])
 redis.call('HINCRBY', KEYS[2], 'done', 1)
@@ -169,17 +183,19 @@ if exhausted then
   local known = redis.call('HGET', KEYS[2], 'end:' .. ARGV[2])
   if not known or stop < tonumber(known) then redis.call('HSET', KEYS[2], 'end:' .. ARGV[2], stop) end
 end
-for i = 6, #ARGV, 2 do redis.call('HINCRBYFLOAT', KEYS[4], ARGV[i], ARGV[i + 1]) end
+for i = 7, #ARGV, 2 do redis.call('HINCRBYFLOAT', KEYS[4], ARGV[i], ARGV[i + 1]) end
 settle()
 return 1
 `;
 
 /**
  * A try of a chunk failed: it is fed again with the next attempt number, or, past the last attempt, goes to
- * the dead letters with its reason; "release" (ARGV[8]) gives it back with no try spent. KEYS: spec, feed,
- * chunks, dead. ARGV: entry, source, index, start, end, attempt, reason, mode.
+ * the dead letters with its reason; "release" (ARGV[8]) gives it back with no try spent. Only the worker
+ * holding the chunk may (-1 otherwise). KEYS: spec, feed, chunks, dead. ARGV: entry, source, index, start,
+ * end, attempt, reason, mode, worker.
  */
-const FAIL = `${SETTLE}
+const FAIL = `${SETTLE}${HOLDER}
+if not holds(ARGV[1], ARGV[9]) then return -1 end
 if redis.call('XACK', KEYS[3], '${GROUP}', ARGV[1]) == 0 then return 0 end
 redis.call('XDEL', KEYS[3], ARGV[1])
 local spec = cjson.decode(redis.call('HGET', KEYS[1], 'spec'))
@@ -225,6 +241,10 @@ export class RunQueue {
   private readonly redis: Redis;
   private readonly keys: { spec: string; feed: string; chunks: string; dead: string; totals: string; workers: string };
 
+  /** When the connection last came back after an outage (0: never lost). */
+  private reconnectedAt = 0;
+  private readonly reconnectListeners: Array<() => void> = [];
+
   private constructor(redis: Redis, name: string) {
     this.redis = redis;
     this.name = name;
@@ -255,6 +275,7 @@ export class RunQueue {
       retryStrategy: (times) => Math.min(times * 200, 2_000),
     });
     defineScaleCommands(redis);
+    const shown = redactedUrl(url);
     let reported = false;
     let connected = false;
     let firstError: Error | undefined;
@@ -266,20 +287,43 @@ export class RunQueue {
       }
       if (reported) return;
       reported = true;
-      log(`redis ${url}: ${error.message}; waiting for it to come back`);
+      log(`redis ${shown}: ${error.message}; waiting for it to come back`);
     });
+    let queue: RunQueue | undefined;
     redis.on("ready", () => {
-      if (reported) log(`redis ${url}: back`);
+      if (reported) log(`redis ${shown}: back`);
       reported = false;
+      if (connected) queue?.reconnected();
     });
     try {
       await redis.connect();
       connected = true;
     } catch (error) {
       redis.disconnect();
-      throw new ConfigError(`cannot reach Redis at ${url}: ${(firstError ?? (error as Error)).message} (is redis-server running, and is --redis right?)`);
+      throw new ConfigError(`cannot reach Redis at ${shown}: ${(firstError ?? (error as Error)).message} (is redis-server running, and is --redis right?)`);
     }
-    return new RunQueue(redis, name);
+    queue = new RunQueue(redis, name);
+    return queue;
+  }
+
+  /** The connection came back after an outage: chunks look idle for as long as Redis was down. */
+  private reconnected(): void {
+    this.reconnectedAt = Date.now();
+    for (const listener of this.reconnectListeners) listener();
+  }
+
+  /** Called each time the connection comes back after an outage (a worker beats at once for its chunk). */
+  onReconnect(listener: () => void): void {
+    this.reconnectListeners.push(listener);
+  }
+
+  /**
+   * Redis counts a pending chunk's idle time through an outage, so right after one every chunk in progress
+   * looks lost. For one reclaim time after this worker reconnected it takes no chunk over, which gives
+   * the holders (beating as they reconnect) time to say they are alive.
+   */
+  private mayReclaim(reclaimMs: number): boolean {
+    return Date.now() - this.reconnectedAt >= reclaimMs;
   }
 
   /** Registers the run; a run of that name with another spec is refused (a name is one dataset). */
@@ -326,11 +370,11 @@ export class RunQueue {
     // A step whose answer was lost with the connection may have handed this worker a chunk it never saw:
     // the chunk stays pending under this worker's name and is reclaimed after the reclaim time.
     const [state, reason, entry, fields, deliveries, reclaimed] = (await untilAnswered(this.redis, () =>
-      (this.redis as unknown as RunQueueCommands).rxNext(this.keys.spec, this.keys.feed, this.keys.chunks, this.keys.workers, worker, reclaimMs, Date.now()),
+      (this.redis as unknown as RunQueueCommands).rxNext(this.keys.spec, this.keys.feed, this.keys.chunks, this.keys.workers, worker, reclaimMs, Date.now(), this.mayReclaim(reclaimMs) ? "1" : "0"),
     )) as [RunState, string, string?, string[]?, number?, number?];
     const told = { state, reason: reason || undefined };
     if (entry && fields) {
-      const chunk = decode(entry, fields);
+      const chunk = { ...decode(entry, fields), worker };
       // Each delivery to a worker that was then lost counts as a try (the group counts deliveries).
       if (reclaimed === 1) return { ...told, chunk: { ...chunk, reclaimed: true, attempt: chunk.attempt + Math.max(0, (deliveries ?? 1) - 1) } };
       return { ...told, chunk: { ...chunk, reclaimed: false } };
@@ -340,27 +384,35 @@ export class RunQueue {
       | [string, [string, string[]][]][]
       | null;
     const waited = read?.[0]?.[1]?.[0];
-    return waited ? { ...told, chunk: { ...decode(waited[0], waited[1]), reclaimed: false } } : told;
+    return waited ? { ...told, chunk: { ...decode(waited[0], waited[1]), worker, reclaimed: false } } : told;
   }
 
-  /** Keeps a chunk in progress from looking lost (its idle time restarts), and the worker listed as live. */
-  async heartbeat(worker: string, entry: string | undefined): Promise<void> {
-    if (entry) await (this.redis as unknown as RunQueueCommands).rxHeartbeat(this.keys.chunks, entry, worker);
+  /**
+   * Keeps a chunk in progress from looking lost (its idle time restarts), and the worker listed as live.
+   * False when the worker no longer holds `entry`: it was silent past the reclaim time and another worker
+   * took the chunk over, so this one must not write another byte of it.
+   */
+  async heartbeat(worker: string, entry: string | undefined): Promise<boolean> {
+    const held = entry ? (await untilAnswered(this.redis, () => (this.redis as unknown as RunQueueCommands).rxHeartbeat(this.keys.chunks, entry, worker))) === 1 : true;
     await this.redis.hset(this.keys.workers, worker, Date.now());
+    return held;
   }
 
   async leave(worker: string): Promise<void> {
     await this.redis.hdel(this.keys.workers, worker);
   }
 
-  /** The chunk is committed: acknowledged once, with its counters added to the run's totals. */
-  async complete(chunk: Claimed, exhausted: boolean, counters: Readonly<Record<string, number>>): Promise<boolean> {
+  /**
+   * The chunk is committed: acknowledged once, with its counters added to the run's totals. "lost" when
+   * another worker holds it now (nothing changes), "again" when it was acknowledged already.
+   */
+  async complete(chunk: Claimed, exhausted: boolean, counters: Readonly<Record<string, number>>): Promise<"completed" | "again" | "lost"> {
     const pairs = Object.entries(counters).flatMap(([key, value]) => [key, String(value)]);
     // Acknowledged once however often it is sent: the script does nothing for an entry already acknowledged.
     const done = await untilAnswered(this.redis, () =>
-      (this.redis as unknown as RunQueueCommands).rxComplete(this.keys.spec, this.keys.feed, this.keys.chunks, this.keys.totals, chunk.entry, chunk.index, chunk.start, chunk.end, exhausted ? "1" : "0", ...pairs),
+      (this.redis as unknown as RunQueueCommands).rxComplete(this.keys.spec, this.keys.feed, this.keys.chunks, this.keys.totals, chunk.entry, chunk.index, chunk.start, chunk.end, exhausted ? "1" : "0", chunk.worker, ...pairs),
     );
-    return done === 1;
+    return done === 1 ? "completed" : done === -1 ? "lost" : "again";
   }
 
   /** The chunk's try failed: fed again, or dead-lettered past the run's tries. True when dead-lettered. */
@@ -388,6 +440,7 @@ export class RunQueue {
         chunk.attempt,
         reason.slice(0, 2_000),
         mode,
+        chunk.worker,
       ),
     );
     return result === 2;
@@ -495,9 +548,14 @@ function fieldsOf(fields: readonly string[]): Record<string, string> {
   return record;
 }
 
-function decode(entry: string, fields: readonly string[]): Omit<Claimed, "reclaimed"> {
+function decode(entry: string, fields: readonly string[]): Omit<Claimed, "reclaimed" | "worker"> {
   const record = fieldsOf(fields);
   return { entry, source: record.source!, index: Number(record.index), start: Number(record.start), end: Number(record.end), attempt: Number(record.attempt ?? 1) };
+}
+
+/** The URL without its password, for files and logs. */
+export function redactedUrl(url: string): string {
+  return url.replace(/\/\/([^:@/]*):[^@/]*@/, "//$1:***@");
 }
 
 /** A consumer name that says where the worker runs. */

@@ -27,15 +27,24 @@ export async function untilAnswered<T>(redis: Redis, command: () => Promise<T>):
   }
 }
 
+/** One wait per connection, however many commands wait on it: one listener, not one per command. */
+const waits = new WeakMap<Redis, Promise<void>>();
+
 function ready(redis: Redis): Promise<void> {
   if (redis.status === "ready") return Promise.resolve();
-  return new Promise((resolve) => {
-    const done = () => {
-      redis.off("ready", done);
-      redis.off("end", done);
-      resolve();
-    };
-    redis.once("ready", done);
-    redis.once("end", done);
-  });
+  let wait = waits.get(redis);
+  if (!wait) {
+    wait = new Promise<void>((resolve) => {
+      const done = () => {
+        redis.off("ready", done);
+        redis.off("end", done);
+        waits.delete(redis);
+        resolve();
+      };
+      redis.on("ready", done);
+      redis.on("end", done);
+    });
+    waits.set(redis, wait);
+  }
+  return wait;
 }

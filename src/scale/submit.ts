@@ -6,7 +6,7 @@ import { buildGraph } from "../graph.ts";
 import { loadGraph } from "../cli/load-graph.ts";
 import type { FileSource } from "../io/source-common.ts";
 import type { Source } from "../io/types.ts";
-import { RunQueue, type RunSpec, type RunStatus } from "./queue.ts";
+import { RunQueue, redactedUrl, type RunSpec, type RunStatus } from "./queue.ts";
 
 export interface SubmitOptions {
   readonly redis: string;
@@ -108,9 +108,4 @@ export async function waitForRun(redis: string, run: string, onStatus: (status: 
   } finally {
     await queue.close();
   }
-}
-
-/** The URL without its password, for files and logs. */
-export function redactedUrl(url: string): string {
-  return url.replace(/\/\/([^:@/]*):[^@/]*@/, "//$1:***@");
 }

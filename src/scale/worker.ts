@@ -53,23 +53,37 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerSummary> 
     const definition = await loadGraph(spec.graph);
     graph = await buildGraph(definition, spec.overrides, { log, out: spec.out, cache: !options.noCache, shared: queue.shared() });
     log(`worker ${me}: run ${options.run} (${definition.name}), chunks of ${spec.chunkSize} into ${spec.out}`);
-    let holding: Claimed | undefined;
-    const beat = setInterval(() => void queue.heartbeat(me, holding?.entry).catch(() => undefined), Math.max(100, spec.reclaimMs / 4));
+    let holding: { chunk: Claimed; lost: AbortController } | undefined;
+    const beatNow = () => {
+      const held = holding;
+      void queue.heartbeat(me, held?.chunk.entry).then(
+        (holds) => {
+          // Silent past the reclaim time (a stall, a long pause): another worker has the chunk now.
+          if (!holds && held) held.lost.abort(new ChunkTaken(held.chunk));
+        },
+        () => undefined,
+      );
+    };
+    const beat = setInterval(beatNow, Math.max(100, spec.reclaimMs / 4));
     beat.unref();
+    queue.onReconnect(beatNow);
     try {
       for (;;) {
         if (options.signal?.aborted) return summary("stopped");
         const { state, chunk } = await queue.next(me, spec.reclaimMs, 1_000);
         if (state !== "running" && !options.follow) return summary(state);
         if (!chunk) continue;
-        holding = chunk;
+        holding = { chunk, lost: new AbortController() };
         if (chunk.reclaimed) reclaimed++;
         // Killed after its commit, before its acknowledgement: the chunk is done, not lost.
         const committed = await committedOutcome(graph, spec, chunk);
         if (committed) {
-          await queue.complete(chunk, committed.exhausted, committed.counters);
+          if ((await queue.complete(chunk, committed.exhausted, committed.counters)) === "completed") {
+            chunks++;
+            accepted += committed.counters.accepted ?? 0;
+            rejected += committed.counters.rejected ?? 0;
+          }
           holding = undefined;
-          chunks++;
           continue;
         }
         if (chunk.attempt > spec.maxAttempts) {
@@ -77,8 +91,15 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerSummary> 
           holding = undefined;
           continue;
         }
-        const outcome = await runChunk(graph, spec, chunk, options.signal, log);
+        const lost = holding.lost.signal;
+        const outcome = await runChunk(graph, spec, chunk, options.signal ? AbortSignal.any([options.signal, lost]) : lost, log, async () => {
+          if (lost.aborted || !(await queue.heartbeat(me, chunk.entry))) throw new ChunkTaken(chunk);
+        });
         holding = undefined;
+        if (lost.aborted || (outcome.kind === "failed" && outcome.error instanceof ChunkTaken)) {
+          log(`worker ${me}: chunk ${chunkName(chunk)} was taken over by another worker (this one was silent past ${spec.reclaimMs} ms); it wrote nothing more of it`);
+          continue;
+        }
         if (outcome.kind === "stopped") return summary("stopped");
         if (outcome.kind === "failed" && outcome.stopsRun) {
           // Not the chunk's fault (an endpoint out, a bad key, a wrong graph): it goes back as it was, no try spent.
@@ -90,7 +111,11 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerSummary> 
           log(`worker ${me}: chunk ${chunkName(chunk)} failed (try ${chunk.attempt} of ${spec.maxAttempts}): ${outcome.reason}${dead ? "; dead-lettered" : ""}`);
           continue;
         }
-        await queue.complete(chunk, outcome.exhausted, outcome.counters);
+        if ((await queue.complete(chunk, outcome.exhausted, outcome.counters)) === "lost") {
+          // Taken over after its last commit: the other worker finds it committed and acknowledges it.
+          log(`worker ${me}: chunk ${chunkName(chunk)} was taken over by another worker after it committed; that one acknowledges it`);
+          continue;
+        }
         chunks++;
         accepted += outcome.counters.accepted ?? 0;
         rejected += outcome.counters.rejected ?? 0;
@@ -114,11 +139,31 @@ type ChunkOutcome =
   | { readonly kind: "failed"; readonly reason: string; readonly stopsRun: boolean; readonly error: unknown }
   | { readonly kind: "stopped" };
 
-async function runChunk(graph: BuiltGraph, spec: RunSpec, chunk: Claimed, signal: AbortSignal | undefined, log: (line: string) => void): Promise<ChunkOutcome> {
+/** The worker's lease on a chunk ran out and another worker holds it: this one stops before its next commit. */
+class ChunkTaken extends Error {
+  constructor(chunk: Claimed) {
+    super(`chunk ${chunkName(chunk)} was taken over by another worker`);
+    this.name = "ChunkTaken";
+  }
+}
+
+/**
+ * Runs one chunk into its folder. `fence` is awaited before every commit: a worker whose lease ran out
+ * (it stalled past the reclaim time, and another worker resumed the folder) fails there, having written
+ * only temporary files under its own names, which the other worker's resume removes.
+ */
+async function runChunk(
+  graph: BuiltGraph,
+  spec: RunSpec,
+  chunk: Claimed,
+  signal: AbortSignal | undefined,
+  log: (line: string) => void,
+  fence: () => Promise<void>,
+): Promise<ChunkOutcome> {
   const out = chunkFolder(spec, chunk);
   let summary;
   try {
-    summary = await run(windowGraph(graph, chunk), { out, budget: spec.budget, signal, log });
+    summary = await run(windowGraph(graph, chunk), { out, budget: spec.budget, signal, log, fence });
   } catch (error) {
     // An endpoint that is out or refuses the key fails every chunk alike: the worker stops instead of burning tries.
     return { kind: "failed", reason: errorMessage(error), stopsRun: stopsRun(error), error };

@@ -9,6 +9,7 @@ import {
   parquetFormat,
   readRows,
 } from "../../src/io/index.ts";
+import { WRITER_TOKEN } from "../../src/io/shards.ts";
 import { plain, rejectRows, sampleRows, tempDir } from "./fixtures.ts";
 
 let dir: string;
@@ -22,7 +23,7 @@ describe("ShardedSink", () => {
   it("keeps shards under temporary names until commit, rotating at maxRowsPerShard", async () => {
     const sink = new ShardedSink(dir, parquetFormat(), "accepted", { maxRowsPerShard: 10 });
     await sink.write(sampleRows(25));
-    expect(await names()).toEqual([".part-00000.parquet.tmp", ".part-00001.parquet.tmp", ".part-00002.parquet.tmp"]);
+    expect(await names()).toEqual([`.part-00000.parquet.${WRITER_TOKEN}.tmp`, `.part-00001.parquet.${WRITER_TOKEN}.tmp`, `.part-00002.parquet.${WRITER_TOKEN}.tmp`]);
     expect(await listShardFiles(dir)).toEqual([]);
 
     const shards = await sink.commit();
@@ -55,8 +56,8 @@ describe("ShardedSink", () => {
     await sink.commit();
     await sink.write(rejectRows(3));
     // A killed run stops here: the open shard never gets its final name.
-    expect(await names()).toEqual([".rejects-00001.parquet.tmp", "rejects-00000.parquet"]);
-    expect(await cleanTemporaryFiles(dir)).toEqual([".rejects-00001.parquet.tmp"]);
+    expect(await names()).toEqual([`.rejects-00001.parquet.${WRITER_TOKEN}.tmp`, "rejects-00000.parquet"]);
+    expect(await cleanTemporaryFiles(dir)).toEqual([`.rejects-00001.parquet.${WRITER_TOKEN}.tmp`]);
     expect(await names()).toEqual(["rejects-00000.parquet"]);
     await sink.abort();
   });
@@ -66,7 +67,7 @@ describe("ShardedSink", () => {
     await sink.write(sampleRows(2));
     await sink.commit();
     await sink.write(sampleRows(3));
-    expect(await names()).toEqual([".part-00001.parquet.tmp", ".part-00002.parquet.tmp", "part-00000.parquet"]);
+    expect(await names()).toEqual([`.part-00001.parquet.${WRITER_TOKEN}.tmp`, `.part-00002.parquet.${WRITER_TOKEN}.tmp`, "part-00000.parquet"]);
     await sink.abort();
     expect(await names()).toEqual(["part-00000.parquet"]);
   });

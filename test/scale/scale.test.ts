@@ -3,9 +3,9 @@
 // committed must be the single-process run's output, every id exactly once. The tests run their own
 // redis-server on a free port with its AOF in a temp folder; the machine's 6379 is left alone.
 import { spawn, type ChildProcess } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join, relative, resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readRows } from "../../src/io/read.ts";
 import { REDIS_SKIPPED_MESSAGE, RedisServer, freePort, skipRedis } from "../support/redis-server.ts";
@@ -115,6 +115,34 @@ describe.skipIf(skipRedis)("rxsynth submit / worker / status", () => {
     expect(exit.code, exit.stderr).toBe(0);
     expect(exit.stderr.split("\n").filter((line) => /waiting for it to come back/.test(line))).toHaveLength(1);
     expect(exit.stderr).toMatch(/redis redis:\/\/127\.0\.0\.1:\d+: back/);
+    const ids = await idsOfFolder(out);
+    expect(new Set(ids).size).toBe(ids.length);
+    expect(ids.sort()).toEqual((await idsOfFolder(single)).sort());
+  }, 120_000);
+
+  it("a worker stalled past the reclaim time and then resumed writes nothing more of the chunk another worker took over", async () => {
+    const options = ["--set", "records=200", "--set", "delayMs=100"];
+    const single = join(dir, "stall-single");
+    expect((await cli(["run", GRAPH, "--out", single, "--quiet", ...options]).exit).code).toBe(0);
+    const out = join(dir, "stall");
+    const submitted = await cli(["submit", GRAPH, "--redis", url(), "--run", "stall-test", "--out", out, "--chunk-size", "200", "--reclaim-seconds", "2", "--max-attempts", "2", ...options]).exit;
+    expect(submitted.code, submitted.stderr).toBe(0);
+    const stalled = cli(["worker", "--redis", url(), "--run", "stall-test"]);
+    await waitFor(() => existsSync(join(out, "chunks")), 20_000);
+    await new Promise((done) => setTimeout(done, 1_500));
+    // Frozen mid-chunk (a long GC pause, a suspended VM): silent past the reclaim time.
+    stalled.child.kill("SIGSTOP");
+    await new Promise((done) => setTimeout(done, 2_500));
+    // Another worker takes the chunk over and finishes the run while the first is still frozen.
+    const takerExit = await cli(["worker", "--redis", url(), "--run", "stall-test"]).exit;
+    expect(takerExit.code, takerExit.stderr).toBe(0);
+    const committed = folderState(join(out, "chunks"));
+    stalled.child.kill("SIGCONT");
+    const stalledExit = await stalled.exit;
+    expect(stalledExit.code, stalledExit.stderr).toBe(0);
+    expect(stalledExit.stderr).toMatch(/was taken over by another worker/);
+    // Woken up, it wrote nothing the other committed: no shard, no manifest, no state file changed.
+    expect(folderState(join(out, "chunks"))).toEqual(committed);
     const ids = await idsOfFolder(out);
     expect(new Set(ids).size).toBe(ids.length);
     expect(ids.sort()).toEqual((await idsOfFolder(single)).sort());
@@ -232,6 +260,18 @@ describe.skipIf(skipRedis)("rxsynth submit / worker / status", () => {
     expect(exit.stderr.trim().split("\n").at(-1)).toMatch(new RegExp(`cannot reach Redis at redis://127.0.0.1:${closed}: .*is redis-server running, and is --redis right\\?`));
   }, 30_000);
 });
+
+/** Every file under `folder` but temporary ones, with its size and modification time. */
+function folderState(folder: string): Record<string, string> {
+  const state: Record<string, string> = {};
+  for (const entry of readdirSync(folder, { recursive: true, withFileTypes: true })) {
+    if (!entry.isFile() || entry.name.endsWith(".tmp")) continue;
+    const path = join(entry.parentPath, entry.name);
+    const { size, mtimeMs } = statSync(path);
+    state[relative(folder, path)] = `${size} ${mtimeMs}`;
+  }
+  return state;
+}
 
 async function waitFor(condition: () => boolean, timeoutMs: number): Promise<void> {
   const started = Date.now();
