@@ -28,7 +28,8 @@
 // every worker. Exact dedup keeps the same number of documents as `rxsynth run`, though which copy of a
 // text is kept depends on timing. Near-dedup keeps the first-arriving copy of a near-duplicate cluster, so
 // which copies are kept may differ from `rxsynth run` (and, for a chain a ~ b ~ c with a !~ c, how many),
-// while no kept pair is above the threshold either way.
+// while no kept pair's estimated similarity reaches the threshold either way (MinHash estimates: a pair
+// whose exact Jaccard is a little above it can be kept, by one process as by many).
 //
 //   rxsynth run curate --set input=crawl/*.jsonl --set textField=content --set threshold=0.7 --out out/curated
 //   rxsynth submit curate --set input=/shared/crawl --run crawl-1 --out /shared/curated --redis redis://queue:6379
