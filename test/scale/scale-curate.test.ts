@@ -5,45 +5,18 @@
 // against the single-process rows (which copy of a cluster is kept depends on timing): every document is
 // kept or rejected exactly once, exact dedup rejects as many as `rxsynth run`, no kept pair reaches the
 // near-dedup threshold, and as many are kept as by `rxsynth run`.
-import { spawn, type ChildProcess } from "node:child_process";
-import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { existsSync, readdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
 import { defaults } from "../../graphs/curate.ts";
 import { MINHASH_DEFAULTS, shingles, words } from "../../operators/dedup/minhash.ts";
 import { readRows } from "../../src/io/read.ts";
 import { STOP_WORDS, madeUpWords, mulberry32 } from "../support/corpus.ts";
-import { REDIS_SKIPPED_MESSAGE, RedisServer, skipRedis } from "../support/redis-server.ts";
+import { skipRedis } from "../support/redis-server.ts";
+import { scaleCluster } from "../support/scale-cluster.ts";
 
-const ROOT = resolve(import.meta.dirname, "../..");
-const CLI = join(ROOT, "bin/rxsynth.mjs");
-const dir = mkdtempSync(join(tmpdir(), "rxsynth-scale-curate-"));
-let redis: RedisServer;
-const children = new Set<ChildProcess>();
-
-interface Exit {
-  readonly code: number | null;
-  readonly signal: NodeJS.Signals | null;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-function cli(args: readonly string[], env: Record<string, string> = {}): { child: ChildProcess; exit: Promise<Exit> } {
-  const child = spawn(process.execPath, [CLI, ...args], { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, OPENAI_BASE_URL: "", ...env } });
-  children.add(child);
-  let stdout = "";
-  let stderr = "";
-  child.stdout!.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
-  child.stderr!.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
-  const exit = new Promise<Exit>((done) =>
-    child.once("exit", (code, signal) => {
-      children.delete(child);
-      done({ code, signal, stdout, stderr });
-    }),
-  );
-  return { child, exit };
-}
+const cluster = scaleCluster("rxsynth-scale-curate-");
+const { cli, dir } = cluster;
 
 // ---------------------------------------------------------------------------------------------------
 // The corpus
@@ -150,17 +123,6 @@ type Row = { id: string; data: { id: string; text: string }; reject?: { operator
 const rowsOf = async (folder: string, prefix: "part" | "rejects") => (await readRows(folder, { prefix })) as unknown as Row[];
 const count = (rows: readonly Row[], reason: string) => rows.filter((row) => row.reject?.reason === reason).length;
 
-if (skipRedis) console.warn(REDIS_SKIPPED_MESSAGE);
-beforeAll(async () => {
-  if (!skipRedis) redis = await RedisServer.start(dir);
-}, 30_000);
-
-afterAll(async () => {
-  for (const child of children) child.kill("SIGKILL");
-  await redis?.stop();
-  rmSync(dir, { recursive: true, force: true });
-});
-
 describe.skipIf(skipRedis)("rxsynth submit curate / worker: near-dedup shared in Redis", () => {
   it("three workers, one killed inside a chunk and one started late, Redis restarted: each document once, no kept pair at the threshold, as many kept as one process", async () => {
     const corpus = writeCorpus(join(dir, "corpus.jsonl"));
@@ -179,23 +141,23 @@ describe.skipIf(skipRedis)("rxsynth submit curate / worker: near-dedup shared in
 
     const out = join(dir, "scaled");
     const run = "curate-test";
-    const submit = await cli(["submit", "curate", "--redis", redis.url, "--run", run, "--out", out, "--chunk-size", "100", "--reclaim-seconds", "1", ...options]).exit;
+    const submit = await cli(["submit", "curate", "--redis", cluster.redis.url, "--run", run, "--out", out, "--chunk-size", "100", "--reclaim-seconds", "1", ...options]).exit;
     expect(submit.code, submit.stderr).toBe(0);
-    const worker = (env: Record<string, string> = {}) => cli(["worker", "--redis", redis.url, "--run", run], env);
+    const worker = (env: Record<string, string> = {}) => cli(["worker", "--redis", cluster.redis.url, "--run", run], env);
     // Killed inside its first chunk, after renaming that chunk's shards and before its manifest: the chunk
     // is held, not acknowledged, and its samples already went through the shared indexes.
     const doomed = worker({ RXSYNTH_FAULT: "shards:1" });
     expect((await doomed.exit).signal).toBe("SIGKILL");
     // Redis restarts with what the dead worker's chunk put in the shared indexes only in its AOF.
-    await redis.stop();
+    await cluster.redis.stop();
     await new Promise((done) => setTimeout(done, 300));
-    await redis.restart();
+    await cluster.redis.restart();
     const first = worker();
     await waitFor(() => existsSync(join(out, "chunks")) && readdirSync(join(out, "chunks")).length >= 4, 30_000);
     // And again under a running worker's index commands: those cut off are sent again, none becomes a reject.
-    await redis.stop();
+    await cluster.redis.stop();
     await new Promise((done) => setTimeout(done, 300));
-    await redis.restart();
+    await cluster.redis.restart();
     const late = worker();
     for (const exit of await Promise.all([first.exit, late.exit])) expect(exit.code, exit.stderr).toBe(0);
 
@@ -222,7 +184,7 @@ describe.skipIf(skipRedis)("rxsynth submit curate / worker: near-dedup shared in
     // Clusters are cliques (see writeCorpus), so arrival order cannot change how many survive: no margin needed.
     expect(kept.length).toBe(singleKept.length);
 
-    const status = await cli(["status", "--redis", redis.url, "--run", run, "--json"]).exit;
+    const status = await cli(["status", "--redis", cluster.redis.url, "--run", run, "--json"]).exit;
     const report = JSON.parse(status.stdout) as { state: string; reclaimed: number; distinct: { name: string; distinct: number; total: number }[] };
     expect(report.state).toBe("complete");
     expect(report.reclaimed).toBeGreaterThanOrEqual(1);

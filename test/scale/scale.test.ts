@@ -2,58 +2,22 @@
 // mid-run and one started late, Redis itself restarted once (AOF on). The union of what the workers
 // committed must be the single-process run's output, every id exactly once. The tests run their own
 // redis-server on a free port with its AOF in a temp folder; the machine's 6379 is left alone.
-import { spawn, type ChildProcess } from "node:child_process";
-import { existsSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join, relative, resolve } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { existsSync, readdirSync, statSync, writeFileSync } from "node:fs";
+import { join, relative } from "node:path";
+import { describe, expect, it } from "vitest";
 import { readRows } from "../../src/io/read.ts";
-import { REDIS_SKIPPED_MESSAGE, RedisServer, freePort, skipRedis } from "../support/redis-server.ts";
+import { freePort, skipRedis } from "../support/redis-server.ts";
+import { ROOT, scaleCluster } from "../support/scale-cluster.ts";
 
-const ROOT = resolve(import.meta.dirname, "../..");
-const CLI = join(ROOT, "bin/rxsynth.mjs");
 const GRAPH = join(ROOT, "test/fixtures/scale-graph.ts");
 const LLM_GRAPH = join(ROOT, "test/fixtures/scale-llm-graph.ts");
 const JSONL_GRAPH = join(ROOT, "test/fixtures/scale-jsonl-graph.ts");
-const dir = mkdtempSync(join(tmpdir(), "rxsynth-scale-"));
-let redis: RedisServer;
-const url = () => redis.url;
-const children = new Set<ChildProcess>();
-
-interface Exit {
-  readonly code: number | null;
-  readonly signal: NodeJS.Signals | null;
-  readonly stderr: string;
-}
-
-function cli(args: readonly string[], env: Record<string, string> = {}): { child: ChildProcess; exit: Promise<Exit> } {
-  const child = spawn(process.execPath, [CLI, ...args], { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, OPENAI_BASE_URL: "", ...env } });
-  children.add(child);
-  let stderr = "";
-  child.stderr!.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
-  child.stdout!.resume();
-  const exit = new Promise<Exit>((done) =>
-    child.once("exit", (code, signal) => {
-      children.delete(child);
-      done({ code, signal, stderr });
-    }),
-  );
-  return { child, exit };
-}
+const cluster = scaleCluster("rxsynth-scale-");
+const { cli, dir } = cluster;
+const url = () => cluster.redis.url;
 
 const idsOf = (rows: Record<string, unknown>[]) => rows.map((row) => row.id as string);
 const idsOfFolder = async (folder: string) => [...idsOf(await readRows(folder, { prefix: "part" })), ...idsOf(await readRows(folder, { prefix: "rejects" }))];
-
-if (skipRedis) console.warn(REDIS_SKIPPED_MESSAGE);
-beforeAll(async () => {
-  if (!skipRedis) redis = await RedisServer.start(dir);
-}, 30_000);
-
-afterAll(async () => {
-  for (const child of children) child.kill("SIGKILL");
-  await redis?.stop();
-  rmSync(dir, { recursive: true, force: true });
-});
 
 describe.skipIf(skipRedis)("rxsynth submit / worker / status", () => {
   it("three workers, one killed mid-run and one started late, Redis restarted: the single-process output, every id once", async () => {
@@ -73,9 +37,9 @@ describe.skipIf(skipRedis)("rxsynth submit / worker / status", () => {
     const doomed = cli(["worker", "--redis", url(), "--run", "kill-test"], { RXSYNTH_FAULT: "shards:1" });
     await waitFor(() => existsSync(join(out, "chunks")), 20_000);
     expect((await doomed.exit).signal).toBe("SIGKILL");
-    await redis.stop();
+    await cluster.redis.stop();
     await new Promise((done) => setTimeout(done, 500));
-    await redis.restart();
+    await cluster.redis.restart();
     const late = worker();
     const exits = await Promise.all([first.exit, late.exit]);
     for (const exit of exits) expect(exit.code, exit.stderr).toBe(0);
@@ -106,11 +70,11 @@ describe.skipIf(skipRedis)("rxsynth submit / worker / status", () => {
     expect((await cli(["submit", GRAPH, "--redis", url(), "--run", "outage-test", "--out", out, "--chunk-size", "100", "--reclaim-seconds", "30", ...options]).exit).code).toBe(0);
     const worker = cli(["worker", "--redis", url(), "--run", "outage-test"]);
     await waitFor(() => existsSync(join(out, "chunks")), 20_000);
-    await redis.stop();
+    await cluster.redis.stop();
     // Longer than the worker's heartbeat and its next chunk's start: it must ask Redis several times while it is gone.
     await new Promise((done) => setTimeout(done, 3_000));
     expect(worker.child.exitCode).toBeNull();
-    await redis.restart();
+    await cluster.redis.restart();
     const exit = await worker.exit;
     expect(exit.code, exit.stderr).toBe(0);
     expect(exit.stderr.split("\n").filter((line) => /waiting for it to come back/.test(line))).toHaveLength(1);
