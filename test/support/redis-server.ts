@@ -61,15 +61,6 @@ export class RedisServer {
     await exited;
   }
 
-  /** SIGKILL: Redis dies mid-command, as a machine does; with appendfsync always, what it answered is on disk. */
-  async crash(): Promise<void> {
-    const running = this.process;
-    if (!running || running.exitCode !== null) return;
-    const exited = new Promise((done) => running.once("exit", done));
-    running.kill("SIGKILL");
-    await exited;
-  }
-
   /** Redis commands run since it started (INFO commandstats), those inside scripts included. */
   async commands(): Promise<number> {
     return (await this.commandCalls()).reduce((sum, [, calls]) => sum + calls, 0);
