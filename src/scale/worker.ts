@@ -2,6 +2,7 @@ import { join } from "node:path";
 import { buildGraph, type BuiltGraph } from "../graph.ts";
 import { errorMessage, stopsRun } from "../errors.ts";
 import { readManifest } from "../io/manifest.ts";
+import { faultsFromEnvironment, type FaultHook } from "../run/commit.ts";
 import { run } from "../run/run.ts";
 import { loadGraph } from "../cli/load-graph.ts";
 import { RunQueue, workerName, type Claimed, type RunSpec } from "./queue.ts";
@@ -48,6 +49,8 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerSummary> 
   let reclaimed = 0;
   let accepted = 0;
   let rejected = 0;
+  // One hook for the worker's life: RXSYNTH_FAULT=state:3 kills it at its third operator-state save, whichever chunk that is in.
+  const fault = faultsFromEnvironment();
   try {
     const spec = await queue.spec();
     const definition = await loadGraph(spec.graph);
@@ -92,7 +95,7 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerSummary> 
           continue;
         }
         const lost = holding.lost.signal;
-        const outcome = await runChunk(graph, spec, chunk, options.signal ? AbortSignal.any([options.signal, lost]) : lost, log, async () => {
+        const outcome = await runChunk(graph, spec, chunk, options.signal ? AbortSignal.any([options.signal, lost]) : lost, log, fault, async () => {
           if (lost.aborted || !(await queue.heartbeat(me, chunk.entry))) throw new ChunkTaken(chunk);
         });
         holding = undefined;
@@ -158,12 +161,13 @@ async function runChunk(
   chunk: Claimed,
   signal: AbortSignal | undefined,
   log: (line: string) => void,
+  fault: FaultHook | undefined,
   fence: () => Promise<void>,
 ): Promise<ChunkOutcome> {
   const out = chunkFolder(spec, chunk);
   let summary;
   try {
-    summary = await run(windowGraph(graph, chunk), { out, budget: spec.budget, signal, log, fence });
+    summary = await run(windowGraph(graph, chunk), { out, budget: spec.budget, signal, log, fault, fence });
   } catch (error) {
     // An endpoint that is out or refuses the key fails every chunk alike: the worker stops instead of burning tries.
     return { kind: "failed", reason: errorMessage(error), stopsRun: stopsRun(error), error };
