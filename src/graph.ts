@@ -26,10 +26,16 @@ export interface BuiltGraph {
   /**
    * Every sample's outcome depends on that sample alone (and on state shared through GraphEnvironment.shared),
    * so the graph may run as chunks of source positions on several workers (`rxsynth submit`) with the
-   * single-process output. Exact and near dedup share their index when given `shared`; pools and generative
-   * rounds kept in an operator are not shared yet: such a graph must not say so.
+   * single-process output. Exact and near dedup share their index when given `shared`, a generative loop its
+   * folded waves (with `serialChunks`); a graph with other state kept in an operator must not say so.
    */
   readonly chunkable?: boolean;
+  /**
+   * Each source position depends on the committed outcome of every position before it (a generative loop's
+   * waves, whose prompts draw on the pool the earlier waves made): a scaled-out run feeds chunks of one
+   * position, one at a time, in order, and keeps the loop's state in GraphEnvironment.shared.
+   */
+  readonly serialChunks?: boolean;
   /** Resolved options, recorded in the manifest so a resume with other options is caught. */
   readonly options?: unknown;
   /** Releases what `build` acquired (a simulator, a connection). */
@@ -78,6 +84,20 @@ export interface SharedServices {
   nearIndex(name: string, shape: NearIndexShape): SharedNearIndex;
   /** The run's distinct counter of `name` (a HyperLogLog): one for all workers (see SharedDistinct). */
   distinct(name: string): SharedDistinct;
+  /** The run's records of `name`, by source position: one for all workers (see SharedRecords). */
+  records(name: string): SharedRecords;
+}
+
+/**
+ * What the chunk of each source position decided, kept for the chunks after it (a generative loop's folded
+ * waves). A chunk writes its record as part of its commit, so a failed try's record is replaced by the try
+ * that commits; once the chunk is acknowledged nothing writes it again.
+ */
+export interface SharedRecords {
+  /** Writes `value` at `position`, replacing what an earlier try of the same chunk wrote there. */
+  put(position: number, value: string): Promise<void>;
+  /** The values at positions [from, to), in order; undefined where nothing was written. */
+  range(from: number, to: number): Promise<Array<string | undefined>>;
 }
 
 /**

@@ -25,6 +25,7 @@ import {
   type Operator,
   type RunContext,
   type Sample,
+  type SharedRecords,
   type Source,
 } from "../../src/index.ts";
 import type { ChatMessage } from "../../src/llm/index.ts";
@@ -134,6 +135,10 @@ function compareKeys(a: readonly number[], b: readonly number[]): number {
  * Saved with each checkpoint as the list of folded waves. The runner saves operator state after renaming
  * shards and before the manifest, so the file may run ahead of the manifest; a resume keeps only the waves
  * the manifest says are finished (`rewind(from)`) and redoes the rest from there.
+ *
+ * In a scaled-out run (`share`) each wave is a chunk of its own, run after the one before is acknowledged,
+ * and the folded waves live in Redis instead: a chunk writes its wave's record as part of its commit, and
+ * the worker that takes the next wave reads the records it has not seen yet.
  */
 export class BootstrapLoop {
   /** Rows accepted by the folded waves and the open one. */
@@ -148,7 +153,14 @@ export class BootstrapLoop {
   private offered = 0;
   private rng;
   private waves: WaveRecord[] = [];
-  private saved: readonly WaveRecord[] = [];
+  private saved: WaveRecord[] = [];
+  /** Folded waves known to equal their saved record (the rest were folded from this process's own tries). */
+  private verified = 0;
+  /** The first wave this process folded itself since the last rewind: what `save` writes to the shared records. */
+  private ownFrom = 0;
+  /** Changes whenever the folded state is rebuilt from scratch, so state derived from `history` knows to start over. */
+  generation = 0;
+  private shared: SharedRecords | undefined;
   private open: OpenWave | undefined;
   /** Order keys of the open wave's samples, by id (fan-outs register their children). */
   private readonly order = new Map<string, readonly number[]>();
@@ -172,7 +184,32 @@ export class BootstrapLoop {
     this.saved = saved.waves;
   }
 
+  /** Keeps the folded waves in a scaled-out run's shared records rather than in the run folder. */
+  share(records: SharedRecords): void {
+    this.shared = records;
+    this.saved = [];
+  }
+
+  /** Reads the shared records of the waves before `from` that this process has not read yet. */
+  async sync(from: number): Promise<void> {
+    if (!this.shared || this.saved.length >= from) return;
+    const values = await this.shared.range(this.saved.length, from);
+    for (const value of values) {
+      if (value === undefined) {
+        throw new ConfigError(
+          `self-instruct: wave ${this.saved.length} of this run has no record in Redis though later waves were fed; was the run's Redis flushed or restored from an older copy?`,
+        );
+      }
+      this.saved.push(JSON.parse(value) as WaveRecord);
+    }
+  }
+
   async save(context: RunContext, name: string): Promise<void> {
+    if (this.shared) {
+      // Part of the chunk's commit (operator state, before its manifest): a try that does not commit is overwritten by the one that does.
+      for (const record of this.waves.slice(this.ownFrom)) await this.shared.put(record.wave, JSON.stringify(record));
+      return;
+    }
     const file = statePath(context, name);
     if (!file) return;
     const saved: SavedLoop = { version: 2, waves: this.waves };
@@ -187,6 +224,14 @@ export class BootstrapLoop {
         `self-instruct: the run folder's loop state (state/target.bin) covers ${kept.length} of the ${from} finished waves, so the run cannot be resumed exactly; use a new --out folder`,
       );
     }
+    if (this.open) this.accepted -= this.open.accepted;
+    this.open = undefined;
+    this.order.clear();
+    this.ownFrom = from;
+    // A worker's next wave: what it folded itself is what was committed, unless another worker redid it.
+    if (this.waves.length === from && this.foldedAsSaved(kept)) return;
+    this.generation++;
+    this.verified = from;
     this.accepted = 0;
     this.nextRound = 0;
     this.pool.length = 0;
@@ -195,9 +240,13 @@ export class BootstrapLoop {
     this.offered = 0;
     this.rng = seededRng(this.seed, "pool");
     this.waves = [];
-    this.open = undefined;
-    this.order.clear();
     for (const record of kept) this.fold(record);
+  }
+
+  private foldedAsSaved(kept: readonly WaveRecord[]): boolean {
+    for (let i = this.verified; i < kept.length; i++) if (JSON.stringify(this.waves[i]) !== JSON.stringify(kept[i])) return false;
+    this.verified = kept.length;
+    return true;
   }
 
   /** Yield per round so far (for sizing the next wave), or undefined before any wave was folded. */
@@ -337,6 +386,7 @@ export function waveSource(loop: BootstrapLoop, options: WaveSourceOptions): Sou
     origin: "template",
     fields: ["wave", "first_round", "rounds"],
     async *batches({ from, signal }) {
+      await loop.sync(from);
       loop.rewind(from);
       for (let wave = from; !signal.aborted; wave++) {
         if (loop.accepted >= options.target) return;
@@ -359,8 +409,15 @@ export function waveSource(loop: BootstrapLoop, options: WaveSourceOptions): Sou
  * it (novelty within the wave, exact and MinHash dedup, the `target` cut) then decide the same way on
  * every run. With `hold: false` rows pass in completion order (the old, faster, unreproducible way).
  * Held rows count as in flight, so the run's budget must hold a whole wave (`waveMax` rows).
+ * `fold: false` leaves the fold to a later barrier: one after steps that answer out of order (dedup
+ * through Redis in a scaled-out run) puts their survivors back in the wave's order before the `target`
+ * cut, and folds the wave once every row has been decided.
  */
-export function waveBarrier(loop: BootstrapLoop, options: { readonly name: string; readonly hold: boolean; readonly waveMax: number }): Operator {
+export function waveBarrier(
+  loop: BootstrapLoop,
+  options: { readonly name: string; readonly hold: boolean; readonly waveMax: number; readonly fold?: boolean },
+): Operator {
+  const folds = options.fold !== false;
   const params = { hold: options.hold };
   const meta = { name: options.name, version: "1", params, paramsHash: stableHash(params) };
   const barrier: OperatorFunction<Sample, Sample> = (source) =>
@@ -388,7 +445,7 @@ export function waveBarrier(loop: BootstrapLoop, options: { readonly name: strin
           counters.out++;
           subscriber.next(row);
         }
-        loop.close();
+        if (folds) loop.close();
       };
       // A wave has wholly arrived once it entered the graph and no operator before this one holds a sample.
       const poll = setInterval(() => {
@@ -575,7 +632,12 @@ export async function selfInstructGraph(s: SelfInstructSettings, env: GraphEnvir
   const endpoint = await openEndpoint(env, { model: s.model || undefined, seed: s.seed, concurrency: s.concurrency, price: s.price });
   const { llm } = endpoint;
   const loop = new BootstrapLoop(s.poolLimit, s.seed);
-  loop.load(env.out, "target");
+  if (env.shared) {
+    if (s.deterministic === false) throw new ConfigError("self-instruct: a scaled-out run decides each wave in its fixed order; leave deterministic at true");
+    loop.share(env.shared.records("waves"));
+  } else {
+    loop.load(env.out, "target");
+  }
   const maxRounds = s.maxRounds > 0 ? s.maxRounds : Math.ceil((10 * s.target) / s.instructionsPerRound) + s.parallelRounds;
   // The most rows one wave can hold at the barrier: every instruction of every round, every instance.
   const waveMax = s.parallelRounds * s.instructionsPerRound * s.instancesPerTask;
@@ -658,19 +720,26 @@ export async function selfInstructGraph(s: SelfInstructSettings, env: GraphEnvir
   // the instructions accepted by earlier waves (caught up from the loop as waves are folded), never those
   // of the current wave, so its verdict does not depend on which of a wave's instructions came back first;
   // the wave's own instructions are compared in a fixed order after the barrier (wave_novelty).
-  const rougeNovelty = defineFilter<{ pool: RougePool; synced: number }>({
+  // The pool follows the loop, not the run: a worker running wave after wave adds each wave's instructions
+  // once instead of preparing the whole history again for every chunk.
+  let novelty: { pool: RougePool; synced: number; generation: number } | undefined;
+  const noveltyPool = () => {
+    if (novelty?.generation !== loop.generation) {
+      const pool = new RougePool({ threshold: s.rougeThreshold, seed: s.seed });
+      for (const task of seeds) pool.add(task.id, pool.prepare(task.instruction));
+      novelty = { pool, synced: 0, generation: loop.generation };
+    }
+    for (; novelty.synced < loop.history.length; novelty.synced++) novelty.pool.add(`accepted:${novelty.synced}`, novelty.pool.prepare(loop.history[novelty.synced]!));
+    return novelty.pool;
+  };
+  const rougeNovelty = defineFilter({
     name: "rouge_filter",
     params: { threshold: s.rougeThreshold, seeds: seeds.length, search: "lsh" },
     reads: ["instruction"],
-    state() {
-      const pool = new RougePool({ threshold: s.rougeThreshold, seed: s.seed });
-      for (const task of seeds) pool.add(task.id, pool.prepare(task.instruction));
-      return { pool, synced: 0 };
-    },
-    test(sample, state) {
-      for (; state.synced < loop.history.length; state.synced++) state.pool.add(`accepted:${state.synced}`, state.pool.prepare(loop.history[state.synced]!));
-      const match = state.pool.best(state.pool.prepare(text(sample, "instruction")));
-      if (match) return drop("too_similar", { duplicateOf: match.id, value: match.score, threshold: state.pool.threshold });
+    test(sample) {
+      const pool = noveltyPool();
+      const match = pool.best(pool.prepare(text(sample, "instruction")));
+      if (match) return drop("too_similar", { duplicateOf: match.id, value: match.score, threshold: pool.threshold });
       return true;
     },
   });
@@ -740,7 +809,8 @@ export async function selfInstructGraph(s: SelfInstructSettings, env: GraphEnvir
     },
   });
 
-  const barrier = waveBarrier(loop, { name: "wave_barrier", hold: s.deterministic !== false, waveMax });
+  // Scaled out, dedup asks Redis and answers out of order: a second barrier restores the order for the cut.
+  const barrier = waveBarrier(loop, { name: "wave_barrier", hold: s.deterministic !== false, waveMax, fold: !env.shared });
 
   // ROUGE-L novelty among the wave's own instructions, in the wave's order: the earlier one stays.
   const waveNovelty = defineFilter<{ wave: number; pool: RougePool; admitted: Set<string> }>({
@@ -791,13 +861,16 @@ export async function selfInstructGraph(s: SelfInstructSettings, env: GraphEnvir
     splitInstances,
     refusalFilter({ name: "output_refusals", fields: "output" }),
     barrier,
-    // From here on every operator is synchronous, so the rows are decided in the order the barrier passes them.
+    // From here on every operator is synchronous, so the rows are decided in the order the barrier passes them;
+    // scaled out, the dedups ask Redis in that order (one wave at a time in the whole run), and wave_order
+    // puts their survivors back in it.
     waveNovelty,
-    exactDedup({ name: "exact_dedup", fields: ["instruction", "input", "output"] }),
-    nearDedup({ name: "near_dedup", fields: ["instruction", "input", "output"], threshold: s.nearDupThreshold, seed: s.seed }),
+    exactDedup({ name: "exact_dedup", fields: ["instruction", "input", "output"], shared: env.shared }),
+    nearDedup({ name: "near_dedup", fields: ["instruction", "input", "output"], threshold: s.nearDupThreshold, seed: s.seed, shared: env.shared }),
+    ...(env.shared ? [waveBarrier(loop, { name: "wave_order", hold: true, waveMax })] : []),
     target,
     // After the target, so the summary describes exactly the rows written.
-    diversityTracker({ name: "diversity", fields: "instruction", seed: s.seed }),
+    diversityTracker({ name: "diversity", fields: "instruction", seed: s.seed, shared: env.shared }),
   ];
   return {
     sources: [source],
@@ -807,6 +880,9 @@ export async function selfInstructGraph(s: SelfInstructSettings, env: GraphEnvir
     dispose: () => endpoint.dispose(),
     // A larger target or more rounds continue the same bootstrapping run rather than start another.
     continuable: ["target", "maxRounds"],
+    // Scaled out: one wave a chunk, in order, the folded waves and both dedup indexes in Redis.
+    chunkable: true,
+    serialChunks: true,
     incomplete: () =>
       loop.accepted < s.target
         ? `self-instruct used its ${maxRounds} rounds (maxRounds) and accepted ${loop.accepted} of ${s.target} rows; ` +

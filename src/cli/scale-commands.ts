@@ -18,7 +18,7 @@ export function registerScaleCommands(program: Command): void {
     .option("--redis <url>", "Redis URL (RXSYNTH_REDIS)", REDIS_DEFAULT)
     .option("-s, --set <key=value>", "override a graph option (repeatable)", (value: string, all: string[]) => [...all, value], [])
     .option("-c, --config <file>", "graph options from a JSON or YAML file (--set wins)")
-    .option("--chunk-size <n>", "source records per work item", positiveInteger, SUBMIT_DEFAULTS.chunkSize)
+    .option("--chunk-size <n>", `source records per work item (default: ${SUBMIT_DEFAULTS.chunkSize}; a generative loop's is one wave)`, positiveInteger)
     .option("--max-queued <n>", "work items fed ahead of the workers", positiveInteger, SUBMIT_DEFAULTS.maxQueued)
     .option("--max-attempts <n>", "tries of a work item before it goes to the dead letters", positiveInteger, SUBMIT_DEFAULTS.maxAttempts)
     .option("--reclaim-seconds <n>", "a work item whose worker is silent this long goes to another one", positiveInteger, SUBMIT_DEFAULTS.reclaimSeconds)
@@ -98,7 +98,7 @@ interface SubmitFlags {
   redis: string;
   set: string[];
   config?: string;
-  chunkSize: number;
+  chunkSize?: number;
   maxQueued: number;
   maxAttempts: number;
   reclaimSeconds: number;

@@ -6,6 +6,7 @@ import { stableHash } from "../hash.ts";
 import { SharedBucket, defineBucketCommands } from "./shared-bucket.ts";
 import { RedisDistinct, defineDistinctCommands } from "./shared-distinct.ts";
 import { RedisNearIndex, defineNearIndexCommands } from "./shared-near-index.ts";
+import { RedisRecords } from "./shared-records.ts";
 import { RedisSlots, defineSlotCommands } from "./shared-slots.ts";
 import { untilAnswered } from "./reconnect.ts";
 import type { Chunk } from "./window.ts";
@@ -502,6 +503,7 @@ export class RunQueue {
       },
       nearIndex: (name, shape) => new RedisNearIndex(this.redis, `rxsynth:run:{${this.name}}:near:${name}`, shape),
       distinct: (name) => new RedisDistinct(this.redis, this.distinctKeys(name), name),
+      records: (name) => new RedisRecords(this.redis, `rxsynth:run:{${this.name}}:records:${name}`),
     };
   }
 

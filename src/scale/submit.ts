@@ -45,13 +45,15 @@ export async function submitRun(options: SubmitOptions): Promise<{ readonly spec
   const overrides = options.overrides ?? {};
   const graph = await buildGraph(definition, overrides, { log, out, cache: true });
   let sources: RunSpec["sources"];
+  let serial = false;
   try {
     if (graph.chunkable !== true) {
       throw new ConfigError(
-        `graph "${definition.name}" does not declare itself chunkable: its operators may keep state across samples (dedup, pools, generative rounds) that workers do not share yet, so a scaled-out run would differ from \`rxsynth run\`; run it with \`rxsynth run\`, or set chunkable: true in its build if every sample's outcome depends on that sample alone`,
+        `graph "${definition.name}" does not declare itself chunkable: its operators may keep state across samples (a pool, a counter, a quota) that workers do not share, so a scaled-out run would differ from \`rxsynth run\`; run it with \`rxsynth run\`, or set chunkable: true in its build if every sample's outcome depends on that sample alone`,
       );
     }
     sources = await Promise.all(graph.sources.map(async (source) => ({ name: source.name, size: await positionsOf(source) })));
+    serial = graph.serialChunks === true;
   } finally {
     await graph.dispose?.();
   }
@@ -60,15 +62,19 @@ export async function submitRun(options: SubmitOptions): Promise<{ readonly spec
     overrides,
     options: { ...definition.defaults, ...overrides },
     out,
-    chunkSize: options.chunkSize ?? SUBMIT_DEFAULTS.chunkSize,
+    // A loop's waves: each depends on the ones before, so one position a chunk, one chunk out at a time.
+    chunkSize: serial ? 1 : (options.chunkSize ?? SUBMIT_DEFAULTS.chunkSize),
     sources,
-    maxQueued: options.maxQueued ?? SUBMIT_DEFAULTS.maxQueued,
+    maxQueued: serial ? 1 : (options.maxQueued ?? SUBMIT_DEFAULTS.maxQueued),
     maxAttempts: options.maxAttempts ?? SUBMIT_DEFAULTS.maxAttempts,
     reclaimMs: Math.round((options.reclaimSeconds ?? SUBMIT_DEFAULTS.reclaimSeconds) * 1000),
     budget: options.budget,
     identity: graph.identity,
     submittedAt: new Date().toISOString(),
   };
+  if (serial && options.chunkSize !== undefined && options.chunkSize !== 1) {
+    log(`graph "${definition.name}" runs its waves one at a time, in order (each draws on the ones before): --chunk-size ${options.chunkSize} is ignored, a chunk is one wave`);
+  }
   const queue = await RunQueue.connect(options.redis, options.run, log);
   try {
     const outcome = await queue.register(spec);

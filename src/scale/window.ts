@@ -22,7 +22,8 @@ export function chunkName(chunk: Chunk): string {
  */
 export function windowGraph(graph: BuiltGraph, chunk: Chunk): BuiltGraph {
   const sources = graph.sources.map((source) => (source.name === chunk.source ? windowSource(source, chunk) : emptySource(source)));
-  return { ...graph, sources, dispose: undefined };
+  // A chunk ends when its window does; whether the run reached its goal is not one chunk's to say.
+  return { ...graph, sources, dispose: undefined, incomplete: undefined };
 }
 
 function windowSource(source: Source, chunk: Chunk): Source {

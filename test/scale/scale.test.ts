@@ -212,9 +212,9 @@ describe.skipIf(skipRedis)("rxsynth submit / worker / status", () => {
   }, 120_000);
 
   it("refuses a graph that keeps state across samples, which workers do not share yet", async () => {
-    const exit = await cli(["submit", "quickstart", "--redis", url(), "--run", "refused", "--out", join(dir, "refused")]).exit;
+    const exit = await cli(["submit", "mix", "--redis", url(), "--run", "refused", "--out", join(dir, "refused")]).exit;
     expect(exit.code).not.toBe(0);
-    expect(exit.stderr.trim().split("\n").at(-1)).toMatch(/graph "quickstart" does not declare itself chunkable: .*run it with `rxsynth run`/);
+    expect(exit.stderr.trim().split("\n").at(-1)).toMatch(/graph "mix" does not declare itself chunkable: .*run it with `rxsynth run`/);
   }, 60_000);
 
   it("a Redis that cannot be reached is one line naming the URL", async () => {
