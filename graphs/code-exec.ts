@@ -332,6 +332,8 @@ export default defineGraph({
       dispose: endpoint.dispose,
       // Sandboxes are the bottleneck: a small budget keeps the queue in front of them short.
       budget: 64,
+      // Each problem is decided by its own sandboxed runs: workers on several machines add cores.
+      chunkable: true,
     };
   },
 });

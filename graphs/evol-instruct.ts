@@ -274,6 +274,6 @@ export default defineGraph({
     };
 
     const stages = Array.from({ length: options.rounds }, (_, index) => stage(index + 1));
-    return { sources: [source], operators: [evolutionRounds("evolution", stages)], dispose: () => endpoint.dispose() };
+    return { sources: [source], operators: [evolutionRounds("evolution", stages)], dispose: () => endpoint.dispose(), chunkable: true };
   },
 });

@@ -166,6 +166,6 @@ export default defineGraph({
         },
       }),
     );
-    return { sources: [source], operators, dispose: endpoint.dispose };
+    return { sources: [source], operators, dispose: endpoint.dispose, chunkable: true };
   },
 });
