@@ -12,7 +12,9 @@ import type { NearIndexShape, NearMatch, SharedNearIndex } from "../graph.ts";
  *
  * KEYS: meta (shape, last number), docs (number -> fingerprints .. id), ids (id -> number),
  * buckets (band number (2 bytes) .. band key (4 bytes) -> numbers of the documents in it).
- * ARGV: id, fingerprints (2 bytes each), band keys (4 bytes each), threshold, shape.
+ * ARGV: id, fingerprints (2 bytes each), bucket fields (6 bytes each, as above), threshold, shape.
+ * Most documents share no band with a kept one, so the work for a candidate waits until one exists: the
+ * script's cost is Redis's CPU, on the machine the workers may share with it.
  * Returns {0} when kept (or when the id finds itself: a replay), {1, id of the match, equal fingerprints}.
  */
 const NEAR_ADMIT = `
@@ -27,12 +29,10 @@ local width = string.len(prints)
 local mine = redis.call('HGET', KEYS[3], id)
 if mine and string.sub(redis.call('HGET', KEYS[2], mine), 1, width) == prints then return {0} end
 local collision = 1 / 65536
-local mineParts = {}
-for p = 1, width, 2 do mineParts[p] = string.sub(prints, p, p + 1) end
-local bands = string.len(bandKeys) / 4
+local bands = string.len(bandKeys) / 6
 -- One HMGET for every band's bucket, read again below to insert: the script is atomic, so they cannot change.
 local buckets = {}
-for b = 0, bands - 1 do buckets[b + 1] = struct.pack('<I2', b) .. string.sub(bandKeys, b * 4 + 1, b * 4 + 4) end
+for b = 1, bands do buckets[b] = string.sub(bandKeys, b * 6 - 5, b * 6) end
 local lists = redis.call('HMGET', KEYS[4], unpack(buckets))
 local candidates, seen = {}, {}
 for b = 1, bands do
@@ -49,6 +49,8 @@ for b = 1, bands do
 end
 local bestNumber, bestEqual, bestId = nil, -1, nil
 if #candidates > 0 then
+  local mineParts = {}
+  for p = 1, width, 2 do mineParts[p] = string.sub(prints, p, p + 1) end
   local stored = redis.call('HMGET', KEYS[2], unpack(candidates))
   for c = 1, #candidates do
     local equal = 0
@@ -110,8 +112,11 @@ export class RedisNearIndex implements SharedNearIndex {
     }
     const prints = Buffer.alloc(signature.length * 2);
     for (let p = 0; p < signature.length; p++) prints.writeUInt16LE(signature[p]! & 0xffff, p * 2);
-    const bandBytes = Buffer.alloc(this.shape.bands * 4);
-    for (let b = 0; b < this.shape.bands; b++) bandBytes.writeUInt32LE(bands[b]! >>> 0, b * 4);
+    const bandBytes = Buffer.alloc(this.shape.bands * 6);
+    for (let b = 0; b < this.shape.bands; b++) {
+      bandBytes.writeUInt16LE(b, b * 6);
+      bandBytes.writeUInt32LE(bands[b]! >>> 0, b * 6 + 2);
+    }
     let reply;
     try {
       reply = await untilAnswered(this.redis, () => (this.redis as unknown as NearCommands).rxNearAdmit(...this.keys, id, prints, bandBytes, String(this.shape.threshold), this.shapeName));
