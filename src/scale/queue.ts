@@ -9,6 +9,7 @@ import { RedisNearIndex, defineNearIndexCommands } from "./shared-near-index.ts"
 import { RedisRecords } from "./shared-records.ts";
 import { RedisSlots, defineSlotCommands } from "./shared-slots.ts";
 import { untilAnswered } from "./reconnect.ts";
+import { TickBatcher } from "./tick-batch.ts";
 import type { Chunk } from "./window.ts";
 
 /** What `submit` registers: everything a worker on another machine needs to run the same graph. */
@@ -226,10 +227,17 @@ end
 return 0
 `;
 
-/** A key of a shared index goes to the first id that claims it. KEYS: index hash. ARGV: key, id. Returns the holder. */
+/**
+ * Each key of a shared index goes to the first id that claims it, the claims decided in turn. KEYS: index
+ * hash. ARGV: key, id, key, id, ... Returns the holder of each key.
+ */
 const CLAIM = `
-if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 1 then return ARGV[2] end
-return redis.call('HGET', KEYS[1], ARGV[1])
+local holders = {}
+for i = 1, #ARGV, 2 do
+  if redis.call('HSETNX', KEYS[1], ARGV[i], ARGV[i + 1]) == 1 then holders[#holders + 1] = ARGV[i + 1]
+  else holders[#holders + 1] = redis.call('HGET', KEYS[1], ARGV[i]) end
+end
+return holders
 `;
 
 /**
@@ -497,9 +505,10 @@ export class RunQueue {
       concurrency: (endpoint, limit) => new RedisSlots(this.redis, `rxsynth:slots:${stableHash(endpoint)}`, limit, workerName()),
       index: (name) => {
         const key = `rxsynth:run:{${this.name}}:index:${name}`;
-        return {
-          claim: async (member, id) => String(await untilAnswered(this.redis, () => (this.redis as unknown as RunQueueCommands).rxClaim(key, member, id))),
-        };
+        const claims = new TickBatcher<readonly [string, string], string>((pairs) =>
+          untilAnswered(this.redis, () => (this.redis as unknown as RunQueueCommands).rxClaim(key, ...pairs.flat()) as Promise<string[]>),
+        );
+        return { claim: async (member, id) => String(await claims.call([member, id])) };
       },
       nearIndex: (name, shape) => new RedisNearIndex(this.redis, `rxsynth:run:{${this.name}}:near:${name}`, shape),
       distinct: (name) => new RedisDistinct(this.redis, this.distinctKeys(name), name),
