@@ -355,6 +355,11 @@ export class RunQueue {
     return "created";
   }
 
+  /** Whether the run has been submitted to this Redis. */
+  async submitted(): Promise<boolean> {
+    return (await this.redis.hexists(this.keys.spec, "spec")) === 1;
+  }
+
   async spec(): Promise<RunSpec> {
     const text = await this.redis.hget(this.keys.spec, "spec");
     if (!text) throw new ConfigError(`no run "${this.name}" on this Redis: start it with \`rxsynth submit <graph> --run ${this.name} ...\``);

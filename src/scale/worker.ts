@@ -52,7 +52,8 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerSummary> 
   // One hook for the worker's life: RXSYNTH_FAULT=state:3 kills it at its third operator-state save, whichever chunk that is in.
   const fault = faultsFromEnvironment();
   try {
-    const spec = await queue.spec();
+    const spec = options.follow ? await specOnceSubmitted(queue, options.run, log, options.signal) : await queue.spec();
+    if (!spec) return summary("stopped");
     const definition = await loadGraph(spec.graph);
     graph = await buildGraph(definition, spec.overrides, { log, out: spec.out, cache: !options.noCache, shared: queue.shared() });
     log(`worker ${me}: run ${options.run} (${definition.name}), chunks of ${spec.chunkSize} into ${spec.out}`);
@@ -135,6 +136,21 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerSummary> 
   function summary(state: WorkerSummary["state"]): WorkerSummary {
     return { worker: me, chunks, reclaimed, accepted, rejected, state };
   }
+}
+
+/**
+ * A long-lived worker (`--follow`) may start before its run is submitted (a fleet brought up first): it
+ * says so once and waits. Undefined when stopped while waiting.
+ */
+async function specOnceSubmitted(queue: RunQueue, run: string, log: (line: string) => void, signal?: AbortSignal): Promise<RunSpec | undefined> {
+  let told = false;
+  while (!signal?.aborted) {
+    if (await queue.submitted()) return queue.spec();
+    if (!told) log(`worker: no run "${run}" on this Redis yet; waiting for \`rxsynth submit ... --run ${run}\``);
+    told = true;
+    await new Promise((done) => setTimeout(done, 1_000));
+  }
+  return undefined;
 }
 
 type ChunkOutcome =

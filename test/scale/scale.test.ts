@@ -211,6 +211,24 @@ describe.skipIf(skipRedis)("rxsynth submit / worker / status", () => {
     expect((await idsOfFolder(out)).sort()).toEqual((await idsOfFolder(single)).sort());
   }, 120_000);
 
+  it("a --follow worker started before its run is submitted says so once, waits, then works the run", async () => {
+    const out = join(dir, "early");
+    const early = cli(["worker", "--redis", url(), "--run", "early", "--follow"]);
+    let stderr = "";
+    early.child.stderr!.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+    await waitFor(() => stderr.includes('no run "early" on this Redis yet'), 20_000);
+    const submit = await cli(["submit", GRAPH, "--redis", url(), "--run", "early", "--out", out, "--set", "records=300", "--set", "delayMs=0", "--chunk-size", "100", "--wait"]).exit;
+    expect(submit.code, submit.stderr).toBe(0);
+    early.child.kill("SIGTERM");
+    const exit = await early.exit;
+    expect(exit.code, exit.stderr).toBe(130);
+    expect(exit.stderr.match(/no run "early" on this Redis yet/g)).toHaveLength(1);
+    expect(exit.stderr).toMatch(/: 3 work items/);
+    const single = join(dir, "early-single");
+    expect((await cli(["run", GRAPH, "--out", single, "--quiet", "--set", "records=300", "--set", "delayMs=0"]).exit).code).toBe(0);
+    expect((await idsOfFolder(out)).sort()).toEqual((await idsOfFolder(single)).sort());
+  }, 120_000);
+
   it("refuses a graph that keeps state across samples, which workers do not share yet", async () => {
     const exit = await cli(["submit", "mix", "--redis", url(), "--run", "refused", "--out", join(dir, "refused")]).exit;
     expect(exit.code).not.toBe(0);
