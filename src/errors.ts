@@ -76,9 +76,18 @@ export class CacheError extends RxsynthError {
   override readonly tag = "CacheError";
 }
 
+/**
+ * Redis refused a command of a scaled-out run's shared state (out of memory, a read-only replica, a
+ * script it cannot run): no sample is at fault, so none is rejected. The worker stops and its chunk goes
+ * back to the queue untouched. (A dropped connection is not this: the command waits for Redis to return.)
+ */
+export class SharedStateError extends RxsynthError {
+  override readonly tag = "SharedStateError";
+}
+
 /** Errors that stop the run whatever `failFast` says, instead of rejecting the one sample. */
 export function stopsRun(error: unknown): boolean {
-  return error instanceof EndpointError || error instanceof CacheError;
+  return error instanceof EndpointError || error instanceof CacheError || error instanceof SharedStateError;
 }
 
 export function errorMessage(error: unknown): string {

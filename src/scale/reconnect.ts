@@ -1,4 +1,5 @@
-import type { Redis } from "ioredis";
+import { ReplyError, type Redis } from "ioredis";
+import { SharedStateError, errorMessage } from "../errors.ts";
 
 /**
  * Whether a command failed because the connection dropped, not because of what it asked: it may or may
@@ -21,8 +22,17 @@ export async function untilAnswered<T>(redis: Redis, command: () => Promise<T>):
     try {
       return await command();
     } catch (error) {
-      if (!lostConnection(error) || redis.status === "end") throw error;
-      await ready(redis);
+      if (lostConnection(error) && redis.status !== "end") {
+        await ready(redis);
+        continue;
+      }
+      if (error instanceof ReplyError) {
+        throw new SharedStateError(
+          `Redis refused a command of the run's shared state: ${errorMessage(error)}; make sure it has memory to spare (maxmemory, with noeviction) and is a writable primary, then start the worker again (its work item went back to the queue)`,
+          { cause: error },
+        );
+      }
+      throw error;
     }
   }
 }

@@ -197,6 +197,41 @@ describe.skipIf(skipRedis)("rxsynth submit curate / worker: near-dedup shared in
     expect(unigrams.total).toBe(keptWords.reduce((sum, list) => sum + list.length, 0));
     expect(report.distinct.map((counter) => counter.name)).toEqual(["diversity.distinct_1", "diversity.distinct_2", "diversity.distinct_3"]);
   }, 120_000);
+
+  it("Redis refusing the shared index's commands under a worker: it stops with one line and rejects nothing for it; then another finishes each document once", async () => {
+    const corpus = writeCorpus(join(dir, "corpus-refused.jsonl"));
+    const options = ["--set", `input=${corpus.file}`];
+    const single = join(dir, "single-refused");
+    expect((await cli(["run", "curate", "--out", single, "--quiet", ...options]).exit).code).toBe(0);
+    const singleRejected = await rowsOf(single, "rejects");
+
+    const out = join(dir, "refused");
+    const run = "refused-test";
+    const submit = await cli(["submit", "curate", "--redis", cluster.redis.url, "--run", run, "--out", out, "--chunk-size", "100", "--reclaim-seconds", "1", ...options]).exit;
+    expect(submit.code, submit.stderr).toBe(0);
+    const worker = () => cli(["worker", "--redis", cluster.redis.url, "--run", run]);
+    const first = worker();
+    await waitFor(() => existsSync(join(out, "chunks")) && readdirSync(join(out, "chunks")).length >= 3, 30_000);
+    // The exact-dedup index's key holds a string for a while (its claims moved aside, not lost): every claim
+    // is refused with WRONGTYPE, while the queue's own commands still work, so a refused claim taken for a
+    // verdict would be committed as a reject.
+    const index = `rxsynth:run:{${run}}:index:exact_dedup`;
+    await cluster.redis.call("RENAME", index, `${index}:aside`);
+    await cluster.redis.call("SET", index, "not a hash");
+    const refused = await first.exit;
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr.trim().split("\n").at(-1)).toMatch(/Redis refused a command of the run's shared state: WRONGTYPE.*start the worker again/);
+    await cluster.redis.call("RENAME", `${index}:aside`, index);
+    const rest = await worker().exit;
+    expect(rest.code, rest.stderr).toBe(0);
+
+    const kept = await rowsOf(out, "part");
+    const rejected = await rowsOf(out, "rejects");
+    expect(new Set(rejected.map((row) => row.reject!.reason))).toEqual(new Set(["too_few_words", "exact_duplicate", "near_duplicate"]));
+    const ids = [...kept, ...rejected].map((row) => row.data.id);
+    expect(ids.sort()).toEqual([...corpus.ids].sort());
+    expect(count(rejected, "exact_duplicate")).toBe(count(singleRejected, "exact_duplicate"));
+  }, 120_000);
 });
 
 async function waitFor(condition: () => boolean, timeoutMs: number): Promise<void> {

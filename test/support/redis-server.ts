@@ -61,6 +61,16 @@ export class RedisServer {
     await exited;
   }
 
+  /** One command on the running server, on a connection of its own. */
+  async call(command: string, ...args: string[]): Promise<unknown> {
+    const client = new Redis(this.url, { maxRetriesPerRequest: 1 });
+    try {
+      return await client.call(command, ...args);
+    } finally {
+      client.disconnect();
+    }
+  }
+
   /** Redis commands run since it started (INFO commandstats), those inside scripts included. */
   async commands(): Promise<number> {
     return (await this.commandCalls()).reduce((sum, [, calls]) => sum + calls, 0);
