@@ -38,6 +38,17 @@ export interface Manifest {
   /** Options of every operator, by name; steps in provenance refer to them by hash. */
   readonly operators: Readonly<Record<string, { version: string; params: unknown }>>;
   readonly totals: Readonly<Record<string, number>>;
+  /**
+   * Samples into and out of each operator, and rejected by it, added up over every session of the folder
+   * as of its last commit (a sample redone after a crash counts in each session that took it up).
+   */
+  readonly operatorCounts?: Readonly<Record<string, OperatorCount>>;
+}
+
+export interface OperatorCount {
+  readonly in: number;
+  readonly out: number;
+  readonly rejected: number;
 }
 
 export async function readManifest(dir: string): Promise<Manifest | undefined> {

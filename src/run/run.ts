@@ -4,7 +4,7 @@ import { Observable, type Subscriber } from "rxjs";
 import { withRunContext, type CheckpointHook, type RejectInfo, type RunContext } from "../context.ts";
 import { ConfigError, errorMessage } from "../errors.ts";
 import type { BuiltGraph } from "../graph.ts";
-import type { Manifest } from "../io/manifest.ts";
+import type { Manifest, OperatorCount } from "../io/manifest.ts";
 import { checkOutputFolder, openFileSinks } from "../io/run-files.ts";
 import type { OutputRow, RejectRow, RunSink, ShardInfo, Source, SourceItem } from "../io/types.ts";
 import { Metrics, type MetricsSnapshot } from "../metrics.ts";
@@ -299,6 +299,7 @@ async function runGraph(graph: BuiltGraph, options: RunOptions): Promise<RunSumm
     partial: initial ? {} : partialNow(),
     operators: operatorParams,
     totals: mergeTotals(previous?.totals, metrics.snapshot().totals),
+    operatorCounts: mergeOperatorCounts(previous?.operatorCounts, metrics.snapshot().operators),
   });
 
   /** Periodic checkpoints coalesce; the final one always runs, after everything before it. */
@@ -505,6 +506,15 @@ async function runGraph(graph: BuiltGraph, options: RunOptions): Promise<RunSumm
     shards: newShards,
     metrics: metrics.snapshot(),
   };
+}
+
+function mergeOperatorCounts(before: Manifest["operatorCounts"], now: MetricsSnapshot["operators"]): Record<string, OperatorCount> {
+  const merged: Record<string, OperatorCount> = { ...before };
+  for (const operator of now) {
+    const earlier = merged[operator.name];
+    merged[operator.name] = { in: (earlier?.in ?? 0) + operator.in, out: (earlier?.out ?? 0) + operator.out, rejected: (earlier?.rejected ?? 0) + operator.rejected };
+  }
+  return merged;
 }
 
 function mergeTotals(before: Readonly<Record<string, number>> | undefined, now: Record<string, number>): Record<string, number> {

@@ -215,11 +215,12 @@ async function committedOutcome(
     accepted: shards.filter((shard) => shard.kind === "accepted" && shard.format === counted).reduce((sum, shard) => sum + shard.rows, 0),
     rejected: shards.filter((shard) => shard.kind === "rejects").reduce((sum, shard) => sum + shard.rows, 0),
   };
-  // Per operator counts are this try's alone (a resumed chunk counts only what it redid).
-  for (const operator of metrics?.operators ?? []) {
-    counters[`op:${operator.name}:in`] = operator.in;
-    counters[`op:${operator.name}:out`] = operator.out;
-    counters[`op:${operator.name}:rejected`] = operator.rejected;
+  // Per operator, every try's work as of its last commit (the manifest adds them up): a chunk found
+  // committed by the worker that takes it over counts too.
+  for (const [name, count] of Object.entries(manifest.operatorCounts ?? {})) {
+    counters[`op:${name}:in`] = count.in;
+    counters[`op:${name}:out`] = count.out;
+    counters[`op:${name}:rejected`] = count.rejected;
   }
   // LLM totals are the chunk's over every try, as its manifest adds them up: what a killed try spent was spent.
   for (const [key, value] of Object.entries(manifest.totals ?? {})) counters[key] = value;

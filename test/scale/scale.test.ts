@@ -206,6 +206,11 @@ describe.skipIf(skipRedis)("rxsynth submit / worker / status", () => {
     expect(killed.signal).toBe("SIGKILL");
     const rest = await cli(["worker", "--redis", url(), "--run", "commit-kill"]).exit;
     expect(rest.code, rest.stderr).toBe(0);
+    // The chunk found committed counts in the totals per operator too, from its manifest.
+    const status = await cli(["status", "--redis", url(), "--run", "commit-kill", "--json"]).exit;
+    const totals = (JSON.parse(status.stdout) as { totals: Record<string, number> }).totals;
+    expect(totals["op:pair:in"]).toBe(600);
+    expect(totals["op:pair:out"]).toBe(1200);
     const single = join(dir, "commit-kill-single");
     expect((await cli(["run", GRAPH, "--out", single, "--quiet", "--set", "records=600", "--set", "delayMs=0"]).exit).code).toBe(0);
     expect((await idsOfFolder(out)).sort()).toEqual((await idsOfFolder(single)).sort());
