@@ -3,35 +3,17 @@
 // exactly the count of one HyperLogLog fed every item; that count is Redis's own (PFCOUNT reads the
 // registers we write) and within HyperLogLog's error of the truth; `status` reports it with the items
 // counted. Against the tests' own redis-server.
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import fc from "fast-check";
-import { Redis } from "ioredis";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { hashString } from "../../operators/dedup/minhash.ts";
 import { HyperLogLog } from "../../operators/diversity/sketches.ts";
-import { RunQueue, defineScaleCommands } from "../../src/scale/queue.ts";
+import { RunQueue } from "../../src/scale/queue.ts";
 import { RedisDistinct, toRedisDense } from "../../src/scale/shared-distinct.ts";
-import { REDIS_SKIPPED_MESSAGE, RedisServer, skipRedis } from "../support/redis-server.ts";
+import { skipRedis } from "../support/redis-server.ts";
+import { suiteRedis } from "../support/suite-redis.ts";
 
-const dir = mkdtempSync(join(tmpdir(), "rxsynth-distinct-"));
-let redis: RedisServer;
-let client: Redis;
+const redis = suiteRedis("rxsynth-distinct-");
 let counters = 0;
-
-if (skipRedis) console.warn(REDIS_SKIPPED_MESSAGE);
-beforeAll(async () => {
-  if (skipRedis) return;
-  redis = await RedisServer.start(dir);
-  client = new Redis(redis.url, { enableAutoPipelining: true });
-  defineScaleCommands(client);
-}, 30_000);
-afterAll(async () => {
-  await client?.quit().catch(() => client.disconnect());
-  await redis?.stop();
-  rmSync(dir, { recursive: true, force: true });
-});
 
 function sketchOf(items: Iterable<number>): HyperLogLog {
   const hll = new HyperLogLog(14);
@@ -42,7 +24,7 @@ function sketchOf(items: Iterable<number>): HyperLogLog {
 function counter(): { distinct: RedisDistinct; key: string } {
   const name = `c${counters++}`;
   const keys = { counter: `t:{d}:${name}`, totals: `t:{d}:${name}:totals`, scratch: `t:{d}:${name}:scratch`, names: "t:{d}:names" };
-  return { distinct: new RedisDistinct(client, keys, name), key: keys.counter };
+  return { distinct: new RedisDistinct(redis.client, keys, name), key: keys.counter };
 }
 
 describe.skipIf(skipRedis)("shared distinct counters", () => {
@@ -66,11 +48,11 @@ describe.skipIf(skipRedis)("shared distinct counters", () => {
           }
           const whole = counter();
           await whole.distinct.merge(sketchOf(Array.from({ length: items }, (_, k) => k)).registerValues(), "all", items);
-          const [merged, single] = [await client.pfcount(key), await client.pfcount(whole.key)];
+          const [merged, single] = [await redis.client.pfcount(key), await redis.client.pfcount(whole.key)];
           expect(merged).toBe(single);
           expect(Math.abs(single - items) / items).toBeLessThan(items < 200 ? 0.02 : 0.03);
           // No scratch key is left behind.
-          expect(await client.exists(`${key}:scratch`)).toBe(0);
+          expect(await redis.client.exists(`${key}:scratch`)).toBe(0);
         },
       ),
       { seed: 20261203, numRuns: 25 },
@@ -79,16 +61,16 @@ describe.skipIf(skipRedis)("shared distinct counters", () => {
 
   it("writes Redis's dense encoding: PFADD-free counts agree with our own estimate", async () => {
     const hll = sketchOf(Array.from({ length: 50_000 }, (_, k) => k));
-    await client.set("t:{d}:dense", toRedisDense(hll.registerValues()));
-    const count = await client.pfcount("t:{d}:dense");
+    await redis.client.set("t:{d}:dense", toRedisDense(hll.registerValues()));
+    const count = await redis.client.pfcount("t:{d}:dense");
     expect(Math.abs(count - 50_000) / 50_000).toBeLessThan(0.03);
     expect(Math.abs(count - hll.estimate()) / hll.estimate()).toBeLessThan(0.02);
   });
 
   it("status shows every counter of the run with the items counted, a replayed part counted once", async () => {
-    const queue = await RunQueue.connect(redis.url, "distinct-status");
+    const queue = await RunQueue.connect(redis.server.url, "distinct-status");
     try {
-      await queue.register({ graph: "g", overrides: {}, options: {}, out: dir, chunkSize: 10, sources: [{ name: "s", size: 10 }], maxQueued: 4, maxAttempts: 3, reclaimMs: 1000, submittedAt: new Date().toISOString() });
+      await queue.register({ graph: "g", overrides: {}, options: {}, out: "/nonexistent/distinct-status", chunkSize: 10, sources: [{ name: "s", size: 10 }], maxQueued: 4, maxAttempts: 3, reclaimMs: 1000, submittedAt: new Date().toISOString() });
       const words = queue.shared().distinct("diversity.distinct_1");
       await words.merge(sketchOf([1, 2, 3]).registerValues(), "chunk-a", 5);
       await words.merge(sketchOf([3, 4]).registerValues(), "chunk-b", 2);

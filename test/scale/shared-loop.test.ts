@@ -4,33 +4,16 @@
 // 0..w-1: the same history, pool (reservoir draws included), accepted count and next round as a process
 // that folds only the committed records. A worker must not trust what it folded itself in a try that
 // another worker then redid differently. Against the tests' own redis-server.
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import fc from "fast-check";
-import { Redis } from "ioredis";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { BootstrapLoop } from "../../graphs/lib/self-instruct-steps.ts";
 import type { RunContext } from "../../src/index.ts";
 import { RedisRecords } from "../../src/scale/shared-records.ts";
-import { REDIS_SKIPPED_MESSAGE, RedisServer, skipRedis } from "../support/redis-server.ts";
+import { skipRedis } from "../support/redis-server.ts";
+import { suiteRedis } from "../support/suite-redis.ts";
 
-const dir = mkdtempSync(join(tmpdir(), "rxsynth-loop-"));
-let redis: RedisServer;
-let client: Redis;
+const redis = suiteRedis("rxsynth-loop-");
 let runs = 0;
-
-if (skipRedis) console.warn(REDIS_SKIPPED_MESSAGE);
-beforeAll(async () => {
-  if (skipRedis) return;
-  redis = await RedisServer.start(dir);
-  client = new Redis(redis.url, { enableAutoPipelining: true });
-}, 30_000);
-afterAll(async () => {
-  await client?.quit().catch(() => client.disconnect());
-  await redis?.stop();
-  rmSync(dir, { recursive: true, force: true });
-});
 
 /** A wave's try: which worker, what its answers accepted, whether it got as far as the fold, and whether it committed. */
 interface Try {
@@ -60,7 +43,7 @@ describe.skipIf(skipRedis)("the loop's waves shared in Redis", () => {
     const wave = fc.tuple(fc.array(failedTry, { maxLength: 2 }), committingTry).map(([failed, last]): Try[] => [...failed, last]);
     await fc.assert(
       fc.asyncProperty(fc.array(wave, { minLength: 1, maxLength: 8 }), async (waves) => {
-        const records = new RedisRecords(client, `t:{loop}:${runs++}`);
+        const records = new RedisRecords(redis.client, `t:{loop}:${runs++}`);
         const workers = [sharedLoop(records), sharedLoop(records), sharedLoop(records)];
         for (const [w, tries] of waves.entries()) {
           for (const attempt of tries) {
@@ -85,7 +68,7 @@ describe.skipIf(skipRedis)("the loop's waves shared in Redis", () => {
   }, 60_000);
 
   it("a wave with no record while a later one is asked for is one clear error, not a silent restart", async () => {
-    const records = new RedisRecords(client, `t:{loop}:${runs++}`);
+    const records = new RedisRecords(redis.client, `t:{loop}:${runs++}`);
     await records.put(1, JSON.stringify({ wave: 1, firstRound: 2, rounds: 2, accepted: 0, instructions: [] }));
     await expect(sharedLoop(records).sync(2)).rejects.toThrow(/wave 0 of this run has no record in Redis/);
   });
