@@ -76,6 +76,8 @@ export interface GraphEnvironment {
 export interface SharedServices {
   /** RPM/TPM buckets of one endpoint (base URL and model), one for all workers: pass as the LLM client's `buckets`. */
   rateBuckets(endpoint: string): NonNullable<LlmOptions["buckets"]>;
+  /** The rate limits any worker learned from one endpoint's headers: pass as the LLM client's `learnedLimits`. */
+  learnedLimits(endpoint: string): NonNullable<LlmOptions["learnedLimits"]>;
   /** At most `limit` requests in flight to one endpoint (base URL and model) from all workers: pass as the LLM client's `slots`. */
   concurrency(endpoint: string, limit: number): NonNullable<LlmOptions["slots"]>;
   /** The run's index of `name`: one for all workers (see SharedIndex). */

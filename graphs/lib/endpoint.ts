@@ -82,7 +82,9 @@ export async function openEndpoint(env: GraphEnvironment, options: EndpointOptio
     const buckets = env.shared?.rateBuckets(endpointKey);
     // ... and on one concurrency: `concurrency` is the endpoint's, whatever the number of workers.
     const slots = env.shared?.concurrency(endpointKey, concurrency);
-    const llm = createLlm({ model, baseURL, concurrency, cache, seed: options.seed, prices, log: env.log, buckets, slots });
+    // ... and a worker that joins late meters its first requests by the limits the others learned.
+    const learnedLimits = env.shared?.learnedLimits(endpointKey);
+    const llm = createLlm({ model, baseURL, concurrency, cache, seed: options.seed, prices, log: env.log, buckets, slots, learnedLimits });
     env.identify?.("endpoint", { baseURL, model });
     env.log(`LLM endpoint: ${baseURL} (model ${llm.model}; ${priceNote(model, prices)})`);
     return { llm, simulated: false, dispose: releaseOnce(env, () => llm.close()) };

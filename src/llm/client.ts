@@ -4,7 +4,15 @@ import { CacheError, ConfigError, EndpointError, LlmError, errorMessage } from "
 import { ResponseCache, choiceKey, defaultCacheDir, type CachedChoice, type ResponseStore } from "./cache.ts";
 import { CircuitBreaker } from "./breaker.ts";
 import { OutageGate, type Pass } from "./outage.ts";
-import { AdaptiveConcurrency, TokenBucket, type ConcurrencySlots, type Permit, type RateBucket } from "./limiter.ts";
+import {
+  AdaptiveConcurrency,
+  TokenBucket,
+  type ConcurrencySlots,
+  type LearnedLimitValues,
+  type LearnedLimits,
+  type Permit,
+  type RateBucket,
+} from "./limiter.ts";
 import { backoffMs, isRetryableStatus, retryAfterMs, scrubSecrets, seededRandom, sleep } from "./retry.ts";
 import {
   describeChange,
@@ -110,6 +118,12 @@ export interface LlmOptions {
    * workers together stay within the endpoint's concurrency instead of N times it (see src/scale).
    */
   readonly slots?: ConcurrencySlots;
+  /**
+   * Limits other clients of the endpoint have learned from its headers: read before this client's first
+   * request, so a worker joining a scaled-out run does not send its first wave unmetered (and collect 429s)
+   * while it waits for headers of its own; written when this client learns one (see src/scale).
+   */
+  readonly learnedLimits?: LearnedLimits;
   /** Extra HTTP headers for every request. */
   readonly headers?: Readonly<Record<string, string>>;
   /**
@@ -328,6 +342,14 @@ export function createLlm(options: LlmOptions): Llm {
     options.buckets?.(kind, perMinute, LLM_DEFAULTS.burstMs) ?? new TokenBucket(perMinute, LLM_DEFAULTS.burstMs);
   let rpmBucket = options.rpm ? bucket("requests", options.rpm) : undefined;
   let tpmBucket = options.tpm ? bucket("tokens", options.tpm) : undefined;
+  // Asked once, before the first request: a limit another worker learned meters this one from the start.
+  let adoptedLearned: Promise<void> | undefined;
+  const adoptLearned = () =>
+    (adoptedLearned ??= (async () => {
+      const known = await options.learnedLimits?.read().catch(() => ({}) as LearnedLimitValues);
+      if (!rpmBucket && known?.requests) rpmBucket = bucket("requests", known.requests);
+      if (!tpmBucket && known?.tokens) tpmBucket = bucket("tokens", known.tokens);
+    })());
   let completionEstimate: number = LLM_DEFAULTS.completionEstimate;
   const flights = new Map<string, Flight>();
   const breaker = new CircuitBreaker(options.breakerFailures ?? LLM_DEFAULTS.breakerFailures);
@@ -426,6 +448,7 @@ export function createLlm(options: LlmOptions): Llm {
         rpmBucket = bucket("requests", limitRequests);
         marks.rpm = 0;
       }
+      options.learnedLimits?.write("requests", limitRequests);
     }
     if (!options.tpm && limitTokens && limitTokens > 0 && tpmBucket?.limit !== limitTokens) {
       if (tpmBucket) tpmBucket.setLimit(limitTokens);
@@ -433,6 +456,7 @@ export function createLlm(options: LlmOptions): Llm {
         tpmBucket = bucket("tokens", limitTokens);
         marks.tpm = 0;
       }
+      options.learnedLimits?.write("tokens", limitTokens);
     }
     // Azure sometimes sends -1: no figure at all.
     const remainingRequests = requestHeadersPerMinute ? nonNegative(headerNumber(headers, "x-ratelimit-remaining-requests")) : undefined;
@@ -626,6 +650,7 @@ export function createLlm(options: LlmOptions): Llm {
       const attemptStartedAt = performance.now();
       try {
         releaseSlot = await options.slots?.acquire(signal);
+        if (options.learnedLimits && (!rpmBucket || !tpmBucket)) await adoptLearned();
         const tokenEstimate = tpmBucket ? promptEstimate() + n * (maxTokens ?? completionEstimate) : 0;
         if (rpmBucket) await rpmBucket.take(1, signal);
         if (tpmBucket) await tpmBucket.take(tokenEstimate, signal);

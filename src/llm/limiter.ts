@@ -178,6 +178,18 @@ export interface ConcurrencySlots {
   acquire(signal?: AbortSignal): Promise<() => void>;
 }
 
+/** Per-minute limits of an endpoint as learned from its rate-limit headers. */
+export interface LearnedLimitValues {
+  readonly requests?: number;
+  readonly tokens?: number;
+}
+
+/** Limits learned by any client of one endpoint, kept where every worker of a run reads them (see src/scale). */
+export interface LearnedLimits {
+  read(): Promise<LearnedLimitValues>;
+  write(kind: "requests" | "tokens", perMinute: number): void;
+}
+
 /** A slot held while one request is in flight; `epoch` tells whether it started before the last cut. */
 export interface Permit {
   readonly epoch: number;

@@ -506,6 +506,17 @@ export class RunQueue {
   shared(): SharedServices {
     return {
       rateBuckets: (endpoint) => (kind, perMinute, burstMs) => new SharedBucket(this.redis, `rxsynth:bucket:${stableHash(endpoint)}:${kind}`, perMinute, burstMs),
+      learnedLimits: (endpoint) => {
+        const key = `rxsynth:limits:${stableHash(endpoint)}`;
+        return {
+          read: async () => {
+            const [requests, tokens] = await untilAnswered(this.redis, () => this.redis.hmget(key, "requests", "tokens"));
+            return { requests: requests ? Number(requests) : undefined, tokens: tokens ? Number(tokens) : undefined };
+          },
+          // The latest figure the provider sent wins; a lost write is learned again from the next answer.
+          write: (kind, perMinute) => void this.redis.hset(key, kind, String(perMinute)).catch(() => undefined),
+        };
+      },
       // Leases outlive the slowest call's silence by far: a held slot is renewed every 10 s while its request runs.
       concurrency: (endpoint, limit) => new RedisSlots(this.redis, `rxsynth:slots:${stableHash(endpoint)}`, limit, workerName()),
       index: (name) => {

@@ -160,6 +160,33 @@ describe.skipIf(skipRedis)("rxsynth submit / worker / status", () => {
     }
   }, 120_000);
 
+  it("a worker joining a rate-limited run meters its first requests by the limits the others learned, not unmetered into 429s", async () => {
+    const simPort = await freePort();
+    const simulator = cli(["sim", "--port", String(simPort), "--rpm", "240", "--latency-ms", "20", "--max-concurrency", "64"]);
+    const base = `http://127.0.0.1:${simPort}`;
+    for (let i = 0; i < 100 && !(await fetch(`${base}/health`).then((r) => r.ok, () => false)); i++) await new Promise((done) => setTimeout(done, 100));
+    const stats = async () => (await (await fetch(`${base}/stats`)).json()) as { requests: number; completed: number; rateLimited: number };
+    try {
+      // No limit configured: every worker learns it from the simulator's x-ratelimit-* headers.
+      const env = { OPENAI_BASE_URL: `${base}/v1`, OPENAI_API_KEY: "test", RXSYNTH_MODEL: "sim-1", RXSYNTH_ENDPOINT_FAMILY: "unknown" };
+      const out = join(dir, "learned");
+      expect((await cli(["submit", LLM_GRAPH, "--redis", url(), "--run", "learned", "--out", out, "--chunk-size", "10", "--set", "records=80", "--set", "concurrency=4"], env).exit).code).toBe(0);
+      const first = cli(["worker", "--redis", url(), "--run", "learned"], env);
+      // The first worker has drained the simulator's burst and runs at its limit when the others join.
+      await waitForAsync(async () => (await stats()).completed >= 12, 30_000);
+      // The first worker's own first contact may meet a 429 or two before any header taught it the limit.
+      const atJoin = await stats();
+      const late = [1, 2, 3, 4].map(() => cli(["worker", "--redis", url(), "--run", "learned"], env));
+      for (const exit of await Promise.all([first.exit, ...late.map((worker) => worker.exit)])) expect(exit.code, exit.stderr).toBe(0);
+      const final = await stats();
+      expect(final.completed).toBe(80);
+      expect({ atJoin: atJoin.rateLimited, after: final.rateLimited - atJoin.rateLimited }).toEqual({ atJoin: atJoin.rateLimited, after: 0 });
+    } finally {
+      simulator.child.kill("SIGTERM");
+      await simulator.exit;
+    }
+  }, 120_000);
+
   it("exact dedup shared by the workers keeps as many samples as one process, and no text twice", async () => {
     const options = ["--set", "records=1200", "--set", "distinct=300", "--set", "delayMs=1"];
     const single = join(dir, "dedup-single");
@@ -258,6 +285,14 @@ function folderState(folder: string): Record<string, string> {
     state[relative(folder, path)] = `${size} ${mtimeMs}`;
   }
   return state;
+}
+
+async function waitForAsync(condition: () => Promise<boolean>, timeoutMs: number): Promise<void> {
+  const started = Date.now();
+  while (!(await condition())) {
+    if (Date.now() - started > timeoutMs) throw new Error("timed out waiting");
+    await new Promise((done) => setTimeout(done, 50));
+  }
 }
 
 async function waitFor(condition: () => boolean, timeoutMs: number): Promise<void> {
