@@ -1,5 +1,5 @@
 import { Command, InvalidArgumentError } from "commander";
-import { CacheError, ConfigError, EndpointError, InputError, LlmError, RxsynthError } from "../errors.ts";
+import { CacheError, ConfigError, EndpointError, InputError, LlmError, RxsynthError, SharedStateError } from "../errors.ts";
 import { registerGraphsCommand } from "./graphs-command.ts";
 import { registerInspectCommand } from "./inspect-command.ts";
 import { registerRunCommand } from "./run-command.ts";
@@ -27,8 +27,9 @@ export function reportError(error: unknown, verbose: boolean): void {
       : error instanceof EndpointError ? "endpoint"
       : error instanceof LlmError ? "llm"
       : error instanceof CacheError ? "cache"
-      : "error";
-    console.error(`rxsynth: ${kind} error: ${error.message}`);
+      : error instanceof SharedStateError ? "redis"
+      : undefined;
+    console.error(`rxsynth: ${kind ? `${kind} error` : "error"}: ${error.message}`);
   } else {
     const message = error instanceof Error ? error.message : String(error);
     console.error(`rxsynth: ${message}\n(run again with --verbose for the stack trace)`);

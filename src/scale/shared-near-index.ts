@@ -144,7 +144,7 @@ export class RedisNearIndex implements SharedNearIndex {
     try {
       return await untilAnswered(this.redis, () => (this.redis as unknown as NearCommands).rxNearAdmit(...this.keys, String(this.shape.threshold), this.shapeName, ...documents));
     } catch (error) {
-      const saved = /SHAPE (\S+)/.exec(String((error as Error).message))?.[1];
+      const saved = /SHAPE ([^\s;]+)/.exec(String((error as Error).message))?.[1];
       if (!saved) throw error;
       throw new ConfigError(`the run's shared near-dedup index was made with ${saved} (permutations/bands x rows@threshold), this worker asks for ${this.shapeName}; workers of one run must share the graph's options`);
     }

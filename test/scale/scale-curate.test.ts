@@ -220,7 +220,7 @@ describe.skipIf(skipRedis)("rxsynth submit curate / worker: near-dedup shared in
     await cluster.redis.call("SET", index, "not a hash");
     const refused = await first.exit;
     expect(refused.code).not.toBe(0);
-    expect(refused.stderr.trim().split("\n").at(-1)).toMatch(/Redis refused a command of the run's shared state: WRONGTYPE.*start the worker again/);
+    expect(refused.stderr.trim().split("\n").at(-1)).toMatch(/^rxsynth: redis error: Redis refused a command of the run's shared state: WRONGTYPE.*start the worker again/);
     await cluster.redis.call("RENAME", `${index}:aside`, index);
     const rest = await worker().exit;
     expect(rest.code, rest.stderr).toBe(0);
