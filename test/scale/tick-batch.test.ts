@@ -19,6 +19,22 @@ describe("TickBatcher", () => {
     expect(requests.at(-1)).toEqual([42]);
   });
 
+  it("sends a batch only once the one before it is answered, so a slow or resent request is still decided first", async () => {
+    const decided: number[] = [];
+    let first = true;
+    const batcher = new TickBatcher<number, number>(async (items) => {
+      // The first request takes long (a resend after a dropped connection): the later ones must wait for it.
+      if (first) {
+        first = false;
+        await new Promise((done) => setTimeout(done, 50));
+      }
+      decided.push(...items);
+      return items;
+    }, 2);
+    await Promise.all(Array.from({ length: 6 }, (_, i) => batcher.call(i)));
+    expect(decided).toEqual([0, 1, 2, 3, 4, 5]);
+  });
+
   it("a failed request rejects its own calls and no others", async () => {
     let sent = 0;
     const batcher = new TickBatcher<string, string>(async (items) => {
