@@ -32,7 +32,6 @@
 // put and close of ResponseStore and makes get async; moving the cache to Redis means the same change there.
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, readdirSync, rmSync, statSync } from "node:fs";
-import { mkdir, writeFile } from "node:fs/promises";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -42,6 +41,7 @@ import { createLlm } from "../src/llm/index.ts";
 import { Rng } from "../src/sim/random.ts";
 import { sentence } from "../src/sim/text.ts";
 import { RedisServer, freePort } from "../test/support/redis-server.ts";
+import { writeResults, round } from "./lib/results.ts";
 
 const ROOT = resolve(fileURLToPath(new URL("..", import.meta.url)));
 const CLI = join(ROOT, "bin/rxsynth.mjs");
@@ -524,19 +524,12 @@ async function main() {
       measured_at: new Date().toISOString(),
     };
     console.table({ ...result, details: undefined });
-    const out = fileURLToPath(new URL("./results/", import.meta.url));
-    await mkdir(out, { recursive: true });
-    await writeFile(`${out}cache-placement.json`, `${JSON.stringify(result, null, 2)}\n`);
-    console.log("wrote benchmarks/results/cache-placement.json");
+    await writeResults("cache-placement", result);
   } finally {
     for (const child of children) child.kill("SIGKILL");
     await redis.stop();
     rmSync(dir, { recursive: true, force: true });
   }
-}
-
-function round(value: number, digits = 3): number {
-  return Number(value.toFixed(digits));
 }
 
 await main();

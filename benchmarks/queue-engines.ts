@@ -32,15 +32,14 @@
 //                         command's calls per item), Redis memory per outstanding item (N items queued,
 //                         no consumer), and every run.
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { mkdir, writeFile } from "node:fs/promises";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { Queue, Worker } from "bullmq";
 import { Redis } from "ioredis";
 import { RunQueue, workerName, type Claimed, type RunSpec } from "../src/scale/queue.ts";
 import { SUBMIT_DEFAULTS } from "../src/scale/submit.ts";
 import { RedisServer } from "../test/support/redis-server.ts";
+import { writeResults } from "./lib/results.ts";
 
 const QUICK = process.env.QUEUE_BENCH_QUICK === "1";
 const ITEMS = QUICK ? 500 : 5_000;
@@ -491,10 +490,7 @@ async function main() {
       console.log("quick run: benchmarks/results/queue-engines.json not written");
       return;
     }
-    const out = fileURLToPath(new URL("./results/", import.meta.url));
-    await mkdir(out, { recursive: true });
-    await writeFile(`${out}queue-engines.json`, `${JSON.stringify(result, null, 2)}\n`);
-    console.log("wrote benchmarks/results/queue-engines.json");
+    await writeResults("queue-engines", result);
   } finally {
     probe.disconnect();
     await redis.stop();

@@ -28,13 +28,13 @@
 //                         one round trip at most (auto-pipelining shares round trips).
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
-import { mkdir, writeFile } from "node:fs/promises";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { readRows } from "../src/io/read.ts";
 import { mulberry32, writeDocuments } from "../test/support/corpus.ts";
 import { RedisServer, freePort } from "../test/support/redis-server.ts";
+import { writeResults, round } from "./lib/results.ts";
 
 const QUICK = process.env.SCALE_BENCH_QUICK === "1";
 const ROOT = resolve(fileURLToPath(new URL("..", import.meta.url)));
@@ -262,19 +262,12 @@ async function main() {
       console.log("quick run: benchmarks/results/scale.json not written");
       return;
     }
-    const out = fileURLToPath(new URL("./results/", import.meta.url));
-    await mkdir(out, { recursive: true });
-    await writeFile(`${out}scale.json`, `${JSON.stringify(result, null, 2)}\n`);
-    console.log("wrote benchmarks/results/scale.json");
+    await writeResults("scale", result);
   } finally {
     for (const child of children) child.kill("SIGKILL");
     await redis.stop();
     rmSync(dir, { recursive: true, force: true });
   }
-}
-
-function round(value: number, digits = 3): number {
-  return Number(value.toFixed(digits));
 }
 
 await main();
