@@ -48,6 +48,11 @@ export interface BuiltGraph {
   /** Asked when the sources are exhausted: why the run did not reach its goal, and how to continue. */
   readonly incomplete?: () => string | undefined;
   /**
+   * How far the graph is toward its own goal (accepted rows of a `target`), where that, not the source's
+   * size, says when the run is done: the run projects its cost at completion from it.
+   */
+  readonly goal?: () => { readonly done: number; readonly total: number };
+  /**
    * What answers the graph's requests (endpoint, model), recorded in the manifest: resuming a folder
    * against another endpoint would mix two models' answers in one dataset.
    */

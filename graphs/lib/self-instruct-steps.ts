@@ -883,6 +883,7 @@ export async function selfInstructGraph(s: SelfInstructSettings, env: GraphEnvir
     // Scaled out: one wave a chunk, in order, the folded waves and both dedup indexes in Redis.
     chunkable: true,
     serialChunks: true,
+    goal: () => ({ done: loop.accepted, total: s.target }),
     incomplete: () =>
       loop.accepted < s.target
         ? `self-instruct used its ${maxRounds} rounds (maxRounds) and accepted ${loop.accepted} of ${s.target} rows; ` +

@@ -1,6 +1,7 @@
-import type { RunProgress, RunSummary } from "../run/run.ts";
+import type { CostFigures, RunProgress, RunSummary } from "../run/run.ts";
 
 const number = new Intl.NumberFormat("en-US");
+const dollars = (usd: number) => `$${usd.toFixed(usd >= 1 ? 2 : 4)}`;
 
 function clock(ms: number): string {
   const seconds = Math.max(0, Math.round(ms / 1000));
@@ -40,15 +41,26 @@ export function costText(totals: Record<string, number>): string {
   const usd = totals["llm.cost_usd"] ?? 0;
   const unpriced = totals["llm.unpriced_tokens"] ?? 0;
   const simulated = totals["llm.simulated_tokens"] ?? 0;
-  const dollars = `$${usd.toFixed(usd >= 1 ? 2 : 4)}`;
   if (unpriced > 0) {
-    const priced = usd > 0 ? `${dollars} + ` : "";
+    const priced = usd > 0 ? `${dollars(usd)} + ` : "";
     return `${priced}cost unknown${usd > 0 ? ` for ${number.format(unpriced)} tokens` : ""}: set RXSYNTH_PRICE`;
   }
   if (simulated > 0 && usd === 0) return "$0.00 (simulator)";
   // A rerun answered from the response cache pays nothing, whichever model first answered.
   if (usd === 0 && (totals["llm.requests"] ?? 0) === 0 && (totals["llm.cache_hits"] ?? 0) > 0) return "$0.00 (all cached)";
-  return dollars;
+  return dollars(usd);
+}
+
+/**
+ * Spend so far (earlier sessions of the folder included), at completion by extrapolation, and the cap.
+ * Shown where it says something: a priced run whose extent is known, or one under `--max-cost`.
+ */
+function costLine(cost: CostFigures, totals: Record<string, number>): string | undefined {
+  const unpriced = (totals["llm.unpriced_tokens"] ?? 0) > 0;
+  const projected = cost.projectedUsd !== undefined && cost.spentUsd > 0 && !unpriced ? `, ${dollars(cost.projectedUsd)} projected at completion` : "";
+  const cap = cost.maxUsd === undefined ? "" : `, --max-cost ${dollars(cost.maxUsd)}${unpriced ? " (tokens without a price do not count: set RXSYNTH_PRICE)" : ""}`;
+  if (!projected && !cap) return undefined;
+  return `cost: ${dollars(cost.spentUsd)} spent${projected}${cap}`;
 }
 
 /** The lines of a progress view; shared by the live TTY view and the final summary. */
@@ -72,6 +84,8 @@ export function progressLines(graph: string, progress: RunProgress): string[] {
   }
   const totals = totalsText(progress.totals);
   if (totals) lines.push(totals);
+  const cost = progress.cost && costLine(progress.cost, progress.totals);
+  if (cost) lines.push(cost);
   return lines;
 }
 
@@ -148,7 +162,7 @@ function clip(line: string, width: number): string {
 }
 
 export function summaryText(summary: RunSummary): string {
-  const lines = progressLines(summary.graph, { ...summary.metrics, inFlight: 0, budget: summary.budget, expected: undefined });
+  const lines = progressLines(summary.graph, { ...summary.metrics, inFlight: 0, budget: summary.budget, expected: undefined, cost: summary.cost });
   const nothingToDo = summary.resumed && summary.metrics.source.pulled === 0;
   const verdict =
     nothingToDo && summary.status === "complete"
@@ -159,7 +173,9 @@ export function summaryText(summary: RunSummary): string {
         ? "stopped at --limit (run again with a higher limit to continue)"
         : summary.status === "incomplete"
           ? "incomplete"
-          : "stopped before the end";
+          : summary.stopReason === "max_cost"
+            ? "stopped at --max-cost"
+            : "stopped before the end";
   lines.push(
     `${verdict}: ${number.format(summary.accepted)} accepted, ${number.format(summary.rejected)} rejected${summary.resumed ? " (resumed)" : ""}; max in flight ${number.format(summary.maxInFlight)} of ${number.format(summary.budget)}`,
   );

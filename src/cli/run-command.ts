@@ -1,6 +1,6 @@
 import { rm } from "node:fs/promises";
 import { resolve } from "node:path";
-import type { Command } from "commander";
+import { InvalidArgumentError, type Command } from "commander";
 import { buildGraph } from "../graph.ts";
 import { readManifest } from "../io/manifest.ts";
 import { checkOutputFolder } from "../io/run-files.ts";
@@ -23,6 +23,7 @@ interface RunFlags {
   quiet?: boolean;
   allowEndpointChange?: boolean;
   cache: boolean;
+  maxCost?: number;
 }
 
 /** Settings a resume needs from the environment; a secret is named, never printed. */
@@ -37,9 +38,33 @@ export function resumeCommand(missingOut: string | undefined, argv = process.arg
   return [...settings, ...words].join(" ");
 }
 
+/** The arguments with `--max-cost` raised to a placeholder (or the projection), for the line that says how to go on. */
+function withMaxCost(argv: readonly string[], projectedUsd: number | undefined): string[] {
+  const next = projectedUsd === undefined ? "<higher>" : String(Math.ceil(projectedUsd * 1.1 * 100) / 100);
+  const words: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const word = argv[i]!;
+    if (word === "--max-cost") {
+      i++;
+      continue;
+    }
+    if (word.startsWith("--max-cost=")) continue;
+    words.push(word);
+  }
+  return [...words, "--max-cost", next];
+}
+
 const EXIT_ON_SIGNAL: Record<string, number> = { SIGINT: 130, SIGTERM: 143 };
 /** The sources ran out before the graph's goal (e.g. maxRounds before target): not a failure, not done. */
 const EXIT_INCOMPLETE = 3;
+/** Stopped by `--max-cost` before its spend passed the cap: everything finished is committed. */
+const EXIT_MAX_COST = 4;
+
+function dollarAmount(value: string): number {
+  const parsed = Number(value.replace(/^\$/, ""));
+  if (!Number.isFinite(parsed) || parsed <= 0) throw new InvalidArgumentError("expected an amount in US dollars, e.g. 25 or 2.50");
+  return parsed;
+}
 
 export function registerRunCommand(program: Command): void {
   program
@@ -58,6 +83,7 @@ export function registerRunCommand(program: Command): void {
     .option("-q, --quiet", "no progress, only the summary")
     .option("--allow-endpoint-change", "resume a folder started against another endpoint or model (recorded in the manifest)")
     .option("--no-cache", "send every LLM request, bypassing the response cache (`rxsynth cache info`)")
+    .option("--max-cost <usd>", "stop cleanly before the folder's LLM spend (earlier runs included) would pass this many dollars", dollarAmount)
     .action(async (file: string, flags: RunFlags) => {
       const definition = await loadGraph(file);
       const fromConfig = flags.config ? await readConfigFile(flags.config) : {};
@@ -105,6 +131,7 @@ export function registerRunCommand(program: Command): void {
           checkpointSeconds: flags.checkpointSeconds,
           signal: stop.signal,
           allowIdentityChange: flags.allowEndpointChange,
+          maxCostUsd: flags.maxCost,
           log,
           onProgress: flags.quiet ? undefined : (progress) => view.update(progress),
         }).catch(async (error: unknown) => {
@@ -113,7 +140,12 @@ export function registerRunCommand(program: Command): void {
         });
         view.stop();
         view.log(summaryText(summary));
-        if (summary.status === "stopped") {
+        if (summary.status === "stopped" && summary.stopReason === "max_cost") {
+          view.log(
+            `stopped at --max-cost $${flags.maxCost}: $${summary.cost.spentUsd.toFixed(4)} spent${summary.cost.projectedUsd === undefined ? "" : `, $${summary.cost.projectedUsd.toFixed(2)} projected at completion`}; everything committed is kept. Continue with a higher cap: ${resumeCommand(flags.out ? undefined : out, withMaxCost(process.argv.slice(2), summary.cost.projectedUsd))}`,
+          );
+          process.exitCode = EXIT_MAX_COST;
+        } else if (summary.status === "stopped") {
           view.log(`stopped by ${signalName ?? "request"}; everything committed is kept. Resume with: ${resumeCommand(flags.out ? undefined : out)}`);
           process.exitCode = EXIT_ON_SIGNAL[signalName ?? ""] ?? 1;
         }

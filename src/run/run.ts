@@ -10,12 +10,14 @@ import type { OutputRow, RejectRow, RunSink, ShardInfo, Source, SourceItem } fro
 import { Metrics, type MetricsSnapshot } from "../metrics.ts";
 import { TICKET, createSample, sourceSampleId, ticketOf, type Sample, type Ticket } from "../sample.ts";
 import { Committer, faultsFromEnvironment, type FaultHook } from "./commit.ts";
+import { CostCap, projectedCost } from "./cost-cap.ts";
 import { CreditLedger } from "./credit.ts";
 import { describeUnencodable, unencodablePath } from "./encodable.ts";
 import { fuseOperators } from "./fusion.ts";
 import type { PositionTracker } from "./position-tracker.ts";
 import { planResume } from "./resume.ts";
 import { SourceIdRegistry } from "./source-ids.ts";
+import { Timeline, nextSession, type TimelinePoint } from "./timeline.ts";
 
 export interface RunOptions {
   /** Output folder: shards, rejects, manifest, operator state. Required unless the graph brings its own sinks. */
@@ -50,8 +52,17 @@ export interface RunOptions {
    * A scaled-out worker checks here that its lease on the chunk still holds (src/scale/worker.ts).
    */
   readonly fence?: () => Promise<void>;
+  /**
+   * Stop pulling source records before the folder's spend (earlier sessions included) would pass this
+   * many dollars; the run then ends `stopped` with `stopReason: "max_cost"`, everything finished committed.
+   */
+  readonly maxCostUsd?: number;
   readonly onProgress?: (progress: RunProgress) => void;
   readonly progressEveryMs?: number;
+  /** Given, once the run has started, a way to read its progress at any moment (a metrics endpoint scrapes it). */
+  readonly live?: (progress: () => RunProgress) => void;
+  /** Append periodic snapshots to `timeline.jsonl` in the output folder (default: true when there is one). */
+  readonly timeline?: boolean;
   readonly log?: (line: string) => void;
 }
 
@@ -60,6 +71,16 @@ export interface RunProgress extends MetricsSnapshot {
   readonly budget: number;
   /** Total source records when the sources know it. */
   readonly expected: number | undefined;
+  /** When the last commit of this run landed (epoch ms); undefined before the first. */
+  readonly lastCheckpointAt?: number;
+  readonly cost?: CostFigures;
+}
+
+/** The folder's spend, earlier sessions included; projected at completion when the run's extent is known. */
+export interface CostFigures {
+  readonly spentUsd: number;
+  readonly projectedUsd: number | undefined;
+  readonly maxUsd: number | undefined;
 }
 
 /** `incomplete`: the sources ran out before the graph reached its goal (see BuiltGraph.incomplete). */
@@ -76,6 +97,9 @@ export interface RunSummary {
   readonly resumed: boolean;
   /** Why an `incomplete` run stopped short, and how to continue it. */
   readonly incompleteReason?: string;
+  /** What stopped a `stopped` run: a stop request (a signal), or `--max-cost` before its spend passed the cap. */
+  readonly stopReason?: "request" | "max_cost";
+  readonly cost: CostFigures;
   /** Shards committed by this run. */
   readonly shards: readonly ShardInfo[];
   readonly metrics: MetricsSnapshot;
@@ -122,6 +146,10 @@ async function runGraph(graph: BuiltGraph, options: RunOptions): Promise<RunSumm
   // Operators may write reports into the folder before the first checkpoint; a failed start removes it again.
   if (out) await mkdir(out, { recursive: true });
   const { previous, trackers } = plan;
+  /** Source records the folder's earlier sessions finished, for the cost estimate and the timeline's counts. */
+  const finishedBefore = [...trackers.values()].reduce((sum, tracker) => sum + tracker.watermark + tracker.progress().done.length, 0);
+  const spentBefore = previous?.totals["llm.cost_usd"] ?? 0;
+  const cap = options.maxCostUsd === undefined ? undefined : new CostCap(options.maxCostUsd, { spentUsd: spentBefore, finishedRoots: finishedBefore });
   const sinks = graph.sinks ?? (await openFileSinks(out!, graph.output, previous?.shards ?? []));
   const acceptedSinks: readonly RunSink[] = sinks.accepted;
   const rejectsSink = sinks.rejects;
@@ -152,7 +180,11 @@ async function runGraph(graph: BuiltGraph, options: RunOptions): Promise<RunSumm
   let sinksBroken = false;
   let sourcesExhausted = false;
   let incompleteReason: string | undefined;
+  let stopReason: RunSummary["stopReason"];
   let finishedThisRun = 0;
+  let lastCommitAt: number | undefined;
+  /** Woken when a source record finishes: the cost cap waits on it for the spend of the records in flight. */
+  let wakeOnFinish: (() => void) | undefined;
 
   const finishRoot = (finished: Ticket) => {
     const ticket = finished as RootTicket;
@@ -160,6 +192,7 @@ async function runGraph(graph: BuiltGraph, options: RunOptions): Promise<RunSumm
     partialTickets.delete(ticket);
     if (plan.partial.size > 0) plan.partial.delete(ticket.root);
     finishedThisRun++;
+    wakeOnFinish?.();
   };
   const ledger = new CreditLedger(budget, budget - Math.max(1, Math.floor(budget / 4)), () => flushIfDue(), finishRoot);
 
@@ -314,6 +347,7 @@ async function runGraph(graph: BuiltGraph, options: RunOptions): Promise<RunSumm
       newShards.push(...shards);
       rowsSinceCheckpoint = 0;
       lastCheckpoint = Date.now();
+      lastCommitAt = lastCheckpoint;
     });
   };
 
@@ -347,7 +381,10 @@ async function runGraph(graph: BuiltGraph, options: RunOptions): Promise<RunSumm
     flushIfDue();
   }
 
-  const onExternalAbort = () => requestStop();
+  const onExternalAbort = () => {
+    stopReason ??= "request";
+    requestStop();
+  };
   options.signal?.addEventListener("abort", onExternalAbort, { once: true });
   if (options.signal?.aborted) requestStop();
 
@@ -386,13 +423,87 @@ async function runGraph(graph: BuiltGraph, options: RunOptions): Promise<RunSumm
   const expected = expectedSizes.some((size) => size === undefined)
     ? undefined
     : Math.min(options.limit ?? Infinity, expectedSizes.reduce<number>((sum, size) => sum + (size ?? 0), 0));
-  const progress = (): RunProgress => ({ ...metrics.snapshot(), inFlight: ledger.inFlight, budget, expected });
+  const costState = () => ({ spentUsd: metrics.total("llm.cost_usd"), finishedRoots: finishedThisRun, rootsInFlight: metrics.source.pulled - finishedThisRun });
+  const costFigures = (): CostFigures => {
+    const spentUsd = spentBefore + metrics.total("llm.cost_usd");
+    const goal = graph.goal?.();
+    const done = goal ? { finished: goal.done, total: goal.total } : expected === undefined ? undefined : { finished: finishedBefore + finishedThisRun, total: expected };
+    return { spentUsd, projectedUsd: projectedCost(spentUsd, done), maxUsd: options.maxCostUsd };
+  };
+  const progress = (): RunProgress => ({ ...metrics.snapshot(), inFlight: ledger.inFlight, budget, expected, lastCheckpointAt: lastCommitAt, cost: costFigures() });
+  options.live?.(progress);
+  const stopForCost = () => {
+    if (stopping) return;
+    stopReason = "max_cost";
+    const { spentUsd, projectedUsd } = costFigures();
+    log(
+      `--max-cost: stopping before the spend passes $${options.maxCostUsd}: $${spentUsd.toFixed(4)} spent${projectedUsd === undefined ? "" : `, $${projectedUsd.toFixed(4)} projected at completion`}; in-flight samples finish and are committed`,
+    );
+    requestStop();
+  };
+  /** Whether the pump may pull one more source record under the cost cap; waits while records in flight may settle it. */
+  const costAllows = async (): Promise<boolean> => {
+    if (!cap) return true;
+    for (;;) {
+      const verdict = cap.verdict(costState());
+      if (verdict === "pull") return true;
+      if (verdict === "stop" || stopping) {
+        stopForCost();
+        return false;
+      }
+      // A finished record counts once its rows are written: they may not fill a sink batch for a while.
+      flushIfDue(true);
+      // Also re-asked now and then: the spend of a record in flight grows before the record finishes.
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, 250);
+        wakeOnFinish = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      wakeOnFinish = undefined;
+    }
+  };
+  const acceptedBefore = (previous?.shards ?? []).filter((shard) => shard.kind === "accepted").reduce((sum, shard) => sum + shard.rows, 0);
+  const rejectedBefore = (previous?.shards ?? []).filter((shard) => shard.kind === "rejects").reduce((sum, shard) => sum + shard.rows, 0);
+  const timeline = out && options.timeline !== false ? new Timeline(out, log) : undefined;
+  const session = timeline ? await nextSession(out!) : 0;
+  const timelinePoint = (): TimelinePoint => {
+    const snapshot = metrics.snapshot();
+    const cost = costFigures();
+    return {
+      at: Date.now(),
+      session,
+      elapsedMs: snapshot.elapsedMs,
+      pulled: finishedBefore + snapshot.source.pulled,
+      accepted: acceptedBefore + accepted,
+      rejected: rejectedBefore + rejected,
+      inFlight: ledger.inFlight,
+      budget,
+      operators: mergeOperatorCounts(previous?.operatorCounts, snapshot.operators),
+      totals: mergeTotals(previous?.totals, snapshot.totals),
+      cost: { spentUsd: cost.spentUsd, projectedUsd: cost.projectedUsd ?? null },
+    };
+  };
+  // Held back until the session does something, so a rerun of a finished run changes no file.
+  const sessionStart = timeline ? timelinePoint() : undefined;
+  let timelineStarted = false;
+  const appendTimeline = () => {
+    if (!timeline || metrics.source.pulled === 0) return;
+    if (!timelineStarted) {
+      timelineStarted = true;
+      void timeline.append(sessionStart!);
+    }
+    void timeline.append(timelinePoint());
+  };
   const progressTimer = options.onProgress ? setInterval(() => options.onProgress!(progress()), options.progressEveryMs ?? 1000) : undefined;
   progressTimer?.unref();
   // Time-bounded loss: whatever has finished is written and committed at least every checkpointMs, even
   // when a slow source never fills a sink batch.
   const checkpointTimer = setInterval(
     () => {
+      if (cap && cap.spent(costState()) >= cap.maxUsd) stopForCost();
+      if (timeline?.due(Date.now() - metrics.startedAt)) appendTimeline();
       if (Date.now() - lastCheckpoint < checkpointMs) return;
       if (acceptedBuffer.length + rejectBuffer.length > 0) flushIfDue(true);
       if (writing || rowsSinceCheckpoint > 0) void checkpoint(false);
@@ -441,7 +552,7 @@ async function runGraph(graph: BuiltGraph, options: RunOptions): Promise<RunSumm
           }
           // Asked again after each wait: a fan-out may have taken the credit that woke the pump.
           for (let credit = ledger.pumpCredit(); credit && !stopping; credit = ledger.pumpCredit()) await credit;
-          if (stopping) return;
+          if (stopping || !(await costAllows())) return;
           push(source, tracker, item);
         }
       }
@@ -477,6 +588,8 @@ async function runGraph(graph: BuiltGraph, options: RunOptions): Promise<RunSumm
     const nothingNew = previous !== undefined && rowsSinceCheckpoint === 0 && finishedThisRun === 0 && previous.complete === complete;
     const neverStarted = fatal !== undefined && !committer.started && accepted + rejected === 0;
     if (!nothingNew && !neverStarted && !sinksBroken) await checkpoint(complete, true);
+    if (!nothingNew && !neverStarted) appendTimeline();
+    await timeline?.settled();
   } finally {
     if (progressTimer) clearInterval(progressTimer);
     clearInterval(checkpointTimer);
@@ -503,6 +616,8 @@ async function runGraph(graph: BuiltGraph, options: RunOptions): Promise<RunSumm
     budget,
     resumed: previous !== undefined,
     incompleteReason,
+    stopReason: status === "stopped" ? (stopReason ?? "request") : undefined,
+    cost: costFigures(),
     shards: newShards,
     metrics: metrics.snapshot(),
   };

@@ -16,7 +16,8 @@ function progress(totals: Record<string, number> = {}, reasons: Record<string, n
 
 function summary(totals: Record<string, number>): RunSummary {
   const { inFlight: _inFlight, budget: _budget, expected: _expected, ...metrics } = progress(totals);
-  return { status: "complete", graph: "g", out: undefined, accepted: 8, rejected: 2, maxInFlight: 4, budget: 64, resumed: false, shards: [], metrics };
+  const cost = { spentUsd: totals["llm.cost_usd"] ?? 0, projectedUsd: undefined, maxUsd: undefined };
+  return { status: "complete", graph: "g", out: undefined, accepted: 8, rejected: 2, maxInFlight: 4, budget: 64, resumed: false, shards: [], metrics, cost };
 }
 
 /** A terminal stand-in that records every write. */
@@ -27,6 +28,17 @@ function fakeTty(columns = 200) {
 }
 
 describe("cost in the progress view", () => {
+  it("shows spend so far, the projection at completion and the cap in one line", () => {
+    const lines = progressLines("g", { ...progress({ "llm.cost_usd": 0.5 }), cost: { spentUsd: 0.5, projectedUsd: 5, maxUsd: 2 } });
+    expect(lines.at(-1)).toBe("cost: $0.5000 spent, $5.00 projected at completion, --max-cost $2.00");
+  });
+
+  it("projects nothing for a run without a price or a known extent, and says tokens without a price escape the cap", () => {
+    expect(progressLines("g", { ...progress(), cost: { spentUsd: 0, projectedUsd: 0, maxUsd: undefined } }).at(-1)).not.toMatch(/^cost:/);
+    const unpriced = progressLines("g", { ...progress({ "llm.unpriced_tokens": 40 }), cost: { spentUsd: 0, projectedUsd: undefined, maxUsd: 1 } });
+    expect(unpriced.at(-1)).toBe("cost: $0.0000 spent, --max-cost $1.00 (tokens without a price do not count: set RXSYNTH_PRICE)");
+  });
+
   it("shows dollars for a priced model, even when they round to nothing", () => {
     expect(costText({ "llm.cost_usd": 0.01234 })).toBe("$0.0123");
     expect(costText({ "llm.cost_usd": 12.345 })).toBe("$12.35");
