@@ -7,6 +7,7 @@ import { registerSimCommand } from "../sim/cli.ts";
 import { registerExportCommand } from "./export-command.ts";
 import { registerCacheCommand } from "./cache-command.ts";
 import { registerScaleCommands } from "./scale-commands.ts";
+import { registerReportCommand } from "./report-command.ts";
 
 export function positiveInteger(value: string): number {
   const parsed = Number(value);
@@ -50,6 +51,7 @@ export function createProgram(): Command {
   registerExportCommand(program);
   registerCacheCommand(program);
   registerScaleCommands(program);
+  registerReportCommand(program);
   return program;
 }
 

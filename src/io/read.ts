@@ -115,7 +115,8 @@ async function* jsonlOutputRows(file: string): AsyncGenerator<Record<string, unk
   }
 }
 
-function rowsOf(file: string): AsyncGenerator<Record<string, unknown>[]> {
+/** Rows of one output file, a row group (or record batch) at a time, for readers that must not hold them all. */
+export function rowsOf(file: string): AsyncGenerator<Record<string, unknown>[]> {
   switch (formatOf(file)) {
     case "parquet":
       return parquetRows(file);

@@ -1,0 +1,22 @@
+import { resolve } from "node:path";
+import type { Command } from "commander";
+import { writeReport } from "../report/report-write.ts";
+
+/** Sizes as people read them: 1.4 MB, 820 KB. */
+export function formatSize(bytes: number): string {
+  if (bytes >= 1_000_000) return `${(bytes / 1_000_000).toFixed(1)} MB`;
+  if (bytes >= 1_000) return `${Math.round(bytes / 1_000)} KB`;
+  return `${bytes} B`;
+}
+
+export function registerReportCommand(program: Command): void {
+  program
+    .command("report")
+    .description("write a run folder's report.html: funnel, lengths, diversity, dedup, judges, execution, LLM, time, samples")
+    .argument("<run-dir>", "a run folder (the --out of `rxsynth run`, or of a scaled-out run)")
+    .option("-o, --out <file>", "where to write the page (default <run-dir>/report.html)")
+    .action(async (runDir: string, flags: { out?: string }) => {
+      const { file, bytes } = await writeReport(runDir, flags.out === undefined ? {} : { out: resolve(flags.out) });
+      console.log(`report: ${file} (${formatSize(bytes)})`);
+    });
+}
