@@ -443,9 +443,8 @@ async function runGraph(graph: BuiltGraph, options: RunOptions): Promise<RunSumm
   };
   /** Whether the pump may pull one more source record under the cost cap; waits while records in flight may settle it. */
   const costAllows = async (): Promise<boolean> => {
-    if (!cap) return true;
     for (;;) {
-      const verdict = cap.verdict(costState());
+      const verdict = cap!.verdict(costState());
       if (verdict === "pull") return true;
       if (verdict === "stop" || stopping) {
         stopForCost();
@@ -552,7 +551,8 @@ async function runGraph(graph: BuiltGraph, options: RunOptions): Promise<RunSumm
           }
           // Asked again after each wait: a fan-out may have taken the credit that woke the pump.
           for (let credit = ledger.pumpCredit(); credit && !stopping; credit = ledger.pumpCredit()) await credit;
-          if (stopping || !(await costAllows())) return;
+          // Only a capped run awaits here: an await per record would change how the pump interleaves with the graph.
+          if (stopping || (cap && !(await costAllows()))) return;
           push(source, tracker, item);
         }
       }
