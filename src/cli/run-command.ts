@@ -4,6 +4,7 @@ import { InvalidArgumentError, type Command } from "commander";
 import { buildGraph } from "../graph.ts";
 import { readManifest } from "../io/manifest.ts";
 import { checkOutputFolder } from "../io/run-files.ts";
+import { writeRunDocuments } from "../report/run-documents.ts";
 import { run } from "../run/run.ts";
 import { addGraphHelp } from "./graph-help.ts";
 import { checkedConfig, loadGraph, parseOverrides, readConfigFile } from "./load-graph.ts";
@@ -140,6 +141,9 @@ export function registerRunCommand(program: Command): void {
         });
         view.stop();
         view.log(summaryText(summary));
+        // A rerun of a finished folder changes no file, the report included.
+        const nothingNew = summary.resumed && summary.metrics.source.pulled === 0 && summary.status === "complete";
+        if (!nothingNew) await writeRunDocuments(out, (line) => view.log(line));
         if (summary.status === "stopped" && summary.stopReason === "max_cost") {
           view.log(
             `stopped at --max-cost $${flags.maxCost}: $${summary.cost.spentUsd.toFixed(4)} spent${summary.cost.projectedUsd === undefined ? "" : `, $${summary.cost.projectedUsd.toFixed(2)} projected at completion`}; everything committed is kept. Continue with a higher cap: ${resumeCommand(flags.out ? undefined : out, withMaxCost(process.argv.slice(2), summary.cost.projectedUsd))}`,

@@ -2,6 +2,7 @@ import type { Command } from "commander";
 import { RunQueue, type RunStatus } from "../scale/queue.ts";
 import { SUBMIT_DEFAULTS, submitRun, waitForRun } from "../scale/submit.ts";
 import { runWorker } from "../scale/worker.ts";
+import { writeRunDocuments } from "../report/run-documents.ts";
 import { checkedConfig, loadGraph, parseOverrides, readConfigFile } from "./load-graph.ts";
 import { positiveInteger } from "./main.ts";
 
@@ -71,6 +72,8 @@ export function registerScaleCommands(program: Command): void {
       process.once("SIGTERM", onSignal);
       const summary = await runWorker({ redis: flags.redis, run: flags.run, follow: flags.follow, signal: stop.signal, log, noCache: !flags.cache });
       log(`worker ${summary.worker}: ${summary.chunks} work items (${summary.reclaimed} taken over from lost workers), ${summary.accepted} accepted, ${summary.rejected} rejected; run ${summary.state}`);
+      // Each worker leaves the report of the whole run as it stands, the last to finish the complete one.
+      if (summary.out && summary.chunks > 0) await writeRunDocuments(summary.out, log);
       if (summary.state === "failed") process.exitCode = 1;
       if (summary.state === "stopped") process.exitCode = 130;
     });

@@ -3,7 +3,7 @@ import { buildGraph, type BuiltGraph } from "../graph.ts";
 import { errorMessage, stopsRun } from "../errors.ts";
 import { readManifest } from "../io/manifest.ts";
 import { faultsFromEnvironment, type FaultHook } from "../run/commit.ts";
-import { run } from "../run/run.ts";
+import { run, type RunOptions } from "../run/run.ts";
 import { loadGraph } from "../cli/load-graph.ts";
 import { RunQueue, workerName, type Claimed, type RunSpec } from "./queue.ts";
 import { chunkName, windowGraph } from "./window.ts";
@@ -18,6 +18,8 @@ export interface WorkerOptions {
   readonly log?: (line: string) => void;
   /** LLM calls bypass the response cache. */
   readonly noCache?: boolean;
+  /** Given each chunk's live progress as its run starts (a metrics endpoint reads the latest). */
+  readonly live?: RunOptions["live"];
 }
 
 export interface WorkerSummary {
@@ -27,6 +29,8 @@ export interface WorkerSummary {
   readonly accepted: number;
   readonly rejected: number;
   readonly state: "complete" | "failed" | "running" | "stopped";
+  /** The run's output folder, once the worker has read the run's spec. */
+  readonly out?: string;
 }
 
 /** Where a chunk's own run folder is: shards, manifest and operator state of that chunk alone. */
@@ -49,11 +53,13 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerSummary> 
   let reclaimed = 0;
   let accepted = 0;
   let rejected = 0;
+  let runOut: string | undefined;
   // One hook for the worker's life: RXSYNTH_FAULT=state:3 kills it at its third operator-state save, whichever chunk that is in.
   const fault = faultsFromEnvironment();
   try {
     const spec = options.follow ? await specOnceSubmitted(queue, options.run, log, options.signal) : await queue.spec();
     if (!spec) return summary("stopped");
+    runOut = spec.out;
     const definition = await loadGraph(spec.graph);
     graph = await buildGraph(definition, spec.overrides, { log, out: spec.out, cache: !options.noCache, shared: queue.shared() });
     log(`worker ${me}: run ${options.run} (${definition.name}), chunks of ${spec.chunkSize} into ${spec.out}`);
@@ -98,7 +104,7 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerSummary> 
         const lost = holding.lost.signal;
         const outcome = await runChunk(graph, spec, chunk, options.signal ? AbortSignal.any([options.signal, lost]) : lost, log, fault, async () => {
           if (lost.aborted || !(await queue.heartbeat(me, chunk.entry))) throw new ChunkTaken(chunk);
-        });
+        }, options.live);
         holding = undefined;
         if (lost.aborted || (outcome.kind === "failed" && outcome.error instanceof ChunkTaken)) {
           log(`worker ${me}: chunk ${chunkName(chunk)} was taken over by another worker (this one was silent past ${spec.reclaimMs} ms); it wrote nothing more of it`);
@@ -134,7 +140,7 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerSummary> 
   }
 
   function summary(state: WorkerSummary["state"]): WorkerSummary {
-    return { worker: me, chunks, reclaimed, accepted, rejected, state };
+    return { worker: me, chunks, reclaimed, accepted, rejected, state, out: runOut };
   }
 }
 
@@ -179,11 +185,12 @@ async function runChunk(
   log: (line: string) => void,
   fault: FaultHook | undefined,
   fence: () => Promise<void>,
+  live: RunOptions["live"],
 ): Promise<ChunkOutcome> {
   const out = chunkFolder(spec, chunk);
   let summary;
   try {
-    summary = await run(windowGraph(graph, chunk), { out, budget: spec.budget, signal, log, fault, fence });
+    summary = await run(windowGraph(graph, chunk), { out, budget: spec.budget, signal, log, fault, fence, live });
   } catch (error) {
     // An endpoint that is out or refuses the key fails every chunk alike: the worker stops instead of burning tries.
     return { kind: "failed", reason: errorMessage(error), stopsRun: stopsRun(error), error };
