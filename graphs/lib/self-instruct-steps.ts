@@ -448,10 +448,11 @@ export function waveBarrier(
         if (folds) loop.close();
       };
       // A wave has wholly arrived once it entered the graph and no operator before this one holds a sample.
+      // Not unref'd: once a wave's last answer is in, this poll may be all that is left to do, and a
+      // process with nothing else alive (an endpoint in another process) would exit mid-run with code 13.
       const poll = setInterval(() => {
         if (loop.waveEntered && !subscriber.closed && upstream.every((c) => c.inFlight === 0)) release();
       }, 2);
-      poll.unref();
       const subscription = source.subscribe({
         next(sample) {
           counters.in++;
