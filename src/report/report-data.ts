@@ -1,7 +1,7 @@
 import { readFile } from "node:fs/promises";
 import type { Manifest } from "../io/manifest.ts";
-import { rowsOf } from "../io/read.ts";
 import type { TimelinePoint } from "../run/timeline.ts";
+import { shardBatches } from "./report-read.ts";
 import { openRunFolder, readDiversity, readTimeline, type RunFolder } from "./report-run.ts";
 import { RowPass, type ReportRow, type RowFigures, type RowKind } from "./report-rows.ts";
 
@@ -64,13 +64,27 @@ const TIMELINE_POINTS = 1_500;
 const PAIRWISE_DISAGREEMENT = "position_bias";
 const PAIRWISE_TIE = "tie";
 
-export async function collectReportData(runDir: string, options: ReportDataOptions = {}): Promise<ReportData> {
+/** Where the pass gets its rows: groups of one kind's rows from the shards listed. */
+export type RowGroups = (kind: RowKind, files: readonly string[]) => AsyncIterable<readonly ReportRow[]>;
+
+/** Batch by batch from the shard files: at most one small batch of rows is held at a time. */
+export async function* shardRowGroups(_kind: RowKind, files: readonly string[]): AsyncGenerator<readonly ReportRow[]> {
+  for (const file of files) {
+    for await (const batch of shardBatches(file)) yield batch as unknown as ReportRow[];
+  }
+}
+
+/**
+ * The page's figures for `runDir`. `groups` is for comparing with other ways of reading the rows (the
+ * benchmark's load-everything baseline); the default streams the shards.
+ */
+export async function collectReportData(runDir: string, options: ReportDataOptions = {}, groups: RowGroups = shardRowGroups): Promise<ReportData> {
   const run = await openRunFolder(runDir);
   const seed = options.seed ?? 42;
   const expected = { accepted: sum(run.accepted.map((s) => s.rows)), rejected: sum(run.rejects.map((s) => s.rows)) };
   const pass = new RowPass(seed, expected);
-  await streamShards(run.accepted.map((s) => s.path), "accepted", pass);
-  await streamShards(run.rejects.map((s) => s.path), "rejected", pass);
+  for await (const group of groups("accepted", run.accepted.map((s) => s.path))) for (const row of group) pass.add(row, "accepted");
+  for await (const group of groups("rejected", run.rejects.map((s) => s.path))) for (const row of group) pass.add(row, "rejected");
   const rows = pass.result();
   const [timeline, diversity, versions] = await Promise.all([readTimeline(run), readDiversity(run), readVersions()]);
   const manifest = run.manifest;
@@ -89,14 +103,6 @@ export async function collectReportData(runDir: string, options: ReportDataOptio
     llmTotals: Object.fromEntries(Object.entries(manifest.totals).filter(([key]) => key.startsWith("llm."))),
     timeline: thin(timeline).map(timelineRow),
   };
-}
-
-async function streamShards(files: readonly string[], kind: RowKind, pass: RowPass): Promise<void> {
-  for (const file of files) {
-    for await (const group of rowsOf(file)) {
-      for (const row of group) pass.add(row as unknown as ReportRow, kind);
-    }
-  }
 }
 
 /**

@@ -49,11 +49,11 @@ export const LIMITS = {
   acceptedSamples: 40,
   samplesPerReason: 8,
   /** Rows whose text fields are tokenised, per kind: tiktoken costs far more than counting words. */
-  tokenRows: 20_000,
+  tokenRows: 5_000,
   /** Kept samples with duplicates whose cluster is counted. */
   clusters: 100_000,
   /** LLM steps remembered to count a step shared by a fan-out's children once. */
-  recentSteps: 262_144,
+  recentSteps: 65_536,
   shownChars: 600,
   shownNoteChars: 300,
 } as const;
@@ -98,6 +98,11 @@ export class RowPass {
   private readonly lengths = new Map<string, { words: Record<RowKind, LengthHistogram>; tokens: Record<RowKind, LengthHistogram> }>();
   private readonly tokenRate: Record<RowKind, number>;
   private readonly tokenRows: Record<RowKind, number> = { accepted: 0, rejected: 0 };
+  /**
+   * Texts of the token sample, counted when the pass is over: tiktoken's encoder (tens of MB of WASM)
+   * is then loaded after the shard reader's peak, not on top of it.
+   */
+  private readonly tokenTexts: { histogram: LengthHistogram; text: string }[] = [];
   private readonly rows: Record<RowKind, number> = { accepted: 0, rejected: 0 };
   private readonly reasons = new CappedCounter(LIMITS.reasons);
   private readonly scores = new Map<string, Record<RowKind, NumberSample>>();
@@ -146,7 +151,8 @@ export class RowPass {
   }
 
   private addLengths(row: ReportRow, kind: RowKind): void {
-    const tokens = sampled(row.id, this.tokenRate[kind], this.seed);
+    // The hash sample's size is only expected to be `tokenRows`; the cap makes it a bound.
+    const tokens = this.tokenRows[kind] < LIMITS.tokenRows * 1.1 && sampled(row.id, this.tokenRate[kind], this.seed);
     if (tokens) this.tokenRows[kind]++;
     for (const [field, value] of Object.entries(row.data ?? {})) {
       if (typeof value !== "string") continue;
@@ -160,7 +166,7 @@ export class RowPass {
         this.lengths.set(field, histograms);
       }
       histograms.words[kind].add(wordCount(value));
-      if (tokens) histograms.tokens[kind].add(countTokens(value));
+      if (tokens) this.tokenTexts.push({ histogram: histograms.tokens[kind], text: value });
     }
   }
 
@@ -224,6 +230,7 @@ export class RowPass {
   }
 
   result(): RowFigures {
+    for (const { histogram, text } of this.tokenTexts.splice(0)) histogram.add(countTokens(text));
     const split = (key: string) => key.split("\u0000") as [string, string];
     return {
       rows: { ...this.rows },
