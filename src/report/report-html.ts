@@ -102,17 +102,25 @@ function table(head: readonly string[], rows: readonly (readonly unknown[])[], n
 function summaryCards(data: ReportData): string {
   const { accepted, rejected } = data.funnel;
   const totals = data.llmTotals;
-  const cost = totals["llm.cost_usd"];
   const last = data.timeline.at(-1);
   const cards: [string, string][] = [
     ["accepted", n(accepted)],
     ["rejected", `${n(rejected)} (${pct(rejected, accepted + rejected)})`],
     ["LLM requests", `${n(totals["llm.requests"] ?? 0)}${totals["llm.cache_hits"] ? ` (+${n(totals["llm.cache_hits"])} from cache)` : ""}`],
     ["tokens in / out", `${n(totals["llm.prompt_tokens"] ?? 0)} / ${n(totals["llm.completion_tokens"] ?? 0)}`],
-    ["cost", cost === undefined ? "none recorded" : usd(cost)],
+    ["cost", costCard(totals)],
   ];
   if (last?.projectedUsd !== null && last?.projectedUsd !== undefined && !data.identity.complete) cards.push(["projected cost", usd(last.projectedUsd)]);
   return `<div class="cards">${cards.map(([k, v]) => `<div class="card"><div class="k">${esc(k)}</div><div class="v">${esc(v)}</div></div>`).join("")}</div>`;
+}
+
+/** What the run spent: the simulator's tokens are free, and tokens of a model with no known price are said. */
+function costCard(totals: Readonly<Record<string, number>>): string {
+  const calls = (totals["llm.requests"] ?? 0) + (totals["llm.cache_hits"] ?? 0);
+  if (calls === 0) return "no LLM calls";
+  const simulated = (totals["llm.simulated_tokens"] ?? 0) > 0 ? " (simulator)" : "";
+  const unpriced = totals["llm.unpriced_tokens"] ?? 0;
+  return `${usd(totals["llm.cost_usd"] ?? 0)}${simulated}${unpriced > 0 ? `, ${n(unpriced)} tokens unpriced` : ""}`;
 }
 
 function funnelSection(data: ReportData): string {
