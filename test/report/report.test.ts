@@ -4,6 +4,7 @@ import { join } from "node:path";
 import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import codeExec, { defaults as codeExecDefaults, readProblems, type Problem } from "../../graphs/code-exec.ts";
+import preferencePairs from "../../graphs/preference-pairs.ts";
 import quickstart from "../../graphs/quickstart.ts";
 import { InputError } from "../../src/errors.ts";
 import { buildGraph, run, type GraphDefinition, type GraphOptionValues } from "../../src/index.ts";
@@ -157,6 +158,26 @@ describe("rxsynth report of a quickstart run", () => {
     const resumedPage = (await open((await writeReport(resumed)).file)).page;
     expect(await resumedPage.textContent("#timeline")).toContain("resumed 1 times");
     expect(await resumedPage.textContent("#identity")).toContain("1 (resume)");
+  });
+});
+
+describe("rxsynth report of a preference-pairs run", () => {
+  it("gives each pairwise judge's agreement in both orders as the shards count it", { timeout: 120_000 }, async () => {
+    vi.stubEnv("OPENAI_BASE_URL", "");
+    const out = await runInto(preferencePairs, { count: 8 }, "preference-pairs");
+    vi.unstubAllEnvs();
+    const report = await open((await writeReport(out)).file);
+    expect(report.errors).toEqual([]);
+    expectDrawn(await chartMarks(report.page), ["pairwise", "score:judge_margin"]);
+    const accepted = await readShards(out, "part");
+    const rejects = await readShards(out, "rejects");
+    const judged = (reason: string) => rejects.filter((row) => row.reject!.operator === "judge" && row.reject!.reason === reason).length;
+    // Kept pairs agreed in both orders (scores.judge_agreement = 1), and so did the ties it dropped.
+    const agreed = accepted.filter((row) => row.scores.judge_agreement === 1).length + judged("tie");
+    const disagreed = judged("position_bias");
+    expect(disagreed).toBeGreaterThan(0);
+    const cells = await report.page.$$eval("#judges table tbody tr td", (tds) => tds.map((td) => td.textContent));
+    expect(cells).toEqual(["judge", String(agreed), String(disagreed), `${((100 * agreed) / (agreed + disagreed)).toFixed(1)} %`]);
   });
 });
 
