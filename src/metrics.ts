@@ -21,6 +21,32 @@ export interface MetricsSnapshot {
   /** Run-wide totals reported by operators (llm.requests, llm.prompt_tokens, llm.cost_usd, ...). */
   readonly totals: Record<string, number>;
   readonly source: { pulled: number; skipped: number; inFlight: number; committed: number; rejected: number };
+  /**
+   * Observed distributions by name (llm.latency_seconds, ...). Optional because a snapshot assembled
+   * elsewhere (a worker's figures summed over its chunks) may carry none.
+   */
+  readonly histograms?: Record<string, HistogramSnapshot>;
+}
+
+/**
+ * Upper bounds of every histogram's buckets, in seconds: an answer takes from a millisecond (the local
+ * simulator) to minutes (a long reasoning answer). Fixed, so snapshots of different runs add up bucket by bucket.
+ */
+export const HISTOGRAM_BOUNDS: readonly number[] = Object.freeze([0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300]);
+
+export interface HistogramSnapshot {
+  /** Ascending upper bounds (inclusive); one more, unbounded bucket follows the last. */
+  readonly bounds: readonly number[];
+  /** Observations per bucket, not cumulative: `counts[i]` fell in (bounds[i-1], bounds[i]], the last above every bound. */
+  readonly counts: readonly number[];
+  readonly sum: number;
+  readonly count: number;
+}
+
+interface Histogram {
+  readonly counts: number[];
+  sum: number;
+  count: number;
 }
 
 /** Per-run registry: counters per operator in the order they were first seen, plus named totals. */
@@ -28,6 +54,7 @@ export class Metrics {
   readonly startedAt = Date.now();
   private readonly operators = new Map<string, OperatorCounters>();
   private readonly totals = new Map<string, number>();
+  private readonly histograms = new Map<string, Histogram>();
   readonly source = { pulled: 0, skipped: 0, inFlight: 0, committed: 0, rejected: 0 };
 
   counters(name: string): OperatorCounters {
@@ -47,6 +74,20 @@ export class Metrics {
     return this.totals.get(name) ?? 0;
   }
 
+  /** Counts one observation (a latency in seconds, ...) into the named histogram's fixed buckets. */
+  observe(histogram: string, value: number): void {
+    let h = this.histograms.get(histogram);
+    if (!h) {
+      h = { counts: new Array<number>(HISTOGRAM_BOUNDS.length + 1).fill(0), sum: 0, count: 0 };
+      this.histograms.set(histogram, h);
+    }
+    let bucket = 0;
+    while (bucket < HISTOGRAM_BOUNDS.length && value > HISTOGRAM_BOUNDS[bucket]!) bucket++;
+    h.counts[bucket]!++;
+    h.sum += value;
+    h.count++;
+  }
+
   snapshot(): MetricsSnapshot {
     return {
       elapsedMs: Date.now() - this.startedAt,
@@ -60,6 +101,9 @@ export class Metrics {
       })),
       totals: Object.fromEntries(this.totals),
       source: { ...this.source },
+      histograms: Object.fromEntries(
+        [...this.histograms].map(([name, h]) => [name, { bounds: HISTOGRAM_BOUNDS, counts: [...h.counts], sum: h.sum, count: h.count }]),
+      ),
     };
   }
 }

@@ -700,7 +700,7 @@ export function createLlm(options: LlmOptions): Llm {
             completionEstimate = 0.9 * completionEstimate + 0.1 * (completionTokens / answer.choices.length);
           }
           const cost = costOf(answer.model, promptTokens, answer.cachedPromptTokens ?? 0, completionTokens);
-          meter({ promptTokens, completionTokens, ...cost });
+          meter({ promptTokens, completionTokens, ...cost, latencySeconds: latencyMs / 1000 });
           result = {
             choices: answer.choices.map((choice, i) => ({ ...choice, completionTokens: perChoice[i]! })),
             model: answer.model,
@@ -998,7 +998,9 @@ export function createLlm(options: LlmOptions): Llm {
       throw new ConfigError("llm.chat: messages must be a non-empty array");
     }
     const meter = (delta: LlmStatsDelta) => {
-      for (const [key, value] of Object.entries(delta) as Array<[keyof LlmStats, number]>) totals[key] += value;
+      for (const [key, value] of Object.entries(delta) as Array<[keyof LlmStatsDelta, number]>) {
+        if (key !== "latencySeconds") totals[key] += value;
+      }
       call.meter?.(delta);
     };
     const body = withoutUndefined({

@@ -16,9 +16,16 @@ export const LLM_METRIC_KEYS = {
   failures: "llm.failures",
 } as const satisfies Record<keyof LlmStats, string>;
 
+/** The run histogram an answered request's wall time is observed into (seconds). */
+export const LLM_LATENCY_HISTOGRAM = "llm.latency_seconds";
+
 /** Adds a change of the client's totals to the run's metrics; pass it as `meter` to `llm.chat`. */
-export function reportLlmMetrics(metrics: Pick<Metrics, "add">, delta: LlmStatsDelta): void {
-  for (const [key, value] of Object.entries(delta) as Array<[keyof LlmStats, number | undefined]>) {
-    if (value) metrics.add(LLM_METRIC_KEYS[key], value);
+export function reportLlmMetrics(metrics: Pick<Metrics, "add" | "observe">, delta: LlmStatsDelta): void {
+  for (const [key, value] of Object.entries(delta) as Array<[keyof LlmStatsDelta, number | undefined]>) {
+    if (key === "latencySeconds") {
+      if (value !== undefined) metrics.observe(LLM_LATENCY_HISTOGRAM, value);
+    } else if (value) {
+      metrics.add(LLM_METRIC_KEYS[key], value);
+    }
   }
 }

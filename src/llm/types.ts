@@ -97,5 +97,8 @@ export interface LlmStats {
   readonly failures: number;
 }
 
-/** A change to the totals, as reported to `ChatCallOptions.meter` while a call runs. */
-export type LlmStatsDelta = Partial<Record<keyof LlmStats, number>>;
+/**
+ * A change to the totals, as reported to `ChatCallOptions.meter` while a call runs. An answered request's
+ * report also carries its wall time, `latencySeconds`: an observation, not a total to add up.
+ */
+export type LlmStatsDelta = Partial<Record<keyof LlmStats, number>> & { readonly latencySeconds?: number };
