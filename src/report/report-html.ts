@@ -50,7 +50,7 @@ const SECTIONS: readonly [string, string][] = [
   ["lengths", "Lengths"],
   ["diversity", "Diversity"],
   ["dedup", "Dedup"],
-  ["judges", "Judges"],
+  ["judges", "Judges and scores"],
   ["execution", "Execution"],
   ["llm", "LLM"],
   ["timeline", "Over time"],
@@ -229,7 +229,7 @@ function judgesSection(data: ReportData): string {
   } else {
     parts.push(none("No pairwise judge in this run (no verdicts asked in both orders)."));
   }
-  return section("judges", "Judges", parts.join("\n"));
+  return section("judges", "Judges and scores", parts.join("\n"));
 }
 
 function executionSection(data: ReportData): string {

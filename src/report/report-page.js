@@ -10,7 +10,7 @@
     return typeof v === "number" ? v.toLocaleString("en", { maximumFractionDigits: 3 }) : String(v);
   };
   var base = function () {
-    return { animation: false, color: PALETTE, tooltip: { trigger: "axis" }, grid: { left: 60, right: 24, top: 36, bottom: 48, containLabel: true } };
+    return { animation: false, color: PALETTE, tooltip: { trigger: "axis" }, grid: { left: 60, right: 24, top: 56, bottom: 48, containLabel: true } };
   };
   var merge = function (a, b) {
     for (var k in b) a[k] = b[k];
@@ -72,16 +72,19 @@
       var ops = data.funnel.operators.filter(function (o, i) {
         return i === 0 || o.rejected > 0 || o.in !== o.out;
       });
-      var nodes = [{ name: "source" }];
+      // The ends' names cannot be an operator's, which would close a cycle (a sankey must be acyclic).
+      var SOURCE = "\u25b6 source";
+      var ACCEPTED_NODE = "\u2713 accepted";
+      var nodes = [{ name: SOURCE }];
       var links = [];
-      var prev = "source";
+      var prev = SOURCE;
       ops.forEach(function (o) {
         nodes.push({ name: o.name });
         if (o.in > 0) links.push({ source: prev, target: o.name, value: o.in });
         prev = o.name;
       });
-      nodes.push({ name: "accepted", itemStyle: { color: ACCEPTED } });
-      if (ops.length > 0) links.push({ source: prev, target: "accepted", value: Math.max(data.funnel.accepted, 1e-9) });
+      nodes.push({ name: ACCEPTED_NODE, itemStyle: { color: ACCEPTED } });
+      if (ops.length > 0) links.push({ source: prev, target: ACCEPTED_NODE, value: Math.max(data.funnel.accepted, 1e-9) });
       data.rows.rejectsByReason.forEach(function (r) {
         if (!ops.some(function (o) { return o.name === r.operator; })) return;
         // One sink per operator and reason, so each sits right after the operator that rejected.
