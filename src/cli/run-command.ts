@@ -7,6 +7,7 @@ import { checkOutputFolder } from "../io/run-files.ts";
 import { writeRunDocuments } from "../report/run-documents.ts";
 import { run } from "../run/run.ts";
 import { addGraphHelp } from "./graph-help.ts";
+import { MetricsEndpoint, portNumber } from "./metrics-endpoint.ts";
 import { checkedConfig, loadGraph, parseOverrides, readConfigFile } from "./load-graph.ts";
 import { positiveInteger } from "./main.ts";
 import { ProgressView, summaryText } from "./progress.ts";
@@ -25,6 +26,7 @@ interface RunFlags {
   allowEndpointChange?: boolean;
   cache: boolean;
   maxCost?: number;
+  metricsPort?: number;
 }
 
 /** Settings a resume needs from the environment; a secret is named, never printed. */
@@ -84,6 +86,7 @@ export function registerRunCommand(program: Command): void {
     .option("-q, --quiet", "no progress, only the summary")
     .option("--allow-endpoint-change", "resume a folder started against another endpoint or model (recorded in the manifest)")
     .option("--no-cache", "send every LLM request, bypassing the response cache (`rxsynth cache info`)")
+    .option("--metrics-port <n>", "serve Prometheus metrics at http://127.0.0.1:<n>/metrics while the run goes (0 picks a free port)", portNumber)
     .option("--max-cost <usd>", "stop cleanly before the folder's LLM spend (earlier runs included) would pass this many dollars", dollarAmount)
     .action(async (file: string, flags: RunFlags) => {
       const definition = await loadGraph(file);
@@ -121,6 +124,8 @@ export function registerRunCommand(program: Command): void {
       };
       process.on("SIGINT", onSignal);
       process.on("SIGTERM", onSignal);
+      const metrics = flags.metricsPort === undefined ? undefined : await MetricsEndpoint.start(flags.metricsPort, { graph: definition.name });
+      if (metrics) view.log(`metrics: ${metrics.url}`);
       try {
         const summary = await run(graph, {
           out,
@@ -133,6 +138,7 @@ export function registerRunCommand(program: Command): void {
           signal: stop.signal,
           allowIdentityChange: flags.allowEndpointChange,
           maxCostUsd: flags.maxCost,
+          live: metrics?.follow,
           log,
           onProgress: flags.quiet ? undefined : (progress) => view.update(progress),
         }).catch(async (error: unknown) => {
@@ -157,6 +163,7 @@ export function registerRunCommand(program: Command): void {
       } finally {
         process.off("SIGINT", onSignal);
         process.off("SIGTERM", onSignal);
+        await metrics?.close();
       }
     });
   addGraphHelp(program);

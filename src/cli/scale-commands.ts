@@ -2,6 +2,8 @@ import type { Command } from "commander";
 import { RunQueue, type RunStatus } from "../scale/queue.ts";
 import { SUBMIT_DEFAULTS, submitRun, waitForRun } from "../scale/submit.ts";
 import { runWorker } from "../scale/worker.ts";
+import { hostname } from "node:os";
+import { MetricsEndpoint, portNumber } from "./metrics-endpoint.ts";
 import { writeRunDocuments } from "../report/run-documents.ts";
 import { checkedConfig, loadGraph, parseOverrides, readConfigFile } from "./load-graph.ts";
 import { positiveInteger } from "./main.ts";
@@ -61,6 +63,7 @@ export function registerScaleCommands(program: Command): void {
     .option("--redis <url>", "Redis URL (RXSYNTH_REDIS)", REDIS_DEFAULT)
     .option("--follow", "keep waiting for work after the run is complete")
     .option("--no-cache", "send every LLM request, bypassing the response cache")
+    .option("--metrics-port <n>", "serve this worker's Prometheus metrics at http://127.0.0.1:<n>/metrics (0 picks a free port)", portNumber)
     .action(async (flags: WorkerFlags) => {
       const log = (line: string) => process.stderr.write(`${line}\n`);
       const stop = new AbortController();
@@ -70,7 +73,11 @@ export function registerScaleCommands(program: Command): void {
       };
       process.once("SIGINT", onSignal);
       process.once("SIGTERM", onSignal);
-      const summary = await runWorker({ redis: flags.redis, run: flags.run, follow: flags.follow, signal: stop.signal, log, noCache: !flags.cache });
+      const metrics = flags.metricsPort === undefined ? undefined : await MetricsEndpoint.start(flags.metricsPort, { run: flags.run, worker: `${hostname()}-${process.pid}` });
+      if (metrics) log(`metrics: ${metrics.url}`);
+      const summary = await runWorker({ redis: flags.redis, run: flags.run, follow: flags.follow, signal: stop.signal, log, noCache: !flags.cache, live: metrics?.follow }).finally(
+        () => metrics?.close(),
+      );
       log(`worker ${summary.worker}: ${summary.chunks} work items (${summary.reclaimed} taken over from lost workers), ${summary.accepted} accepted, ${summary.rejected} rejected; run ${summary.state}`);
       // Each worker leaves the report of the whole run as it stands, the last to finish the complete one.
       if (summary.out && summary.chunks > 0) await writeRunDocuments(summary.out, log);
@@ -114,6 +121,7 @@ interface WorkerFlags {
   redis: string;
   follow?: boolean;
   cache: boolean;
+  metricsPort?: number;
 }
 
 function statusLine(status: RunStatus): string {
