@@ -15,3 +15,4 @@ export * from "./io/memory-sink.ts";
 export * from "./io/index.ts";
 export * from "./llm/index.ts";
 export * from "./sim/index.ts";
+export * from "./report/index.ts";
