@@ -1,6 +1,9 @@
 import { extname, relative, sep } from "node:path";
+import { tableFromIPC } from "apache-arrow";
 import { glob } from "tinyglobby";
 import type { Manifest, OperatorCount } from "../io/manifest.ts";
+import { openParquetFile } from "../io/parquet-source.ts";
+import { plainRows } from "../io/schema.ts";
 import { shardBatches } from "./report-read.ts";
 import { openRunFolder, readDiversity, type RunFolder, type ShardFile } from "./report-run.ts";
 import { CappedCounter } from "./report-stats.ts";
@@ -15,6 +18,8 @@ const PROMPT_HASH_CAP = 50_000;
 const KEY_CAP = 10_000;
 /** Prompt hashes listed per operator, most repeated first. */
 const TOP_PROMPT_HASHES = 10;
+/** Rows per batch from parquet-wasm; small, for the reason src/report/report-read.ts gives. */
+const PARQUET_BATCH_ROWS = 64;
 
 /** What `datasets.load_dataset(folder)` reads for one config: the Hugging Face builder and the paths. */
 export interface ConfigFiles {
@@ -71,11 +76,11 @@ export interface CardData {
 export async function collectCardData(runDir: string): Promise<CardData> {
   const run = await openRunFolder(runDir);
   const accepted = new AcceptedPass();
-  for (const shard of run.accepted) for await (const batch of shardBatches(shard.path)) for (const row of batch) accepted.add(row);
+  for (const shard of run.accepted) for await (const batch of columnBatches(shard.path, "provenance")) for (const row of batch) accepted.add(row);
   const reasons = new CappedCounter(KEY_CAP);
   let rejectedRows = 0;
   for (const shard of run.rejects) {
-    for await (const batch of shardBatches(shard.path)) {
+    for await (const batch of columnBatches(shard.path, "reject")) {
       for (const row of batch) {
         const reject = (row.reject ?? {}) as { operator?: string; reason?: string };
         reasons.add(`${reject.operator ?? "(unknown)"}\u0000${reject.reason ?? "(none)"}`);
@@ -125,18 +130,23 @@ class AcceptedPass {
 
   add(row: Record<string, unknown>): void {
     this.rows++;
-    const provenance = (row.provenance ?? {}) as { origin?: string; depth?: number; steps?: readonly { op: string; model?: string; promptHash?: string }[] };
+    const provenance = (row.provenance ?? {}) as {
+      origin?: string;
+      depth?: number;
+      steps?: readonly { op: string; model?: string | null; promptHash?: string; prompt_hash?: string | null }[];
+    };
     const origin = provenance.origin ?? "(unknown)";
     this.origins.set(origin, (this.origins.get(origin) ?? 0) + 1);
     const depth = provenance.depth ?? -1;
     this.depths.set(depth, (this.depths.get(depth) ?? 0) + 1);
     for (const step of provenance.steps ?? []) {
       if (step.model) this.modelSteps.add(`${step.op}\u0000${step.model}`);
-      if (!step.promptHash) continue;
+      const hash = step.promptHash ?? step.prompt_hash;
+      if (!hash) continue;
       let tally = this.hashes.get(step.op);
       if (!tally) this.hashes.set(step.op, (tally = { steps: 0, counter: new CappedCounter(PROMPT_HASH_CAP) }));
       tally.steps++;
-      tally.counter.add(step.promptHash);
+      tally.counter.add(hash);
     }
   }
 
@@ -160,6 +170,33 @@ class AcceptedPass {
         return { operator, model, steps };
       })
       .sort((a, b) => (a.operator < b.operator ? -1 : a.operator > b.operator ? 1 : a.model < b.model ? -1 : a.model > b.model ? 1 : 0));
+  }
+}
+
+/**
+ * Rows of one shard with at least the column the card counts. Parquet is read with only that column
+ * (the text in `data` is most of a shard's bytes, and the card needs none of it), as plain rows: a
+ * step's prompt hash is then `prompt_hash`. Other formats come whole from the shared readers.
+ */
+async function* columnBatches(file: string, column: "provenance" | "reject"): AsyncGenerator<Record<string, unknown>[]> {
+  if (extname(file).toLowerCase() !== ".parquet") {
+    yield* shardBatches(file);
+    return;
+  }
+  const parquet = await openParquetFile(file);
+  try {
+    const groups = parquet.metadata().numRowGroups();
+    for (let group = 0; group < groups; group++) {
+      // Whole top-level columns only: parquet-wasm aborts the process on a nested path such as "reject.reason".
+      const reader = (await parquet.stream({ rowGroups: [group], batchSize: PARQUET_BATCH_ROWS, columns: [column] })).getReader();
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        for (const batch of tableFromIPC(value.intoIPCStream()).batches) yield plainRows(batch);
+      }
+    }
+  } finally {
+    parquet.free();
   }
 }
 

@@ -9,8 +9,9 @@ import mix from "../../graphs/mix.ts";
 import preferencePairs from "../../graphs/preference-pairs.ts";
 import quickstart from "../../graphs/quickstart.ts";
 import { buildGraph, isGraphDefinition, run, type GraphDefinition, type GraphOptionValues } from "../../src/index.ts";
-import { jsonlFormat } from "../../src/io/index.ts";
+import { arrowFormat, jsonlFormat } from "../../src/io/index.ts";
 import { sizeCategory, writeCard } from "../../src/report/card.ts";
+import { cardLicense } from "../../src/report/card-license.ts";
 import { knownTechniqueGraphs, techniqueOf } from "../../src/report/card-techniques.ts";
 
 let root: string;
@@ -259,14 +260,38 @@ describe("the dataset card of a preference-pairs run written as JSONL", () => {
 });
 
 describe("the dataset card of a mix run", () => {
-  it("gives the human/synthetic ratio DuckDB counts in the shards", { timeout: 60_000 }, async () => {
-    const out = await runInto(mix, {}, "mix");
+  let out: string;
+  let card: Card;
+
+  beforeAll(async () => {
+    out = await runInto(mix, {}, "mix");
     await writeCard(out);
-    const card = await readCard(out);
+    card = await readCard(out);
+  }, 60_000);
+
+  it("gives the human/synthetic ratio DuckDB counts in the shards", async () => {
     const origins = tableAfter(card.body, "## Human, synthetic and template rows").map(([origin]) => origin);
     expect(origins).toEqual(["human", "synthetic"]);
     await expectFiguresMatchDuckDB(out, card);
     expect(card.body).toContain("[arXiv:2404.01413](https://arxiv.org/abs/2404.01413)");
+  });
+
+  it("states the same figures for the same run written as Arrow, whose configs name the .arrow shards", { timeout: 60_000 }, async () => {
+    const arrow = join(root, "mix-arrow");
+    vi.stubEnv("OPENAI_BASE_URL", "");
+    try {
+      const built = await buildGraph(mix, {}, { log: () => {}, out: arrow });
+      await run({ ...built, output: { formats: [arrowFormat()] } }, { out: arrow, log: () => {} });
+    } finally {
+      vi.unstubAllEnvs();
+    }
+    await writeCard(arrow);
+    const arrowCard = await readCard(arrow);
+    expect(configPaths(arrowCard.front, "default")).toEqual(["part-*.arrow"]);
+    expect(await globbed(arrow, configPaths(arrowCard.front, "default"))).toEqual(await listedShards(arrow, "accepted"));
+    for (const heading of ["## Human, synthetic and template rows", "Generation depth", "Rejected rows by operator and reason", "## Prompt hashes"]) {
+      expect(tableAfter(arrowCard.body, heading), heading).toEqual(tableAfter(card.body, heading));
+    }
   });
 });
 
@@ -283,6 +308,15 @@ describe("the card's tables", () => {
         if (paper.arxiv) expect(paper.arxiv).toMatch(/^\d{4}\.\d{5}$/);
       }
     }
+  });
+
+  it("takes the licence from the graph's option, else the built-in seed data's, else says other and why", () => {
+    expect(cardLicense({ license: "cc-by-4.0", input: "mine.jsonl" }).license).toBe("cc-by-4.0");
+    expect(cardLicense({ problemsPath: "builtin:HumanEval.jsonl.gz" })).toMatchObject({ license: "mit" });
+    const mine = cardLicense({ input: "data/mine.jsonl", seed: 1 });
+    expect(mine.license).toBe("other");
+    expect(mine.notes.join(" ")).toContain("`input` (data/mine.jsonl) is not known to rxsynth");
+    expect(cardLicense({ kind: "invoice", count: 5 }).license).toBe("other");
   });
 
   it("puts a row count in Hugging Face's size buckets", () => {
