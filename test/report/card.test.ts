@@ -276,6 +276,18 @@ describe("the dataset card of a mix run", () => {
     expect(card.body).toContain("[arXiv:2404.01413](https://arxiv.org/abs/2404.01413)");
   });
 
+  it("names an unknown licence `unstated` in the front matter and says why", async () => {
+    const custom = join(root, "custom-input");
+    await cp(out, custom, { recursive: true });
+    const manifest = JSON.parse(await readFile(join(custom, "manifest.json"), "utf8")) as { options: Record<string, unknown> };
+    manifest.options.humanPath = "my-prompts.jsonl";
+    await writeFile(join(custom, "manifest.json"), JSON.stringify(manifest));
+    await writeCard(custom);
+    const { front } = await readCard(custom);
+    expect(front).toMatchObject({ license: "other", license_name: "unstated" });
+    expect(front.license_details).toContain("`humanPath` (my-prompts.jsonl) is not known to rxsynth");
+  });
+
   it("states the same figures for the same run written as Arrow, whose configs name the .arrow shards", { timeout: 60_000 }, async () => {
     const arrow = join(root, "mix-arrow");
     vi.stubEnv("OPENAI_BASE_URL", "");
