@@ -173,7 +173,7 @@ async function child(mode: string, dir: string): Promise<void> {
     const out = join(dir, "report-streaming.html");
     const log = console.log;
     console.log = () => {};
-    await createProgram().parseAsync(["node", "rxsynth", "report", dir, "--out", out]);
+    await createProgram().parseAsync(["node", "rxsynth", "report", dir, "--out", out, "--no-card"]);
     console.log = log;
     bytes = (await stat(out)).size;
   } else {
