@@ -488,12 +488,10 @@ async function runGraph(graph: BuiltGraph, options: RunOptions): Promise<RunSumm
   const sessionStart = timeline ? timelinePoint() : undefined;
   let timelineStarted = false;
   const appendTimeline = () => {
-    if (!timeline || metrics.source.pulled === 0) return;
-    if (!timelineStarted) {
-      timelineStarted = true;
-      void timeline.append(sessionStart!);
-    }
-    void timeline.append(timelinePoint());
+    if (!timeline || metrics.source.pulled === 0 || fatal !== undefined) return;
+    const points = timelineStarted ? [timelinePoint()] : [sessionStart!, timelinePoint()];
+    timelineStarted = true;
+    void timeline.append(points, options.fence);
   };
   const progressTimer = options.onProgress ? setInterval(() => options.onProgress!(progress()), options.progressEveryMs ?? 1000) : undefined;
   progressTimer?.unref();

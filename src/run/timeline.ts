@@ -70,12 +70,25 @@ export class Timeline {
     return now - this.lastAt >= spacing;
   }
 
-  append(point: TimelinePoint): Promise<void> {
-    this.lastAt = point.at;
+  /**
+   * `guard` is awaited first, in turn with earlier appends: a scaled-out worker's lease check, so a worker
+   * whose chunk another one took over appends nothing more to its folder (nor does it afterwards).
+   */
+  append(points: readonly TimelinePoint[], guard?: () => Promise<void>): Promise<void> {
+    if (points.length === 0) return this.chain;
+    this.lastAt = points.at(-1)!.at;
     this.chain = this.chain.then(async () => {
       if (this.broken) return;
+      if (guard) {
+        try {
+          await guard();
+        } catch {
+          this.broken = true;
+          return;
+        }
+      }
       try {
-        await appendFile(join(this.dir, TIMELINE_FILE), `${JSON.stringify(point)}\n`);
+        await appendFile(join(this.dir, TIMELINE_FILE), points.map((point) => `${JSON.stringify(point)}\n`).join(""));
       } catch (error) {
         this.broken = true;
         this.log(`timeline: cannot append to ${join(this.dir, TIMELINE_FILE)} (${(error as Error).message}); the run goes on without it`);

@@ -221,13 +221,14 @@ describeWithSandbox("rxsynth report of a code-exec run", () => {
 });
 
 describe("rxsynth report on the command line", () => {
-  it("prints one line with the page's path and size", async () => {
+  it("prints one line with the page's path and size, and one with the dataset card's", async () => {
     vi.stubEnv("OPENAI_BASE_URL", "");
     const out = await runInto(quickstart, { target: 20 }, "cli");
     vi.unstubAllEnvs();
     const result = await rxsynth(["report", out]);
     expect(result.code).toBe(0);
-    expect(result.stdout.trim()).toMatch(new RegExp(`^report: ${join(out, "report.html").replace(/[.*+?^${}()|[\]\\]/g, "\\$&")} \\(\\d+(\\.\\d)? (MB|KB)\\)$`));
+    const escaped = (path: string) => path.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+    expect(result.stdout.trim()).toMatch(new RegExp(`^report: ${escaped(join(out, "report.html"))} \\(\\d+(\\.\\d)? (MB|KB)\\)\ndataset card: ${escaped(join(out, "README.md"))}$`));
   }, 120_000);
 
   it("says in one line that a folder holds no run", async () => {
