@@ -216,8 +216,8 @@ describe.skipIf(skipRedis)("rxsynth submit curate / worker: near-dedup shared in
     // is refused with WRONGTYPE, while the queue's own commands still work, so a refused claim taken for a
     // verdict would be committed as a reject.
     const index = `rxsynth:run:{${run}}:index:exact_dedup`;
-    await cluster.redis.call("RENAME", index, `${index}:aside`);
-    await cluster.redis.call("SET", index, "not a hash");
+    // In one script: between a separate RENAME and SET a claim would land in a fresh hash that SET then drops.
+    await cluster.redis.call("EVAL", "redis.call('RENAME', KEYS[1], KEYS[2]); redis.call('SET', KEYS[1], 'not a hash')", "2", index, `${index}:aside`);
     const refused = await first.exit;
     expect(refused.code).not.toBe(0);
     expect(refused.stderr.trim().split("\n").at(-1)).toMatch(/^rxsynth: redis error: Redis refused a command of the run's shared state: WRONGTYPE.*start the worker again/);
