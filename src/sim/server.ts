@@ -588,6 +588,9 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
       return;
     }
     if (slot) await slot;
+    // A request that waited for a slot is served from the moment it took one: its service time (latency, time to
+    // first token, generation) starts then, as on a real server, so a capped simulator's capacity is what its cap says.
+    const servedFrom = slot ? performance.now() : startedAt;
     let released = false;
     const release = () => {
       if (!released) {
@@ -648,7 +651,7 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
       release();
     };
 
-    const elapsed = performance.now() - startedAt;
+    const elapsed = performance.now() - servedFrom;
     const wait = (ms: number) => (ms > 0 ? new Promise<void>((resolve) => setTimeout(resolve, ms)) : Promise.resolve());
 
     if (!stream) {

@@ -218,6 +218,21 @@ describe("simulator", () => {
     expect((await stats(strict)).rateLimited).toBe(3);
   });
 
+  it("starts a queued request's service time when it takes a slot, so a capped server serves no more than its cap allows", async () => {
+    const capped = await sim({ latencyMs: 200, maxConcurrency: 2 });
+    const openai = client(capped);
+    const started = performance.now();
+    const finished: number[] = [];
+    await Promise.all(
+      Array.from({ length: 8 }, (_, i) =>
+        openai.chat.completions.create({ model: "sim-1", messages: user(`w${i}`) }).then(() => finished.push(performance.now() - started)),
+      ),
+    );
+    // Four rounds of two: a lower bound only, which a slow machine cannot break.
+    finished.sort((a, b) => a - b);
+    for (let round = 0; round < 4; round++) expect(finished[round * 2]!).toBeGreaterThanOrEqual((round + 1) * 200 - 5);
+  });
+
   it("enforces RPM and TPM with 429, Retry-After and x-ratelimit headers", async () => {
     const limited = await sim({ rpm: 600, tpm: 1_000_000, burstMs: 500 });
     const openai = client(limited);
