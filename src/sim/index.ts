@@ -4,3 +4,5 @@ export { registerSimCommand, parseFaults } from "./cli.ts";
 export { valueFromSchema } from "./schema.ts";
 export { SIM_REFUSAL } from "./answers.ts";
 export { SIM_PROFILES, simProfile, type SimProfileName, type ReasoningPlacement } from "./profiles.ts";
+export { BatchService, validateInput, type BatchStats, type BatchTiming, type ChatAnswer } from "./batch.ts";
+export { FileStore, type SimFileObject } from "./batch-files.ts";

@@ -5,6 +5,10 @@ import { stableHash } from "../hash.ts";
 import { countMessageTokens, countTokens, encoderFor } from "../llm/tokens.ts";
 import type { ChatMessage } from "../llm/types.ts";
 import { composeChoice, contentKey, type ContentFault, type SimChoice, type SimRequest } from "./answers.ts";
+import { isBatchApiPath, serveBatchApi } from "./batch-api.ts";
+import { FileStore } from "./batch-files.ts";
+import { BatchService, type BatchStats, type ChatAnswer } from "./batch.ts";
+import { HttpError } from "./http-error.ts";
 import { chainOfThought, simProfile, type ReasoningPlacement, type SimProfileName } from "./profiles.ts";
 import { Rng } from "./random.ts";
 
@@ -81,9 +85,26 @@ export interface SimulatorOptions {
    * unless the prompt itself describes a schema.
    */
   readonly ignoreJsonSchema?: boolean;
+  /**
+   * Batch API (POST /v1/files, /v1/batches): ms from a batch's creation to `completed`. It is validating for
+   * the first 10 %, runs its requests front to back over the next 80 % and is finalizing for the last 10 %.
+   * 0 completes a batch on the first retrieve after its creation. Default 200.
+   */
+  readonly batchCompletionMs?: number;
+  /**
+   * Probability that a batch request fails with a 500 in the error file, rolled by (seed, batch id,
+   * custom_id), so a resubmission in a new batch rolls again. Default 0.
+   */
+  readonly batchFailureRate?: number;
+  /**
+   * A batch not completed this many ms after its creation expires: the requests run by then are in the
+   * output file, the rest in the error file with code `batch_expired`. Default 24 h (OpenAI's window).
+   */
+  readonly batchExpireMs?: number;
 }
 
-export interface SimulatorStats {
+/** Batch requests are counted apart (`batch*`): `requests`, `completed` and the token counts are online only. */
+export interface SimulatorStats extends BatchStats {
   /** Chat-completion requests received, whatever became of them. */
   requests: number;
   /** Answers sent in full (status 200). */
@@ -145,6 +166,9 @@ export const SIMULATOR_DEFAULTS = {
   seed: 0,
   models: ["sim-1"],
   maxBodyBytes: 16 * 1024 * 1024,
+  batchCompletionMs: 200,
+  batchFailureRate: 0,
+  batchExpireMs: 24 * 3_600_000,
 } as const;
 
 const TRANSPORT_FAULTS = ["429", "500", "503", "reset", "midstream"] as const;
@@ -199,18 +223,6 @@ interface Presented extends Omit<SimChoice, "finishReason"> {
   readonly finishReason: string | null;
   readonly reasoningField: Readonly<Record<string, string>>;
   readonly reasoningTokens: number;
-}
-
-class HttpError extends Error {
-  constructor(
-    readonly status: number,
-    message: string,
-    readonly type: string,
-    readonly param: string | null = null,
-    readonly code: string | null = null,
-  ) {
-    super(message);
-  }
 }
 
 function validate(body: unknown): SimRequest {
@@ -274,6 +286,9 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
   check(o.maxConcurrency >= 1 && o.maxQueue >= 0, "maxConcurrency must be >= 1 and maxQueue >= 0");
   check(o.rpm === undefined || o.rpm > 0, "rpm must be > 0");
   check(o.tpm === undefined || o.tpm > 0, "tpm must be > 0");
+  check(Number.isFinite(o.batchCompletionMs) && o.batchCompletionMs >= 0, `batchCompletionMs must be a number of ms >= 0, got ${o.batchCompletionMs}`);
+  check(o.batchFailureRate >= 0 && o.batchFailureRate <= 1, `batchFailureRate must be in [0, 1], got ${o.batchFailureRate}`);
+  check(o.batchExpireMs > 0, `batchExpireMs must be > 0 ms, got ${o.batchExpireMs}`);
   const faults = options.faults ?? {};
   for (const [kind, rate] of Object.entries(faults)) {
     check(([...TRANSPORT_FAULTS, ...CONTENT_FAULTS] as string[]).includes(kind), `unknown fault kind "${kind}"`);
@@ -307,6 +322,13 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
     promptTokens: 0,
     completionTokens: 0,
     connections: 0,
+    batchesCreated: 0,
+    batchRequests: 0,
+    batchCompleted: 0,
+    batchFailed: 0,
+    batchPromptTokens: 0,
+    batchCompletionTokens: 0,
+    filesUploaded: 0,
   };
   // How often each exact request was seen, so a retry rolls its faults again (bounded: cleared when large).
   const seen = new Map<string, number>();
@@ -376,8 +398,7 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
     if (error.status === 429) stats.rateLimited++;
     else if (error.status >= 500) stats.errors5xx++;
     else stats.clientErrors++;
-    const fields = { message: error.message, type: error.type, param: error.param, code: error.code };
-    sendJson(res, error.status, profile.errorShape === "flat" ? { object: "error", ...fields, code: error.status } : { error: fields }, headers);
+    sendJson(res, error.status, errorBody(error), headers);
   };
 
   const acquireSlot = (): Promise<void> | "full" | undefined => {
@@ -457,6 +478,128 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
     return undefined;
   };
 
+  /** A parsed chat request as this profile's server reads it; throws the HttpError it would answer. */
+  const chatRequest = (parsed: unknown): SimRequest => {
+    let request = validate(parsed);
+    const body = parsed as Record<string, unknown>;
+    const refused = profile.refuse(body);
+    if (refused) throw new HttpError(refused.status, refused.message, refused.type, refused.param, refused.code);
+    if (profile.strictModels && !o.models.includes(request.model)) {
+      throw new HttpError(404, `The model \`${request.model}\` does not exist.`, "NotFoundError", "model", "model_not_found");
+    }
+    request = { ...request, n: profile.choices(request.n), max_tokens: profile.cap(body) };
+    if (options.ignoreJsonSchema && request.response_format?.type === "json_schema") request = { ...request, response_format: undefined, formatIgnored: true };
+    return request;
+  };
+
+  /** The prompt's tokens as billed; throws the 400 of a prompt beyond `contextTokens`. */
+  const promptTokensOf = (request: SimRequest): number => {
+    const counted = countMessageTokens(request.messages, request.model);
+    const context = options.contextTokens;
+    if (context !== undefined && counted + (request.max_tokens ?? 0) > context && !(profile.name === "ollama")) {
+      const completion = request.max_tokens ?? 0;
+      const message =
+        profile.name === "vllm" || profile.name === "sglang"
+          ? `This model's maximum context length is ${context} tokens. However, you requested ${counted + completion} tokens (${counted} in the messages, ${completion} in the completion). Please reduce the length of the messages or completion.`
+          : `This model's maximum context length is ${context} tokens. However, your messages resulted in ${counted + completion} tokens. Please reduce the length of the messages.`;
+      throw new HttpError(400, message, "invalid_request_error", "messages", "context_length_exceeded");
+    }
+    // Ollama keeps the end of a prompt longer than its context and says so only in usage.
+    return context !== undefined && profile.name === "ollama" ? Math.min(counted, context) : counted;
+  };
+
+  const repeatKeyOf = (request: SimRequest, key: string, stream: boolean): string =>
+    stableHash(`${key}\u0000${request.n}\u0000${stream}\u0000${request.max_tokens}\u0000${JSON.stringify(request.stop ?? null)}`, 32);
+
+  const completionId = (repeatKey: string, occurrence: number): string => `chatcmpl-${stableHash(`${repeatKey}\u0000${occurrence}`, 24)}`;
+
+  /** The choices and usage of an answer; `faultRng` has rolled the request's transport fault already. */
+  const composeAnswer = (request: SimRequest, key: string, faultRng: Rng, promptTokens: number) => {
+    const choices: Presented[] = [];
+    let completionTokens = 0;
+    let reasoningTokens = 0;
+    for (let index = 0; index < request.n; index++) {
+      const contentFault = rollContent(faultRng);
+      const choice = present(composeChoice(request, key, index, o.seed, contentFault), request.model, request.max_tokens);
+      choices.push(choice);
+      // A server with its own tokenizer bills differently from tiktoken, the client's.
+      completionTokens += profile.billing === "model" ? Math.ceil((choice.content ?? "").length / 3) : choice.tokens + choice.reasoningTokens;
+      reasoningTokens += choice.reasoningTokens;
+    }
+    const usage = {
+      prompt_tokens: promptTokens,
+      completion_tokens: completionTokens,
+      total_tokens: promptTokens + completionTokens,
+      ...(reasoningTokens > 0 ? { completion_tokens_details: { reasoning_tokens: reasoningTokens } } : {}),
+    };
+    return { choices, completionTokens, reasoningTokens, usage };
+  };
+
+  const completionBody = (id: string, created: number, model: string, choices: readonly Presented[], usage: unknown) => ({
+    id,
+    object: "chat.completion",
+    created,
+    model,
+    system_fingerprint: "fp_rxsynth_sim",
+    choices: choices.map((choice, index) => ({
+      index,
+      message: { role: "assistant", content: choice.content, refusal: choice.refusal, annotations: [], ...choice.reasoningField },
+      logprobs: null,
+      finish_reason: choice.finishReason,
+    })),
+    usage,
+  });
+
+  const errorBody = (error: HttpError) => {
+    const fields = { message: error.message, type: error.type, param: error.param, code: error.code };
+    return profile.errorShape === "flat" ? { object: "error", ...fields, code: error.status } : { error: fields };
+  };
+
+  /**
+   * What POST /v1/chat/completions answers for `body` the first time it is sent, less its transport fault:
+   * a batch's request gets the very answer (content faults included) the online endpoint gives.
+   */
+  const answerOnce = (body: unknown): ChatAnswer => {
+    try {
+      const request = chatRequest(body);
+      const promptTokens = promptTokensOf(request);
+      const key = contentKey(request);
+      const repeatKey = repeatKeyOf(request, key, false);
+      const faultRng = new Rng(`${o.seed}\u0000fault\u0000${repeatKey}\u00000`);
+      rollTransport(faultRng);
+      const { choices, completionTokens, reasoningTokens, usage } = composeAnswer(request, key, faultRng, promptTokens);
+      const created = Math.floor(Date.now() / 1_000);
+      return { status: 200, body: completionBody(completionId(repeatKey, 0), created, request.model, choices, usage), promptTokens, completionTokens, reasoningTokens };
+    } catch (error) {
+      const http = error instanceof HttpError ? error : new HttpError(500, `simulator error: ${String(error)}`, "server_error");
+      return { status: http.status, body: errorBody(http), promptTokens: 0, completionTokens: 0, reasoningTokens: 0 };
+    }
+  };
+
+  const files = new FileStore(o.seed);
+  const batches = new BatchService(
+    { completionMs: o.batchCompletionMs, expireMs: o.batchExpireMs, failureRate: o.batchFailureRate, seed: o.seed },
+    files,
+    answerOnce,
+    stats,
+  );
+
+  /** The Files and Batches API, behind the same key check and outage as chat requests (an outage does not count them). */
+  const batchApi = async (req: IncomingMessage, res: ServerResponse) => {
+    if (outage?.mode === "refuse" && outage.after === 0) return void req.socket.destroy();
+    if (outage && outage.after === 0) throw new HttpError(503, "The service is unavailable (an outage played by the simulator).", "server_error");
+    if (o.apiKey !== undefined) {
+      const auth = req.headers.authorization ?? "";
+      const given = auth.startsWith("Bearer ") ? auth.slice(7) : auth;
+      if (given !== o.apiKey) throw new HttpError(401, "Incorrect API key provided. Check the key you configured.", "invalid_request_error", null, "invalid_api_key");
+    }
+    const reply = await serveBatchApi(req, files, batches, () => stats.filesUploaded++);
+    if ("json" in reply) return sendJson(res, 200, reply.json);
+    if (res.destroyed) return;
+    res.writeHead(200, { "content-type": reply.contentType, "content-length": reply.bytes.length });
+    res.end(reply.bytes);
+  };
+
   const chatCompletion = async (req: IncomingMessage, res: ServerResponse) => {
     stats.requests++;
     const requestId = `req_${(++requestCounter).toString(16).padStart(8, "0")}`;
@@ -497,15 +640,7 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
       } catch {
         throw new HttpError(400, "We could not parse the JSON body of your request.", "invalid_request_error");
       }
-      request = validate(parsed);
-      const body = parsed as Record<string, unknown>;
-      const refused = profile.refuse(body);
-      if (refused) throw new HttpError(refused.status, refused.message, refused.type, refused.param, refused.code);
-      if (profile.strictModels && !o.models.includes(request.model)) {
-        throw new HttpError(404, `The model \`${request.model}\` does not exist.`, "NotFoundError", "model", "model_not_found");
-      }
-      request = { ...request, n: profile.choices(request.n), max_tokens: profile.cap(body) };
-      if (options.ignoreJsonSchema && request.response_format?.type === "json_schema") request = { ...request, response_format: undefined, formatIgnored: true };
+      request = chatRequest(parsed);
       const p = parsed as { stream?: unknown; stream_options?: { include_usage?: unknown } };
       stream = p.stream === true;
       includeUsage = stream && p.stream_options?.include_usage === true;
@@ -514,21 +649,15 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
       return;
     }
 
-    const counted = countMessageTokens(request.messages, request.model);
-    const context = options.contextTokens;
-    if (context !== undefined && counted + (request.max_tokens ?? 0) > context && !(profile.name === "ollama")) {
-      const completion = request.max_tokens ?? 0;
-      const message =
-        profile.name === "vllm" || profile.name === "sglang"
-          ? `This model's maximum context length is ${context} tokens. However, you requested ${counted + completion} tokens (${counted} in the messages, ${completion} in the completion). Please reduce the length of the messages or completion.`
-          : `This model's maximum context length is ${context} tokens. However, your messages resulted in ${counted + completion} tokens. Please reduce the length of the messages.`;
-      sendError(res, new HttpError(400, message, "invalid_request_error", "messages", "context_length_exceeded"), { "x-request-id": requestId });
+    let promptTokens: number;
+    try {
+      promptTokens = promptTokensOf(request);
+    } catch (error) {
+      sendError(res, error as HttpError, { "x-request-id": requestId });
       return;
     }
-    // Ollama keeps the end of a prompt longer than its context and says so only in usage.
-    const promptTokens = context !== undefined && profile.name === "ollama" ? Math.min(counted, context) : counted;
     const key = contentKey(request);
-    const repeatKey = stableHash(`${key}\u0000${request.n}\u0000${stream}\u0000${request.max_tokens}\u0000${JSON.stringify(request.stop ?? null)}`, 32);
+    const repeatKey = repeatKeyOf(request, key, stream);
     const occurrence = seen.get(repeatKey) ?? 0;
     if (seen.size > 1_000_000) seen.clear();
     seen.set(repeatKey, occurrence + 1);
@@ -604,21 +733,11 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
       return;
     }
 
-    const choices: Presented[] = [];
-    let completionTokens = 0;
-    let reasoningTokens = 0;
-    for (let index = 0; index < request.n; index++) {
-      const contentFault = rollContent(faultRng);
-      const choice = present(composeChoice(request, key, index, o.seed, contentFault), request.model, request.max_tokens);
-      choices.push(choice);
-      // A server with its own tokenizer bills differently from tiktoken, the client's.
-      completionTokens += profile.billing === "model" ? Math.ceil((choice.content ?? "").length / 3) : choice.tokens + choice.reasoningTokens;
-      reasoningTokens += choice.reasoningTokens;
-    }
+    const { choices, completionTokens, usage } = composeAnswer(request, key, faultRng, promptTokens);
     if (tpm && request.max_tokens === undefined) tpm.take(completionTokens);
 
     const created = Math.floor(Date.now() / 1_000);
-    const id = `chatcmpl-${stableHash(`${repeatKey}\u0000${occurrence}`, 24)}`;
+    const id = completionId(repeatKey, occurrence);
     const firstByteMs = o.latencyMs + o.ttftMs;
     const perChoiceTokens = Math.max(0, ...choices.map((c) => c.tokens));
     const generationMs = Number.isFinite(o.tokensPerS) ? (perChoiceTokens / o.tokensPerS) * 1_000 : 0;
@@ -626,12 +745,6 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
       ...baseHeaders(),
       "openai-processing-ms": String(Math.round(firstByteMs + generationMs)),
       "openai-model": request.model,
-    };
-    const usage = {
-      prompt_tokens: promptTokens,
-      completion_tokens: completionTokens,
-      total_tokens: promptTokens + completionTokens,
-      ...(reasoningTokens > 0 ? { completion_tokens_details: { reasoning_tokens: reasoningTokens } } : {}),
     };
     const reset = transport === "reset";
     const count = () => {
@@ -657,20 +770,7 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
     if (!stream) {
       await wait(firstByteMs + generationMs - elapsed);
       if (closed) return release();
-      const payload = JSON.stringify({
-        id,
-        object: "chat.completion",
-        created,
-        model: request.model,
-        system_fingerprint: "fp_rxsynth_sim",
-        choices: choices.map((choice, index) => ({
-          index,
-          message: { role: "assistant", content: choice.content, refusal: choice.refusal, annotations: [], ...choice.reasoningField },
-          logprobs: null,
-          finish_reason: choice.finishReason,
-        })),
-        usage,
-      });
+      const payload = JSON.stringify(completionBody(id, created, request.model, choices, usage));
       const bytes = Buffer.byteLength(payload);
       res.writeHead(200, { "content-type": "application/json", "content-length": bytes, ...headers });
       if (reset) {
@@ -772,6 +872,13 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
       chatCompletion(req, res).catch((error: unknown) => {
         if (!res.headersSent) sendError(res, new HttpError(500, `simulator error: ${String(error)}`, "server_error"));
         else res.destroy();
+      });
+      return;
+    }
+    if (isBatchApiPath(path)) {
+      batchApi(req, res).catch((error: unknown) => {
+        if (res.headersSent) return void res.destroy();
+        sendError(res, error instanceof HttpError ? error : new HttpError(500, `simulator error: ${String(error)}`, "server_error"));
       });
       return;
     }
