@@ -5,8 +5,10 @@ import { stableHash } from "../../src/hash.ts";
 import {
   PRICES_AS_OF,
   SIMULATOR_MODEL,
+  FLEET_DEFAULTS,
   createLlm,
   defaultCacheDir,
+  parseBaseUrls,
   describePrice,
   lookupPrice,
   resolvePrices,
@@ -76,17 +78,38 @@ export async function openEndpoint(env: GraphEnvironment, options: EndpointOptio
   if (baseURL) {
     const model = options.model ?? process.env.RXSYNTH_MODEL ?? "gpt-4o-mini";
     const prices = resolvePrices({ model, option: options.price });
+    const servers = parseBaseUrls(baseURL, "OPENAI_BASE_URL").map((server) => server.url.replace(/\/+$/, ""));
+    // A fleet (several base URLs) is one endpoint named by RXSYNTH_FLEET_NAME, not by its list of servers:
+    // a resumed run with a ninth server is the same run, and the answers already cached still count.
+    const fleetName = servers.length > 1 ? process.env.RXSYNTH_FLEET_NAME?.trim() || FLEET_DEFAULTS.name : undefined;
+    const endpointName = fleetName !== undefined ? `fleet:${fleetName}` : servers[0]!;
     const cache = await runCache(env);
     // Workers of a scaled-out run draw on one RPM/TPM budget for the endpoint, not one each.
-    const endpointKey = `${baseURL.replace(/\/+$/, "")} ${model}`;
+    const endpointKey = `${endpointName} ${model}`;
     const buckets = env.shared?.rateBuckets(endpointKey);
-    // ... and on one concurrency: `concurrency` is the endpoint's, whatever the number of workers.
-    const slots = env.shared?.concurrency(endpointKey, concurrency);
+    // ... and on one concurrency: `concurrency` is the endpoint's (each server's, in a fleet), whatever the number of workers.
+    const shared = env.shared;
+    const slots = fleetName === undefined ? shared?.concurrency(endpointKey, concurrency) : undefined;
+    const serverSlots = shared && fleetName !== undefined ? (url: string) => shared.concurrency(`${url.replace(/\/+$/, "")} ${model}`, concurrency) : undefined;
     // ... and a worker that joins late meters its first requests by the limits the others learned.
     const learnedLimits = env.shared?.learnedLimits(endpointKey);
-    const llm = createLlm({ model, baseURL, concurrency, cache, seed: options.seed, prices, log: env.log, buckets, slots, learnedLimits });
-    env.identify?.("endpoint", { baseURL, model });
-    env.log(`LLM endpoint: ${baseURL} (model ${llm.model}; ${priceNote(model, prices)})`);
+    const llm = createLlm({
+      model,
+      baseURL,
+      concurrency,
+      cache,
+      seed: options.seed,
+      prices,
+      log: env.log,
+      buckets,
+      slots,
+      serverSlots,
+      learnedLimits,
+      ...(fleetName !== undefined ? { fleet: { name: fleetName } } : {}),
+    });
+    env.identify?.("endpoint", { baseURL: endpointName, model });
+    const where = fleetName !== undefined ? `fleet "${fleetName}" of ${servers.length} servers (${servers.join(", ")}; ${concurrency} in flight each)` : baseURL;
+    env.log(`LLM endpoint: ${where} (model ${llm.model}; ${priceNote(model, prices)})`);
     return { llm, simulated: false, dispose: releaseOnce(env, () => llm.close()) };
   }
   // Checked here too, so a malformed setting fails on the simulator as it would on a real endpoint.

@@ -5,12 +5,10 @@ import { ResponseCache, choiceKey, defaultCacheDir, type CachedChoice, type Resp
 import { CircuitBreaker } from "./breaker.ts";
 import { OutageGate, type Pass } from "./outage.ts";
 import {
-  AdaptiveConcurrency,
   TokenBucket,
   type ConcurrencySlots,
   type LearnedLimitValues,
   type LearnedLimits,
-  type Permit,
   type RateBucket,
 } from "./limiter.ts";
 import { backoffMs, isRetryableStatus, retryAfterMs, scrubSecrets, seededRandom, sleep } from "./retry.ts";
@@ -30,6 +28,7 @@ import { splitReasoning } from "./reasoning.ts";
 import { countMessageTokens, countTokens } from "./tokens.ts";
 import { withErrorEnvelope } from "./error-envelope.ts";
 import { nodeFetch } from "./transport.ts";
+import { FLEET_DEFAULTS, FleetMember, FleetRouter, parseBaseUrls, type BaseUrls, type FleetMemberView, type FleetOptions, type Lease, type MemberHealth } from "./fleet.ts";
 import { BUILTIN_PRICES, SIMULATOR_MODEL, lookupPrice, type ModelPrice } from "./prices.ts";
 import type { ChatChoice, ChatRequest, ChatResult, LlmStats, LlmStatsDelta } from "./types.ts";
 
@@ -40,11 +39,22 @@ export type { ModelPrice } from "./prices.ts";
 export interface LlmOptions {
   /** Model name sent with every request unless the request names its own. */
   readonly model: string;
-  /** Any OpenAI-compatible endpoint (OpenAI, vLLM, Ollama, llama.cpp server, the simulator). Default: OPENAI_BASE_URL, else OpenAI. */
-  readonly baseURL?: string;
+  /**
+   * Any OpenAI-compatible endpoint (OpenAI, vLLM, Ollama, llama.cpp server, the simulator). Default:
+   * OPENAI_BASE_URL, else OpenAI. Several base URLs (a list, or one string with commas) are a fleet of
+   * servers of the same model: each attempt goes to the least-loaded healthy one, each has its own adaptive
+   * cap, a server that keeps failing is ejected and probed back in, and a failed attempt moves to another
+   * server without counting against the call (see `fleet`).
+   */
+  readonly baseURL?: BaseUrls;
+  /** How a fleet names itself in the cache key and treats a server that fails (see FleetOptions). */
+  readonly fleet?: FleetOptions;
   /** Default: OPENAI_API_KEY, else a placeholder that local servers accept. Never logged or put in errors. */
   readonly apiKey?: string;
-  /** Most requests in flight; the adaptive cap starts here and never exceeds it. Default 16. */
+  /**
+   * Most requests in flight, per server of a fleet (a server listed with its own `concurrency` has that);
+   * the adaptive cap starts here and never exceeds it. Default 16.
+   */
   readonly concurrency?: number;
   /** Requests per minute; unset: learned from the server's x-ratelimit-limit-requests header, if it sends one. */
   readonly rpm?: number;
@@ -70,7 +80,8 @@ export interface LlmOptions {
   readonly cache?: string | boolean | ResponseStore;
   /**
    * Who answers, as the cache key names it: one cache folder serves every endpoint, and two servers
-   * answer the same request differently. Default: the base URL. The built-in simulator, whose port
+   * answer the same request differently. Default: the base URL; for a fleet, `fleet:<fleet.name>`, so
+   * adding or removing a server keeps the answers already cached. The built-in simulator, whose port
    * changes every run, passes a stable name and its seed.
    */
   readonly endpointId?: string;
@@ -118,6 +129,11 @@ export interface LlmOptions {
    * workers together stay within the endpoint's concurrency instead of N times it (see src/scale).
    */
   readonly slots?: ConcurrencySlots;
+  /**
+   * The same per server of a fleet (each server's own concurrency across processes), in place of `slots`:
+   * asked once per base URL when the client is made.
+   */
+  readonly serverSlots?: (baseURL: string) => ConcurrencySlots | undefined;
   /**
    * Limits other clients of the endpoint have learned from its headers: read before this client's first
    * request, so a worker joining a scaled-out run does not send its first wave unmetered (and collect 429s)
@@ -183,15 +199,25 @@ export interface ChatCallOptions {
 /** One client per endpoint. */
 export interface Llm {
   readonly model: string;
+  /** The base URL, or a fleet's, joined with commas. */
   readonly baseURL: string;
   readonly supportsJsonSchema: boolean;
-  /** The configured concurrency cap. */
+  /** The configured concurrency cap (a fleet's: the sum of its servers'). */
   readonly concurrency: number;
   chat(request: ChatRequest, options?: ChatCallOptions): Promise<ChatResult>;
   stats(): LlmStats;
-  /** What the limiters allow now: the adaptive cap and the learned or configured rate limits. */
+  /** What the limiters allow now: the adaptive cap (a fleet's: summed over its servers) and the learned or configured rate limits. */
   limits(): { concurrency: number; inFlight: number; rpm: number | undefined; tpm: number | undefined };
+  /** Each server of the endpoint (one, or a fleet's): its cap, load, health and answers. Optional for wrappers of a client. */
+  fleet?(): FleetMemberView[];
   close(): Promise<void>;
+}
+
+/** What the client keeps per server: its HTTP client, keep-alive agents and cross-process slots. */
+interface Server {
+  readonly api: OpenAI;
+  readonly transport: { close(): void } | undefined;
+  readonly slots: ConcurrencySlots | undefined;
 }
 
 interface Flight {
@@ -299,13 +325,16 @@ export function createLlm(options: LlmOptions): Llm {
     throw new ConfigError(`createLlm: maxRetries must be an integer >= 0, got ${options.maxRetries}`);
   }
   const model = options.model;
-  const baseURL = options.baseURL ?? process.env.OPENAI_BASE_URL ?? LLM_DEFAULTS.baseURL;
-  const azureDeployment = /^(https?:\/\/[^/]+)\/openai\/deployments\//.exec(baseURL);
-  if (azureDeployment) {
-    throw new ConfigError(
-      `${baseURL} is Azure's classic deployment URL, which needs an api-version query the OpenAI client does not send: use Azure's v1 URL ${azureDeployment[1]}/openai/v1/ as OPENAI_BASE_URL, with the deployment name as the model`,
-    );
+  const servers = parseBaseUrls(options.baseURL ?? process.env.OPENAI_BASE_URL ?? LLM_DEFAULTS.baseURL, options.baseURL !== undefined ? "createLlm: baseURL" : "OPENAI_BASE_URL");
+  for (const { url } of servers) {
+    const azureDeployment = /^(https?:\/\/[^/]+)\/openai\/deployments\//.exec(url);
+    if (azureDeployment) {
+      throw new ConfigError(
+        `${url} is Azure's classic deployment URL, which needs an api-version query the OpenAI client does not send: use Azure's v1 URL ${azureDeployment[1]}/openai/v1/ as OPENAI_BASE_URL, with the deployment name as the model`,
+      );
+    }
   }
+  const baseURL = servers.map((server) => server.url).join(",");
   const apiKey = options.apiKey ?? process.env.OPENAI_API_KEY ?? LLM_DEFAULTS.placeholderKey;
   const concurrencyMax = options.concurrency ?? LLM_DEFAULTS.concurrency;
   const timeoutMs = options.timeoutMs ?? LLM_DEFAULTS.timeoutMs;
@@ -314,21 +343,33 @@ export function createLlm(options: LlmOptions): Llm {
   const backoffMax = options.backoffMaxMs ?? LLM_DEFAULTS.backoffMaxMs;
   const adaptive = options.adaptive ?? LLM_DEFAULTS.adaptive;
   const scrub = (text: string) => scrubSecrets(text, [apiKey]);
-  const host = URL.canParse(baseURL) ? new URL(baseURL).host : baseURL;
+  const hostOf = (url: string) => (URL.canParse(url) ? new URL(url).host : url);
+  const host = servers.length === 1 ? hostOf(servers[0]!.url) : `fleet of ${servers.length} (${servers.map((server) => hostOf(server.url)).join(", ")})`;
   const random = seededRandom(options.seed ?? 0x5eed);
   const outageMs = outageSeconds(options.outageSeconds) * 1_000;
-  const endpointId = options.endpointId ?? baseURL.replace(/\/+$/, "");
+  // A fleet's servers answer alike: the cache names the fleet, not the server (nor the list of them).
+  const endpointId = options.endpointId ?? (servers.length === 1 ? servers[0]!.url.replace(/\/+$/, "") : `fleet:${options.fleet?.name ?? FLEET_DEFAULTS.name}`);
 
   const bufferedBodies = (options.transport ?? LLM_DEFAULTS.transport) === "node";
-  const transport = bufferedBodies ? nodeFetch(concurrencyMax) : undefined;
-  const client = new (openai().OpenAI)({
-    apiKey,
-    baseURL,
-    maxRetries: 0,
-    timeout: timeoutMs,
-    defaultHeaders: options.headers ? { ...options.headers } : undefined,
-    fetch: withErrorEnvelope(transport ? transport.fetch : (input, init) => fetch(input, init)),
-  });
+  const fleet = new FleetRouter<Server>(
+    servers.map((server) => {
+      const cap = server.concurrency ?? concurrencyMax;
+      const transport = bufferedBodies ? nodeFetch(cap) : undefined;
+      const api = new (openai().OpenAI)({
+        apiKey,
+        baseURL: server.url,
+        maxRetries: 0,
+        timeout: timeoutMs,
+        defaultHeaders: options.headers ? { ...options.headers } : undefined,
+        fetch: withErrorEnvelope(transport ? transport.fetch : (input, init) => fetch(input, init)),
+      });
+      const slots = options.serverSlots ? options.serverSlots(server.url) : options.slots;
+      return new FleetMember<Server>(server.url, cap, adaptive, { api, transport, slots });
+    }),
+    options.fleet,
+    (line) => options.log?.(scrubSecrets(line, [apiKey])),
+  );
+  const client = fleet.members[0]!.handle.api;
   const opened = openStore(options.cache);
   const cache = opened?.store;
   const gate = new OutageGate({
@@ -337,7 +378,6 @@ export function createLlm(options: LlmOptions): Llm {
     probeBaseMs: backoffBase,
     probeMaxMs: Math.max(backoffBase, Math.min(backoffMax, outageMs / 10)),
   });
-  const concurrency = new AdaptiveConcurrency(concurrencyMax, 1, adaptive ? 0.5 : 1);
   const bucket = (kind: "requests" | "tokens", perMinute: number): RateBucket =>
     options.buckets?.(kind, perMinute, LLM_DEFAULTS.burstMs) ?? new TokenBucket(perMinute, LLM_DEFAULTS.burstMs);
   let rpmBucket = options.rpm ? bucket("requests", options.rpm) : undefined;
@@ -356,7 +396,7 @@ export function createLlm(options: LlmOptions): Llm {
   /** A Retry-After longer than the longest backoff holds every request of the client until then. */
   let pausedUntil = 0;
   const familyFromEnvironment = process.env.RXSYNTH_ENDPOINT_FAMILY?.trim();
-  let family: EndpointFamily = options.family ?? (familyFromEnvironment ? parseFamily(familyFromEnvironment, "RXSYNTH_ENDPOINT_FAMILY") : endpointFamily(baseURL));
+  let family: EndpointFamily = options.family ?? (familyFromEnvironment ? parseFamily(familyFromEnvironment, "RXSYNTH_ENDPOINT_FAMILY") : endpointFamily(servers[0]!.url));
   const told: Partial<Capabilities> = {
     ...(options.supportsJsonSchema === false ? { jsonSchema: false } : {}),
     ...(process.env.RXSYNTH_CAPABILITIES ? parseCapabilities(process.env.RXSYNTH_CAPABILITIES, "RXSYNTH_CAPABILITIES") : {}),
@@ -469,8 +509,8 @@ export function createLlm(options: LlmOptions): Llm {
     }
   };
 
-  const once = async (body: Record<string, unknown>, n: number, signal: AbortSignal): Promise<Answer> => {
-    const { data, response, request_id } = await client.chat.completions
+  const once = async (api: OpenAI, body: Record<string, unknown>, n: number, signal: AbortSignal): Promise<Answer> => {
+    const { data, response, request_id } = await api.chat.completions
       .create({ ...body, ...(n > 1 ? { n } : {}) } as unknown as OpenAI.ChatCompletionCreateParamsNonStreaming, { signal, timeout: timeoutMs })
       .withResponse();
     const choices: ChatChoice[] = (data.choices ?? []).map((choice, position) => {
@@ -496,6 +536,7 @@ export function createLlm(options: LlmOptions): Llm {
   };
 
   const streamed = async (
+    api: OpenAI,
     body: Record<string, unknown>,
     n: number,
     signal: AbortSignal,
@@ -507,7 +548,7 @@ export function createLlm(options: LlmOptions): Llm {
       stream: true,
       ...(capabilitiesOf(String(body.model)).streamUsage ? { stream_options: { include_usage: true } } : {}),
     } as unknown as OpenAI.ChatCompletionCreateParamsStreaming;
-    const { data: stream, response, request_id } = await client.chat.completions.create(params, { signal }).withResponse();
+    const { data: stream, response, request_id } = await api.chat.completions.create(params, { signal }).withResponse();
     const texts: string[] = [];
     const thoughts: string[] = [];
     const refusals: string[] = [];
@@ -619,6 +660,8 @@ export function createLlm(options: LlmOptions): Llm {
     let cutPrompt: LlmError | undefined;
     /** Wall-clock time of the first failure since the last success or outage. */
     let failingSince: number | undefined;
+    /** Servers of a fleet that failed this call: the next attempt goes elsewhere, and costs no retry while one is up. */
+    const failedOn = new Set<FleetMember<Server>>();
 
     for (let attempt = 1; ; attempt++) {
       if (pausedUntil > Date.now()) await sleep(pausedUntil - Date.now(), signal);
@@ -638,18 +681,20 @@ export function createLlm(options: LlmOptions): Llm {
         failingSince = undefined;
       }
       const probe = typeof pass === "object" ? pass : undefined;
-      const permit: Permit = await concurrency.acquire(signal).catch((error: unknown) => {
+      const lease: Lease<Server> = await fleet.acquire(signal, failedOn).catch((error: unknown) => {
         if (probe) gate.probeAbandoned(probe);
         throw error;
       });
+      const server = lease.member;
       let outcome: "ok" | "overloaded" | "other" = "other";
+      let health: MemberHealth = "none";
       let failure: unknown;
       let headers: Headers | undefined;
       let result: ChatResult | undefined;
       let releaseSlot: (() => void) | undefined;
       const attemptStartedAt = performance.now();
       try {
-        releaseSlot = await options.slots?.acquire(signal);
+        releaseSlot = await server.handle.slots?.acquire(signal);
         if (options.learnedLimits && (!rpmBucket || !tpmBucket)) await adoptLearned();
         const tokenEstimate = tpmBucket ? promptEstimate() + n * (maxTokens ?? completionEstimate) : 0;
         if (rpmBucket) await rpmBucket.take(1, signal);
@@ -669,10 +714,11 @@ export function createLlm(options: LlmOptions): Llm {
           sentWith = capabilitiesOf(requestModel);
           const shaped = shapeBody(body, sentWith);
           const answer = request.stream
-            ? await streamed(shaped, n, attemptSignal, call.onDelta)
-            : await once(shaped, n, attemptSignal);
+            ? await streamed(server.handle.api, shaped, n, attemptSignal, call.onDelta)
+            : await once(server.handle.api, shaped, n, attemptSignal);
           const latencyMs = performance.now() - startedAt;
           outcome = "ok";
+          health = "answered";
           observeHeaders(answer.headers, marks);
           const promptTokens = answer.promptTokens ?? promptEstimate();
           // A count of 0 is no count: Ollama reports only newly evaluated tokens when its KV cache held the prefix.
@@ -729,13 +775,14 @@ export function createLlm(options: LlmOptions): Llm {
             outcome = "overloaded";
             timeouts++;
           }
+          health = signal.aborted ? "none" : serverHealth(failure);
         } finally {
           if (timeout) clearTimeout(timeout);
           if (forward) signal.removeEventListener("abort", forward);
         }
       } finally {
         releaseSlot?.();
-        concurrency.release(permit, outcome);
+        fleet.release(lease, outcome, health);
       }
 
       if (result) {
@@ -761,6 +808,13 @@ export function createLlm(options: LlmOptions): Llm {
       const retryable = status === undefined ? !(failure instanceof openai().APIUserAbortError) : isRetryableStatus(status);
       const what = describeFailure(failure, timeoutMs);
       const cause = () => scrubbedCause(failure, scrub);
+
+      if (health === "failed" && fleet.size > 1 && !probe) {
+        // One server of a fleet failed (gone, cut, 5xx): another that is up takes the call, at once and
+        // without spending its retries. Only when every server failed it do the retries and the outage apply.
+        failedOn.add(server);
+        if (fleet.hasHealthy(failedOn)) continue;
+      }
 
       if (!retryable) {
         // An answer, if not a good one: the endpoint is there.
@@ -1061,21 +1115,22 @@ export function createLlm(options: LlmOptions): Llm {
     get supportsJsonSchema() {
       return capabilitiesOf(model).jsonSchema;
     },
-    concurrency: concurrencyMax,
+    concurrency: fleet.members.reduce((sum, member) => sum + member.concurrency.max, 0),
     chat,
     stats: () => ({ ...totals }),
     limits: () => ({
-      concurrency: concurrency.limit,
-      inFlight: concurrency.inFlight,
+      concurrency: fleet.limit,
+      inFlight: fleet.inFlight,
       rpm: rpmBucket?.limit,
       tpm: tpmBucket?.limit,
     }),
+    fleet: () => fleet.view(),
     async close() {
       if (closed) return;
       closed = true;
       for (const flight of flights.values()) flight.controller.abort(new Error("llm closed"));
       gate.close(new Error("llm closed"));
-      transport?.close();
+      for (const member of fleet.members) member.handle.transport?.close();
       if (opened?.owned) await opened.store.close();
     },
   };
@@ -1161,6 +1216,19 @@ function streamedStatus(failure: { readonly error?: unknown }): number | undefin
   const code = (failure.error as { code?: unknown } | undefined)?.code;
   const status = typeof code === "number" ? code : typeof code === "string" && /^\d{3}$/.test(code) ? Number(code) : undefined;
   return status !== undefined && status >= 400 && status < 600 ? status : undefined;
+}
+
+/**
+ * What a failed attempt says about the server that took it: connection errors, timeouts and 5xx are its
+ * failures; any other status is an answer (a 429 is load, which its adaptive cap handles).
+ */
+function serverHealth(failure: unknown): MemberHealth {
+  if (failure instanceof openai().APIUserAbortError) return "none";
+  if (failure instanceof openai().APIError) {
+    const status = failure.status ?? streamedStatus(failure);
+    if (status !== undefined) return status >= 500 ? "failed" : "answered";
+  }
+  return "failed";
 }
 
 function isTimeout(failure: unknown): boolean {

@@ -1,5 +1,7 @@
 export { createLlm, LLM_DEFAULTS } from "./client.ts";
 export type { Llm, LlmOptions, ChatCallOptions, ModelPrice } from "./client.ts";
+export { FLEET_DEFAULTS, parseBaseUrls } from "./fleet.ts";
+export type { BaseUrls, FleetOptions, FleetServer, FleetMemberView } from "./fleet.ts";
 export type {
   ChatMessage,
   ChatRequest,

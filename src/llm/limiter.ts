@@ -222,12 +222,20 @@ export class AdaptiveConcurrency {
     return this.active;
   }
 
+  /**
+   * A slot now, or none: for a caller that queues its own waiters across several limits (a fleet's
+   * members, see fleet.ts), so a request waits for whichever member frees a slot first.
+   */
+  tryAcquire(): Permit | undefined {
+    if (this.waiters.length > 0 || this.active >= this.limit) return undefined;
+    this.active++;
+    return { epoch: this.epoch };
+  }
+
   acquire(signal?: AbortSignal): Promise<Permit> {
     if (signal?.aborted) return Promise.reject(abortError(signal));
-    if (this.waiters.length === 0 && this.active < this.limit) {
-      this.active++;
-      return Promise.resolve({ epoch: this.epoch });
-    }
+    const permit = this.tryAcquire();
+    if (permit) return Promise.resolve(permit);
     return new Promise<Permit>((resolve, reject) => {
       const waiter = {
         resolve,

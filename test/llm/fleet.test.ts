@@ -1,0 +1,238 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import fc from "fast-check";
+import { afterAll, describe, expect, it } from "vitest";
+import { ConfigError } from "../../src/errors.ts";
+import { createLlm, type Llm, type LlmOptions } from "../../src/llm/index.ts";
+import { startSimulator, type Simulator, type SimulatorOptions } from "../../src/sim/index.ts";
+
+const user = (content: string) => [{ role: "user" as const, content }];
+const dir = mkdtempSync(join(tmpdir(), "rxsynth-fleet-"));
+
+const sims = new Set<Simulator>();
+const clients: Llm[] = [];
+afterAll(async () => {
+  await Promise.all(clients.map((client) => client.close()));
+  await Promise.all([...sims].map((started) => started.close()));
+  rmSync(dir, { recursive: true, force: true });
+});
+
+async function sim(options: SimulatorOptions = {}): Promise<Simulator> {
+  const started = await startSimulator({ latencyMs: 1, ...options });
+  sims.add(started);
+  return started;
+}
+
+function fleetLlm(baseURL: LlmOptions["baseURL"], options: Partial<LlmOptions> = {}): Llm {
+  const client = createLlm({
+    baseURL,
+    model: "sim-1",
+    backoffBaseMs: 5,
+    backoffMaxMs: 50,
+    outageSeconds: 30,
+    fleet: { ejectBaseMs: 100, ejectMaxMs: 200 },
+    ...options,
+  });
+  clients.push(client);
+  return client;
+}
+
+const served = (client: Llm) => client.fleet!().map((member) => member.served);
+
+describe("a fleet of servers of one model", () => {
+  it("spreads requests in proportion to each server's cap and keeps every server busy", async () => {
+    const caps = [4, 8, 8, 16];
+    const servers = await Promise.all(caps.map((cap) => sim({ maxConcurrency: cap, latencyMs: 50 })));
+    const client = fleetLlm(servers.map((server, i) => ({ url: server.url, concurrency: caps[i]! })));
+    expect(client.concurrency).toBe(36);
+    expect(client.limits()).toMatchObject({ concurrency: 36, inFlight: 0 });
+    const total = 360;
+    // Warm up: the simulator's tokenizer and the client's first connections are not what is measured.
+    await Promise.all(Array.from({ length: 36 }, (_, i) => client.chat({ messages: user(`warm ${i}`) })));
+    const before = served(client);
+    const started = performance.now();
+    const results = await Promise.all(Array.from({ length: total }, (_, i) => client.chat({ messages: user(`spread ${i}`) })));
+    const elapsed = performance.now() - started;
+    expect(results).toHaveLength(total);
+    // 360 requests over 36 slots of 50 ms is 10 rounds, 0.5 s; a fleet kept busy at 0.8 does it in 0.63 s.
+    // The bound is loose for a shared machine (one server with cap 36 takes as long there): the counts below are the claim.
+    expect(elapsed).toBeLessThan(5_000);
+    for (const [i, server] of servers.entries()) {
+      const stats = server.stats();
+      expect(stats.peakConcurrency).toBeLessThanOrEqual(caps[i]!);
+      // Never more sent than the server serves at once: nothing waited in its queue.
+      expect(stats.peakQueued).toBe(0);
+      // Every server was kept at its cap at some point: none idled while others had work.
+      expect(stats.peakConcurrency).toBe(caps[i]!);
+    }
+    // Each server's share of the answers is its share of the capacity, within a fifth.
+    for (const [i, count] of served(client).map((after, i) => after - before[i]!).entries()) {
+      const share = (total * caps[i]!) / 36;
+      expect(count).toBeGreaterThanOrEqual(share * 0.8);
+      expect(count).toBeLessThanOrEqual(share * 1.2);
+    }
+    expect(served(client).reduce((a, b) => a + b, 0)).toBe(total + 36);
+    expect(client.stats()).toMatchObject({ requests: total + 36, retries: 0, failures: 0 });
+  });
+
+  it("loses no call when a server is closed mid-run: its calls move to the others, and it is ejected", async () => {
+    const servers = await Promise.all([0, 1, 2].map(() => sim({ maxConcurrency: 8, latencyMs: 30 })));
+    const lines: string[] = [];
+    const client = fleetLlm(servers.map((server) => server.url), { concurrency: 8, log: (line) => lines.push(line) });
+    let answered = 0;
+    const victim = servers[1]!;
+    let closing: Promise<void> | undefined;
+    const results = await Promise.all(
+      Array.from({ length: 300 }, (_, i) =>
+        client.chat({ messages: user(`death ${i}`) }).then((result) => {
+          if (++answered === 60) closing = victim.close();
+          return result;
+        }),
+      ),
+    );
+    await closing;
+    expect(results.every((result) => result.choices[0]!.text.length > 0)).toBe(true);
+    expect(client.stats().failures).toBe(0);
+    const [, dead] = client.fleet!();
+    expect(dead!.state).not.toBe("up");
+    expect(dead!.ejections).toBe(1);
+    // The calls it had in flight were cut and sent again elsewhere.
+    expect(dead!.failures).toBeGreaterThan(0);
+    expect(served(client).reduce((a, b) => a + b, 0)).toBe(300);
+    expect(lines.filter((line) => /^llm: fleet: 127\.0\.0\.1:\d+ ejected after \d+ failures in a row: probing it again in 100 ms \(2 of 3 servers up\)$/.test(line))).toHaveLength(1);
+  });
+
+  it("ejects a server that answers 500 to everything, and probes a server that came back into the fleet", async () => {
+    const broken = await sim({ faults: { "500": 1 } });
+    const flaky = await sim();
+    const good = await sim();
+    const lines: string[] = [];
+    const client = fleetLlm([broken.url, flaky.url, good.url], { concurrency: 4, log: (line) => lines.push(line) });
+    await flaky.down({ mode: "refuse" });
+    const first = await Promise.all(Array.from({ length: 200 }, (_, i) => client.chat({ messages: user(`eject ${i}`) })));
+    expect(first).toHaveLength(200);
+    expect(client.stats().failures).toBe(0);
+    const [bad, back] = client.fleet!();
+    expect(bad!.served).toBe(0);
+    // Ejected after three in a row (four in flight may fail at once), then one probe per backoff.
+    expect(bad!.failures).toBeLessThan(15);
+    expect(broken.stats().requests).toBeLessThan(15);
+    expect(back!.served).toBe(0);
+    expect(back!.state).not.toBe("up");
+
+    await flaky.up();
+    // Past its longest ejection: the next requests probe it, and its answer brings it back.
+    await new Promise((resolve) => setTimeout(resolve, 250));
+    await Promise.all(Array.from({ length: 200 }, (_, i) => client.chat({ messages: user(`back ${i}`) })));
+    expect(client.fleet!()[1]).toMatchObject({ state: "up", healthy: true });
+    expect(client.fleet!()[1]!.served).toBeGreaterThan(30);
+    expect(client.fleet!()[0]!.served).toBe(0);
+    expect(lines.some((line) => /^llm: fleet: 127\.0\.0\.1:\d+ answers again: back in the fleet \(2 of 3 servers up\)$/.test(line))).toBe(true);
+    expect(client.stats().failures).toBe(0);
+  });
+
+  it("keys the cache by the fleet, not the server: another order, or one more server, sends nothing", async () => {
+    const servers = await Promise.all([0, 1, 2].map(() => sim()));
+    const cache = join(dir, "fleet-cache");
+    const prompts = Array.from({ length: 40 }, (_, i) => user(`cached ${i}`));
+    const first = fleetLlm([servers[0]!.url, servers[1]!.url], { cache });
+    const answers = await Promise.all(prompts.map((messages) => first.chat({ messages })));
+    await first.close();
+    const sent = servers.map((server) => server.stats().requests);
+    expect(sent[0]! + sent[1]!).toBe(40);
+    expect(sent[0]).toBeGreaterThan(0);
+    expect(sent[1]).toBeGreaterThan(0);
+
+    const again = fleetLlm([servers[2]!.url, servers[1]!.url, servers[0]!.url], { cache });
+    const replayed = await Promise.all(prompts.map((messages) => again.chat({ messages })));
+    expect(replayed.map((result) => result.choices[0]!.text)).toEqual(answers.map((result) => result.choices[0]!.text));
+    expect(replayed.every((result) => result.cached)).toBe(true);
+    expect(servers.map((server) => server.stats().requests)).toEqual(sent);
+    expect(again.stats()).toMatchObject({ requests: 0, cacheHits: 40 });
+  });
+
+  it("waits out an outage of every server as one endpoint does, and continues on the first one back", async () => {
+    const servers = await Promise.all([0, 1].map(() => sim()));
+    const lines: string[] = [];
+    const client = fleetLlm(servers.map((server) => server.url), { log: (line) => lines.push(line) });
+    await client.chat({ messages: user("before") });
+    await Promise.all(servers.map((server) => server.down({ mode: "refuse" })));
+    setTimeout(() => void servers[1]!.up(), 400);
+    const results = await Promise.all(Array.from({ length: 10 }, (_, i) => client.chat({ messages: user(`all down ${i}`) })));
+    expect(results).toHaveLength(10);
+    expect(client.stats().failures).toBe(0);
+    expect(lines.filter((line) => /^llm: endpoint fleet of 2 \(127\.0\.0\.1:\d+, 127\.0\.0\.1:\d+\) unreachable since/.test(line))).toHaveLength(1);
+    expect(client.fleet!()[1]!.state).toBe("up");
+  });
+
+  it("refuses a list that names one server twice, in one line", () => {
+    expect(() => createLlm({ model: "m", baseURL: "http://a:1/v1, http://b:1/v1,http://a:1/v1/" })).toThrow(ConfigError);
+    expect(() => createLlm({ model: "m", baseURL: "http://a:1/v1, http://b:1/v1,http://a:1/v1/" })).toThrow(
+      /^createLlm: baseURL: http:\/\/a:1\/v1\/ is listed twice: list each server of a fleet once$/,
+    );
+    expect(() => createLlm({ model: "m", baseURL: " , " })).toThrow(/no base URL given/);
+  });
+
+  it("reads a comma-separated OPENAI_BASE_URL-style string as a fleet with one cap per server", async () => {
+    const servers = await Promise.all([0, 1, 2].map(() => sim()));
+    const client = fleetLlm(servers.map((server) => server.url).join(" , "), { concurrency: 5 });
+    expect(client.baseURL.split(",")).toEqual(servers.map((server) => server.url));
+    expect(client.concurrency).toBe(15);
+    expect(client.fleet!().map((member) => member.limit)).toEqual([5, 5, 5]);
+    await Promise.all(Array.from({ length: 30 }, (_, i) => client.chat({ messages: user(`csv ${i}`) })));
+    expect(served(client).every((count) => count > 0)).toBe(true);
+  });
+});
+
+describe("a fleet whose servers die and come back at random", () => {
+  it("answers every call exactly once, with the answer it would have had from one healthy server", async () => {
+    const count = 80;
+    const prompts = Array.from({ length: count }, (_, i) => user(`chaos ${i}`));
+    const reference = await sim();
+    const oracle = fleetLlm(reference.url);
+    const expected = (await Promise.all(prompts.map((messages) => oracle.chat({ messages })))).map((result) => result.choices[0]!.text);
+
+    const action = fc.record({ member: fc.integer({ min: 0, max: 2 }), atMs: fc.integer({ min: 0, max: 300 }) });
+    await fc.assert(
+      fc.asyncProperty(fc.array(action, { minLength: 1, maxLength: 6 }), async (actions) => {
+        const servers = await Promise.all([0, 1, 2].map(() => sim({ latencyMs: 20, maxConcurrency: 4 })));
+        const ports = servers.map((server) => server.port);
+        const alive: Array<Simulator | undefined> = [...servers];
+        const client = fleetLlm(servers.map((server) => server.url), { concurrency: 4 });
+        // Each action toggles a server: closed (its calls in flight cut), or started again on its port.
+        let chain = Promise.resolve();
+        const toggle = (member: number) =>
+          (chain = chain.then(async () => {
+            const running = alive[member];
+            if (running) {
+              alive[member] = undefined;
+              sims.delete(running);
+              await running.close();
+            } else alive[member] = await sim({ port: ports[member], latencyMs: 20, maxConcurrency: 4 });
+          }));
+        const timers = actions.map(({ member, atMs }) => setTimeout(() => void toggle(member), atMs));
+        // After the last action every server comes back, so every call can finish.
+        const revive = setTimeout(() => {
+          for (const member of [0, 1, 2]) chain = chain.then(async () => {
+            if (!alive[member]) alive[member] = await sim({ port: ports[member], latencyMs: 20, maxConcurrency: 4 });
+          });
+        }, 350);
+        try {
+          const results = await Promise.all(prompts.map((messages) => client.chat({ messages })));
+          expect(results.map((result) => result.choices[0]!.text)).toEqual(expected);
+          expect(client.stats().failures).toBe(0);
+          // Every call was answered once: answers counted by the servers that gave them add up to the calls.
+          expect(served(client).reduce((a, b) => a + b, 0)).toBe(count);
+        } finally {
+          for (const timer of timers) clearTimeout(timer);
+          clearTimeout(revive);
+          await chain;
+          await client.close();
+          for (const running of alive) if (running) await running.close();
+        }
+      }),
+      { seed: 1414, numRuns: 8 },
+    );
+  });
+});
