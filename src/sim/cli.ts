@@ -11,6 +11,14 @@ function number(flag: string, min: number) {
   };
 }
 
+function rate(flag: string) {
+  return (value: string): number => {
+    const parsed = Number(value);
+    if (!Number.isFinite(parsed) || parsed < 0 || parsed > 1) throw new ConfigError(`${flag} expects a rate in [0, 1], got "${value}"`);
+    return parsed;
+  };
+}
+
 /** Parses "429=0.1,500=0.05,reset=0.02" into fault rates. */
 export function parseFaults(text: string): FaultRates {
   const rates: Record<string, number> = {};
@@ -45,13 +53,16 @@ interface SimFlags {
   profile?: SimProfileName;
   reasoning?: ReasoningPlacement;
   ignoreJsonSchema?: boolean;
+  batchCompletionMs?: number;
+  batchFailureRate?: number;
+  batchExpireMs?: number;
 }
 
 /** Adds `rxsynth sim`: the OpenAI-compatible simulator as a standalone server, until Ctrl-C. */
 export function registerSimCommand(program: Command): void {
   program
     .command("sim")
-    .description("serve an OpenAI-compatible chat-completions simulator (deterministic answers, latency, limits, faults)")
+    .description("serve an OpenAI-compatible chat-completions simulator (deterministic answers, latency, limits, faults) and its Batch API")
     .option("--port <n>", "port (0 picks a free one)", number("--port", 0), 8000)
     .option("--host <host>", "address to listen on", "127.0.0.1")
     .option("--latency-ms <ms>", "fixed latency of every request", number("--latency-ms", 0))
@@ -79,6 +90,9 @@ export function registerSimCommand(program: Command): void {
       ]),
     )
     .option("--ignore-json-schema", "accept response_format json_schema and ignore it, as some servers do")
+    .option("--batch-completion-ms <ms>", "Batch API: ms from a batch's creation to completed (default 200)", number("--batch-completion-ms", 0))
+    .option("--batch-failure-rate <r>", "Batch API: rate of requests that fail with 500 in the error file", rate("--batch-failure-rate"))
+    .option("--batch-expire-ms <ms>", "Batch API: a batch not completed this long after creation expires (default 24 h)", number("--batch-expire-ms", 1))
     .action(async (flags: SimFlags) => {
       const faults: FaultRates = { ...(flags.failRate ? { "500": flags.failRate } : {}), ...flags.faults };
       const options: SimulatorOptions = {
@@ -100,6 +114,9 @@ export function registerSimCommand(program: Command): void {
         profile: flags.profile,
         reasoning: flags.reasoning,
         ignoreJsonSchema: flags.ignoreJsonSchema,
+        batchCompletionMs: flags.batchCompletionMs,
+        batchFailureRate: flags.batchFailureRate,
+        batchExpireMs: flags.batchExpireMs,
       };
       const sim = await startSimulator(options);
       console.log(`rxsynth sim listening: OPENAI_BASE_URL=${sim.url}  (stats: ${sim.url.replace(/\/v1$/, "")}/stats)`);
