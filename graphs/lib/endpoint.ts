@@ -78,14 +78,14 @@ export async function openEndpoint(env: GraphEnvironment, options: EndpointOptio
   if (baseURL) {
     const model = options.model ?? process.env.RXSYNTH_MODEL ?? "gpt-4o-mini";
     const prices = resolvePrices({ model, option: options.price });
-    const servers = parseBaseUrls(baseURL, "OPENAI_BASE_URL").map((server) => server.url.replace(/\/+$/, ""));
+    const servers = parseBaseUrls(baseURL, "OPENAI_BASE_URL").map((server) => server.url);
     // A fleet (several base URLs) is one endpoint named by RXSYNTH_FLEET_NAME, not by its list of servers:
     // a resumed run with a ninth server is the same run, and the answers already cached still count.
     const fleetName = servers.length > 1 ? process.env.RXSYNTH_FLEET_NAME?.trim() || FLEET_DEFAULTS.name : undefined;
     const endpointName = fleetName !== undefined ? `fleet:${fleetName}` : servers[0]!;
     const cache = await runCache(env);
     // Workers of a scaled-out run draw on one RPM/TPM budget for the endpoint, not one each.
-    const endpointKey = `${endpointName} ${model}`;
+    const endpointKey = `${endpointName.replace(/\/+$/, "")} ${model}`;
     const buckets = env.shared?.rateBuckets(endpointKey);
     // ... and on one concurrency: `concurrency` is the endpoint's (each server's, in a fleet), whatever the number of workers.
     const shared = env.shared;

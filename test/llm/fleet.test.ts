@@ -2,13 +2,17 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import fc from "fast-check";
-import { afterAll, describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it, vi } from "vitest";
+import backTranslation from "../../graphs/back-translation.ts";
 import { ConfigError } from "../../src/errors.ts";
+import { readManifest } from "../../src/index.ts";
 import { createLlm, type Llm, type LlmOptions } from "../../src/llm/index.ts";
 import { startSimulator, type Simulator, type SimulatorOptions } from "../../src/sim/index.ts";
+import { useGraphRuns } from "../support/graph-run.ts";
 
 const user = (content: string) => [{ role: "user" as const, content }];
 const dir = mkdtempSync(join(tmpdir(), "rxsynth-fleet-"));
+const { runGraph } = useGraphRuns();
 
 const sims = new Set<Simulator>();
 const clients: Llm[] = [];
@@ -57,7 +61,7 @@ describe("a fleet of servers of one model", () => {
     expect(results).toHaveLength(total);
     // 360 requests over 36 slots of 50 ms is 10 rounds, 0.5 s; a fleet kept busy at 0.8 does it in 0.63 s.
     // The bound is loose for a shared machine (one server with cap 36 takes as long there): the counts below are the claim.
-    expect(elapsed).toBeLessThan(5_000);
+    expect(elapsed).toBeLessThan(10_000);
     for (const [i, server] of servers.entries()) {
       const stats = server.stats();
       expect(stats.peakConcurrency).toBeLessThanOrEqual(caps[i]!);
@@ -76,10 +80,23 @@ describe("a fleet of servers of one model", () => {
     expect(client.stats()).toMatchObject({ requests: total + 36, retries: 0, failures: 0 });
   });
 
+  it("loads every server to the same fraction of its cap when the fleet is half busy", async () => {
+    const caps = [4, 8, 8, 16];
+    const servers = await Promise.all(caps.map((cap) => sim({ maxConcurrency: cap, latencyMs: 200 })));
+    const client = fleetLlm(servers.map((server, i) => ({ url: server.url, concurrency: caps[i]! })));
+    await client.chat({ messages: user("warm") });
+    const before = served(client);
+    // 18 calls at once on 36 slots: the least-loaded server takes each, so each ends up half full.
+    await Promise.all(Array.from({ length: 18 }, (_, i) => client.chat({ messages: user(`half ${i}`) })));
+    expect(served(client).map((after, i) => after - before[i]!)).toEqual([2, 4, 4, 8]);
+    expect(servers.map((server) => server.stats().peakConcurrency)).toEqual([2, 4, 4, 8]);
+  });
+
   it("loses no call when a server is closed mid-run: its calls move to the others, and it is ejected", async () => {
     const servers = await Promise.all([0, 1, 2].map(() => sim({ maxConcurrency: 8, latencyMs: 30 })));
     const lines: string[] = [];
-    const client = fleetLlm(servers.map((server) => server.url), { concurrency: 8, log: (line) => lines.push(line) });
+    // No retries of its own: a call moved to another server spends none.
+    const client = fleetLlm(servers.map((server) => server.url), { concurrency: 8, maxRetries: 0, log: (line) => lines.push(line) });
     let answered = 0;
     const victim = servers[1]!;
     let closing: Promise<void> | undefined;
@@ -234,5 +251,45 @@ describe("a fleet whose servers die and come back at random", () => {
       }),
       { seed: 1414, numRuns: 8 },
     );
+  });
+});
+
+describe("a ready graph on a fleet (OPENAI_BASE_URL with commas)", () => {
+  it("accepts every sample when a server dies mid-run, and resumes with a server more, but not on another endpoint", async () => {
+    const servers = await Promise.all([0, 1, 2].map(() => sim({ latencyMs: 5, maxConcurrency: 8 })));
+    vi.stubEnv("OPENAI_BASE_URL", servers.map((server) => server.url).join(","));
+    vi.stubEnv("RXSYNTH_MODEL", "sim-1");
+    vi.stubEnv("RXSYNTH_PRICE", "");
+    const victim = servers[1]!;
+    let closing: Promise<void> | undefined;
+    const watch = setInterval(() => {
+      if (victim.stats().requests < 4) return;
+      clearInterval(watch);
+      closing = victim.close();
+    }, 1);
+    const first = await runGraph(backTranslation, { count: 20, minChrF: 0 });
+    clearInterval(watch);
+    await closing;
+    expect(closing).toBeDefined();
+    expect(first.summary.status).toBe("complete");
+    expect(first.rows).toHaveLength(20);
+    expect(first.rejects).toEqual([]);
+    expect(first.logs.some((line) => /^LLM endpoint: fleet "default" of 3 servers \(http:\/\/127.*; 32 in flight each\)/.test(line))).toBe(true);
+    expect(first.logs.some((line) => /^llm: fleet: 127\.0\.0\.1:\d+ ejected after/.test(line))).toBe(true);
+    const manifest = await readManifest(first.out);
+    expect(manifest?.identity).toEqual({ endpoint: { baseURL: "fleet:default", model: "sim-1" } });
+
+    // A server more (and the dead one gone) is the same fleet: the run resumes.
+    const extra = await sim({ latencyMs: 5 });
+    vi.stubEnv("OPENAI_BASE_URL", [servers[2]!.url, servers[0]!.url, extra.url].join(","));
+    const resumed = await runGraph(backTranslation, { count: 20, minChrF: 0 }, { out: first.out });
+    expect(resumed.summary.status).toBe("complete");
+    expect(resumed.rows).toHaveLength(20);
+
+    // One of its servers alone is another endpoint, as another URL would be.
+    vi.stubEnv("OPENAI_BASE_URL", servers[0]!.url);
+    const refused = await runGraph(backTranslation, { count: 20, minChrF: 0 }, { out: first.out }).catch((error: unknown) => error);
+    expect(refused).toBeInstanceOf(ConfigError);
+    expect((refused as Error).message).toMatch(/generated with endpoint fleet:default \/ sim-1; this run would use endpoint http:\/\/127.*--allow-endpoint-change/);
   });
 });
