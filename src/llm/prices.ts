@@ -15,6 +15,12 @@ export interface ModelPrice {
  */
 export const PRICES_AS_OF = "2025-08";
 
+/**
+ * Share of the list price an answer through the provider's Batch API costs (OpenAI, Groq and Together bill
+ * batches at half price); a batch client's `batchPriceFactor` overrides it for a provider that differs.
+ */
+export const BATCH_PRICE_FACTOR = 0.5;
+
 /** The model name ready graphs use for the built-in simulator; priced at 0 and labelled as such. */
 export const SIMULATOR_MODEL = "rxsynth-sim";
 
