@@ -67,11 +67,11 @@ export async function serveBatchApi(req: IncomingMessage, files: FileStore, batc
     case "POST batches":
       return { json: batches.create(await readJson(req)) };
     case "GET batches":
-      return { json: batches.list(url.searchParams) };
+      return { json: await batches.list(url.searchParams) };
     case "GET batches/{id}":
-      return { json: batches.retrieve(id!) };
+      return { json: await batches.retrieve(id!) };
     case "POST batches/{id}/cancel":
-      return { json: batches.cancel(id!) };
+      return { json: await batches.cancel(id!) };
     default:
       throw new HttpError(404, `Unknown request URL: ${method} ${url.pathname}.`, "invalid_request_error", null, "unknown_url");
   }

@@ -76,6 +76,8 @@ interface BatchRecord {
   readonly outcomes: Outcome[];
   /** Set once the batch reached its end and wrote its files. */
   end?: { status: Status; outputFileId: string | null; errorFileId: string | null };
+  /** The last look at the batch: looks run one at a time, since running its requests yields to the server. */
+  busy?: Promise<void>;
 }
 
 /** OpenAI's limits on a batch's metadata and size. */
@@ -90,6 +92,8 @@ const CANCELLED = { code: "batch_cancelled", message: "This request was not exec
 const SERVER_ERROR = { message: "The server had an error while processing your request. Sorry about that!", type: "server_error", param: null, code: null };
 
 const seconds = (ms: number) => Math.floor(ms / 1_000);
+/** Requests run between two yields to the event loop, so a large batch does not stall the online endpoint. */
+const RUN_SLICE = 200;
 
 /** Reads a batch input file the way OpenAI's validation step does; any error fails the whole batch. */
 export function validateInput(content: Buffer, endpoint: string): { lines: BatchLine[]; errors: BatchError[]; model: string | null } {
@@ -217,28 +221,44 @@ export class BatchService {
     return this.view(record, 0);
   }
 
-  retrieve(id: string): object {
+  async retrieve(id: string): Promise<object> {
     const record = this.record(id);
-    return this.view(record, this.advance(record));
+    return this.locked(record, async () => this.view(record, await this.advance(record)));
   }
 
   /** Newest first, as OpenAI lists batches; a client that lost an id finds its batch by `metadata`. */
-  list(query: URLSearchParams): object {
+  async list(query: URLSearchParams): Promise<object> {
     const all = [...this.batches.values()].reverse();
     const listed = page(all, query, 100);
-    return { ...listed, data: listed.data.map((record) => this.view(record, this.advance(record))) };
+    const data: object[] = [];
+    for (const record of listed.data) data.push(await this.locked(record, async () => this.view(record, await this.advance(record))));
+    return { ...listed, data };
   }
 
-  cancel(id: string): object {
+  async cancel(id: string): Promise<object> {
     const record = this.record(id);
-    const at = this.advance(record);
-    const status = this.phase(record, at).status;
-    if (status === "cancelling") return this.view(record, at);
-    if (!["validating", "in_progress", "finalizing"].includes(status)) {
-      throw new HttpError(409, `Cannot cancel a batch with status '${status}'.`, "invalid_request_error", null, "batch_not_cancellable");
+    return this.locked(record, async () => {
+      const at = await this.advance(record);
+      const status = this.phase(record, at).status;
+      if (status === "cancelling") return this.view(record, at);
+      if (!["validating", "in_progress", "finalizing"].includes(status)) {
+        throw new HttpError(409, `Cannot cancel a batch with status '${status}'.`, "invalid_request_error", null, "batch_not_cancellable");
+      }
+      record.cancelAt = at;
+      return this.view(record, await this.advance(record));
+    });
+  }
+
+  private async locked<T>(record: BatchRecord, look: () => Promise<T>): Promise<T> {
+    const before = record.busy;
+    let done!: () => void;
+    record.busy = new Promise<void>((resolve) => (done = resolve));
+    try {
+      await before;
+      return await look();
+    } finally {
+      done();
     }
-    record.cancelAt = at;
-    return this.view(record, this.advance(record));
   }
 
   private record(id: string): BatchRecord {
@@ -281,12 +301,16 @@ export class BatchService {
   }
 
   /** Runs the requests due by now and, at the batch's end, writes its files; returns the ms since creation. */
-  private advance(record: BatchRecord): number {
+  private async advance(record: BatchRecord): Promise<number> {
     const t = Math.max(0, Date.now() - record.createdMs);
     if (record.end) return t;
     const phase = this.phase(record, t);
     const due = this.doneBy(record, Math.min(t, phase.cutoff));
-    while (record.outcomes.length < due) record.outcomes.push(this.run(record, record.lines[record.outcomes.length]!));
+    while (record.outcomes.length < due) {
+      const slice = Math.min(due, record.outcomes.length + RUN_SLICE);
+      while (record.outcomes.length < slice) record.outcomes.push(this.run(record, record.lines[record.outcomes.length]!));
+      if (record.outcomes.length < due) await new Promise((resolve) => setImmediate(resolve));
+    }
     if (phase.status === phase.endStatus && phase.status !== "validating") this.finish(record, phase.status);
     return t;
   }

@@ -282,6 +282,20 @@ describe("simulator batch API", () => {
     expect(batch).toMatchObject({ status: "completed", request_counts: { total: 1, completed: 1, failed: 0 } });
   });
 
+  it("keeps answering online requests while a large batch runs", async () => {
+    const s = await sim({ batchCompletionMs: 0 });
+    const openai = client(s);
+    const input = Array.from({ length: 3_000 }, (_, i) => request(i));
+    const created = await openai.batches.create({ input_file_id: (await upload(openai, input)).id, endpoint: "/v1/chat/completions", completion_window: "24h" });
+    await new Promise((resolve) => setTimeout(resolve, 2));
+    const order: string[] = [];
+    const batch = openai.batches.retrieve(created.id).then((b) => (order.push("batch"), b));
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    await openai.chat.completions.create(request(0).body as never).then(() => order.push("online"));
+    expect((await batch).request_counts).toEqual({ total: 3_000, completed: 3_000, failed: 0 });
+    expect(order).toEqual(["online", "batch"]);
+  });
+
   it("serves file listing, retrieval and deletion", async () => {
     const s = await sim();
     const openai = client(s);
