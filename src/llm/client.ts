@@ -679,6 +679,7 @@ export function createLlm(options: LlmOptions): Llm {
       if (pass === "resumed") {
         retriesLeft = maxRetries;
         failingSince = undefined;
+        failedOn.clear();
       }
       const probe = typeof pass === "object" ? pass : undefined;
       const lease: Lease<Server> = await fleet.acquire(signal, failedOn).catch((error: unknown) => {

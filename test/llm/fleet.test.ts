@@ -1,3 +1,4 @@
+import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -40,6 +41,28 @@ function fleetLlm(baseURL: LlmOptions["baseURL"], options: Partial<LlmOptions> =
   });
   clients.push(client);
   return client;
+}
+
+const root = join(import.meta.dirname, "..", "..");
+const children = new Set<ChildProcess>();
+afterAll(() => {
+  for (const child of children) child.kill("SIGKILL");
+});
+
+/** `rxsynth sim` in a process of its own, to be killed with SIGKILL: its URL once it listens. */
+async function simProcess(args: readonly string[]): Promise<{ url: string; child: ChildProcess }> {
+  const child = spawn(process.execPath, [join(root, "bin", "rxsynth.mjs"), "sim", "--port", "0", ...args], { stdio: ["ignore", "pipe", "pipe"] });
+  children.add(child);
+  const url = await new Promise<string>((resolve, reject) => {
+    let seen = "";
+    child.stdout!.on("data", (chunk: Buffer) => {
+      seen += chunk.toString();
+      const found = /OPENAI_BASE_URL=(\S+)/.exec(seen);
+      if (found) resolve(found[1]!);
+    });
+    child.once("exit", (code) => reject(new Error(`rxsynth sim exited with ${code} before it listened: ${seen}`)));
+  });
+  return { url, child };
 }
 
 const served = (client: Llm) => client.fleet!().map((member) => member.served);
@@ -203,6 +226,37 @@ describe("a fleet of servers of one model", () => {
 });
 
 describe("a fleet whose servers die and come back at random", () => {
+  it("answers every call when server processes are killed with SIGKILL at seeded points mid-run", async () => {
+    const started = await Promise.all([0, 1, 2].map(() => simProcess(["--latency-ms", "20", "--max-concurrency", "4"])));
+    const client = fleetLlm(started.map((server) => server.url), { concurrency: 4 });
+    const count = 150;
+    // Seeded points: the first dies after 20 to 60 answers, the second 30 to 80 answers later (both before the last).
+    const random = fc.sample(fc.tuple(fc.integer({ min: 20, max: 60 }), fc.integer({ min: 30, max: 80 })), { seed: 77, numRuns: 1 })[0]!;
+    const killAt = new Map([
+      [random[0], started[0]!.child],
+      [random[0] + random[1], started[2]!.child],
+    ]);
+    let answered = 0;
+    const results = await Promise.all(
+      Array.from({ length: count }, (_, i) =>
+        client.chat({ messages: user(`killed ${i}`) }).then((result) => {
+          killAt.get(++answered)?.kill("SIGKILL");
+          return result;
+        }),
+      ),
+    );
+    expect(results.every((result) => result.choices[0]!.text.length > 0)).toBe(true);
+    expect(client.stats().failures).toBe(0);
+    expect(served(client).reduce((a, b) => a + b, 0)).toBe(count);
+    const [first, second, third] = client.fleet!();
+    expect(first!.state).not.toBe("up");
+    expect(third!.state).not.toBe("up");
+    expect(second!.state).toBe("up");
+    const killed = started[0]!.child;
+    if (killed.signalCode === null) await new Promise((resolve) => killed.once("exit", resolve));
+    expect(killed.signalCode).toBe("SIGKILL");
+  }, 90_000);
+
   it("answers every call exactly once, with the answer it would have had from one healthy server", async () => {
     const count = 80;
     const prompts = Array.from({ length: count }, (_, i) => user(`chaos ${i}`));
