@@ -134,7 +134,10 @@ export interface SimulatorStats extends BatchStats {
 export interface DownOptions {
   /** For how long from its start; default until `up()`. */
   readonly ms?: number;
-  /** "503": every chat request is answered 503; "refuse": the port stops listening (connection refused). Default "503". */
+  /**
+   * "503": every chat request is answered 503 (and every Files and Batches request, which `afterRequests` does not
+   * count); "refuse": the port stops listening (connection refused). Default "503".
+   */
   readonly mode?: "503" | "refuse";
   /** The outage starts after this many more chat requests were received. Default 0: now. */
   readonly afterRequests?: number;
@@ -594,9 +597,10 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
       if (given !== o.apiKey) throw new HttpError(401, "Incorrect API key provided. Check the key you configured.", "invalid_request_error", null, "invalid_api_key");
     }
     const reply = await serveBatchApi(req, files, batches, () => stats.filesUploaded++);
-    if ("json" in reply) return sendJson(res, 200, reply.json);
+    const requestId = { "x-request-id": `req_${(++requestCounter).toString(16).padStart(8, "0")}` };
+    if ("json" in reply) return sendJson(res, 200, reply.json, requestId);
     if (res.destroyed) return;
-    res.writeHead(200, { "content-type": reply.contentType, "content-length": reply.bytes.length });
+    res.writeHead(200, { "content-type": reply.contentType, "content-length": reply.bytes.length, ...requestId });
     res.end(reply.bytes);
   };
 

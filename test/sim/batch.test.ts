@@ -69,7 +69,10 @@ describe("simulator batch API", () => {
     expect(file.id).toMatch(/^file-/);
     expect(await (await openai.files.content(file.id)).text()).toBe(jsonl(input));
 
-    const created = await openai.batches.create({ input_file_id: file.id, endpoint: "/v1/chat/completions", completion_window: "24h", metadata: { run: "r1" } });
+    const { data: created, request_id } = await openai.batches
+      .create({ input_file_id: file.id, endpoint: "/v1/chat/completions", completion_window: "24h", metadata: { run: "r1" } })
+      .withResponse();
+    expect(request_id).toMatch(/^req_/);
     expect(created).toMatchObject({ object: "batch", status: "validating", input_file_id: file.id, endpoint: "/v1/chat/completions", completion_window: "24h", metadata: { run: "r1" } });
     expect(created.id).toMatch(/^batch_/);
     expect(created.expires_at).toBe(created.created_at + 24 * 3_600);
