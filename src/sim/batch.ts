@@ -167,7 +167,8 @@ export function validateInput(content: Buffer, endpoint: string): { lines: Batch
  * OpenAI's Batch API over the simulator: a batch moves validating -> in_progress -> finalizing -> completed
  * (or failed, expired, cancelling -> cancelled) on a clock measured from its creation, so its state is a
  * function of time, computed when asked. Its requests run front to back during `in_progress`, each getting
- * the answer the online endpoint gives for its body.
+ * the answer the online endpoint gives for its body. The simulator charges nothing; rxsynth prices batch
+ * tokens at OpenAI's batch rate, 50 % of the online list price.
  */
 export class BatchService {
   private readonly batches = new Map<string, BatchRecord>();
