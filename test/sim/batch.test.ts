@@ -63,7 +63,12 @@ describe("simulator batch API", () => {
   it("runs a batch the openai client uploads, creates and reads, with the online answers", async () => {
     const s = await sim({ batchCompletionMs: 100, seed: 3 });
     const openai = client(s);
-    const input = Array.from({ length: 6 }, (_, i) => request(i));
+    const schema = { type: "object", properties: { title: { type: "string" }, year: { type: "integer" } }, required: ["title", "year"], additionalProperties: false };
+    const input = [
+      ...Array.from({ length: 4 }, (_, i) => request(i)),
+      request(4, { n: 3, temperature: 1 }),
+      request(5, { response_format: { type: "json_schema", json_schema: { name: "book", strict: true, schema } } }),
+    ];
     const file = await upload(openai, input);
     expect(file).toMatchObject({ object: "file", purpose: "batch", filename: "input.jsonl", status: "processed", bytes: Buffer.byteLength(jsonl(input)) });
     expect(file.id).toMatch(/^file-/);
@@ -93,6 +98,8 @@ describe("simulator batch API", () => {
       const online = await openai.chat.completions.create(input[i]!.body as never);
       expect(answer(line.response.body)).toEqual(answer(online));
     }
+    expect(output[4].response.body.choices).toHaveLength(3);
+    expect(JSON.parse(output[5].response.body.choices[0].message.content)).toEqual({ title: expect.any(String), year: expect.any(Number) });
     const usage = output.reduce((sum, l) => sum + l.response.body.usage.total_tokens, 0);
     expect(done.usage?.total_tokens).toBe(usage);
     const counted = await stats(s);
