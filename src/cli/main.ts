@@ -8,6 +8,7 @@ import { registerExportCommand } from "./export-command.ts";
 import { registerCacheCommand } from "./cache-command.ts";
 import { registerScaleCommands } from "./scale-commands.ts";
 import { registerReportCommand } from "./report-command.ts";
+import { registerBenchCommand } from "./bench-command.ts";
 
 export function positiveInteger(value: string): number {
   const parsed = Number(value);
@@ -52,6 +53,7 @@ export function createProgram(): Command {
   registerCacheCommand(program);
   registerScaleCommands(program);
   registerReportCommand(program);
+  registerBenchCommand(program);
   return program;
 }
 
