@@ -4,5 +4,6 @@ export { registerSimCommand, parseFaults } from "./cli.ts";
 export { valueFromSchema } from "./schema.ts";
 export { SIM_REFUSAL } from "./answers.ts";
 export { SIM_PROFILES, simProfile, type SimProfileName, type ReasoningPlacement } from "./profiles.ts";
-export { BatchService, validateInput, type BatchStats, type BatchTiming, type ChatAnswer } from "./batch.ts";
+export { BatchService, type BatchStats, type BatchTiming, type ChatAnswer } from "./batch.ts";
+export { validateInput, type BatchError, type BatchLine } from "./batch-input.ts";
 export { FileStore, type SimFileObject } from "./batch-files.ts";
