@@ -59,10 +59,11 @@ class Slot {
 
   timing(now: number): OperatorTiming {
     if (this.kind === "async") this.advance(now);
-    // A wrapped operator whose count in flight never moved is not a stage under its own name (compose(), raw RxJS).
-    const kind = this.kind === "async" && this.started === 0 ? "other" : this.kind;
+    // A wrapped operator whose count in flight never moved is not a stage under its own name (compose(), raw RxJS):
+    // Its arrivals never start anything under its name, so they would read as an endless queue.
+    if (this.kind === "async" && this.started === 0) return { name: this.name, kind: "other", busyS: 0, inFlightS: 0, queuedS: 0 };
     const s = (ms: number) => ms / 1_000;
-    return { name: this.name, kind, busyS: s(this.busy), inFlightS: s(this.inFlightArea), queuedS: s(this.queuedArea) };
+    return { name: this.name, kind: this.kind, busyS: s(this.busy), inFlightS: s(this.inFlightArea), queuedS: s(this.queuedArea) };
   }
 }
 

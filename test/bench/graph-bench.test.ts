@@ -5,9 +5,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { promisify } from "node:util";
+import { map, type Observable } from "rxjs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { benchGraph } from "../../src/bench/graph-bench.ts";
-import { defineAsyncMap, defineGraph, defineMap } from "../../src/index.ts";
+import { defineAsyncMap, defineGraph, defineMap, type Sample } from "../../src/index.ts";
 import { memorySource } from "../../src/io/index.ts";
 import { startSimulator } from "../../src/sim/index.ts";
 
@@ -61,6 +62,8 @@ describe("benchGraph", () => {
           // Two sync stages in a row: the runner fuses them into direct calls, one inside the other's emit.
           defineMap({ name: "light", map: (s) => ({ data: { ...s.data, light: work(1) } }) }),
           defineMap({ name: "heavy", map: (s) => ({ data: { ...s.data, heavy: work(3) } }) }),
+          // Plain RxJS, untimed, called inside heavy's emit: its work is nobody's, heavy's least of all.
+          Object.assign((source: Observable<Sample>) => source.pipe(map((s) => (work(3), s))), { meta: { name: "plain_rxjs", version: "1", paramsHash: "-" } }),
           defineAsyncMap({ name: "wait", concurrency: 2, map: async (s) => (await sleep(25), { data: { ...s.data, waited: true } }) }),
         ],
       }),
@@ -69,6 +72,7 @@ describe("benchGraph", () => {
     const op = Object.fromEntries(result.operators.map((o) => [o.name, o]));
     expect(result).toMatchObject({ graph: "timed", status: "complete", accepted: 40, rejected: 0, sourceRecords: 40 });
     expect(op.light).toMatchObject({ kind: "sync", in: 40, out: 40 });
+    expect(op.plain_rxjs).toMatchObject({ kind: "other", busyS: 0 });
     // Three times the work, three times the time (a machine busy with other work stretches both alike); were
     // the stage after it charged to `light`, `light` would take longer than `heavy`.
     const ratio = op.heavy!.busyS / op.light!.busyS;
@@ -149,7 +153,8 @@ describe("rxsynth bench", () => {
     // Until the run is under way: its folder exists and the simulator answers.
     for (let i = 0; i < 300 && (await benchFolders(dir)).length === 0; i++) await sleep(100);
     expect(await benchFolders(dir)).toHaveLength(1);
-    await sleep(500 + Math.floor(Math.random() * 1_000));
+    // Mid-run: the quickstart's waves are under way (100,000 rows would take many minutes).
+    await sleep(800);
     child.kill("SIGTERM");
     expect(await exited).toBe(143);
     expect(await benchFolders(dir)).toEqual([]);
