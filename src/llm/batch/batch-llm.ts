@@ -388,6 +388,8 @@ export function createBatchLlm(options: BatchLlmOptions): BatchLlm {
   const ensurePolling = () => {
     if (polling || closed) return;
     polling = (async () => {
+      // After `polling` is set, so the `finally` below cannot run before it and leave it set for good.
+      await null;
       try {
         while (!closed && [...groups.values()].some((group) => group.batchId !== undefined)) {
           for (const group of [...groups.values()]) {
