@@ -7,6 +7,7 @@ import { afterAll, describe, expect, it, vi } from "vitest";
 import backTranslation from "../../graphs/back-translation.ts";
 import { ConfigError } from "../../src/errors.ts";
 import { readManifest } from "../../src/index.ts";
+import { FleetMember, FleetRouter, type Lease } from "../../src/llm/fleet.ts";
 import { createLlm, type Llm, type LlmOptions } from "../../src/llm/index.ts";
 import { startSimulator, type Simulator, type SimulatorOptions } from "../../src/sim/index.ts";
 import { useGraphRuns } from "../support/graph-run.ts";
@@ -222,6 +223,82 @@ describe("a fleet of servers of one model", () => {
     expect(client.fleet!().map((member) => member.limit)).toEqual([5, 5, 5]);
     await Promise.all(Array.from({ length: 30 }, (_, i) => client.chat({ messages: user(`csv ${i}`) })));
     expect(served(client).every((count) => count > 0)).toBe(true);
+  });
+});
+
+describe("the fleet's router", () => {
+  const make = (caps: readonly number[]) => {
+    let now = 0;
+    const lines: string[] = [];
+    const members = caps.map((cap, i) => new FleetMember(`http://s${i}:1/v1`, cap, true, i));
+    const router = new FleetRouter(members, { ejectAfter: 3, ejectBaseMs: 1_000, ejectMaxMs: 4_000 }, (line) => lines.push(line), () => now);
+    return { router, members, lines, advance: (ms: number) => (now += ms) };
+  };
+  const take = async (router: FleetRouter<number>, n: number) => {
+    const leases: Array<Lease<number>> = [];
+    for (let i = 0; i < n; i++) leases.push(await router.acquire(undefined));
+    return leases;
+  };
+
+  it("ejects a server after three failures in a row, sends it nothing until its backoff ends, then exactly one probe", async () => {
+    const { router, members, lines, advance } = make([2, 2]);
+    for (let i = 0; i < 3; i++) {
+      const lease = await router.acquire(undefined, new Set([members[1]!]));
+      expect(lease.member).toBe(members[0]);
+      router.release(lease, "other", "failed");
+    }
+    expect(members[0]!.state).toBe("ejected");
+    expect(lines).toEqual(["llm: fleet: s0:1 ejected after 3 failures in a row: probing it again in 1000 ms (1 of 2 servers up)"]);
+    const during = await take(router, 2);
+    expect(during.map((lease) => lease.member)).toEqual([members[1], members[1]]);
+    for (const lease of during) router.release(lease, "ok", "answered");
+    advance(1_000);
+    const [probe, next, third] = await take(router, 3);
+    expect(probe!.member).toBe(members[0]);
+    expect(members[0]!.state).toBe("probing");
+    // While its probe is out, the others take the traffic.
+    expect([next!.member, third!.member]).toEqual([members[1], members[1]]);
+    // A failed probe: out for twice as long.
+    router.release(probe!, "other", "failed");
+    expect(members[0]).toMatchObject({ state: "ejected", backoffMs: 2_000 });
+    router.release(next!, "ok", "answered");
+    router.release(third!, "ok", "answered");
+    advance(1_999);
+    expect((await take(router, 1))[0]!.member).toBe(members[1]);
+    advance(1);
+    const again = await router.acquire(undefined);
+    expect(again.member).toBe(members[0]);
+    router.release(again, "ok", "answered");
+    expect(members[0]).toMatchObject({ state: "up", backoffMs: 0, ejections: 1, served: 1 });
+    expect(lines.at(-1)).toBe("llm: fleet: s0:1 answers again: back in the fleet (2 of 2 servers up)");
+  });
+
+  it("keeps the backoff under ejectMaxMs, and with every server out gives the attempt to the one due back first", async () => {
+    const { router, members, advance } = make([1, 1]);
+    for (const member of members) for (let i = 0; i < 3; i++) router.release({ member, permit: member.concurrency.tryAcquire()! }, "other", "failed");
+    expect(members.map((member) => member.state)).toEqual(["ejected", "ejected"]);
+    for (let i = 0; i < 5; i++) router.release({ member: members[1]!, permit: members[1]!.concurrency.tryAcquire()! }, "other", "failed");
+    expect(members[1]!.backoffMs).toBe(4_000);
+    advance(10);
+    const lease = await router.acquire(undefined);
+    expect(lease.member).toBe(members[0]);
+  });
+
+  it("waits while every server is at its cap, and gives the slot a server frees to the first waiter", async () => {
+    const { router, members } = make([1, 1]);
+    const [a, b] = await take(router, 2);
+    let served = false;
+    const waiting = router.acquire(undefined).then((lease) => {
+      served = true;
+      return lease;
+    });
+    await Promise.resolve();
+    expect(served).toBe(false);
+    router.release(b!, "ok", "answered");
+    expect((await waiting).member).toBe(b!.member);
+    expect(router.inFlight).toBe(2);
+    router.release(a!, "ok", "answered");
+    expect(members[0]!.concurrency.inFlight).toBe(0);
   });
 });
 
