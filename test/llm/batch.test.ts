@@ -118,7 +118,38 @@ describe("batch mode", () => {
     expect(s.stats().batchRequests).toBeLessThanOrEqual(80);
   });
 
-  it("expired batches: what ran is kept, the rest goes again; nothing answered at all stops the run", async () => {
+  it("a batch that answers nothing, time after time, is the endpoint's failure (EndpointError), not the samples'", async () => {
+    const s = await simulator({ batchCompletionMs: 400, batchExpireMs: 1 });
+    const llm = batchLlm(s.url, { maxResubmits: 1 });
+    const settled = await Promise.allSettled(requests(5).map((request) => llm.chat(request)));
+    for (const outcome of settled) {
+      expect(outcome.status).toBe("rejected");
+      expect((outcome as PromiseRejectedResult).reason).toBeInstanceOf(EndpointError);
+    }
+    expect(s.stats().batchRequests).toBe(10);
+    expect(llm.board.figures()).toMatchObject({ submitted: 2, expired: 2, requestsDone: 0, requestsTotal: 10 });
+  });
+
+  it("keeps the tokens of batches not yet ended within maxEnqueuedTokens", async () => {
+    const s = await simulator({ batchCompletionMs: 60 });
+    const limit = 800;
+    const llm = batchLlm(s.url, { maxBatchRequests: 4, maxEnqueuedTokens: limit });
+    const got = await Promise.all(requests(24).map((request) => llm.chat(request)));
+    expect(got).toHaveLength(24);
+    // Replayed in the journal's order: an intent adds its tokens, its batch's end takes them off.
+    const open = new Map<string, number>();
+    let peak = 0;
+    for (const record of readJournal(join(dir, "state", "batches.jsonl"))) {
+      if (record.type === "intent") open.set(record.key, record.lines.reduce((sum, line) => sum + line.tokens, 0));
+      if (record.type === "done") open.delete(record.key);
+      peak = Math.max(peak, [...open.values()].reduce((a, b) => a + b, 0));
+    }
+    expect(peak).toBeLessThanOrEqual(limit);
+    expect(peak).toBeGreaterThan(limit / 2);
+    expect(s.stats().batchesCreated).toBeGreaterThanOrEqual(6);
+  });
+
+  it("expired batches: what ran is kept, the rest goes again", async () => {
     const s = await simulator({ batchCompletionMs: 400, batchExpireMs: 200 });
     const llm = batchLlm(s.url, { maxResubmits: 2 });
     const settled = await Promise.allSettled(requests(20).map((request) => llm.chat(request)));
