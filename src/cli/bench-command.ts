@@ -4,6 +4,7 @@ import { InvalidArgumentError, type Command } from "commander";
 import { graphBenchTable, sweepTable } from "../bench/bench-table.ts";
 import { SWEEP_DEFAULTS, sweepEndpoint } from "../bench/endpoint-sweep.ts";
 import { benchGraph } from "../bench/graph-bench.ts";
+import { renderSweepPage } from "../bench/sweep-html.ts";
 import { ConfigError } from "../errors.ts";
 import { checkedConfig, loadGraph, parseOverrides, readConfigFile } from "./load-graph.ts";
 import { positiveInteger } from "./main.ts";
@@ -20,6 +21,7 @@ interface BenchFlags {
   set: string[];
   config?: string;
   json?: string;
+  html?: string;
   quiet?: boolean;
 }
 
@@ -90,10 +92,14 @@ async function benchEndpoint(flags: BenchFlags): Promise<void> {
   }));
   console.log(sweepTable(result));
   if (flags.json) await writeJson(flags.json, { kind: "endpoint", ...result });
+  if (flags.html) {
+    await writeFile(resolve(flags.html), await renderSweepPage(result));
+    console.error(`html: ${resolve(flags.html)}`);
+  }
 }
 
 async function benchGraphFile(file: string, flags: BenchFlags): Promise<void> {
-  refuse(flags, [["baseUrl", "--base-url"], ["model", "--model"], ["apiKey", "--api-key"], ["levels", "--levels"], ["requests", "--requests"]], "a graph's bench");
+  refuse(flags, [["baseUrl", "--base-url"], ["model", "--model"], ["apiKey", "--api-key"], ["levels", "--levels"], ["requests", "--requests"], ["html", "--html"]], "a graph's bench");
   if (flags.limit !== undefined && flags.seconds !== undefined) throw new ConfigError("bench takes --limit N or --seconds S, not both");
   const definition = await loadGraph(file);
   const fromConfig = flags.config ? await readConfigFile(flags.config) : {};
@@ -127,6 +133,7 @@ export function registerBenchCommand(program: Command): void {
     .option("-s, --set <key=value>", "graph: override a graph option (repeatable)", (value: string, all: string[]) => [...all, value], [])
     .option("-c, --config <file>", "graph: options from a JSON or YAML file (--set wins)")
     .option("--json <file>", "also write the figures as JSON")
+    .option("--html <file>", "endpoint: also write a page with the throughput and latency curve")
     .option("-q, --quiet", "only the table")
     .action(async (target: string, flags: BenchFlags) => {
       if (target === "endpoint") await benchEndpoint(flags);
