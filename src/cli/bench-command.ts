@@ -74,10 +74,11 @@ async function writeJson(file: string, value: unknown): Promise<void> {
 
 async function benchEndpoint(flags: BenchFlags): Promise<void> {
   refuse(flags, [["limit", "--limit"], ["budget", "--budget"], ["set", "--set"], ["config", "--config"]], "bench endpoint");
-  if (!flags.baseUrl) throw new ConfigError("bench endpoint needs --base-url URL (an OpenAI-compatible endpoint, usually ending in /v1)");
+  const baseURL = flags.baseUrl ?? process.env.OPENAI_BASE_URL;
+  if (!baseURL) throw new ConfigError("bench endpoint needs --base-url URL (or OPENAI_BASE_URL): an OpenAI-compatible endpoint, usually ending in /v1");
   const result = await untilSignal((signal) => sweepEndpoint({
     signal,
-    baseURL: flags.baseUrl!,
+    baseURL,
     model: flags.model,
     apiKey: flags.apiKey,
     levels: flags.levels,
@@ -122,7 +123,7 @@ export function registerBenchCommand(program: Command): void {
     .command("bench")
     .description("measure an endpoint (`bench endpoint --base-url URL`: a concurrency sweep, its knee and the concurrency to use) or a graph (`bench <graph>`: samples/s, time per operator, the bottleneck, LLM share, memory)")
     .argument("<target>", '"endpoint", or a graph file or ready graph\'s name (run into a temporary folder, removed afterwards)')
-    .option("--base-url <url>", "endpoint: the OpenAI-compatible base URL, e.g. http://localhost:8000/v1")
+    .option("--base-url <url>", "endpoint: the OpenAI-compatible base URL, e.g. http://localhost:8000/v1 (default OPENAI_BASE_URL)")
     .option("--model <name>", "endpoint: the model (default RXSYNTH_MODEL, else the first the server lists)")
     .option("--api-key <key>", "endpoint: the API key (default OPENAI_API_KEY)")
     .option("--levels <list>", `endpoint: concurrency levels (default ${SWEEP_DEFAULTS.levels.join(",")})`, levelList)
