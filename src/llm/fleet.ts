@@ -268,11 +268,12 @@ export class FleetRouter<T> {
     }
     if (best) return this.take(best);
     if (anyUp) return bestAvoided ? this.take(bestAvoided) : undefined;
-    // The whole fleet is out: the server due back first takes the attempt (the outage gate spaces them).
+    // The whole fleet is out: the server due back first takes the attempt (the outage gate spaces them),
+    // one this call has not failed on before one it has.
+    const rank = (member: FleetMember<T>) => (avoid?.has(member) ? Number.MAX_SAFE_INTEGER : 0) + member.ejectedUntil;
     let soonest: FleetMember<T> | undefined;
     for (const member of members) {
       if (member.state === "probing" || member.concurrency.inFlight >= member.concurrency.limit) continue;
-      const rank = (candidate: FleetMember<T>) => (avoid?.has(candidate) ? 1 : 0) * 1e15 + candidate.ejectedUntil;
       if (!soonest || rank(member) < rank(soonest)) soonest = member;
     }
     return soonest ? this.take(soonest) : undefined;
