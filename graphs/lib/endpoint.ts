@@ -20,7 +20,7 @@ import { startSimulator, type SimulatorOptions } from "../../src/sim/index.ts";
 export interface EndpointOptions {
   /** Model to call on a real endpoint; default RXSYNTH_MODEL, else gpt-4o-mini. */
   readonly model?: string;
-  /** Most requests in flight. Default 32. */
+  /** Most requests in flight (to each server, when OPENAI_BASE_URL lists a fleet). Default 32. */
   readonly concurrency?: number;
   readonly seed?: number;
   /**
