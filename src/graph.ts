@@ -2,6 +2,7 @@ import { ConfigError } from "./errors.ts";
 import type { Operator } from "./operator.ts";
 import type { RunSink, SinkFormat, Source } from "./io/types.ts";
 import type { LlmOptions } from "./llm/client.ts";
+import type { BatchMode } from "./llm/batch/mode.ts";
 
 /** How accepted and rejected samples are written when the run has an output folder. */
 export interface OutputOptions {
@@ -66,6 +67,8 @@ export interface GraphEnvironment {
   readonly out: string | undefined;
   /** False: the graph's LLM calls bypass the response cache (`rxsynth run --no-cache`). Default true. */
   readonly cache?: boolean;
+  /** Set: the graph's LLM calls go through the provider's Batch API at the batch price (`rxsynth run --batch`; see src/llm/batch). */
+  readonly batch?: BatchMode;
   /**
    * Registers a release (a simulator, a client) as soon as it is acquired, so it is closed even when
    * `build` fails after acquiring it, and when the run ends. Releases run once, newest first.

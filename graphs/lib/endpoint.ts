@@ -6,7 +6,6 @@ import {
   PRICES_AS_OF,
   SIMULATOR_MODEL,
   FLEET_DEFAULTS,
-  createLlm,
   defaultCacheDir,
   parseBaseUrls,
   describePrice,
@@ -16,6 +15,7 @@ import {
   type ModelPrice,
 } from "../../src/llm/index.ts";
 import { startSimulator, type SimulatorOptions } from "../../src/sim/index.ts";
+import { batchOrOnline } from "../../src/llm/batch/index.ts";
 
 export interface EndpointOptions {
   /** Model to call on a real endpoint; default RXSYNTH_MODEL, else gpt-4o-mini. */
@@ -93,7 +93,7 @@ export async function openEndpoint(env: GraphEnvironment, options: EndpointOptio
     const serverSlots = shared && fleetName !== undefined ? (url: string) => shared.concurrency(`${url.replace(/\/+$/, "")} ${model}`, concurrency) : undefined;
     // ... and a worker that joins late meters its first requests by the limits the others learned.
     const learnedLimits = env.shared?.learnedLimits(endpointKey);
-    const llm = createLlm({
+    const llm = batchOrOnline(env)({
       model,
       baseURL,
       concurrency,
@@ -120,7 +120,7 @@ export async function openEndpoint(env: GraphEnvironment, options: EndpointOptio
   const closeSimulator = releaseOnce(env, () => simulator.close());
   // Its port changes every run; its answers depend on its seed and the content faults it injects.
   const endpointId = `builtin-simulator:${stableHash({ seed: simulatorOptions.seed ?? 0, faults: simulatorOptions.faults ?? {} })}`;
-  const llm = createLlm({ model: SIMULATOR_MODEL, baseURL: simulator.url, endpointId, concurrency, cache, seed: options.seed, simulator: true, log: env.log });
+  const llm = batchOrOnline(env)({ model: SIMULATOR_MODEL, baseURL: simulator.url, endpointId, concurrency, cache, seed: options.seed, simulator: true, log: env.log });
   // The simulator's port changes every run; what answers is the same simulator with the same seed.
   env.identify?.("endpoint", { baseURL: "builtin-simulator", model: SIMULATOR_MODEL });
   env.log(`no OPENAI_BASE_URL set: using the built-in simulator at ${simulator.url} (placeholder answers; set OPENAI_BASE_URL and OPENAI_API_KEY for a real model)`);

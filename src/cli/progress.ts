@@ -63,8 +63,8 @@ function costLine(cost: CostFigures, totals: Record<string, number>): string | u
   return `cost: ${dollars(cost.spentUsd)} spent${projected}${cap}`;
 }
 
-/** The lines of a progress view; shared by the live TTY view and the final summary. */
-export function progressLines(graph: string, progress: RunProgress): string[] {
+/** The lines of a progress view; shared by the live TTY view and the final summary. `extra`: lines of its own (batch mode's). */
+export function progressLines(graph: string, progress: RunProgress, extra: readonly string[] = []): string[] {
   const elapsed = progress.elapsedMs;
   const processed = progress.source.pulled;
   const rate = elapsed > 0 ? (processed / elapsed) * 1000 : 0;
@@ -86,6 +86,7 @@ export function progressLines(graph: string, progress: RunProgress): string[] {
   if (totals) lines.push(totals);
   const cost = progress.cost && costLine(progress.cost, progress.totals);
   if (cost) lines.push(cost);
+  lines.push(...extra);
   return lines;
 }
 
@@ -114,12 +115,12 @@ export class ProgressView {
     return this.stream.isTTY === true;
   }
 
-  update(progress: RunProgress): void {
+  update(progress: RunProgress, extra: readonly string[] = []): void {
     if (this.stopped) return;
     if (this.interactive) {
       // One row per line: a line the terminal wraps would take rows the cursor moves cannot count.
       const width = this.stream.columns > 0 ? this.stream.columns - 1 : Infinity;
-      this.block = progressLines(this.graph, progress).map((line) => clip(line, width));
+      this.block = progressLines(this.graph, progress, extra).map((line) => clip(line, width));
       this.stream.write(`${clearLines(this.drawn)}${this.drawing()}`);
       this.drawn = this.block.length;
       return;
@@ -129,7 +130,7 @@ export class ProgressView {
     this.lastPlain = now;
     const s = progress.source;
     this.stream.write(
-      `[${clock(progress.elapsedMs)}] ${this.graph}: pulled ${s.pulled} accepted ${s.committed} rejected ${s.rejected} in-flight ${progress.inFlight}\n`,
+      `[${clock(progress.elapsedMs)}] ${this.graph}: pulled ${s.pulled} accepted ${s.committed} rejected ${s.rejected} in-flight ${progress.inFlight}${extra.map((line) => `; ${line}`).join("")}\n`,
     );
   }
 
@@ -161,8 +162,8 @@ function clip(line: string, width: number): string {
   return chars.length <= width ? line : `${chars.slice(0, Math.max(0, width - 1)).join("")}…`;
 }
 
-export function summaryText(summary: RunSummary): string {
-  const lines = progressLines(summary.graph, { ...summary.metrics, inFlight: 0, budget: summary.budget, expected: undefined, cost: summary.cost });
+export function summaryText(summary: RunSummary, extra: readonly string[] = []): string {
+  const lines = progressLines(summary.graph, { ...summary.metrics, inFlight: 0, budget: summary.budget, expected: undefined, cost: summary.cost }, extra);
   const nothingToDo = summary.resumed && summary.metrics.source.pulled === 0;
   const verdict =
     nothingToDo && summary.status === "complete"

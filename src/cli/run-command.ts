@@ -11,6 +11,7 @@ import { MetricsEndpoint, portNumber } from "./metrics-endpoint.ts";
 import { checkedConfig, loadGraph, parseOverrides, readConfigFile } from "./load-graph.ts";
 import { positiveInteger } from "./main.ts";
 import { ProgressView, summaryText } from "./progress.ts";
+import { BatchBoard, batchLine } from "../llm/batch/index.ts";
 
 interface RunFlags {
   out?: string;
@@ -27,6 +28,8 @@ interface RunFlags {
   cache: boolean;
   maxCost?: number;
   metricsPort?: number;
+  batch?: boolean;
+  batchQueueTokens?: number;
 }
 
 /** Settings a resume needs from the environment; a secret is named, never printed. */
@@ -88,6 +91,8 @@ export function registerRunCommand(program: Command): void {
     .option("--no-cache", "send every LLM request, bypassing the response cache (`rxsynth cache info`)")
     .option("--metrics-port <n>", "serve Prometheus metrics at http://127.0.0.1:<n>/metrics while the run goes (0 picks a free port)", portNumber)
     .option("--max-cost <usd>", "stop cleanly before the folder's LLM spend (earlier runs included) would pass this many dollars", dollarAmount)
+    .option("--batch", "send the LLM requests through the provider's Batch API at the batch price (answers within 24 h; give --budget several batches' worth, e.g. 5000)")
+    .option("--batch-queue-tokens <n>", "with --batch: most tokens in batches not yet ended (the provider's enqueued-token limit for the model)", positiveInteger)
     .action(async (file: string, flags: RunFlags) => {
       const definition = await loadGraph(file);
       const fromConfig = flags.config ? await readConfigFile(flags.config) : {};
@@ -106,7 +111,10 @@ export function registerRunCommand(program: Command): void {
           .catch(() => new Promise((resolve) => setTimeout(resolve, 50)).then(() => rm(out, { recursive: true, force: true })))
           .catch(() => undefined);
       };
-      const graph = await buildGraph(definition, overrides, { log, out, cache: flags.cache }).catch(async (error: unknown) => {
+      const board = flags.batch ? new BatchBoard() : undefined;
+      const batchLines = () => (board ? [batchLine(board.figures())] : []);
+      const batch = board ? { board, options: flags.batchQueueTokens ? { maxEnqueuedTokens: flags.batchQueueTokens } : {} } : undefined;
+      const graph = await buildGraph(definition, overrides, { log, out, cache: flags.cache, batch }).catch(async (error: unknown) => {
         await undoFailedStart();
         throw error;
       });
@@ -140,13 +148,13 @@ export function registerRunCommand(program: Command): void {
           maxCostUsd: flags.maxCost,
           live: metrics?.follow,
           log,
-          onProgress: flags.quiet ? undefined : (progress) => view.update(progress),
+          onProgress: flags.quiet ? undefined : (progress) => view.update(progress, batchLines()),
         }).catch(async (error: unknown) => {
           await undoFailedStart();
           throw error;
         });
         view.stop();
-        view.log(summaryText(summary));
+        view.log(summaryText(summary, batchLines()));
         // A rerun of a finished folder changes no file, the report included.
         const nothingNew = summary.resumed && summary.metrics.source.pulled === 0 && summary.status === "complete";
         if (!nothingNew) await writeRunDocuments(out, (line) => view.log(line));

@@ -400,6 +400,12 @@ export function createBatchLlm(options: BatchLlmOptions): BatchLlm {
               failingSince = undefined;
             } catch (error) {
               if (closed) return;
+              if ((error as { status?: unknown }).status === 404) {
+                // Not on this server (another key or project, a restarted server): nothing will come of it.
+                log(`llm batch: ${group.batchId} is not on ${baseURL} (another API key or project, or a restarted server): its requests go again`);
+                await collect(group, { id: group.batchId, status: "lost" } as unknown as BatchObject);
+                continue;
+              }
               failingSince ??= Date.now();
               log(`llm batch: polling ${group.batchId} failed (${errorMessage(error)})`);
               if (Date.now() - failingSince > outageMs) failEveryone(error);

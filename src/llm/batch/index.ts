@@ -6,3 +6,5 @@ export { BATCH_STEPS, batchFaultsFromEnvironment } from "./protocol.ts";
 export type { BatchStep, BatchFaultHook } from "./protocol.ts";
 export { readJournal, replayJournal } from "./journal.ts";
 export type { JournalRecord } from "./journal.ts";
+export { batchOrOnline, BATCH_STATE_FOLDER } from "./mode.ts";
+export type { BatchMode } from "./mode.ts";
