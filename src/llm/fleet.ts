@@ -188,6 +188,8 @@ export class FleetRouter<T> {
       };
       signal?.addEventListener("abort", waiter.onAbort, { once: true });
       this.waiters.push(waiter);
+      // Waiters ahead may wait for other servers than those with room now.
+      if (this.waiters.length > 1) this.pump();
     });
   }
 
@@ -247,12 +249,15 @@ export class FleetRouter<T> {
     let best: FleetMember<T> | undefined;
     let bestAvoided: FleetMember<T> | undefined;
     let anyUp = false;
+    let otherUp = false;
     for (let k = 0; k < members.length; k++) {
       const member = members[(start + k) % members.length]!;
       if (member.state !== "up") continue;
       anyUp = true;
+      const avoided = avoid?.has(member) ?? false;
+      if (!avoided) otherUp = true;
       if (member.concurrency.inFlight >= member.concurrency.limit) continue;
-      if (avoid?.has(member)) {
+      if (avoided) {
         if (!bestAvoided || member.load < bestAvoided.load) bestAvoided = member;
       } else if (!best || member.load < best.load) best = member;
     }
@@ -267,6 +272,9 @@ export class FleetRouter<T> {
       }
     }
     if (best) return this.take(best);
+    // A call that failed on a server waits for another that is up rather than go straight back to it
+    // (a free retry against a flaky server would loop with no backoff); with none other up, it may.
+    if (otherUp) return undefined;
     if (anyUp) return bestAvoided ? this.take(bestAvoided) : undefined;
     // The whole fleet is out: the server due back first takes the attempt (the outage gate spaces them),
     // one this call has not failed on before one it has.
@@ -284,12 +292,20 @@ export class FleetRouter<T> {
     return permit ? { member, permit } : undefined;
   }
 
+  /**
+   * Serves waiters in order; one that waits for other servers than those with room (see `avoid`) lets the
+   * next ones by, until one that would take any server finds none.
+   */
   private pump(): void {
-    while (this.waiters.length > 0) {
-      const waiter = this.waiters[0]!;
+    for (let i = 0; i < this.waiters.length; ) {
+      const waiter = this.waiters[i]!;
       const lease = this.pick(waiter.avoid);
-      if (!lease) return;
-      this.waiters.shift();
+      if (!lease) {
+        if (!waiter.avoid || waiter.avoid.size === 0) return;
+        i++;
+        continue;
+      }
+      this.waiters.splice(i, 1);
       waiter.signal?.removeEventListener("abort", waiter.onAbort);
       waiter.resolve(lease);
     }

@@ -284,6 +284,28 @@ describe("the fleet's router", () => {
     expect(lease.member).toBe(members[0]);
   });
 
+  it("sends a call that failed on a server to another one, waiting for it rather than going back, while later calls take the free slot", async () => {
+    const { router, members } = make([2, 1]);
+    const [busy] = await take(router, 1);
+    expect(busy!.member).toBe(members[0]);
+    const [onB] = await take(router, 1);
+    expect(onB!.member).toBe(members[1]);
+    // members[0] has a slot free, members[1] none: the call that failed on members[0] waits for members[1].
+    const failedOn = new Set([members[0]!]);
+    let retried: Lease<number> | undefined;
+    const retry = router.acquire(undefined, failedOn).then((lease) => (retried = lease));
+    const later = await router.acquire(undefined);
+    expect(later.member).toBe(members[0]);
+    await Promise.resolve();
+    expect(retried).toBeUndefined();
+    router.release(onB!, "ok", "answered");
+    expect((await retry).member).toBe(members[1]);
+    router.release(busy!, "ok", "answered");
+    router.release(later, "ok", "answered");
+    router.release(retried!, "ok", "answered");
+    expect(router.inFlight).toBe(0);
+  });
+
   it("waits while every server is at its cap, and gives the slot a server frees to the first waiter", async () => {
     const { router, members } = make([1, 1]);
     const [a, b] = await take(router, 2);
