@@ -1,4 +1,4 @@
-import { mkdir, writeFile } from "node:fs/promises";
+import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { GraphEnvironment } from "../../src/index.ts";
 import { stableHash } from "../../src/hash.ts";
@@ -60,7 +60,10 @@ async function runCache(env: GraphEnvironment): Promise<string | false> {
   const path = env.cache === false ? false : defaultCacheDir();
   if (env.out) {
     await mkdir(env.out, { recursive: true });
-    await writeFile(join(env.out, CACHE_RECORD_FILE), `${JSON.stringify({ path: path || null, at: new Date().toISOString() }, null, 2)}\n`);
+    const file = join(env.out, CACHE_RECORD_FILE);
+    // A rerun of a finished folder must change no file: the record is rewritten only when the path changes.
+    const recorded = await readFile(file, "utf8").then((text) => (JSON.parse(text) as { path?: unknown }).path, () => undefined);
+    if (recorded !== (path || null)) await writeFile(file, `${JSON.stringify({ path: path || null, at: new Date().toISOString() }, null, 2)}\n`);
   }
   env.log(path ? `response cache: ${path} (shared by runs; --no-cache bypasses it, \`rxsynth cache info\` sizes it)` : "response cache: off (every request is sent)");
   return path;

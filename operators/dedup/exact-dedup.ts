@@ -43,6 +43,8 @@ interface State {
   restored: Seen | undefined;
   /** Entries of samples this run has kept (or whose replay it has met). */
   seen: Seen;
+  /** An entry was added or moved since the last save (or the load): a save with none would rewrite the same table. */
+  changed: boolean;
   writes: Promise<void>;
 }
 
@@ -84,6 +86,9 @@ export function exactDedup(options: ExactDedupOptions = {}): Operator {
   const save = (state: State, context: RunContext): Promise<void> => {
     const path = config.checkpoint ? statePath(context, config.name) : undefined;
     if (!path) return Promise.resolve();
+    // A rerun of a finished folder meets no sample, and must change no file.
+    if (!state.changed) return state.writes;
+    state.changed = false;
     // Every entry saved now may belong to a sample in flight at this checkpoint, so all are replayable after it.
     const image = encodeSeen(load(state, context), state.seen);
     state.writes = state.writes.then(() => writeStateAtomic(path, image));
@@ -96,7 +101,7 @@ export function exactDedup(options: ExactDedupOptions = {}): Operator {
     name: config.name,
     params: { ...config, name: undefined, shared: undefined },
     reads: fields,
-    state: () => ({ restored: undefined, seen: new Map(), writes: Promise.resolve() }),
+    state: () => ({ restored: undefined, seen: new Map(), changed: false, writes: Promise.resolve() }),
     test(sample, state, context) {
       const restored = load(state, context);
       const key = keyOf(sample);
@@ -107,6 +112,7 @@ export function exactDedup(options: ExactDedupOptions = {}): Operator {
       // New text, or the replay of a sample kept before the crash meeting its checkpointed entry (once).
       if (before !== undefined) restored.delete(key);
       state.seen.set(key, sample.id);
+      state.changed = true;
       return true;
     },
     checkpoint: save,

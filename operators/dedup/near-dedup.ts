@@ -56,6 +56,8 @@ interface State {
   restored: number;
   /** Per restored document: 1 once its replay has been met in this run. */
   replayed: Uint8Array;
+  /** A document was inserted since the last save (or the load): a save with none would rewrite the same index. */
+  changed: boolean;
   writes: Promise<void>;
   /** Index bytes and documents last reported to the run's metrics totals. */
   reportedBytes: number;
@@ -139,7 +141,9 @@ export function nearDedup(options: NearDedupOptions = {}): Operator {
     const index = load(state, context);
     report(state, context, index);
     const path = config.checkpoint ? statePath(context, config.name) : undefined;
-    if (!path) return state.writes;
+    // A rerun of a finished folder meets no sample, and must change no file.
+    if (!path || !state.changed) return state.writes;
+    state.changed = false;
     const image = index.serialize();
     state.writes = state.writes.then(() => writeStateAtomic(path, image));
     return state.writes;
@@ -149,7 +153,7 @@ export function nearDedup(options: NearDedupOptions = {}): Operator {
     name: config.name,
     params,
     reads: fields,
-    state: () => ({ index: undefined, restored: 0, replayed: new Uint8Array(0), writes: Promise.resolve(), reportedBytes: 0, sinceReport: 0 }),
+    state: () => ({ index: undefined, restored: 0, replayed: new Uint8Array(0), changed: false, writes: Promise.resolve(), reportedBytes: 0, sinceReport: 0 }),
     test(sample, state, context) {
       const index = load(state, context);
       const sig = hasher.signature(textOf(sample, fields));
@@ -167,6 +171,7 @@ export function nearDedup(options: NearDedupOptions = {}): Operator {
       }
       if (best) return drop("near_duplicate", { duplicateOf: best.id, value: best.jaccard, threshold: config.threshold });
       index.insert(sample.id, sig);
+      state.changed = true;
       if (++state.sinceReport >= 1024) report(state, context, index);
       return true;
     },
