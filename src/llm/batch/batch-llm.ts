@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { join } from "node:path";
-import { ConfigError, EndpointError, LlmError, errorMessage } from "../../errors.ts";
+import { CacheError, ConfigError, EndpointError, LlmError, errorMessage } from "../../errors.ts";
 import { stableHash } from "../../hash.ts";
 import { ResponseCache, choiceKey, defaultCacheDir, type CachedChoice, type ResponseStore } from "../cache.ts";
 import { endpointFamily, familyCapabilities, shapeBody, type Capabilities, type EndpointFamily } from "../capabilities.ts";
@@ -554,7 +554,12 @@ export function createBatchLlm(options: BatchLlmOptions): BatchLlm {
     const keys = Array.from({ length: n }, (_, i) => choiceKey(endpointId, body, cacheIndex, i));
     const hits: CachedChoice[] = [];
     for (const key of keys) {
-      const hit = store.get(key);
+      let hit: CachedChoice | undefined;
+      try {
+        hit = store.get(key);
+      } catch (error) {
+        throw new CacheError(`the response cache could not be read (${errorMessage(error)}): fix the cache folder (RXSYNTH_CACHE_DIR) or pass --no-cache`, { cause: error });
+      }
       if (!hit) break;
       hits.push(hit);
     }

@@ -2,7 +2,8 @@ import { join } from "node:path";
 import { ConfigError } from "../../errors.ts";
 import type { GraphEnvironment } from "../../graph.ts";
 import { createLlm, type Llm, type LlmOptions } from "../client.ts";
-import { createBatchLlm, type BatchLlmOptions } from "./batch-llm.ts";
+import { BATCH_DEFAULTS, createBatchLlm, type BatchLlmOptions } from "./batch-llm.ts";
+import { readJournal, replayJournal } from "./journal.ts";
 import type { BatchBoard } from "./board.ts";
 
 /** Where a run folder keeps its batch journal (and, with no response cache, its batch answers). */
@@ -32,7 +33,13 @@ const SIMULATOR_TIMING = { pollMs: 50, lingerMs: 100 } as const;
  */
 export function batchOrOnline(env: GraphEnvironment): (options: LlmOptions) => Llm {
   const mode = env.batch;
-  if (!mode) return createLlm;
+  if (!mode) {
+    const open = env.out ? openBatches(env.out) : 0;
+    if (open > 0) {
+      env.log(`${open} batch${open === 1 ? "" : "es"} this folder submitted in batch mode ${open === 1 ? "is" : "are"} still open: resume with --batch to collect ${open === 1 ? "it" : "them"} (paid for); meanwhile ${open === 1 ? "its" : "their"} requests are sent online`);
+    }
+    return createLlm;
+  }
   return (options) => {
     if (!env.out) throw new ConfigError("batch mode needs an output folder (--out): the batch journal lives there, so a resumed run never submits twice");
     const given = options.baseURL ?? process.env.OPENAI_BASE_URL;
@@ -58,4 +65,12 @@ export function batchOrOnline(env: GraphEnvironment): (options: LlmOptions) => L
       ...mode.options,
     });
   };
+}
+
+/** Batches a folder's journal holds that were submitted and not yet collected. */
+export function openBatches(out: string): number {
+  const { intents } = replayJournal(readJournal(join(out, BATCH_STATE_FOLDER, BATCH_DEFAULTS.journalFile)));
+  let open = 0;
+  for (const intent of intents.values()) if (intent.state === "open" && intent.batchId !== undefined) open++;
+  return open;
 }
