@@ -126,7 +126,7 @@ function loading(data: CardData): string {
   lines.push("```", "");
   lines.push("| config | format | files | rows | paths |", "|---|---|---|---|---|");
   for (const [name, files] of [["default", data.accepted], ["rejects", data.rejects]] as const) {
-    if (files) lines.push(`| ${name} | ${files.format} | ${files.files} | ${files.rows} | ${files.paths.map((p) => `\`${p}\``).join(", ")} |`);
+    if (files) lines.push(tableRow([name, files.format, files.files, files.rows, files.paths.map((p) => `\`${p}\``).join(", ")]));
   }
   lines.push(
     "",
@@ -150,7 +150,7 @@ function techniqueSection(data: CardData, technique: Technique | undefined): str
   lines.push("", "| paper | authors | year | link | what the graph takes from it |", "|---|---|---|---|---|");
   for (const paper of technique.papers) {
     const link = paper.arxiv ? `[arXiv:${paper.arxiv}](${paper.url})` : `[link](${paper.url})`;
-    lines.push(`| ${paper.title} | ${paper.authors} | ${paper.year} | ${link} | ${paper.role ?? "the technique"} |`);
+    lines.push(tableRow([paper.title, paper.authors, paper.year, link, paper.role ?? "the technique"]));
   }
   return lines.join("\n");
 }
@@ -168,7 +168,7 @@ function modelsSection(data: CardData): string {
   }
   if (data.models.length > 0) {
     lines.push("", "Model steps in the accepted rows' provenance:", "", "| operator | model | steps |", "|---|---|---|");
-    for (const { operator, model, steps } of data.models) lines.push(`| ${operator} | ${model} | ${steps} |`);
+    for (const { operator, model, steps } of data.models) lines.push(tableRow([operator, model, steps]));
   }
   return lines.join("\n");
 }
@@ -199,7 +199,7 @@ function promptHashSection(data: CardData): string {
     const distinct = tally.capped ? `more than ${tally.distinct} (counted up to ${tally.distinct})` : String(tally.distinct);
     const shown = tally.distinct <= TOP_LISTED && !tally.capped ? tally.top : tally.top.filter(({ count }) => count > 1);
     const top = shown.length > 0 ? shown.map(({ hash, count }) => `\`${hash}\`: ${count}`).join(", ") : "each prompt once";
-    lines.push(`| ${tally.operator} | ${tally.steps} | ${distinct} | ${top} |`);
+    lines.push(tableRow([tally.operator, tally.steps, distinct, top]));
   }
   return lines.join("\n");
 }
@@ -213,7 +213,7 @@ function funnelSection(data: CardData): string {
       "| operator | in | out | rejected |",
       "|---|---|---|---|",
     );
-    for (const step of data.funnel) lines.push(`| ${step.operator} | ${step.in} | ${step.out} | ${step.rejected} |`);
+    for (const step of data.funnel) lines.push(tableRow([step.operator, step.in, step.out, step.rejected]));
     lines.push("");
   }
   if (data.rejectReasons.length === 0) {
@@ -221,7 +221,7 @@ function funnelSection(data: CardData): string {
     return lines.join("\n");
   }
   lines.push("Rejected rows by operator and reason, counted from the rejects shards:", "", "| operator | reason | rows |", "|---|---|---|");
-  for (const { operator, reason, count } of data.rejectReasons) lines.push(`| ${operator} | ${reason} | ${count} |`);
+  for (const { operator, reason, count } of data.rejectReasons) lines.push(tableRow([operator, reason, count]));
   return lines.join("\n");
 }
 
@@ -241,7 +241,7 @@ function dedupSection(data: CardData): string {
     lines.push("| operator | settings | rejected rows |", "|---|---|---|");
     for (const [name, { params }] of operators) {
       const rejected = data.rejectReasons.filter((r) => r.operator === name).reduce((sum, r) => sum + r.count, 0);
-      lines.push(`| ${name} | ${dedupSettings(params)} | ${rejected} |`);
+      lines.push(tableRow([name, dedupSettings(params), rejected]));
     }
   }
   if (figures.length > 0) {
@@ -279,7 +279,7 @@ function diversitySection(data: CardData): string {
     lines.push("From `diversity-summary.json`, by group:", "", "| group | samples | distinct-1 | distinct-2 | distinct-3 | vocabulary | mean words |", "|---|---|---|---|---|---|---|");
     for (const [name, group] of Object.entries(groups)) {
       const cells = [group.samples, group.distinct1?.ratio, group.distinct2?.ratio, group.distinct3?.ratio, group.vocabulary, group.length?.mean];
-      lines.push(`| ${name} | ${cells.map((cell) => (cell === undefined ? "" : round(cell))).join(" | ")} |`);
+      lines.push(tableRow([name, ...cells.map((cell) => (cell === undefined ? "" : round(cell)))]));
     }
   }
   if (data.diversity.note) lines.push("", `Note: ${data.diversity.note}.`);
@@ -289,9 +289,9 @@ function diversitySection(data: CardData): string {
 
 function provenanceSection(data: CardData): string {
   const lines = ["## Human, synthetic and template rows", "", "| origin | rows | share |", "|---|---|---|"];
-  for (const [origin, count] of Object.entries(data.origins)) lines.push(`| ${origin} | ${count} | ${percent(count, data.rows)} |`);
+  for (const [origin, count] of Object.entries(data.origins)) lines.push(tableRow([origin, count, percent(count, data.rows)]));
   lines.push("", "Generation depth (0 = human or template data, 1 = written from it by a model, ...):", "", "| depth | rows | share |", "|---|---|---|");
-  for (const [depth, count] of data.depths) lines.push(`| ${depth} | ${count} | ${percent(count, data.rows)} |`);
+  for (const [depth, count] of data.depths) lines.push(tableRow([depth, count, percent(count, data.rows)]));
   return lines.join("\n");
 }
 
@@ -334,6 +334,20 @@ function reproduceSection(data: CardData): string {
 function isSimulated(data: CardData): boolean {
   const identities = [data.identity, ...(data.identityHistory ?? []).map((entry) => entry.identity)];
   return identities.some((identity) => identity !== undefined && JSON.stringify(identity).includes(`"${SIMULATOR}"`));
+}
+
+/** One row of a Markdown table: every cell is made safe to sit between pipes. */
+function tableRow(cells: readonly unknown[]): string {
+  return `| ${cells.map(tableCell).join(" | ")} |`;
+}
+
+/**
+ * GFM splits a table row at every pipe no backslash escapes (inside code spans too) and ends it at a line
+ * break, so an operator named `a||b` or a reason with a newline would shift or cut the columns. Backslashes
+ * are doubled first, so a cell ending in one cannot unescape the pipe after it.
+ */
+function tableCell(value: unknown): string {
+  return String(value).replace(/\r\n?|\n/g, " ").replace(/[\\|]/g, "\\$&");
 }
 
 function percent(part: number, whole: number): string {
