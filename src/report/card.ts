@@ -88,9 +88,9 @@ function frontMatter(data: CardData, technique: Technique | undefined): Record<s
   const configs: Record<string, unknown>[] = [];
   if (data.accepted) configs.push({ config_name: "default", data_files: [{ split: "train", path: pathValue(data.accepted) }] });
   if (data.rejects) configs.push({ config_name: "rejects", data_files: [{ split: "train", path: pathValue(data.rejects) }] });
-  const { license, notes } = cardLicense(data.options);
+  const { license, name, notes } = cardLicense(data.options);
   // The Hub asks an `other` licence for a name; the reason it is not known goes in its text field.
-  const unstated = license === "other" ? { license_name: "unstated", license_details: notes.join(" ") } : {};
+  const unstated = license === "other" ? { license_name: name ?? "unstated", license_details: notes.join(" ") } : {};
   return {
     license,
     ...unstated,

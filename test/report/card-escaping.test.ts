@@ -8,6 +8,7 @@ import { defineFilter, drop, run } from "../../src/index.ts";
 import { memorySource } from "../../src/io/memory-source.ts";
 import { cardText, writeCard } from "../../src/report/card.ts";
 import type { CardData } from "../../src/report/card-data.ts";
+import { cardLicense } from "../../src/report/card-license.ts";
 
 // The card's values come from the user: operator names, reject reasons, model names, origins, the `license`
 // option. None of them may shift a table's columns, add a heading or break out of the front matter.
@@ -163,13 +164,57 @@ describe("the card's tables", () => {
   });
 });
 
+describe("the card's licence", () => {
+  const KNOWN = ["apache-2.0", "mit", "cc-by-4.0", "cc-by-nc-sa-4.0", "llama3.1", "openrail++", "other", "unknown"];
+
+  it("keeps a Hugging Face identifier, in the Hub's lower case", () => {
+    for (const id of KNOWN) expect(cardLicense({ license: id }).license).toBe(id);
+    expect(cardLicense({ license: " MIT " }).license).toBe("mit");
+    expect(cardLicense({ license: "Apache-2.0" }).license).toBe("apache-2.0");
+  });
+
+  it("says `other` for an unknown value, names it with a slug and quotes it on one line", () => {
+    const hostileValue = "mit\n---\nevil: [";
+    const licence = cardLicense({ license: hostileValue });
+    expect(licence).toMatchObject({ license: "other", name: "mit-evil" });
+    const { front, body } = readCard(cardText(cardData({ operator: "op", reason: "r", model: "m", origin: "human", group: "all", license: hostileValue })));
+    expect(front).toMatchObject({ license: "other", license_name: "mit-evil" });
+    expect(front.license_details).toContain("`mit --- evil: [`");
+    expect(front).not.toHaveProperty("evil");
+    expect(body).toContain("Front matter licence: `other`.");
+    expect(body).toContain("- The graph's `license` option, `mit --- evil: [`, is not a Hugging Face licence identifier");
+    expectOnlyItsOwnStructure(body);
+  });
+
+  it("writes front matter that parses as YAML, with a known identifier or `other`, for any value", () => {
+    const linesFor = (license: string) =>
+      readCard(cardText(cardData({ operator: "op", reason: "r", model: "m", origin: "human", group: "all", license }))).body.split("\n").length;
+    fc.assert(
+      fc.property(fc.oneof(hostile, fc.string({ maxLength: 40 }), fc.constantFrom(...KNOWN)), (license) => {
+        const text = cardText(cardData({ operator: "op", reason: "r", model: "m", origin: "human", group: "all", license }));
+        const { front, body } = readCard(text);
+        const id = license.trim().toLowerCase();
+        expect(front.license).toBe(KNOWN.includes(id) ? id : "other");
+        expect(Object.keys(front).sort()).toEqual(
+          ["configs", "license", "pretty_name", "size_categories", "tags", "task_categories", ...(front.license === "other" ? ["license_details", "license_name"] : [])].sort(),
+        );
+        if (front.license === "other") expect(front.license_name).toMatch(/^[a-z0-9.+-]+$/);
+        // Whatever the value, the card has the lines it has for a plain one: the value took one line's part.
+        expect(body.split("\n")).toHaveLength(linesFor(front.license === "other" ? "my-own-licence" : "mit"));
+        expectOnlyItsOwnStructure(body);
+      }),
+      { seed: 13, numRuns: 300 },
+    );
+  });
+});
+
 describe("the card of a run whose operator and reasons are hostile", () => {
-  it("has aligned tables when written from the run folder", async () => {
+  it("parses as YAML front matter and aligned tables when written from the run folder", async () => {
     const out = join(root, "hostile");
     await run(
       {
         name: "hostile",
-        options: { count: 6 },
+        options: { license: "mit\n---\nevil: [", count: 6 },
         sources: [memorySource("numbers", Array.from({ length: 6 }, (_, n) => ({ n, text: `row ${n}` })))],
         operators: [defineFilter({ name: "a||b", test: (sample) => ((sample.data.n as number) % 3 === 0 ? drop("odd|even\nthird") : true) })],
       },
@@ -177,7 +222,7 @@ describe("the card of a run whose operator and reasons are hostile", () => {
     );
     await writeCard(out);
     const { front, body } = readCard(await readFile(join(out, "README.md"), "utf8"));
-    expect(front).toMatchObject({ license: "other" });
+    expect(front).toMatchObject({ license: "other", license_name: "mit-evil" });
     expectTablesAligned(body);
     const reasons = tablesOf(body).find((table) => table[0]!.startsWith("| operator | reason |"))!;
     expect(cellsOf(reasons[2]!).map(shown)).toEqual(["a||b", "odd|even third", "2"]);

@@ -285,7 +285,7 @@ describe("the dataset card of a mix run", () => {
     await writeCard(custom);
     const { front } = await readCard(custom);
     expect(front).toMatchObject({ license: "other", license_name: "unstated" });
-    expect(front.license_details).toContain("`humanPath` (my-prompts.jsonl) is not known to rxsynth");
+    expect(front.license_details).toContain("`humanPath` (`my-prompts.jsonl`) is not known to rxsynth");
   });
 
   it("states the same figures for the same run written as Arrow, whose configs name the .arrow shards", { timeout: 60_000 }, async () => {
@@ -327,7 +327,7 @@ describe("the card's tables", () => {
     expect(cardLicense({ problemsPath: "builtin:HumanEval.jsonl.gz" })).toMatchObject({ license: "mit" });
     const mine = cardLicense({ input: "data/mine.jsonl", seed: 1 });
     expect(mine.license).toBe("other");
-    expect(mine.notes.join(" ")).toContain("`input` (data/mine.jsonl) is not known to rxsynth");
+    expect(mine.notes.join(" ")).toContain("`input` (`data/mine.jsonl`) is not known to rxsynth");
     expect(cardLicense({ kind: "invoice", count: 5 }).license).toBe("other");
   });
 
