@@ -82,6 +82,10 @@ async function expectSound(out: string, createdByThisCase: number) {
   const recorded = new Set(journal.flatMap((record) => (record.type === "batch" ? [record.batchId] : [])));
   // Every batch created for this folder is one its journal knows, and each was created once.
   expect(createdByThisCase).toBe(recorded.size);
+  // ...and no request went in two batches: an answer collected before a crash is never paid for again.
+  const withBatch = new Set(journal.flatMap((record) => (record.type === "batch" ? [record.key] : [])));
+  const sent = journal.flatMap((record) => (record.type === "intent" && withBatch.has(record.key) ? record.lines.map((line) => line.id) : []));
+  expect(sent.length - new Set(sent).size, "requests sent in two batches").toBe(0);
   const keys = new Set(journal.flatMap((record) => (record.type === "intent" ? [record.key] : [])));
   const onServer = await serverBatches();
   for (const key of keys) expect(onServer.get(key)?.length ?? 0, `batches with key ${key}`).toBeLessThanOrEqual(1);

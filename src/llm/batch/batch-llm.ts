@@ -476,7 +476,8 @@ export function createBatchLlm(options: BatchLlmOptions): BatchLlm {
         waiter.state = "pending";
         enqueue(waiter);
       } else {
-        const what = `${model} at ${baseURL}: no answer after ${waiter.batches} batch${waiter.batches === 1 ? "" : "es"} (last: ${batch.id} ${batch.status}, ${outcome.code ?? outcome.message})`;
+        const hint = outcome.code === "token_limit_exceeded" ? " (the model's enqueued-token limit: set --batch-queue-tokens to your tier's)" : "";
+        const what = `${model} at ${baseURL}: no answer after ${waiter.batches} batch${waiter.batches === 1 ? "" : "es"} (last: ${batch.id} ${batch.status}, ${outcome.code ?? outcome.message})${hint}`;
         // Nothing in the batch was answered either: the endpoint's doing, no verdict on the sample.
         const error =
           answers.size === 0
