@@ -1,6 +1,6 @@
-import { countTokens } from "../llm/tokens.ts";
 import { lookupPrice, PRICES_AS_OF } from "../llm/prices.ts";
 import { CappedCounter, LengthHistogram, NumberSample, RecentKeys, Reservoir, sampled, type NumberSummary } from "./report-stats.ts";
+import { fieldTokens } from "./report-tokens.ts";
 
 /** A row as the shard readers decode it (src/io/schema.ts `decodeSampleRow`). */
 export interface ReportRow {
@@ -230,7 +230,7 @@ export class RowPass {
   }
 
   result(): RowFigures {
-    for (const { histogram, text } of this.tokenTexts.splice(0)) histogram.add(countTokens(text));
+    for (const { histogram, text } of this.tokenTexts.splice(0)) histogram.add(fieldTokens(text));
     const split = (key: string) => key.split("\u0000") as [string, string];
     return {
       rows: { ...this.rows },
