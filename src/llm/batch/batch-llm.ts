@@ -12,6 +12,7 @@ import type { ChatRequest, ChatResult, LlmStats, LlmStatsDelta } from "../types.
 import { BatchApi, TERMINAL_STATUSES, type BatchObject } from "./api.ts";
 import { cacheEntries, fromCache, resultOf } from "./answers.ts";
 import { BatchBoard } from "./board.ts";
+import { Grouper } from "./grouper.ts";
 import { BatchJournal, replayJournal, type IntentLine, type IntentState } from "./journal.ts";
 import { inputLine, type LineOutcome } from "./lines.ts";
 import {
@@ -237,20 +238,12 @@ export function createBatchLlm(options: BatchLlmOptions): BatchLlm {
 
   /** Calls waiting, by custom_id. */
   const waiters = new Map<string, Waiter>();
-  /** Waiting to join a batch, in arrival order. */
-  const pending = new Map<string, Waiter>();
-  let pendingTokens = 0;
-  let firstPendingAt = 0;
   /** Batches not yet ended, by journal key; and which of them holds each request. */
   const groups = new Map<string, Group>();
   const inGroup = new Map<string, string>();
   /** Batches each request went through without an answer (from the journal, then as they end). */
   let attempts = new Map<string, number>();
   let closed = false;
-  let lingerTimer: NodeJS.Timeout | undefined;
-  let pumping: Promise<void> | undefined;
-  let again = false;
-  let wantAll = false;
   let polling: Promise<void> | undefined;
   let failingSince: number | undefined;
 
@@ -260,95 +253,33 @@ export function createBatchLlm(options: BatchLlmOptions): BatchLlm {
     return sum;
   };
 
+  /** Waiting to join a batch, in arrival order. */
+  const queue: Grouper<Waiter> = new Grouper<Waiter>({
+    maxRequests: maxBatchRequests,
+    maxTokens: maxBatchTokens,
+    maxEnqueued,
+    lingerMs,
+    maxWaitMs,
+    enqueued: () => ({ tokens: enqueuedTokens(), batches: groups.size }),
+    submit: (group) => submitGroup(group),
+    onError: (error) => log(`llm batch: ${errorMessage(error)}`),
+  });
+
   const track = (intent: IntentState, tokens: number) => {
     groups.set(intent.key, { intent, tokens, batchId: intent.batchId });
     for (const line of intent.lines) inGroup.set(line.id, intent.key);
   };
 
 
-  const scheduleFlush = () => {
-    if (closed || pending.size === 0) return;
-    if (pending.size >= maxBatchRequests || pendingTokens >= maxBatchTokens) {
-      flush(false).catch((error: unknown) => log(`llm batch: ${errorMessage(error)}`));
-      return;
-    }
-    if (lingerTimer) clearTimeout(lingerTimer);
-    const wait = Math.max(0, Math.min(lingerMs, firstPendingAt + maxWaitMs - Date.now()));
-    lingerTimer = setTimeout(() => flush(true).catch((error: unknown) => log(`llm batch: ${errorMessage(error)}`)), wait);
-  };
-
-  /**
-   * Takes groups off the queue and submits them one after another; `all`: the tail too, not only full
-   * groups. One pump at a time; a call while it runs makes it go round once more.
-   */
-  const flush = async (all: boolean): Promise<void> => {
-    if (all) wantAll = true;
-    if (pumping) {
-      again = true;
-      return pumping;
-    }
-    if (lingerTimer) clearTimeout(lingerTimer);
-    lingerTimer = undefined;
-    let blocked = false;
-    const pump = (async () => {
-      do {
-        again = false;
-        const everything = wantAll;
-        wantAll = false;
-        while (!closed && pending.size > 0) {
-          const full = pending.size >= maxBatchRequests || pendingTokens >= maxBatchTokens;
-          if (!full && !everything) break;
-          const group = take();
-          // The queue limit leaves no room: the next batch to end calls again.
-          if (group.length === 0) {
-            blocked = true;
-            break;
-          }
-          await submitGroup(group);
-        }
-      } while (again && !closed && !blocked);
-    })();
-    pumping = pump;
-    try {
-      await pump;
-    } finally {
-      pumping = undefined;
-    }
-    // The tail lingers for more calls.
-    if (!blocked) scheduleFlush();
-  };
-
-  /** The next group: one model, within the batch's limits and the room the queue limit leaves. */
-  const take = (): Waiter[] => {
-    const room = Math.min(maxBatchTokens, maxEnqueued - enqueuedTokens());
-    const group: Waiter[] = [];
-    let tokens = 0;
-    let groupModel: string | undefined;
-    for (const waiter of pending.values()) {
-      if (group.length >= maxBatchRequests) break;
-      groupModel ??= waiter.model;
-      if (waiter.model !== groupModel) continue;
-      // A request larger than the whole queue still goes, alone, when nothing else is queued.
-      if (tokens + waiter.tokens > room && !(group.length === 0 && groups.size === 0)) break;
-      group.push(waiter);
-      tokens += waiter.tokens;
-    }
-    return group;
-  };
-
   const submitGroup = async (group: readonly Waiter[]) => {
     const key = `rxb_${randomUUID()}`;
     const lines: IntentLine[] = group.map((waiter) => ({ id: waiter.id, keys: waiter.keys, tokens: waiter.tokens }));
     const tokens = lines.reduce((sum, line) => sum + line.tokens, 0);
     for (const waiter of group) {
-      pending.delete(waiter.id);
-      pendingTokens -= waiter.tokens;
       waiter.state = "submitted";
       count(waiter.batches > 0 ? { requests: 1, retries: 1 } : { requests: 1 }, waiter.meter);
       waiter.batches++;
     }
-    if (pending.size === 0) pendingTokens = 0;
-    else firstPendingAt = Date.now();
     const intent: IntentState = { key, at: Date.now(), lines, state: "open" };
     track(intent, tokens);
     let batch: BatchObject;
@@ -488,15 +419,10 @@ export function createBatchLlm(options: BatchLlmOptions): BatchLlm {
     }
     await parts.fault("resolve");
     // Room in the queue limit, or resent requests: the next groups may go.
-    if (pending.size > 0) await flush(true);
+    if (queue.size > 0) await queue.flush(true);
   };
 
-  const enqueue = (waiter: Waiter) => {
-    if (pending.size === 0) firstPendingAt = Date.now();
-    pending.set(waiter.id, waiter);
-    pendingTokens += waiter.tokens;
-    scheduleFlush();
-  };
+  const enqueue = (waiter: Waiter) => queue.add(waiter);
 
   const joinWaiter = (waiter: Waiter, signal: AbortSignal | undefined): Promise<ChatResult> => {
     waiter.callers++;
@@ -528,7 +454,7 @@ export function createBatchLlm(options: BatchLlmOptions): BatchLlm {
   const leave = (waiter: Waiter) => {
     if (--waiter.callers > 0) return;
     if (waiters.get(waiter.id) === waiter) waiters.delete(waiter.id);
-    if (waiter.state === "pending" && pending.delete(waiter.id)) pendingTokens -= waiter.tokens;
+    if (waiter.state === "pending") queue.remove(waiter.id);
   };
 
   const chat = async (request: ChatRequest, call: ChatCallOptions = {}): Promise<ChatResult> => {
@@ -648,12 +574,11 @@ export function createBatchLlm(options: BatchLlmOptions): BatchLlm {
     async close() {
       if (closed) return;
       closed = true;
-      if (lingerTimer) clearTimeout(lingerTimer);
       stop.abort(new Error("llm closed"));
       const closing = new Error("llm closed");
       for (const waiter of [...waiters.values()]) settle(waiter, () => waiter.reject(closing));
       await ready.catch(() => undefined);
-      await pumping?.catch(() => undefined);
+      await queue.close();
       await polling?.catch(() => undefined);
       await journal.close();
       if (opened.owned) await store.close();
