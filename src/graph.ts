@@ -3,6 +3,7 @@ import type { Operator } from "./operator.ts";
 import type { RunSink, SinkFormat, Source } from "./io/types.ts";
 import type { LlmOptions } from "./llm/client.ts";
 import type { BatchMode } from "./llm/batch/mode.ts";
+import type { SpendGate } from "./llm/spend.ts";
 
 /** How accepted and rejected samples are written when the run has an output folder. */
 export interface OutputOptions {
@@ -69,6 +70,8 @@ export interface GraphEnvironment {
   readonly cache?: boolean;
   /** Set: the graph's LLM calls go through the provider's Batch API at the batch price (`rxsynth run --batch`; see src/llm/batch). */
   readonly batch?: BatchMode;
+  /** Set: `--max-cost`, which the graph's LLM clients ask before each priced request (pass it as createLlm's `spend`). */
+  readonly costGate?: SpendGate;
   /**
    * Registers a release (a simulator, a client) as soon as it is acquired, so it is closed even when
    * `build` fails after acquiring it, and when the run ends. Releases run once, newest first.

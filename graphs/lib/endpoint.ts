@@ -6,6 +6,7 @@ import {
   PRICES_AS_OF,
   SIMULATOR_MODEL,
   FLEET_DEFAULTS,
+  createLlm,
   defaultCacheDir,
   parseBaseUrls,
   describePrice,
@@ -108,6 +109,7 @@ export async function openEndpoint(env: GraphEnvironment, options: EndpointOptio
       slots,
       serverSlots,
       learnedLimits,
+      spend: env.costGate,
       ...(fleetName !== undefined ? { fleet: { name: fleetName } } : {}),
     });
     env.identify?.("endpoint", { baseURL: endpointName, model });

@@ -1,11 +1,13 @@
 import { rm } from "node:fs/promises";
 import { resolve } from "node:path";
 import { InvalidArgumentError, type Command } from "commander";
+import { ConfigError } from "../errors.ts";
 import { buildGraph } from "../graph.ts";
 import { readManifest } from "../io/manifest.ts";
 import { checkOutputFolder } from "../io/run-files.ts";
 import { writeRunDocuments } from "../report/run-documents.ts";
 import { run } from "../run/run.ts";
+import { CostGate } from "../run/cost-gate.ts";
 import { addGraphHelp } from "./graph-help.ts";
 import { MetricsEndpoint, portNumber } from "./metrics-endpoint.ts";
 import { checkedConfig, loadGraph, parseOverrides, readConfigFile } from "./load-graph.ts";
@@ -67,7 +69,8 @@ const EXIT_INCOMPLETE = 3;
 const EXIT_MAX_COST = 4;
 
 function dollarAmount(value: string): number {
-  const parsed = Number(value.replace(/^\$/, ""));
+  const amount = value.replace(/^\$/, "");
+  const parsed = /^(\d+(\.\d*)?|\.\d+)$/.test(amount) ? Number(amount) : Number.NaN;
   if (!Number.isFinite(parsed) || parsed <= 0) throw new InvalidArgumentError("expected an amount in US dollars, e.g. 25 or 2.50");
   return parsed;
 }
@@ -114,7 +117,16 @@ export function registerRunCommand(program: Command): void {
       const board = flags.batch ? new BatchBoard() : undefined;
       const batchLines = () => (board ? [batchLine(board.figures())] : []);
       const batch = board ? { board, options: flags.batchQueueTokens ? { maxEnqueuedTokens: flags.batchQueueTokens } : {} } : undefined;
-      const graph = await buildGraph(definition, overrides, { log, out, cache: flags.cache, batch }).catch(async (error: unknown) => {
+      // Before the graph is built: a port that is taken fails the start with nothing to undo.
+      const metrics = flags.metricsPort === undefined ? undefined : await MetricsEndpoint.start(flags.metricsPort, { graph: definition.name });
+      if (metrics) view.log(`metrics: ${metrics.url}`);
+      if (flags.maxCost !== undefined && flags.batch) {
+        await metrics?.close();
+        throw new ConfigError("--max-cost does not apply to --batch yet (a batch's cost is known only when it completes): drop one of them");
+      }
+      const costGate = flags.maxCost === undefined ? undefined : new CostGate(flags.maxCost);
+      const graph = await buildGraph(definition, overrides, { log, out, cache: flags.cache, batch, costGate }).catch(async (error: unknown) => {
+        await metrics?.close();
         await undoFailedStart();
         throw error;
       });
@@ -132,8 +144,6 @@ export function registerRunCommand(program: Command): void {
       };
       process.on("SIGINT", onSignal);
       process.on("SIGTERM", onSignal);
-      const metrics = flags.metricsPort === undefined ? undefined : await MetricsEndpoint.start(flags.metricsPort, { graph: definition.name });
-      if (metrics) view.log(`metrics: ${metrics.url}`);
       try {
         const summary = await run(graph, {
           out,
@@ -145,7 +155,7 @@ export function registerRunCommand(program: Command): void {
           checkpointSeconds: flags.checkpointSeconds,
           signal: stop.signal,
           allowIdentityChange: flags.allowEndpointChange,
-          maxCostUsd: flags.maxCost,
+          costGate,
           live: metrics?.follow,
           log,
           onProgress: flags.quiet ? undefined : (progress) => view.update(progress, batchLines()),
@@ -155,9 +165,8 @@ export function registerRunCommand(program: Command): void {
         });
         view.stop();
         view.log(summaryText(summary, batchLines()));
-        // A rerun of a finished folder changes no file, the report included.
-        const nothingNew = summary.resumed && summary.metrics.source.pulled === 0 && summary.status === "complete";
-        if (!nothingNew) await writeRunDocuments(out, (line) => view.log(line));
+        // A rerun of a finished folder changes no file, the report included; one that committed rewrites them.
+        if (summary.committed) await writeRunDocuments(out, (line) => view.log(line));
         if (summary.status === "stopped" && summary.stopReason === "max_cost") {
           view.log(
             `stopped at --max-cost $${flags.maxCost}: $${summary.cost.spentUsd.toFixed(4)} spent${summary.cost.projectedUsd === undefined ? "" : `, $${summary.cost.projectedUsd.toFixed(2)} projected at completion`}; everything committed is kept. Continue with a higher cap: ${resumeCommand(flags.out ? undefined : out, withMaxCost(process.argv.slice(2), summary.cost.projectedUsd))}`,

@@ -30,6 +30,7 @@ import { withErrorEnvelope } from "./error-envelope.ts";
 import { nodeFetch } from "./transport.ts";
 import { FLEET_DEFAULTS, FleetMember, FleetRouter, parseBaseUrls, type BaseUrls, type FleetMemberView, type FleetOptions, type Lease, type MemberHealth } from "./fleet.ts";
 import { BUILTIN_PRICES, SIMULATOR_MODEL, lookupPrice, type ModelPrice } from "./prices.ts";
+import { requestCostBound, type SpendGate, type SpendSettle } from "./spend.ts";
 import type { ChatChoice, ChatRequest, ChatResult, LlmStats, LlmStatsDelta } from "./types.ts";
 
 const openai = lazyModule<typeof import("openai")>("openai");
@@ -49,6 +50,12 @@ export interface LlmOptions {
   readonly baseURL?: BaseUrls;
   /** How a fleet names itself in the cache key and treats a server that fails (see FleetOptions). */
   readonly fleet?: FleetOptions;
+  /**
+   * A spending cap asked before each priced request is sent (the run's `--max-cost`, see SpendGate): with
+   * it, the client counts the prompt's tokens up front and bounds the answer by `max_tokens`, else by
+   * twice the longest answer it has seen.
+   */
+  readonly spend?: SpendGate;
   /** Default: OPENAI_API_KEY, else a placeholder that local servers accept. Never logged or put in errors. */
   readonly apiKey?: string;
   /**
@@ -158,6 +165,9 @@ export interface LlmOptions {
   /** Where retry notices go (already scrubbed of the key), for calls that give no `log` of their own. Default: nowhere. */
   readonly log?: (message: string) => void;
 }
+
+/** Answers a client sees before it estimates the length of the next ones for the spend gate. */
+const ANSWERS_BEFORE_ESTIMATE = 8;
 
 export const LLM_DEFAULTS = {
   concurrency: 16,
@@ -467,6 +477,25 @@ export function createLlm(options: LlmOptions): Llm {
     return { costUsd: usd };
   };
 
+  /**
+   * The longest answer seen, in tokens per choice: with no max_tokens, a request's answer is estimated at
+   * twice it, once a few answers have shown how long they run (until then the spend gate sends one at a time).
+   */
+  let longestAnswer = 0;
+  let answersSeen = 0;
+  const admitSpend = (modelName: string, promptTokens: number, n: number, maxTokens: number | undefined, signal: AbortSignal): Promise<SpendSettle> | undefined => {
+    if (options.simulator || modelName === SIMULATOR_MODEL) return undefined;
+    const price = lookupPrice(modelName, prices) ?? lookupPrice(model, prices);
+    if (!price) return undefined;
+    const answerBound = () =>
+      maxTokens !== undefined
+        ? { tokens: maxTokens, exact: true }
+        : answersSeen === 0
+          ? undefined
+          : { tokens: 2 * longestAnswer, exact: false, alone: answersSeen < ANSWERS_BEFORE_ESTIMATE };
+    return options.spend!.admit(() => requestCostBound(price, promptTokens, n, answerBound()), signal);
+  };
+
   /** Keeps the buckets in step with the server: learns limits it did not know, lowers levels it overestimated. */
   const observeHeaders = (headers: Headers | undefined, marks: { rpm?: number; tpm?: number; sentAt: number }) => {
     if (!headers) return;
@@ -694,7 +723,9 @@ export function createLlm(options: LlmOptions): Llm {
       let result: ChatResult | undefined;
       let releaseSlot: (() => void) | undefined;
       const attemptStartedAt = performance.now();
+      let settleSpend: SpendSettle | undefined;
       try {
+        if (options.spend) settleSpend = await admitSpend(requestModel, promptEstimate(), n, maxTokens, signal);
         releaseSlot = await server.handle.slots?.acquire(signal);
         if (options.learnedLimits && (!rpmBucket || !tpmBucket)) await adoptLearned();
         const tokenEstimate = tpmBucket ? promptEstimate() + n * (maxTokens ?? completionEstimate) : 0;
@@ -743,6 +774,10 @@ export function createLlm(options: LlmOptions): Llm {
             const billed = promptTokens + (maxTokens !== undefined ? n * maxTokens : completionTokens);
             tpmAtSend.charge(billed - tokenEstimate);
           }
+          if (answer.choices.length > 0) {
+            longestAnswer = Math.max(longestAnswer, ...perChoice);
+            answersSeen += answer.choices.length;
+          }
           if (maxTokens === undefined && answer.choices.length > 0) {
             completionEstimate = 0.9 * completionEstimate + 0.1 * (completionTokens / answer.choices.length);
           }
@@ -782,6 +817,7 @@ export function createLlm(options: LlmOptions): Llm {
           if (forward) signal.removeEventListener("abort", forward);
         }
       } finally {
+        settleSpend?.(result?.costUsd ?? 0);
         releaseSlot?.();
         fleet.release(lease, outcome, health);
       }

@@ -24,4 +24,6 @@ export { retryAfterMs, backoffMs } from "./retry.ts";
 export { structuredFormat, describeIssues, readAnswer, isZodSchema, BAD_ANSWER_REASONS } from "./structured.ts";
 export type { StructuredFormat, BadAnswer, BadAnswerReason, AnswerReader, ReadAnswer } from "./structured.ts";
 export { ResponseCache, defaultCacheDir, CACHE_OFF } from "./cache.ts";
+export { requestCostBound } from "./spend.ts";
+export type { SpendBound, SpendGate, SpendSettle } from "./spend.ts";
 export type { ResponseStore, CachedChoice } from "./cache.ts";

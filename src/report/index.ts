@@ -5,4 +5,4 @@ export { writeCard, cardText, CARD_FILE } from "./card.ts";
 export { collectCardData, type CardData } from "./card-data.ts";
 export { writeRunDocuments } from "./run-documents.ts";
 export { TIMELINE_FILE, type TimelinePoint } from "../run/timeline.ts";
-export { projectedCost } from "../run/cost-cap.ts";
+export { projectedCost } from "../run/projected-cost.ts";

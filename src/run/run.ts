@@ -10,7 +10,8 @@ import type { OutputRow, RejectRow, RunSink, ShardInfo, Source, SourceItem } fro
 import { Metrics, type MetricsSnapshot } from "../metrics.ts";
 import { TICKET, createSample, sourceSampleId, ticketOf, type Sample, type Ticket } from "../sample.ts";
 import { Committer, faultsFromEnvironment, type FaultHook } from "./commit.ts";
-import { CostCap, projectedCost } from "./cost-cap.ts";
+import { projectedCost } from "./projected-cost.ts";
+import type { CostGate } from "./cost-gate.ts";
 import { CreditLedger } from "./credit.ts";
 import { describeUnencodable, unencodablePath } from "./encodable.ts";
 import { fuseOperators } from "./fusion.ts";
@@ -18,6 +19,9 @@ import type { PositionTracker } from "./position-tracker.ts";
 import { planResume } from "./resume.ts";
 import { SourceIdRegistry } from "./source-ids.ts";
 import { Timeline, nextSession, type TimelinePoint } from "./timeline.ts";
+
+/** Polls of 100 ms with no sample settling after the cost gate tripped: the rest are held at the gate. */
+const COST_STOP_QUIET_POLLS = 5;
 
 export interface RunOptions {
   /** Output folder: shards, rejects, manifest, operator state. Required unless the graph brings its own sinks. */
@@ -53,10 +57,11 @@ export interface RunOptions {
    */
   readonly fence?: () => Promise<void>;
   /**
-   * Stop pulling source records before the folder's spend (earlier sessions included) would pass this
-   * many dollars; the run then ends `stopped` with `stopReason: "max_cost"`, everything finished committed.
+   * `--max-cost`: the gate the graph's LLM clients ask before each priced request (see CostGate). The run
+   * opens it with the folder's earlier spend and stops once it trips, `stopped` with `stopReason:
+   * "max_cost"`: what finished is committed, the samples it held are redone by a resume.
    */
-  readonly maxCostUsd?: number;
+  readonly costGate?: CostGate;
   readonly onProgress?: (progress: RunProgress) => void;
   readonly progressEveryMs?: number;
   /** Given, once the run has started, a way to read its progress at any moment (a metrics endpoint scrapes it). */
@@ -100,6 +105,8 @@ export interface RunSummary {
   /** What stopped a `stopped` run: a stop request (a signal), or `--max-cost` before its spend passed the cap. */
   readonly stopReason?: "request" | "max_cost";
   readonly cost: CostFigures;
+  /** Whether this session committed anything (false for a rerun of a finished folder, which changes no file). */
+  readonly committed: boolean;
   /** Shards committed by this run. */
   readonly shards: readonly ShardInfo[];
   readonly metrics: MetricsSnapshot;
@@ -149,7 +156,7 @@ async function runGraph(graph: BuiltGraph, options: RunOptions): Promise<RunSumm
   /** Source records the folder's earlier sessions finished, for the cost estimate and the timeline's counts. */
   const finishedBefore = [...trackers.values()].reduce((sum, tracker) => sum + tracker.watermark + tracker.progress().done.length, 0);
   const spentBefore = previous?.totals["llm.cost_usd"] ?? 0;
-  const cap = options.maxCostUsd === undefined ? undefined : new CostCap(options.maxCostUsd, { spentUsd: spentBefore, finishedRoots: finishedBefore });
+  const gate = options.costGate;
   const sinks = graph.sinks ?? (await openFileSinks(out!, graph.output, previous?.shards ?? []));
   const acceptedSinks: readonly RunSink[] = sinks.accepted;
   const rejectsSink = sinks.rejects;
@@ -182,9 +189,8 @@ async function runGraph(graph: BuiltGraph, options: RunOptions): Promise<RunSumm
   let incompleteReason: string | undefined;
   let stopReason: RunSummary["stopReason"];
   let finishedThisRun = 0;
+  let committedThisSession = false;
   let lastCommitAt: number | undefined;
-  /** Woken when a source record finishes: the cost cap waits on it for the spend of the records in flight. */
-  let wakeOnFinish: (() => void) | undefined;
 
   const finishRoot = (finished: Ticket) => {
     const ticket = finished as RootTicket;
@@ -192,7 +198,6 @@ async function runGraph(graph: BuiltGraph, options: RunOptions): Promise<RunSumm
     partialTickets.delete(ticket);
     if (plan.partial.size > 0) plan.partial.delete(ticket.root);
     finishedThisRun++;
-    wakeOnFinish?.();
   };
   const ledger = new CreditLedger(budget, budget - Math.max(1, Math.floor(budget / 4)), () => flushIfDue(), finishRoot);
 
@@ -423,12 +428,11 @@ async function runGraph(graph: BuiltGraph, options: RunOptions): Promise<RunSumm
   const expected = expectedSizes.some((size) => size === undefined)
     ? undefined
     : Math.min(options.limit ?? Infinity, expectedSizes.reduce<number>((sum, size) => sum + (size ?? 0), 0));
-  const costState = () => ({ spentUsd: metrics.total("llm.cost_usd"), finishedRoots: finishedThisRun, rootsInFlight: metrics.source.pulled - finishedThisRun });
   const costFigures = (): CostFigures => {
     const spentUsd = spentBefore + metrics.total("llm.cost_usd");
     const goal = graph.goal?.();
     const done = goal ? { finished: goal.done, total: goal.total } : expected === undefined ? undefined : { finished: finishedBefore + finishedThisRun, total: expected };
-    return { spentUsd, projectedUsd: projectedCost(spentUsd, done), maxUsd: options.maxCostUsd };
+    return { spentUsd, projectedUsd: projectedCost(spentUsd, done), maxUsd: gate?.maxUsd };
   };
   const progress = (): RunProgress => ({ ...metrics.snapshot(), inFlight: ledger.inFlight, budget, expected, lastCheckpointAt: lastCommitAt, cost: costFigures() });
   options.live?.(progress);
@@ -437,32 +441,26 @@ async function runGraph(graph: BuiltGraph, options: RunOptions): Promise<RunSumm
     stopReason = "max_cost";
     const { spentUsd, projectedUsd } = costFigures();
     log(
-      `--max-cost: stopping before the spend passes $${options.maxCostUsd}: $${spentUsd.toFixed(4)} spent${projectedUsd === undefined ? "" : `, $${projectedUsd.toFixed(4)} projected at completion`}; in-flight samples finish and are committed`,
+      `--max-cost: stopping, as the next request could pass $${gate!.maxUsd}: $${spentUsd.toFixed(4)} spent${projectedUsd === undefined ? "" : `, $${projectedUsd.toFixed(4)} projected at completion`}; what finished is committed, the held samples are redone on resume`,
     );
     requestStop();
-  };
-  /** Whether the pump may pull one more source record under the cost cap; waits while records in flight may settle it. */
-  const costAllows = async (): Promise<boolean> => {
-    for (;;) {
-      const verdict = cap!.verdict(costState());
-      if (verdict === "pull") return true;
-      if (verdict === "stop" || stopping) {
-        stopForCost();
-        return false;
+    // The samples the gate holds never finish: once the rest have settled, the run ends without them.
+    let last = "";
+    let quietPolls = 0;
+    // Not unref'd: the held requests keep nothing else alive, and the run must go on to its last commit.
+    costPoll = setInterval(() => {
+      const settled = `${accepted} ${rejected} ${ledger.inFlight}`;
+      quietPolls = settled === last ? quietPolls + 1 : 0;
+      last = settled;
+      if (quietPolls >= COST_STOP_QUIET_POLLS) {
+        clearInterval(costPoll);
+        resolveCostHeld();
       }
-      // A finished record counts once its rows are written: they may not fill a sink batch for a while.
-      flushIfDue(true);
-      // Also re-asked now and then: the spend of a record in flight grows before the record finishes.
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, 250);
-        wakeOnFinish = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
-      wakeOnFinish = undefined;
-    }
+    }, 100);
   };
+  let costPoll: NodeJS.Timeout | undefined;
+  let resolveCostHeld!: () => void;
+  const costHeld = new Promise<void>((resolve) => (resolveCostHeld = resolve));
   const acceptedBefore = (previous?.shards ?? []).filter((shard) => shard.kind === "accepted").reduce((sum, shard) => sum + shard.rows, 0);
   const rejectedBefore = (previous?.shards ?? []).filter((shard) => shard.kind === "rejects").reduce((sum, shard) => sum + shard.rows, 0);
   const timeline = out && options.timeline !== false ? new Timeline(out, log) : undefined;
@@ -499,7 +497,6 @@ async function runGraph(graph: BuiltGraph, options: RunOptions): Promise<RunSumm
   // when a slow source never fills a sink batch.
   const checkpointTimer = setInterval(
     () => {
-      if (cap && cap.spent(costState()) >= cap.maxUsd) stopForCost();
       if (timeline?.due(Date.now() - metrics.startedAt)) appendTimeline();
       if (Date.now() - lastCheckpoint < checkpointMs) return;
       if (acceptedBuffer.length + rejectBuffer.length > 0) flushIfDue(true);
@@ -549,8 +546,7 @@ async function runGraph(graph: BuiltGraph, options: RunOptions): Promise<RunSumm
           }
           // Asked again after each wait: a fan-out may have taken the credit that woke the pump.
           for (let credit = ledger.pumpCredit(); credit && !stopping; credit = ledger.pumpCredit()) await credit;
-          // Only a capped run awaits here: an await per record would change how the pump interleaves with the graph.
-          if (stopping || (cap && !(await costAllows()))) return;
+          if (stopping) return;
           push(source, tracker, item);
         }
       }
@@ -558,20 +554,23 @@ async function runGraph(graph: BuiltGraph, options: RunOptions): Promise<RunSumm
     sourcesExhausted = true;
   };
 
+  const requestsBefore = previous?.totals["llm.requests"] ?? 0;
+  gate?.open(spentBefore, stopForCost, requestsBefore > 0 && spentBefore > 0 ? spentBefore / requestsBefore : undefined);
   try {
     try {
-      await pump();
+      // A source that waits on its own samples (a Self-Instruct wave) waits for ever on those the cost gate holds.
+      await Promise.race([pump(), costHeld]);
     } catch (error) {
       fail(error);
     }
     inputDone = true;
     input?.complete();
-    if (stopping && !fatal) {
+    if (stopping && !fatal && stopReason !== "max_cost") {
       log(`stopping: letting ${ledger.inFlight} in-flight samples finish (up to ${Math.round((options.graceMs ?? 10_000) / 1000)} s)`);
       const grace = new Promise<void>((resolve) => setTimeout(resolve, options.graceMs ?? 10_000).unref());
       await Promise.race([drained, grace, failed]);
     } else {
-      await Promise.race([drained, failed]);
+      await Promise.race([drained, failed, costHeld]);
     }
     flushIfDue(true);
     await ioChain;
@@ -585,12 +584,14 @@ async function runGraph(graph: BuiltGraph, options: RunOptions): Promise<RunSumm
     // A rerun of a finished run changes no file; a run that failed before it started leaves no manifest.
     const nothingNew = previous !== undefined && rowsSinceCheckpoint === 0 && finishedThisRun === 0 && previous.complete === complete;
     const neverStarted = fatal !== undefined && !committer.started && accepted + rejected === 0;
-    if (!nothingNew && !neverStarted && !sinksBroken) await checkpoint(complete, true);
+    committedThisSession = !nothingNew && !neverStarted && !sinksBroken;
+    if (committedThisSession) await checkpoint(complete, true);
     if (!nothingNew && !neverStarted) appendTimeline();
     await timeline?.settled();
   } finally {
     if (progressTimer) clearInterval(progressTimer);
     clearInterval(checkpointTimer);
+    clearInterval(costPoll);
     options.signal?.removeEventListener("abort", onExternalAbort);
   }
   if (fatal !== undefined) {
@@ -616,6 +617,7 @@ async function runGraph(graph: BuiltGraph, options: RunOptions): Promise<RunSumm
     incompleteReason,
     stopReason: status === "stopped" ? (stopReason ?? "request") : undefined,
     cost: costFigures(),
+    committed: committedThisSession,
     shards: newShards,
     metrics: metrics.snapshot(),
   };

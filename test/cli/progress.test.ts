@@ -17,7 +17,7 @@ function progress(totals: Record<string, number> = {}, reasons: Record<string, n
 function summary(totals: Record<string, number>): RunSummary {
   const { inFlight: _inFlight, budget: _budget, expected: _expected, ...metrics } = progress(totals);
   const cost = { spentUsd: totals["llm.cost_usd"] ?? 0, projectedUsd: undefined, maxUsd: undefined };
-  return { status: "complete", graph: "g", out: undefined, accepted: 8, rejected: 2, maxInFlight: 4, budget: 64, resumed: false, shards: [], metrics, cost };
+  return { status: "complete", graph: "g", out: undefined, accepted: 8, rejected: 2, maxInFlight: 4, budget: 64, resumed: false, shards: [], metrics, cost, committed: true };
 }
 
 /** A terminal stand-in that records every write. */
