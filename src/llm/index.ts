@@ -27,3 +27,5 @@ export { ResponseCache, defaultCacheDir, CACHE_OFF } from "./cache.ts";
 export { requestCostBound } from "./spend.ts";
 export type { SpendBound, SpendGate, SpendSettle } from "./spend.ts";
 export type { ResponseStore, CachedChoice } from "./cache.ts";
+export { createBatchLlm, BATCH_DEFAULTS } from "./batch/index.ts";
+export type { BatchLlm, BatchLlmOptions } from "./batch/index.ts";
