@@ -8,19 +8,21 @@
  *   4. batch_double_submissions / batch_lost: `rxsynth run --batch` killed with SIGKILL at 5 seeded random
  *      moments, resumed each time, against one simulator that lives through the kills (as OpenAI does).
  *   5. bench_knee_found: `rxsynth bench endpoint` against a simulator capped at 64 finds a knee within 2x.
+ * The kill runs use the child process of the batch kill tests (test/fixtures/batch-driver.ts).
  * Prints a table and writes benchmarks/results/fleet.json.
  *
  *   npx tsx benchmarks/fleet.ts
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import OpenAI from "openai";
 import pLimit from "p-limit";
 import { collect, createSample, type Sample } from "../src/index.ts";
-import { createLlm, type ChatMessage, type Llm } from "../src/llm/index.ts";
+import { createBatchLlm, createLlm, type ChatMessage, type Llm } from "../src/llm/index.ts";
+import { readJournal } from "../src/llm/batch/index.ts";
 import type { SimulatorStats } from "../src/sim/index.ts";
 import { generate } from "../operators/generate/generate.ts";
 
@@ -28,7 +30,8 @@ const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, "..");
 const bin = join(root, "bin", "rxsynth.mjs");
 const SEED = 14;
-const MAX_TOKENS = 64;
+/** Above the simulator's longest answer, so nothing is truncated. */
+const MAX_TOKENS = 300;
 const RETRIES = 10;
 const round = (value: number, digits = 3) => Number(value.toFixed(digits));
 const log = (line: string) => console.log(line);
@@ -102,14 +105,15 @@ async function fleetRxsynth(requests: number, killOne: boolean) {
   const llm = createLlm({ baseURL: fleet.map((sim) => sim.url), model: "sim-1", concurrency: Math.max(...CAPS), maxRetries: RETRIES, seed: SEED });
   await warmUp(llm, 512);
   const before = await servedBy(fleet);
+  const warmedUp = llm.stats().requests;
   const input = samples(requests, killOne ? "death" : "eff");
   const started = performance.now();
   let killedAt: number | undefined;
   const victim = fleet[2]!;
   const killer = killOne
     ? (async () => {
-        while (llm.stats().requests < requests / 3) await new Promise((done) => setTimeout(done, 20));
-        killedAt = llm.stats().requests;
+        while (llm.stats().requests - warmedUp < requests / 3) await new Promise((done) => setTimeout(done, 20));
+        killedAt = llm.stats().requests - warmedUp;
         await victim.kill("SIGKILL");
       })()
     : Promise.resolve();
@@ -186,6 +190,112 @@ async function warmUp(llm: Llm, count: number): Promise<void> {
 }
 
 // ---------------------------------------------------------------------------------------------------
+// 3. Batch price
+
+const PRICES = { "gpt-4o-mini": { input: 0.15, output: 0.6 } };
+
+async function batchCost(requests: number) {
+  const sim = await startSim(["--latency-ms", "20", "--max-concurrency", "256", "--batch-completion-ms", "500"]);
+  const folder = mkdtempSync(join(tmpdir(), "rxsynth-bench-batch-"));
+  const online = createLlm({ baseURL: sim.url, model: "gpt-4o-mini", concurrency: 128, prices: PRICES, seed: SEED });
+  const onlineRun = await collect(generate({ llm: online, prompt, maxTokens: MAX_TOKENS, concurrency: 256 }), samples(requests, "cost"));
+  const onlineStats = online.stats();
+  await online.close();
+  const batch = createBatchLlm({ baseURL: sim.url, model: "gpt-4o-mini", stateDir: folder, cache: false, prices: PRICES, seed: SEED, lingerMs: 200, pollMs: 100 });
+  const batchRun = await collect(generate({ llm: batch, prompt, maxTokens: MAX_TOKENS, concurrency: requests }), samples(requests, "cost"));
+  const batchStats = batch.stats();
+  await batch.close();
+  const served = await sim.stats();
+  await sim.kill();
+  rmSync(folder, { recursive: true, force: true });
+  return {
+    requests,
+    online_usd: round(onlineStats.costUsd, 6),
+    batch_usd: round(batchStats.costUsd, 6),
+    online_accepted: onlineRun.out.length,
+    batch_accepted: batchRun.out.length,
+    batches_created: served.batchesCreated,
+    ratio: round(batchStats.costUsd / onlineStats.costUsd, 4),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------------
+// 4. Batch mode under kill -9 (the driver the batch kill tests use: generate, then llmMap, in batch mode)
+
+const driver = join(root, "test", "fixtures", "batch-driver.ts");
+const BATCH_RECORDS = 120;
+
+function runDriver(url: string, out: string, killAfterMs?: number): Promise<{ killed: boolean }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ["--import", "tsx/esm", driver, out, "--llm", url, "--records", String(BATCH_RECORDS), "--budget", "64", "--cache", "none"], {
+      cwd: root,
+      stdio: ["ignore", "ignore", "pipe"],
+    });
+    let stderr = "";
+    child.stderr!.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+    const timer = killAfterMs === undefined ? undefined : setTimeout(() => child.kill("SIGKILL"), killAfterMs);
+    child.once("exit", (code, signal) => {
+      if (timer) clearTimeout(timer);
+      if (signal === "SIGKILL") return resolve({ killed: true });
+      if (code !== 0) return reject(new Error(`batch driver exited ${code}: ${stderr}`));
+      resolve({ killed: false });
+    });
+  });
+}
+
+function outputIds(out: string): string[] {
+  const ids: string[] = [];
+  for (const name of readdirSync(out).filter((file) => /^part-.*\.jsonl$/.test(file))) {
+    for (const line of readFileSync(join(out, name), "utf8").split("\n")) if (line.trim()) ids.push((JSON.parse(line) as { id: string }).id);
+  }
+  return ids.sort();
+}
+
+/** A seeded generator for the kill moments, so a rerun of the benchmark kills at the same times. */
+function killMoments(count: number, seed: number): number[] {
+  let state = seed;
+  return Array.from({ length: count }, () => {
+    state = (state * 1_103_515_245 + 12_345) % 2 ** 31;
+    return 150 + (state % 1_350);
+  });
+}
+
+async function batchKills() {
+  const sim = await startSim(["--batch-completion-ms", "300"]);
+  const folder = mkdtempSync(join(tmpdir(), "rxsynth-bench-batch-kill-"));
+  const reference = join(folder, "reference");
+  await runDriver(sim.url, reference);
+  const referenceIds = outputIds(reference);
+  const before = (await sim.stats()).batchesCreated;
+  const out = join(folder, "killed");
+  const moments = killMoments(5, SEED);
+  let kills = 0;
+  for (const ms of moments) if ((await runDriver(sim.url, out, ms)).killed) kills++;
+  await runDriver(sim.url, out);
+  const created = (await sim.stats()).batchesCreated - before;
+  const journal = existsSync(join(out, "state", "batches.jsonl")) ? readJournal(join(out, "state", "batches.jsonl")) : [];
+  const recorded = new Set(journal.flatMap((record) => (record.type === "batch" ? [record.batchId] : [])));
+  const withBatch = new Set(journal.flatMap((record) => (record.type === "batch" ? [record.key] : [])));
+  const sent = journal.flatMap((record) => (record.type === "intent" && withBatch.has(record.key) ? record.lines.map((line) => line.id) : []));
+  const ids = outputIds(out);
+  await sim.kill();
+  rmSync(folder, { recursive: true, force: true });
+  const referenceSet = new Set(referenceIds);
+  return {
+    records: BATCH_RECORDS,
+    kill_moments_ms: moments,
+    kills,
+    batches_created: created,
+    batches_recorded: recorded.size,
+    requests_in_two_batches: sent.length - new Set(sent).size,
+    double_submissions: created - recorded.size + (sent.length - new Set(sent).size),
+    lost: referenceIds.filter((id) => !ids.includes(id)).length,
+    duplicated: ids.length - new Set(ids).size,
+    extra: ids.filter((id) => !referenceSet.has(id)).length,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------------
 // 5. rxsynth bench endpoint
 
 const KNEE_CAP = 64;
@@ -212,6 +322,7 @@ async function kneeFound() {
 async function main() {
   const FLEET_REQUESTS = 14_400;
   const DEATH_REQUESTS = 6_000;
+  const BATCH_COST_REQUESTS = 2_000;
   const startedAll = performance.now();
 
   log(`fleet: ${FLEET_REQUESTS} requests over 4 simulators, caps ${CAPS.join(", ")} at ${LATENCY_MS} ms (capacity ${CAPACITY_PER_S}/s), rxsynth`);
@@ -220,6 +331,10 @@ async function main() {
   const roundRobin = await fleetRoundRobin(FLEET_REQUESTS);
   log(`fleet: ${DEATH_REQUESTS} requests, the second cap-64 server killed with SIGKILL a third of the way in`);
   const death = await fleetRxsynth(DEATH_REQUESTS, true);
+  log(`batch: ${BATCH_COST_REQUESTS} requests online, then in batch mode, same prices`);
+  const cost = await batchCost(BATCH_COST_REQUESTS);
+  log(`batch: ${BATCH_RECORDS} records in batch mode, killed with SIGKILL at 5 seeded moments, resumed`);
+  const kills = await batchKills();
   log(`knee: rxsynth bench endpoint against a simulator capped at ${KNEE_CAP}`);
   const knee = await kneeFound();
   const totalSeconds = (performance.now() - startedAll) / 1_000;
@@ -228,6 +343,9 @@ async function main() {
     ["fleet_efficiency", `${fleet.efficiency}`, `${fleet.requests_per_s} req/s of ${CAPACITY_PER_S}; served ${fleet.served_per_server.join("/")}`],
     ["  round-robin baseline", `${roundRobin.efficiency}`, `${roundRobin.requests_per_s} req/s; served ${roundRobin.served_per_server.join("/")}`],
     ["fleet_lost_on_server_death", `${death.lost}`, `${death.accepted} accepted of ${death.requests}; killed after ${death.killed_after_requests} requests; ${JSON.stringify(death.reject_reasons)}`],
+    ["batch_cost_ratio", `${cost.ratio}`, `$${cost.batch_usd} in batch vs $${cost.online_usd} online; ${cost.batch_accepted}/${cost.online_accepted} accepted; ${cost.batches_created} batches`],
+    ["batch_double_submissions", `${kills.double_submissions}`, `${kills.kills} kills at ${kills.kill_moments_ms.join("/")} ms; ${kills.batches_created} batches created, ${kills.batches_recorded} recorded; ${kills.requests_in_two_batches} requests in two batches`],
+    ["batch_lost", `${kills.lost}`, `${kills.duplicated} duplicated, ${kills.extra} not in the uninterrupted run`],
     ["bench_knee_found", `${knee.found}`, `knee ${knee.knee} for cap ${knee.cap}; recommended ${knee.recommended}; Little ${knee.little_concurrency}`],
   ];
   const width = Math.max(...rows.map((r) => r[0].length));
@@ -238,9 +356,12 @@ async function main() {
   const result = {
     fleet_efficiency: fleet.efficiency,
     fleet_lost_on_server_death: death.lost,
+    batch_cost_ratio: cost.ratio,
+    batch_double_submissions: kills.double_submissions,
+    batch_lost: kills.lost,
     bench_knee_found: knee.found,
     ratios: { fleet_over_round_robin: round(fleet.efficiency / roundRobin.efficiency) },
-    details: { fleet, round_robin: roundRobin, server_death: death, knee },
+    details: { fleet, round_robin: roundRobin, server_death: death, batch_cost: cost, batch_kills: kills, knee },
     total_seconds: round(totalSeconds, 1),
     node: process.version,
     measured_at: new Date().toISOString(),
