@@ -5,7 +5,7 @@ import type { RootDatabase } from "lmdb";
 import { lazyModule } from "./lazy.ts";
 import { CacheError, errorMessage } from "../errors.ts";
 import { stableHash } from "../hash.ts";
-import type { FinishReason } from "./types.ts";
+import type { ChatResult, FinishReason } from "./types.ts";
 
 const lmdb = lazyModule<typeof import("lmdb")>("lmdb");
 
@@ -115,4 +115,26 @@ function folderBytes(path: string): number {
     if (info.isFile()) bytes += info.size;
   }
   return bytes;
+}
+
+/** A result read back from the cache (what the online client's cache hits give). */
+export function fromCache(hits: readonly CachedChoice[]): ChatResult {
+  const first = hits[0]!;
+  return {
+    choices: hits.map((hit, index) => ({
+      index,
+      text: hit.text,
+      finishReason: hit.finishReason,
+      ...(hit.refusal ? { refusal: hit.refusal } : {}),
+      ...(hit.reasoning ? { reasoning: hit.reasoning } : {}),
+      completionTokens: hit.completionTokens,
+    })),
+    model: first.model,
+    usage: { promptTokens: first.promptTokens, completionTokens: hits.reduce((sum, hit) => sum + hit.completionTokens, 0) },
+    latencyMs: 0,
+    requestId: first.requestId,
+    cached: true,
+    attempts: 0,
+    costUsd: 0,
+  };
 }

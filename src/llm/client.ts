@@ -1,7 +1,7 @@
 import type OpenAI from "openai";
 import { lazyModule } from "./lazy.ts";
 import { CacheError, ConfigError, EndpointError, LlmError, errorMessage } from "../errors.ts";
-import { ResponseCache, choiceKey, defaultCacheDir, type CachedChoice, type ResponseStore } from "./cache.ts";
+import { ResponseCache, choiceKey, defaultCacheDir, fromCache, type CachedChoice, type ResponseStore } from "./cache.ts";
 import { CircuitBreaker } from "./breaker.ts";
 import { OutageGate, type Pass } from "./outage.ts";
 import {
@@ -1170,27 +1170,6 @@ export function createLlm(options: LlmOptions): Llm {
       for (const member of fleet.members) member.handle.transport?.close();
       if (opened?.owned) await opened.store.close();
     },
-  };
-}
-
-function fromCache(hits: readonly CachedChoice[]): ChatResult {
-  const first = hits[0]!;
-  return {
-    choices: hits.map((hit, index) => ({
-      index,
-      text: hit.text,
-      finishReason: hit.finishReason,
-      ...(hit.refusal ? { refusal: hit.refusal } : {}),
-      ...(hit.reasoning ? { reasoning: hit.reasoning } : {}),
-      completionTokens: hit.completionTokens,
-    })),
-    model: first.model,
-    usage: { promptTokens: first.promptTokens, completionTokens: hits.reduce((sum, hit) => sum + hit.completionTokens, 0) },
-    latencyMs: 0,
-    requestId: first.requestId,
-    cached: true,
-    attempts: 0,
-    costUsd: 0,
   };
 }
 

@@ -75,24 +75,3 @@ export function cacheEntries(result: Pick<ChatResult, "choices" | "model" | "usa
   return entries;
 }
 
-/** A result read back from the cache (what the online client's cache hits give). */
-export function fromCache(hits: readonly CachedChoice[]): ChatResult {
-  const first = hits[0]!;
-  return {
-    choices: hits.map((hit, index) => ({
-      index,
-      text: hit.text,
-      finishReason: hit.finishReason,
-      ...(hit.refusal ? { refusal: hit.refusal } : {}),
-      ...(hit.reasoning ? { reasoning: hit.reasoning } : {}),
-      completionTokens: hit.completionTokens,
-    })),
-    model: first.model,
-    usage: { promptTokens: first.promptTokens, completionTokens: hits.reduce((sum, hit) => sum + hit.completionTokens, 0) },
-    latencyMs: 0,
-    requestId: first.requestId,
-    cached: true,
-    attempts: 0,
-    costUsd: 0,
-  };
-}
