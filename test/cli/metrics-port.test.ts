@@ -1,3 +1,4 @@
+import { existsSync } from "node:fs";
 import { createServer } from "node:net";
 import { readFile, readdir } from "node:fs/promises";
 import { join } from "node:path";
@@ -108,16 +109,19 @@ describe("rxsynth run --metrics-port", () => {
     expect(await portRefused(url)).toBe(true);
   }, 120_000);
 
-  it("refuses a port already taken, in one line", async () => {
+  // distill-rationales starts the built-in simulator when it is built: a port refused after that hung the run.
+  it.each(["template-records", "distill-rationales"])("refuses a port already taken, in one line, and leaves no folder (%s)", async (graph) => {
     const taken = createServer();
     await new Promise<void>((resolve) => taken.listen(0, "127.0.0.1", resolve));
     const port = (taken.address() as { port: number }).port;
+    const out = join(dir, `taken-${graph}`);
     try {
-      const { code, stderr } = await cli(["run", "template-records", "--set", "count=5", "--out", join(dir, "taken"), "--metrics-port", String(port), "-q"]).exit;
+      const { code, stderr } = await cli(["run", graph, "--set", "count=5", "--out", out, "--metrics-port", String(port), "-q"]).exit;
       expect(code).toBe(1);
       expect(stderr.trim().split("\n").filter((line) => line.startsWith("rxsynth:"))).toEqual([
         `rxsynth: config error: metrics port ${port} on 127.0.0.1 is in use: choose another, or 0 for a free one`,
       ]);
+      expect(existsSync(out)).toBe(false);
     } finally {
       taken.close();
     }
