@@ -35,7 +35,7 @@ interface RunFlags {
 }
 
 /** Settings a resume needs from the environment; a secret is named, never printed. */
-const RESUME_ENVIRONMENT = ["OPENAI_BASE_URL", "RXSYNTH_MODEL", "RXSYNTH_PRICE"] as const;
+const RESUME_ENVIRONMENT = ["OPENAI_BASE_URL", "RXSYNTH_MODEL", "RXSYNTH_PRICE", "RXSYNTH_FLEET_NAME"] as const;
 
 /** The command that continues this run, with the environment it ran under (the endpoint is its identity). */
 export function resumeCommand(missingOut: string | undefined, argv = process.argv.slice(2), env = process.env): string {
