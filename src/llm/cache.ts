@@ -5,7 +5,7 @@ import type { RootDatabase } from "lmdb";
 import { lazyModule } from "./lazy.ts";
 import { CacheError, errorMessage } from "../errors.ts";
 import { stableHash } from "../hash.ts";
-import type { ChatResult, FinishReason } from "./types.ts";
+import type { ChatRequest, ChatResult, FinishReason } from "./types.ts";
 
 const lmdb = lazyModule<typeof import("lmdb")>("lmdb");
 
@@ -137,4 +137,53 @@ export function fromCache(hits: readonly CachedChoice[]): ChatResult {
     attempts: 0,
     costUsd: 0,
   };
+}
+
+/** Finish reasons of answers worth caching (finished, cut at the cap, filtered); unfinished work is asked again. */
+const FINAL_REASONS: ReadonlySet<string> = new Set(["stop", "length", "content_filter", "tool_calls", "function_call"]);
+
+/** The cache entries of a result, choice by choice (`keys[i]` is choice i's key); unfinished choices are not kept. */
+export function cacheEntries(result: Pick<ChatResult, "choices" | "model" | "usage" | "requestId">, keys: readonly string[], at: number): Array<[string, CachedChoice]> {
+  const entries: Array<[string, CachedChoice]> = [];
+  for (const choice of result.choices) {
+    const key = keys[choice.index];
+    if (key === undefined || !FINAL_REASONS.has(choice.finishReason)) continue;
+    entries.push([
+      key,
+      {
+        text: choice.text,
+        finishReason: choice.finishReason,
+        ...(choice.refusal ? { refusal: choice.refusal } : {}),
+        ...(choice.reasoning ? { reasoning: choice.reasoning } : {}),
+        completionTokens: choice.completionTokens,
+        promptTokens: result.usage.promptTokens,
+        model: result.model,
+        ...(result.requestId ? { requestId: result.requestId } : {}),
+        at,
+      },
+    ]);
+  }
+  return entries;
+}
+
+/**
+ * The body a request is sent and cached under, field by field in one order: the online and the batch
+ * client key the cache with it, so each finds the other's answers.
+ */
+export function requestBody(request: ChatRequest, model: string, seed: number | undefined): Record<string, unknown> {
+  const body: Record<string, unknown> = {};
+  const fields = {
+    model: request.model ?? model,
+    messages: request.messages,
+    temperature: request.temperature,
+    top_p: request.top_p,
+    max_tokens: request.max_tokens,
+    seed: request.seed ?? seed,
+    stop: request.stop,
+    presence_penalty: request.presence_penalty,
+    frequency_penalty: request.frequency_penalty,
+    response_format: request.response_format,
+  };
+  for (const [key, value] of Object.entries(fields)) if (value !== undefined) body[key] = value;
+  return body;
 }

@@ -1,7 +1,7 @@
 import type OpenAI from "openai";
 import { lazyModule } from "./lazy.ts";
 import { CacheError, ConfigError, EndpointError, LlmError, errorMessage } from "../errors.ts";
-import { ResponseCache, choiceKey, defaultCacheDir, fromCache, type CachedChoice, type ResponseStore } from "./cache.ts";
+import { ResponseCache, cacheEntries, choiceKey, defaultCacheDir, fromCache, requestBody, type CachedChoice, type ResponseStore } from "./cache.ts";
 import { CircuitBreaker } from "./breaker.ts";
 import { OutageGate, type Pass } from "./outage.ts";
 import {
@@ -253,12 +253,6 @@ class AttemptTimeout extends Error {
     super(`no complete answer within ${ms} ms`);
     this.name = "AttemptTimeout";
   }
-}
-
-function withoutUndefined<T extends Record<string, unknown>>(value: T): T {
-  const out: Record<string, unknown> = {};
-  for (const [key, v] of Object.entries(value)) if (v !== undefined) out[key] = v;
-  return out as T;
 }
 
 /**
@@ -632,22 +626,9 @@ export function createLlm(options: LlmOptions): Llm {
     if (!cache) return;
     const at = Date.now();
     try {
-      await Promise.all(
-        // Unfinished work (aborted, no finish reason) is not an answer to keep: a rerun asks again.
-        result.choices.filter((choice) => FINAL_REASONS.has(choice.finishReason)).map((choice) =>
-          cache.put(choiceKey(endpointId, body, cacheIndex, choice.index), {
-            text: choice.text,
-            finishReason: choice.finishReason,
-            ...(choice.refusal ? { refusal: choice.refusal } : {}),
-            ...(choice.reasoning ? { reasoning: choice.reasoning } : {}),
-            completionTokens: choice.completionTokens,
-            promptTokens: result.usage.promptTokens,
-            model: result.model,
-            ...(result.requestId ? { requestId: result.requestId } : {}),
-            at,
-          }),
-        ),
-      );
+      const keys: string[] = [];
+      for (const choice of result.choices) keys[choice.index] = choiceKey(endpointId, body, cacheIndex, choice.index);
+      await Promise.all(cacheEntries(result, keys, at).map(([key, choice]) => cache.put(key, choice)));
     } catch (error) {
       throw new CacheError(
         `the answer to a request was received (and counted) but could not be written to the response cache (${errorMessage(error)}): ` +
@@ -1094,18 +1075,7 @@ export function createLlm(options: LlmOptions): Llm {
       }
       call.meter?.(delta);
     };
-    const body = withoutUndefined({
-      model: request.model ?? model,
-      messages: request.messages,
-      temperature: request.temperature,
-      top_p: request.top_p,
-      max_tokens: request.max_tokens,
-      seed: request.seed ?? options.seed,
-      stop: request.stop,
-      presence_penalty: request.presence_penalty,
-      frequency_penalty: request.frequency_penalty,
-      response_format: request.response_format,
-    });
+    const body = requestBody(request, model, options.seed);
     const cacheIndex = call.cacheIndex ?? 0;
 
     if (cache) {
@@ -1214,7 +1184,6 @@ function errorBodyMessage(error: { readonly error?: unknown; readonly message: s
 }
 
 /** Finish reasons of answers worth caching: finished, cut at the cap, or stopped by the provider's filter. */
-const FINAL_REASONS: ReadonlySet<string> = new Set(["stop", "length", "content_filter", "tool_calls", "function_call"]);
 
 /** Reasoning fields some servers add to a message or a stream delta (not in the openai types). */
 interface ReasoningFields {

@@ -1,12 +1,9 @@
-import type { CachedChoice } from "../cache.ts";
 import type { Capabilities } from "../capabilities.ts";
 import { splitReasoning } from "../reasoning.ts";
 import { countTokens } from "../tokens.ts";
 import type { ChatChoice, ChatResult } from "../types.ts";
 import type { CompletionBody } from "./lines.ts";
 
-/** Finish reasons of answers worth caching (as the online client: finished, cut at the cap, filtered). */
-const FINAL_REASONS: ReadonlySet<string> = new Set(["stop", "length", "content_filter", "tool_calls", "function_call"]);
 
 /** The completion tokens of each choice: the server's total split in tiktoken's proportions, summing to it exactly. */
 function choiceTokens(texts: readonly string[], total: number | undefined, model: string): number[] {
@@ -51,27 +48,4 @@ export function resultOf(body: CompletionBody, requestModel: string, requestId: 
   };
 }
 
-/** The cache entries of a result, choice by choice (`keys[i]` is choice i's key); unfinished choices are not kept. */
-export function cacheEntries(result: Pick<ChatResult, "choices" | "model" | "usage" | "requestId">, keys: readonly string[], at: number): Array<[string, CachedChoice]> {
-  const entries: Array<[string, CachedChoice]> = [];
-  for (const choice of result.choices) {
-    const key = keys[choice.index];
-    if (key === undefined || !FINAL_REASONS.has(choice.finishReason)) continue;
-    entries.push([
-      key,
-      {
-        text: choice.text,
-        finishReason: choice.finishReason,
-        ...(choice.refusal ? { refusal: choice.refusal } : {}),
-        ...(choice.reasoning ? { reasoning: choice.reasoning } : {}),
-        completionTokens: choice.completionTokens,
-        promptTokens: result.usage.promptTokens,
-        model: result.model,
-        ...(result.requestId ? { requestId: result.requestId } : {}),
-        at,
-      },
-    ]);
-  }
-  return entries;
-}
 

@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import { join } from "node:path";
 import { CacheError, ConfigError, EndpointError, LlmError, errorMessage } from "../../errors.ts";
 import { stableHash } from "../../hash.ts";
-import { ResponseCache, choiceKey, defaultCacheDir, type CachedChoice, type ResponseStore } from "../cache.ts";
+import { ResponseCache, cacheEntries, choiceKey, defaultCacheDir, fromCache, requestBody, type CachedChoice, type ResponseStore } from "../cache.ts";
 import { endpointFamily, familyCapabilities, shapeBody, type Capabilities, type EndpointFamily } from "../capabilities.ts";
 import type { ChatCallOptions, Llm } from "../client.ts";
 import { BATCH_PRICE_FACTOR, BUILTIN_PRICES, SIMULATOR_MODEL, lookupPrice, type ModelPrice } from "../prices.ts";
@@ -10,8 +10,7 @@ import { scrubSecrets, sleep } from "../retry.ts";
 import { countMessageTokens } from "../tokens.ts";
 import type { ChatRequest, ChatResult, LlmStats, LlmStatsDelta } from "../types.ts";
 import { BatchApi, TERMINAL_STATUSES, type BatchObject } from "./api.ts";
-import { cacheEntries, resultOf } from "./answers.ts";
-import { fromCache } from "../cache.ts";
+import { resultOf } from "./answers.ts";
 import { BatchBoard } from "./board.ts";
 import { Grouper } from "./grouper.ts";
 import { BatchJournal, replayJournal, type IntentLine, type IntentState } from "./journal.ts";
@@ -136,12 +135,6 @@ function positive(name: string, value: number | undefined, integer = false): voi
   if (!(value > 0) || (integer && !Number.isInteger(value))) {
     throw new ConfigError(`createBatchLlm: ${name} must be a positive ${integer ? "integer" : "number"}, got ${value}`);
   }
-}
-
-function withoutUndefined<T extends Record<string, unknown>>(value: T): T {
-  const out: Record<string, unknown> = {};
-  for (const [key, v] of Object.entries(value)) if (v !== undefined) out[key] = v;
-  return out as T;
 }
 
 function openStore(cache: BatchLlmOptions["cache"], stateDir: string): { store: ResponseStore; owned: boolean } {
@@ -465,19 +458,7 @@ export function createBatchLlm(options: BatchLlmOptions): BatchLlm {
     if (!Array.isArray(request.messages) || request.messages.length === 0) throw new ConfigError("llm.chat: messages must be a non-empty array");
     if (request.stream) throw new ConfigError("llm.chat: a batch client does not stream (run without --batch, or ask without stream)");
     await ready;
-    // Built field by field in the online client's order, so both find each other's answers in the cache.
-    const body = withoutUndefined({
-      model: request.model ?? model,
-      messages: request.messages,
-      temperature: request.temperature,
-      top_p: request.top_p,
-      max_tokens: request.max_tokens,
-      seed: request.seed ?? options.seed,
-      stop: request.stop,
-      presence_penalty: request.presence_penalty,
-      frequency_penalty: request.frequency_penalty,
-      response_format: request.response_format,
-    });
+    const body = requestBody(request, model, options.seed);
     const cacheIndex = call.cacheIndex ?? 0;
     const keys = Array.from({ length: n }, (_, i) => choiceKey(endpointId, body, cacheIndex, i));
     const hits: CachedChoice[] = [];
