@@ -3,6 +3,8 @@
  *   1. fleet_efficiency: 4 simulators in their own processes (caps 32, 64, 64, 128 at 200 ms): requests/s that
  *      rxsynth's fleet achieves over the sum of their capacities, next to the common script's round-robin
  *      over the same servers with the same total concurrency and the same retries.
+ *      And the ceiling: one simulator with the fleet's summed cap at the same latency, the same client and
+ *      operator settings: what this machine lets one client process reach, whatever the routing.
  *   2. fleet_lost_on_server_death: the same fleet with one server killed (SIGKILL) a third of the way in.
  *   3. batch_cost_ratio: a 2,000-request job in batch mode over the same job online, same price table.
  *   4. batch_double_submissions / batch_lost: `rxsynth run --batch` killed with SIGKILL at 5 seeded random
@@ -142,6 +144,20 @@ async function fleetRxsynth(requests: number, killOne: boolean) {
     ejections: (members ?? []).map((member) => member.ejections),
     ...(killOne ? { killed_server_cap: CAPS[2], killed_after_requests: killedAt } : {}),
   };
+}
+
+/** One simulator with the fleet's summed cap, driven exactly as the fleet is: the most routing could reach here. */
+async function singleServerCeiling(requests: number) {
+  const sum = CAPS.reduce((a, b) => a + b, 0);
+  const sim = await startSim(["--latency-ms", String(LATENCY_MS), "--max-concurrency", String(sum)]);
+  const llm = createLlm({ baseURL: sim.url, model: "sim-1", concurrency: sum, maxRetries: RETRIES, seed: SEED });
+  await warmUp(llm, 512);
+  const started = performance.now();
+  const { out } = await collect(generate({ llm, prompt, maxTokens: MAX_TOKENS, concurrency: sum * 2 }), samples(requests, "ceiling"));
+  const seconds = (performance.now() - started) / 1_000;
+  await llm.close();
+  await sim.kill();
+  return { requests, accepted: out.length, seconds: round(seconds, 2), requests_per_s: round(requests / seconds, 1), efficiency: round(requests / seconds / CAPACITY_PER_S) };
 }
 
 /** The common script: the official client per server, round-robin, p-limit at the fleet's total capacity, same retries. */
@@ -329,6 +345,8 @@ async function main() {
   const fleet = await fleetRxsynth(FLEET_REQUESTS, false);
   log(`fleet: same, official client round-robin + p-limit(${CAPS.reduce((a, b) => a + b, 0)}), ${RETRIES} retries`);
   const roundRobin = await fleetRoundRobin(FLEET_REQUESTS);
+  log(`fleet: same, one simulator with the summed cap ${CAPS.reduce((a, b) => a + b, 0)} (the ceiling for one client process here)`);
+  const ceiling = await singleServerCeiling(FLEET_REQUESTS);
   log(`fleet: ${DEATH_REQUESTS} requests, the second cap-64 server killed with SIGKILL a third of the way in`);
   const death = await fleetRxsynth(DEATH_REQUESTS, true);
   log(`batch: ${BATCH_COST_REQUESTS} requests online, then in batch mode, same prices`);
@@ -341,6 +359,7 @@ async function main() {
 
   const rows: Array<[string, string, string]> = [
     ["fleet_efficiency", `${fleet.efficiency}`, `${fleet.requests_per_s} req/s of ${CAPACITY_PER_S}; served ${fleet.served_per_server.join("/")}`],
+    ["  one server, summed cap", `${ceiling.efficiency}`, `${ceiling.requests_per_s} req/s: the ceiling of one client process on this machine`],
     ["  round-robin baseline", `${roundRobin.efficiency}`, `${roundRobin.requests_per_s} req/s; served ${roundRobin.served_per_server.join("/")}`],
     ["fleet_lost_on_server_death", `${death.lost}`, `${death.accepted} accepted of ${death.requests}; killed after ${death.killed_after_requests} requests; ${JSON.stringify(death.reject_reasons)}`],
     ["batch_cost_ratio", `${cost.ratio}`, `$${cost.batch_usd} in batch vs $${cost.online_usd} online; ${cost.batch_accepted}/${cost.online_accepted} accepted; ${cost.batches_created} batches`],
@@ -360,8 +379,8 @@ async function main() {
     batch_double_submissions: kills.double_submissions,
     batch_lost: kills.lost,
     bench_knee_found: knee.found,
-    ratios: { fleet_over_round_robin: round(fleet.efficiency / roundRobin.efficiency) },
-    details: { fleet, round_robin: roundRobin, server_death: death, batch_cost: cost, batch_kills: kills, knee },
+    ratios: { fleet_over_round_robin: round(fleet.efficiency / roundRobin.efficiency), fleet_over_single_server: round(fleet.efficiency / ceiling.efficiency) },
+    details: { fleet, round_robin: roundRobin, single_server: ceiling, server_death: death, batch_cost: cost, batch_kills: kills, knee },
     total_seconds: round(totalSeconds, 1),
     node: process.version,
     measured_at: new Date().toISOString(),
