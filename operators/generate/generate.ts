@@ -26,6 +26,7 @@ import {
   type ChatResult,
   type Llm,
 } from "../../src/llm/index.ts";
+import { samplingRequest, type SamplingOptions } from "./sampling.ts";
 
 /** Turns a parsed answer into data: the sample's data with the answer written to a field, or anything. */
 export type GenerateWrite<T> = string | ((parsed: T, sample: Sample) => SampleData);
@@ -33,7 +34,7 @@ export type GenerateWrite<T> = string | ((parsed: T, sample: Sample) => SampleDa
 /** Reads an answer: the value to write, or a DropVerdict (reason and details) when the answer is unusable. */
 export type GenerateParser<T> = (text: string, sample: Sample) => T | DropVerdict;
 
-export interface GenerateOptions<T = unknown> {
+export interface GenerateOptions<T = unknown> extends SamplingOptions {
   /** The client of the endpoint to call (`createLlm`). */
   readonly llm: Llm;
   /** Builds the chat messages for one sample; kept apart from parsing. */
@@ -46,7 +47,7 @@ export interface GenerateOptions<T = unknown> {
   readonly parse?: z.ZodType<T> | GenerateParser<T>;
   /** Completions per sample; each becomes its own sample. Default 1. */
   readonly n?: number;
-  /** Default 0.7. */
+  /** Default 0.7; `topP` and the penalties (SamplingOptions) are sent only when set. */
   readonly temperature?: number;
   /** Default: the server's. */
   readonly maxTokens?: number;
@@ -125,6 +126,7 @@ export function generate<T = string>(options: GenerateOptions<T>): Operator {
   }
   const name = options.name ?? GENERATE_DEFAULTS.name;
   const temperature = options.temperature ?? GENERATE_DEFAULTS.temperature;
+  const sampling = samplingRequest(options, "generate");
   const write = options.write ?? (GENERATE_DEFAULTS.write as GenerateWrite<T>);
   const repair = options.repair ?? GENERATE_DEFAULTS.repair;
   const schemaName = options.schemaName ?? GENERATE_DEFAULTS.schemaName;
@@ -146,6 +148,7 @@ export function generate<T = string>(options: GenerateOptions<T>): Operator {
     params: {
       model: llm.model,
       temperature,
+      ...sampling,
       n,
       maxTokens: options.maxTokens ?? null,
       seed: options.seed ?? null,
@@ -166,6 +169,7 @@ export function generate<T = string>(options: GenerateOptions<T>): Operator {
       const base: ChatRequest = {
         messages,
         temperature,
+        ...sampling,
         ...(options.maxTokens !== undefined ? { max_tokens: options.maxTokens } : {}),
         ...(options.seed !== undefined ? { seed: options.seed } : {}),
         ...(responseFormat ? { response_format: responseFormat } : {}),

@@ -25,11 +25,12 @@ import {
   type ChatResult,
   type Llm,
 } from "../../src/llm/index.ts";
+import { samplingRequest, type SamplingOptions } from "./sampling.ts";
 
 /** How an answer is read: a zod schema (asked for as structured output) or a function of the text. */
 export type AnswerParser<T> = z.ZodType<T> | ((text: string) => T | DropVerdict);
 
-export interface AskOptions<T> {
+export interface AskOptions<T> extends SamplingOptions {
   /** The client of the endpoint to call (`createLlm`). */
   readonly llm: Llm;
   /** Default: the answer text as it is. */
@@ -93,6 +94,7 @@ export function asker<T = string>(options: AskOptions<T>): Asker<T> {
   const schema = isZodSchema(options.parse) ? (options.parse as z.ZodType<T>) : undefined;
   const parser = typeof options.parse === "function" ? options.parse : undefined;
   const temperature = options.temperature ?? LLM_MAP_DEFAULTS.temperature;
+  const sampling = samplingRequest(options, "asker");
   const format = schema ? structuredFormat(llm, schema, options.schemaName ?? LLM_MAP_DEFAULTS.schemaName) : undefined;
   const reader = (schema ?? parser) as AnswerReader<T | DropVerdict> | undefined;
 
@@ -100,6 +102,7 @@ export function asker<T = string>(options: AskOptions<T>): Asker<T> {
     params: {
       model: llm.model,
       temperature,
+      ...sampling,
       maxTokens: options.maxTokens ?? null,
       seed: options.seed ?? null,
       structured: format?.structured ?? "text",
@@ -111,6 +114,7 @@ export function asker<T = string>(options: AskOptions<T>): Asker<T> {
       const request: ChatRequest = {
         messages,
         temperature,
+        ...sampling,
         ...(options.maxTokens !== undefined ? { max_tokens: options.maxTokens } : {}),
         ...(options.seed !== undefined ? { seed: options.seed } : {}),
         ...(format ? { response_format: format.responseFormat } : {}),
