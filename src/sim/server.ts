@@ -101,6 +101,11 @@ export interface SimulatorOptions {
    * output file, the rest in the error file with code `batch_expired`. Default 24 h (OpenAI's window).
    */
   readonly batchExpireMs?: number;
+  /**
+   * Sees the JSON body of every chat request the online endpoint accepts, as sent: lets a test check what
+   * a graph asks for (sampling settings, prompts) over the wire, the way a provider's request log would.
+   */
+  readonly onChatRequest?: (body: Readonly<Record<string, unknown>>) => void;
 }
 
 /** Batch requests are counted apart (`batch*`): `requests`, `completed` and the token counts are online only. */
@@ -645,6 +650,7 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
         throw new HttpError(400, "We could not parse the JSON body of your request.", "invalid_request_error");
       }
       request = chatRequest(parsed);
+      options.onChatRequest?.(parsed as Record<string, unknown>);
       const p = parsed as { stream?: unknown; stream_options?: { include_usage?: unknown } };
       stream = p.stream === true;
       includeUsage = stream && p.stream_options?.include_usage === true;
