@@ -2,13 +2,20 @@
 // Instructions"): bootstraps instruction data from 175 human-written seed tasks.
 //
 // Each round samples 8 in-context tasks (6 human seeds + 2 instructions the run already accepted, once
-// there are any; seeded per round) and asks for new instructions. These pass the paper's filters: 3-150
-// words, no image/audio/file tasks, not starting with punctuation or a non-ASCII character, and ROUGE-L
-// below 0.7 against every seed and accepted instruction. The model then says whether each task is
-// classification; instances are written input-first, or output-first (label, then input) for
-// classification tasks. Instances that are empty, copy their input, or repeat or contradict another of the
-// same task are dropped, then refusals, exact and MinHash near-duplicates; a diversity tracker writes
-// distinct-n, openings and pool similarity to diversity-summary.json in the run folder.
+// there are any; seeded per round) and asks for new instructions, sampled as the authors' code does
+// (temperature 0.7, top_p 0.5, presence_penalty 2). These pass the authors' filters: more than 3 and at
+// most 150 words, no image/audio/file tasks, no "Write a program" tasks, not starting with punctuation or
+// a non-ASCII character, and ROUGE-L at most 0.7 (the authors drop `> 0.7`) against every seed and
+// accepted instruction. The model then says whether each task is classification; instances are written
+// input-first, or output-first (label, then input) for classification tasks, at temperature 0 and
+// presence_penalty 1.5. Instances that are empty, copy their input, repeat another, or end in ":" (cut
+// off) are dropped; a task two of whose instances answer one input differently is dropped whole, as the
+// authors do. Then refusals, exact and MinHash near-duplicates; a diversity tracker writes distinct-n,
+// openings and pool similarity to diversity-summary.json in the run folder.
+// Deliberate differences from the authors' code: one instance per task by default (see
+// `instancesPerTask`); the prompts are chat prompts with JSON answers, not their GPT-3 completion
+// templates with fixed few-shot lists; the classification and instance shots are seed tasks that have an
+// input.
 //
 // Waves and determinism: the source yields the loop in waves of rounds (one source record per wave), each
 // sized from the yield so far; a wave's prompts see only the pool as of its start. Its rows wait at
@@ -33,8 +40,8 @@
 // split_rounds (note: the round and its wave), sample_demos (note: the seed ids used), propose_instructions (model, tokens), split_instructions,
 // classify_task, generate_instances (note: input-first / output-first) and split_instances.
 // Rejects: no_instructions, too_few_words, too_many_words, unsupported_modality, starts_with_punctuation,
-// non_ascii_start, too_similar, empty_output, output_copies_input, duplicate_instance,
-// conflicting_instance, refusal, too_similar (wave_novelty), exact_duplicate, near_duplicate, over_target
+// non_ascii_start, program_task, too_similar, empty_output, output_copies_input, incomplete_instance,
+// duplicate_instance, conflicting_instance (every instance of the task), refusal, too_similar (wave_novelty), exact_duplicate, near_duplicate, over_target
 // (and LLM failures).
 //
 //   rxsynth run graphs/self-instruct.ts --set target=500 --out out/self-instruct
@@ -58,10 +65,17 @@ export const defaults = {
   maxRounds: 0,
   /** Ask whether each task is classification, and write those output-first (the paper's step 2). */
   classify: true,
-  /** Instances asked for per instruction (each becomes a row). */
+  /**
+   * Instances asked for per instruction, up to (each becomes a row). The paper asks for up to 5 (one per
+   * label for classification tasks); 1 here keeps a wave (parallelRounds x instructionsPerRound x this)
+   * within the default budget of 1024 rows, at the cost of output-first covering one label per task: set
+   * 5 with `--budget 1024` or more for the paper's setting.
+   */
   instancesPerTask: 1,
-  /** ROUGE-L at or above which a new instruction is too close to a seed or an accepted one. */
+  /** ROUGE-L above which a new instruction is too close to a seed or an accepted one. */
   rougeThreshold: 0.7,
+  /** A ROUGE-L of exactly the threshold: "keep" (the authors' `> 0.7`) or "drop". */
+  rougeAtThreshold: "keep" as "keep" | "drop",
   /** Estimated Jaccard (MinHash, word 5-grams) at or above which a row is a near-duplicate. */
   nearDupThreshold: 0.8,
   /** Accepted instructions kept for in-context sampling (a reservoir beyond this). */
@@ -70,7 +84,19 @@ export const defaults = {
   model: "",
   /** Price per 1M tokens over the built-in table: "input=<usd>,output=<usd>[,cached=<usd>]" or JSON by model; "" = the table. RXSYNTH_PRICE wins. */
   price: "",
+  /** Sampling of the instruction proposals: the authors' temperature 0.7, top_p 0.5, presence_penalty 2. */
   temperature: 0.7,
+  topP: 0.5,
+  presencePenalty: 2,
+  /** Sampling of the instances: the authors' temperature 0 and presence_penalty 1.5. */
+  instanceTemperature: 0,
+  instancePresencePenalty: 1.5,
+  /** The authors' filters: more than 3 words, no "Write a program" tasks. */
+  minInstructionWords: 4,
+  rejectProgramTasks: true,
+  /** The authors' instance rules: a conflict (one input, two outputs) drops the whole task; inputs or outputs ending in ":" are cut off. */
+  conflictDropsTask: true,
+  dropColonEndings: true,
   /** LLM requests in flight. */
   concurrency: 32,
   seed: 42,

@@ -569,6 +569,20 @@ export function instanceMessages(instruction: string, classification: boolean, c
   return [{ role: "user", content: `${ask}\n\nExamples:\n${examples}\n\nTask: ${instruction}` }];
 }
 
+/** The first non-empty input that two of a task's instances answer differently, if any. */
+export function conflictingInput(instances: readonly { input: string; output: string }[]): string | undefined {
+  const outputs = new Map<string, string>();
+  for (const instance of instances) {
+    const input = instance.input.trim().toLowerCase();
+    if (input.length === 0) continue;
+    const output = instance.output.trim().toLowerCase();
+    const earlier = outputs.get(input);
+    if (earlier !== undefined && earlier !== output) return instance.input.trim();
+    outputs.set(input, output);
+  }
+  return undefined;
+}
+
 /** Seed tasks used as shots: the first `k` of a kind whose first instance has a short, non-empty input. */
 export function shotsOf(seeds: readonly SeedTask[], classification: boolean, k: number): SeedTask[] {
   return seeds
@@ -597,6 +611,22 @@ export interface SelfInstructSettings {
   /** Price setting passed to openEndpoint ("" = the built-in table). */
   readonly price: string;
   readonly temperature: number;
+  /** Sampling of the instruction proposals beyond the temperature (the authors: top_p 0.5, presence_penalty 2). Default: the server's. */
+  readonly topP?: number;
+  readonly presencePenalty?: number;
+  /** Sampling of the instances (the authors: temperature 0, presence_penalty 1.5). Default: `temperature`, the server's. */
+  readonly instanceTemperature?: number;
+  readonly instancePresencePenalty?: number;
+  /** Fewest words an instruction may have (the authors drop 3 or fewer: 4). Default 3. */
+  readonly minInstructionWords?: number;
+  /** Drop instructions that start with "Write a program" (the authors' filter: tasks a model cannot do in text). Default false. */
+  readonly rejectProgramTasks?: boolean;
+  /** A ROUGE-L of exactly `rougeThreshold`: "drop" (default) or "keep" (the authors drop only above it). */
+  readonly rougeAtThreshold?: "drop" | "keep";
+  /** Two instances with one input and different outputs drop the whole task, as the authors do, not only the later one. Default false. */
+  readonly conflictDropsTask?: boolean;
+  /** Drop instances whose input or output ends with ":", which the authors found to be cut-off generations. Default false. */
+  readonly dropColonEndings?: boolean;
   readonly concurrency: number;
   readonly seed: number;
   /**
@@ -616,6 +646,12 @@ function checkSettings(s: SelfInstructSettings): void {
   }
   if (s.humanDemos + s.machineDemos < 1) throw new ConfigError("self-instruct: humanDemos + machineDemos must be at least 1");
   if (!(s.rougeThreshold > 0 && s.rougeThreshold <= 1)) throw new ConfigError(`self-instruct: rougeThreshold must be in (0, 1], got ${s.rougeThreshold}`);
+  if (s.minInstructionWords !== undefined && !(Number.isInteger(s.minInstructionWords) && s.minInstructionWords >= 1)) {
+    throw new ConfigError(`self-instruct: minInstructionWords must be a positive integer, got ${s.minInstructionWords}`);
+  }
+  if (s.rougeAtThreshold !== undefined && s.rougeAtThreshold !== "drop" && s.rougeAtThreshold !== "keep") {
+    throw new ConfigError(`self-instruct: rougeAtThreshold must be "drop" or "keep", got ${JSON.stringify(s.rougeAtThreshold)}`);
+  }
   if (!(s.nearDupThreshold > 0 && s.nearDupThreshold < 1)) throw new ConfigError(`self-instruct: nearDupThreshold must be in (0, 1), got ${s.nearDupThreshold}`);
 }
 
@@ -694,6 +730,8 @@ export async function selfInstructGraph(s: SelfInstructSettings, env: GraphEnvir
     parse: (answer) => parseInstructionList(answer),
     write: "instructions",
     temperature: s.temperature,
+    ...(s.topP !== undefined ? { topP: s.topP } : {}),
+    ...(s.presencePenalty !== undefined ? { presencePenalty: s.presencePenalty } : {}),
     seed: s.seed,
   });
 
@@ -715,7 +753,18 @@ export async function selfInstructGraph(s: SelfInstructSettings, env: GraphEnvir
     },
   });
 
-  const instructionHeuristics = heuristicFilter({ ...instructionPreset, name: "instruction_heuristics" });
+  const instructionHeuristics = heuristicFilter({
+    ...instructionPreset,
+    name: "instruction_heuristics",
+    ...(s.minInstructionWords !== undefined ? { minWords: s.minInstructionWords } : {}),
+  });
+  // The authors' code drops these before any other check: a program is not something the model can write out as a text instance.
+  const programTasks = defineFilter({
+    name: "program_tasks",
+    reads: ["instruction"],
+    test: (sample) => (/^write a program/i.test(text(sample, "instruction").trim()) ? drop("program_task") : true),
+  });
+  const rougeAt = s.rougeAtThreshold !== undefined ? { atThreshold: s.rougeAtThreshold } : {};
 
   // rougeFilter's pool starts empty; the paper's starts with the seed tasks. This one holds the seeds and
   // the instructions accepted by earlier waves (caught up from the loop as waves are folded), never those
@@ -726,7 +775,7 @@ export async function selfInstructGraph(s: SelfInstructSettings, env: GraphEnvir
   let novelty: { pool: RougePool; synced: number; generation: number } | undefined;
   const noveltyPool = () => {
     if (novelty?.generation !== loop.generation) {
-      const pool = new RougePool({ threshold: s.rougeThreshold, seed: s.seed });
+      const pool = new RougePool({ threshold: s.rougeThreshold, seed: s.seed, ...rougeAt });
       for (const task of seeds) pool.add(task.id, pool.prepare(task.instruction));
       novelty = { pool, synced: 0, generation: loop.generation };
     }
@@ -735,7 +784,7 @@ export async function selfInstructGraph(s: SelfInstructSettings, env: GraphEnvir
   };
   const rougeNovelty = defineFilter({
     name: "rouge_filter",
-    params: { threshold: s.rougeThreshold, seeds: seeds.length, search: "lsh" },
+    params: { threshold: s.rougeThreshold, seeds: seeds.length, search: "lsh", ...rougeAt },
     reads: ["instruction"],
     test(sample) {
       const pool = noveltyPool();
@@ -762,8 +811,12 @@ export async function selfInstructGraph(s: SelfInstructSettings, env: GraphEnvir
   });
 
   const schemas = instanceSchemas(s.instancesPerTask);
-  const inputFirst = asker({ llm, parse: schemas.inputFirst, temperature: s.temperature, seed: s.seed, schemaName: "instances" });
-  const outputFirst = asker({ llm, parse: schemas.outputFirst, temperature: s.temperature, seed: s.seed, schemaName: "instances" });
+  const instanceSampling = {
+    temperature: s.instanceTemperature ?? s.temperature,
+    ...(s.instancePresencePenalty !== undefined ? { presencePenalty: s.instancePresencePenalty } : {}),
+  };
+  const inputFirst = asker({ llm, parse: schemas.inputFirst, ...instanceSampling, seed: s.seed, schemaName: "instances" });
+  const outputFirst = asker({ llm, parse: schemas.outputFirst, ...instanceSampling, seed: s.seed, schemaName: "instances" });
   const openShots = shotsOf(seeds, false, 2);
   const labelShots = shotsOf(seeds, true, 2);
   const generateInstances = defineAsyncMap({
@@ -789,17 +842,21 @@ export async function selfInstructGraph(s: SelfInstructSettings, env: GraphEnvir
 
   const splitInstances = defineFanOut({
     name: "split_instances",
+    ...(s.conflictDropsTask || s.dropColonEndings ? { params: { conflictDropsTask: s.conflictDropsTask === true, dropColonEndings: s.dropColonEndings === true } } : {}),
     reads: ["instances"],
     writes: ["input", "output"],
     expand(sample) {
       const instances = sample.data.instances as { input: string; output: string }[];
       const seen = new Map<string, string>();
       const base = without(sample.data, "instances");
+      const conflict = s.conflictDropsTask ? conflictingInput(instances) : undefined;
       return instances.map((instance, index): Child | DropVerdict => {
         loop.orderChild(sample.id, "split_instances", index);
+        if (conflict !== undefined) return drop("conflicting_instance", { message: `two instances of the task give the input ${JSON.stringify(conflict.slice(0, 80))} different outputs: the task is dropped whole` });
         const input = instance.input.trim();
         const output = instance.output.trim();
         if (output.length === 0) return drop("empty_output");
+        if (s.dropColonEndings && (input.endsWith(":") || output.endsWith(":"))) return drop("incomplete_instance");
         if (input.length > 0 && input.toLowerCase() === output.toLowerCase()) return drop("output_copies_input");
         const key = input.toLowerCase();
         const earlier = seen.get(key);
@@ -816,14 +873,14 @@ export async function selfInstructGraph(s: SelfInstructSettings, env: GraphEnvir
   // ROUGE-L novelty among the wave's own instructions, in the wave's order: the earlier one stays.
   const waveNovelty = defineFilter<{ wave: number; pool: RougePool; admitted: Set<string> }>({
     name: "wave_novelty",
-    params: { threshold: s.rougeThreshold, search: "lsh" },
+    params: { threshold: s.rougeThreshold, search: "lsh", ...rougeAt },
     reads: ["instruction"],
-    state: () => ({ wave: -1, pool: new RougePool({ threshold: s.rougeThreshold, seed: s.seed }), admitted: new Set() }),
+    state: () => ({ wave: -1, pool: new RougePool({ threshold: s.rougeThreshold, seed: s.seed, ...rougeAt }), admitted: new Set() }),
     test(sample, state) {
       if (state.wave !== (loop.openWave ?? -1)) {
         // A new wave: compare within it alone.
         state.wave = loop.openWave ?? -1;
-        state.pool = new RougePool({ threshold: s.rougeThreshold, seed: s.seed });
+        state.pool = new RougePool({ threshold: s.rougeThreshold, seed: s.seed, ...rougeAt });
         state.admitted.clear();
       }
       // Rows are instances of an instruction sample (their parent): its other instances are not duplicates.
@@ -856,6 +913,7 @@ export async function selfInstructGraph(s: SelfInstructSettings, env: GraphEnvir
     propose,
     splitInstructions,
     instructionHeuristics,
+    ...(s.rejectProgramTasks ? [programTasks] : []),
     rougeNovelty,
     classify,
     generateInstances,

@@ -11,8 +11,13 @@ export interface RougeFilterOptions {
   readonly name?: string;
   /** Data field compared. Default "instruction". */
   readonly field?: string;
-  /** ROUGE-L F-measure against an accepted sample at or above which a sample is rejected. Default 0.7 (Self-Instruct). */
+  /** ROUGE-L F-measure against an accepted sample at or above which a sample is rejected. Default 0.7. */
   readonly threshold?: number;
+  /**
+   * What a score of exactly `threshold` does: "drop" (default) or "keep", as Self-Instruct's code does
+   * (`if max(rouge_scores) > 0.7: continue`; on 5,000 Alpaca instructions the two differ by 7).
+   */
+  readonly atThreshold?: "drop" | "keep";
   /**
    * How the pool is searched: "lsh" compares only with samples sharing an LSH band of their token MinHash
    * (exact LCS on those); "brute" compares with every accepted sample. Default "lsh".
@@ -25,10 +30,11 @@ export interface RougeFilterOptions {
   /**
    * Token-set Jaccard similarity at which a pair must become a candidate with probability
    * `candidateRecall` (the LSH bands are the most selective that do: `bandsForRecall`, 64 x 4 for the
-   * defaults). ROUGE-L >= 0.7 means an LCS of at least 0.35 (m + n) tokens, so a pair without repeated
-   * tokens has token-set Jaccard >= 0.35 / 0.65 = 0.54: the default covers every such pair with
-   * probability >= 0.99 (light paraphrases sit far higher). The benchmark measures the share of
-   * ROUGE-L >= 0.7 pairs found. Default 0.54.
+   * defaults). ROUGE-L >= t means an LCS of at least t (m + n) / 2 tokens, so a pair without repeated
+   * tokens has token-set Jaccard >= (t / 2) / (1 - t / 2) = t / (2 - t): the default, that bound to two
+   * decimals (0.54 for t = 0.7, 0.33 for 0.5), covers every such pair with probability >= 0.99 (light
+   * paraphrases sit far higher). benchmarks/fidelity.ts measures the agreement with brute force at 0.5,
+   * 0.6 and 0.7. Default: t / (2 - t) to two decimals.
    */
   readonly lshThreshold?: number;
   /** Default 0.99. */
@@ -49,13 +55,23 @@ const DEFAULTS = {
   search: "lsh",
   numPerm: 256,
   ngram: 1,
-  lshThreshold: 0.54,
   candidateRecall: 0.99,
   seed: 1,
   checkpoint: true,
 } as const;
 
 export type RougePoolOptions = Omit<RougeFilterOptions, "name" | "field" | "checkpoint">;
+
+/** The token-set Jaccard below which no pair reaches ROUGE-L `threshold` (see `lshThreshold`). */
+export function candidateThreshold(threshold: number): number {
+  return Math.round((100 * threshold) / (2 - threshold)) / 100;
+}
+
+/** The options with their defaults, the candidate threshold following the ROUGE threshold. */
+function resolved<T extends RougeFilterOptions>(options: T) {
+  const config = { ...DEFAULTS, ...options };
+  return { ...config, lshThreshold: options.lshThreshold ?? candidateThreshold(config.threshold) };
+}
 
 /**
  * A pool as a checkpoint saves it: its members in order, their tokens numbered by first use among the
@@ -90,6 +106,8 @@ export interface RougeMatch {
 export class RougePool {
   readonly threshold: number;
   readonly search: "lsh" | "brute";
+  /** Whether a score of exactly `threshold` is a match. */
+  private readonly dropsAtThreshold: boolean;
   /** Token ids of every pool member back to back; member i is arena[starts[i] .. starts[i + 1]). */
   private arena = new Int32Array(1024);
   private starts = new Int32Array(1025);
@@ -106,11 +124,15 @@ export class RougePool {
   comparisons = 0;
 
   constructor(options: RougePoolOptions = {}) {
-    const config = { ...DEFAULTS, ...options };
+    const config = resolved(options);
     if (!(config.threshold > 0 && config.threshold <= 1)) throw new ConfigError(`rouge threshold must be in (0, 1], got ${config.threshold}`);
     if (config.search !== "lsh" && config.search !== "brute") throw new ConfigError(`rouge search must be "lsh" or "brute", got ${JSON.stringify(config.search)}`);
     if (!Number.isInteger(config.ngram) || config.ngram < 1) throw new ConfigError(`rouge ngram must be a positive integer, got ${config.ngram}`);
+    if (config.atThreshold !== undefined && config.atThreshold !== "drop" && config.atThreshold !== "keep") {
+      throw new ConfigError(`rouge atThreshold must be "drop" or "keep", got ${JSON.stringify(config.atThreshold)}`);
+    }
     this.threshold = config.threshold;
+    this.dropsAtThreshold = config.atThreshold !== "keep";
     this.search = config.search;
     this.ngram = config.ngram;
     const shape = poolBands(config);
@@ -195,16 +217,20 @@ export class RougePool {
         best = doc;
       }
     });
-    return best >= 0 && bestScore >= this.threshold ? { id: this.ids[best]!, score: bestScore } : undefined;
+    return best >= 0 && this.reaches(bestScore) ? { id: this.ids[best]!, score: bestScore } : undefined;
   }
 
   /** Every pool member at or above the threshold. */
   matches(text: PreparedText): RougeMatch[] {
     const found: RougeMatch[] = [];
     this.each(text, (doc, score) => {
-      if (score >= this.threshold) found.push({ id: this.ids[doc]!, score });
+      if (this.reaches(score)) found.push({ id: this.ids[doc]!, score });
     });
     return found;
+  }
+
+  private reaches(score: number): boolean {
+    return this.dropsAtThreshold ? score >= this.threshold : score > this.threshold;
   }
 
   /** Adds an accepted text. A text without tokens is not added: its ROUGE-L is 0 against everything. */
@@ -288,7 +314,7 @@ function poolBands(config: { numPerm: number; lshThreshold: number; candidateRec
  * rougeFilter({ field: "instruction", threshold: 0.7 })
  */
 export function rougeFilter(options: RougeFilterOptions = {}): Operator {
-  const config = { ...DEFAULTS, ...options };
+  const config = resolved(options);
   const { name, field, checkpoint, ...poolOptions } = config;
   // Built once here so bad options fail when the graph is built; each run gets a fresh pool.
   new RougePool(poolOptions);

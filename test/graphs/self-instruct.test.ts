@@ -1,9 +1,10 @@
 import { spawnSync } from "node:child_process";
 import { join } from "node:path";
-import { describe, expect, it, vi } from "vitest";
-import { SIMULATOR_MODEL, defineMap, drop, defineFilter, readManifest, startSimulator } from "../../src/index.ts";
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
+import { SIMULATOR_MODEL, defineMap, drop, defineFilter, readManifest, startSimulator, type Simulator } from "../../src/index.ts";
 import definition, { defaults } from "../../graphs/self-instruct.ts";
-import { parseInstructionList, readSeedTasks } from "../../graphs/lib/self-instruct-steps.ts";
+import { conflictingInput, parseInstructionList, readSeedTasks } from "../../graphs/lib/self-instruct-steps.ts";
+import { RougePool } from "../../operators/diversity/rouge-filter.ts";
 import { readShards, useGraphRuns, type OutputRow } from "../support/graph-run.ts";
 
 const { runGraph, tempDir } = useGraphRuns();
@@ -90,6 +91,7 @@ describe("graphs/self-instruct", () => {
       "instruction_heuristics",
       "tag_length",
       "no_quiz",
+      "program_tasks",
       "rouge_filter",
     ]);
     for (const row of rows) {
@@ -191,4 +193,113 @@ describe("graphs/self-instruct, reproducibly", () => {
     expect(rows).toHaveLength(40);
     expect(dataset(rows, await readShards(out, "rejects"))).toEqual(dataset(whole.rows, whole.rejects));
   }, 180_000);
+});
+
+describe("graphs/self-instruct, with the authors' settings (yizhongw/self-instruct)", () => {
+  const bodies: Array<Readonly<Record<string, unknown>>> = [];
+  let sim: Simulator;
+  beforeAll(async () => {
+    sim = await startSimulator({ onChatRequest: (body) => bodies.push(body) });
+  });
+  beforeEach(() => {
+    bodies.length = 0;
+    vi.stubEnv("OPENAI_BASE_URL", sim.url);
+  });
+  afterEach(() => vi.unstubAllEnvs());
+  afterAll(() => sim.close());
+
+  const kindOf = (body: Readonly<Record<string, unknown>>) => {
+    const content = (body.messages as Array<{ content: string }>).at(-1)!.content;
+    if (content.startsWith("Come up with")) return "propose";
+    if (content.startsWith("Can the following task be regarded as a classification task")) return "classify";
+    if (/^Write (one instance|up to \d+ instances)/.test(content)) return "instances";
+    return "other";
+  };
+
+  it("sends the authors' sampling: instructions at temperature 0.7, top_p 0.5, presence_penalty 2; instances and classification at temperature 0", async () => {
+    const { rows } = await runGraph(definition, { target: 10 });
+    expect(rows).toHaveLength(10);
+    const byKind = new Map<string, Array<Readonly<Record<string, unknown>>>>();
+    for (const body of bodies) byKind.set(kindOf(body), [...(byKind.get(kindOf(body)) ?? []), body]);
+    expect(byKind.get("other")).toBeUndefined();
+    for (const body of byKind.get("propose")!) expect(body).toMatchObject({ temperature: 0.7, top_p: 0.5, presence_penalty: 2 });
+    for (const body of byKind.get("instances")!) {
+      expect(body).toMatchObject({ temperature: 0, presence_penalty: 1.5 });
+      expect(body.top_p).toBeUndefined();
+    }
+    for (const body of byKind.get("classify")!) expect(body).toMatchObject({ temperature: 0 });
+    expect(byKind.get("instances")!.length).toBeGreaterThanOrEqual(10);
+  });
+
+  it("drops instructions of 3 words or fewer and 'Write a program' tasks, as the authors' filters do", async () => {
+    let n = 0;
+    const plant = defineMap({
+      name: "plant",
+      map: (sample) => {
+        const k = n++;
+        if (k % 5 === 0) return { data: { ...sample.data, instruction: `Summarise topic ${k}.` } };
+        if (k % 5 === 1) return { data: { ...sample.data, instruction: `Write a program that sorts the numbers of list ${k} in place.` } };
+        return {};
+      },
+    });
+    const { rows, rejects } = await runGraph(definition, { target: 10 }, { customization: { insert: [{ after: "split_instructions", operators: [plant] }] } });
+    expect(rows.some((row) => /^write a program/i.test(row.data.instruction as string))).toBe(false);
+    expect(rows.every((row) => (row.data.instruction as string).trim().split(/\s+/).length > 3)).toBe(true);
+    const short = rejects.filter((row) => /^Summarise topic \d+\.$/.test(row.data.instruction as string));
+    const programs = rejects.filter((row) => /^Write a program that sorts/.test(row.data.instruction as string));
+    expect(short.length).toBeGreaterThan(0);
+    expect(programs.length).toBeGreaterThan(0);
+    for (const row of short) expect(row.reject).toMatchObject({ operator: "instruction_heuristics", reason: "too_few_words" });
+    for (const row of programs) expect(row.reject).toMatchObject({ operator: "program_tasks", reason: "program_task" });
+  });
+
+  it("drops a whole task whose instances answer one input two ways, and instances cut off at a colon", async () => {
+    let n = 0;
+    const plant = defineMap({
+      name: "plant_instances",
+      map: (sample) => {
+        const k = n++;
+        if (k % 4 === 0) return { data: { ...sample.data, instances: [{ input: "2 + 2", output: "4" }, { input: "3 + 3", output: "6" }, { input: "2 + 2", output: "5" }] } };
+        if (k % 4 === 1) return { data: { ...sample.data, instances: [{ input: "List three fruits:", output: "Apples, pears and plums." }, { input: "Name a colour", output: "The answer is:" }] } };
+        return {};
+      },
+    });
+    const { rows, rejects } = await runGraph(definition, { target: 10 }, { customization: { insert: [{ after: "generate_instances", operators: [plant] }] } });
+    // The consistent "3 + 3" goes with the task: no row of a planted task is accepted.
+    expect(rows.some((row) => ["2 + 2", "3 + 3", "List three fruits:"].includes(row.data.input as string))).toBe(false);
+    expect(rows.some((row) => (row.data.input as string).endsWith(":") || (row.data.output as string).endsWith(":"))).toBe(false);
+    // A dropped instance is rejected with its task's data: all three instances of each conflicting task.
+    const planted = (row: OutputRow, marker: string) => String(row.data.instances).includes(marker);
+    const conflicts = rejects.filter((row) => row.reject!.reason === "conflicting_instance");
+    expect(conflicts.length).toBeGreaterThan(0);
+    expect(conflicts.every((row) => planted(row, '"2 + 2"'))).toBe(true);
+    expect(conflicts.length % 3).toBe(0);
+    // Both instances of the other planted task end in a colon, one in its input, one in its output.
+    const cut = rejects.filter((row) => row.reject!.reason === "incomplete_instance");
+    expect(cut.length).toBeGreaterThan(0);
+    expect(cut.every((row) => planted(row, "List three fruits:"))).toBe(true);
+    expect(cut.length % 2).toBe(0);
+  });
+
+  it("finds the conflicting input among a task's instances, ignoring case and empty inputs", () => {
+    expect(conflictingInput([{ input: "A", output: "x" }, { input: "a", output: "X" }])).toBeUndefined();
+    expect(conflictingInput([{ input: "", output: "x" }, { input: "", output: "y" }])).toBeUndefined();
+    expect(conflictingInput([{ input: "q", output: "x" }, { input: "r", output: "y" }, { input: "Q", output: "z" }])).toBe("Q");
+  });
+
+  it("keeps an instruction whose ROUGE-L to the pool is exactly the threshold, and drops one above it", () => {
+    // LCS 7 of 10 and 10 tokens: ROUGE-L F = 0.7 exactly.
+    const member = "alpha beta gamma delta epsilon zeta eta theta iota kappa";
+    const exactly = "alpha beta gamma delta epsilon zeta eta one two three";
+    const above = "alpha beta gamma delta epsilon zeta eta theta two three";
+    for (const search of ["lsh", "brute"] as const) {
+      const keep = new RougePool({ threshold: 0.7, atThreshold: "keep", search });
+      keep.add("m", keep.prepare(member));
+      expect(keep.best(keep.prepare(exactly))).toBeUndefined();
+      expect(keep.best(keep.prepare(above))).toMatchObject({ id: "m", score: 0.8 });
+      const dropAt = new RougePool({ threshold: 0.7, search });
+      dropAt.add("m", dropAt.prepare(member));
+      expect(dropAt.best(dropAt.prepare(exactly))).toMatchObject({ id: "m", score: 0.7 });
+    }
+  });
 });
