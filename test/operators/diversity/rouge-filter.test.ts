@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { collect, ConfigError, createSample } from "../../../src/index.ts";
-import { rougeFilter } from "../../../operators/diversity/rouge-filter.ts";
+import { RougePool, candidateThreshold, rougeFilter } from "../../../operators/diversity/rouge-filter.ts";
 
 const instructions = (texts: string[]) => texts.map((instruction, i) => createSample({ id: `i${i}`, data: { instruction }, source: "test" }));
 
@@ -42,6 +42,24 @@ describe("rougeFilter", () => {
     expect(lsh.out.map((s) => s.id)).toEqual(brute.out.map((s) => s.id));
     expect(lsh.rejects.map((r) => [r.sample.id, r.duplicateOf, r.value])).toEqual(brute.rejects.map((r) => [r.sample.id, r.duplicateOf, r.value]));
     expect(lsh.rejects.length).toBeGreaterThan(20);
+  });
+
+  it("finds through LSH a match whose words repeat, where token sets share too little to be a candidate", () => {
+    // "w w w w w w w w p q" against "w w w w w w w w r s": ROUGE-L 0.8, but the token sets {w, p, q} and
+    // {w, r, s} have Jaccard 0.2, far below the candidate threshold; counted occurrences give 8 / 12.
+    const words = Array.from({ length: 40 }, (_, i) => `word${i}`);
+    for (let seed = 1; seed <= 3; seed++) {
+      const pool = new RougePool({ threshold: 0.7, search: "lsh", seed });
+      for (let i = 0; i < 10; i++) pool.add(`m${i}`, pool.prepare(`${`${words[i]!} `.repeat(8)}${words[10 + i]!} ${words[20 + i]!}`));
+      for (let i = 0; i < 10; i++) {
+        const query = `${`${words[i]!} `.repeat(8)}${words[30 + i]!} ${words[(31 + i) % 40]!}`;
+        expect(pool.best(pool.prepare(query))).toMatchObject({ id: `m${i}`, score: 0.8 });
+      }
+    }
+  });
+
+  it("takes its LSH candidate threshold from the ROUGE-L threshold, t / (2 - t) to two decimals", () => {
+    expect([0.5, 0.6, 0.7, 0.8].map(candidateThreshold)).toEqual([0.33, 0.43, 0.54, 0.67]);
   });
 
   it("refuses an unknown search mode", () => {
