@@ -29,18 +29,20 @@ export interface RougeFilterOptions {
   readonly ngram?: number;
   /**
    * Jaccard similarity of the occurrence-numbered tokens (see `signatureOf`) at which a pair must become a candidate with probability
-   * `candidateRecall` (the LSH bands are the most selective that do: `bandsForRecall`, 85 x 3 for the
+   * `candidateRecall` (the LSH bands are the most selective that do: `bandsForRecall`, 64 x 4 for the
    * defaults). ROUGE-L >= t means an LCS of at least t (m + n) / 2 tokens, so a pair has that
    * Jaccard >= (t / 2) / (1 - t / 2) = t / (2 - t), repeated words or not: the default, that bound to two
-   * decimals (0.54 for t = 0.7, 0.33 for 0.5), covers every such pair with probability >= 0.999 (light
+   * decimals (0.54 for t = 0.7, 0.33 for 0.5), covers every such pair with probability >= 0.99 (light
    * paraphrases sit far higher). benchmarks/fidelity.ts measures the agreement with brute force at 0.5,
    * 0.6 and 0.7. Default: t / (2 - t) to two decimals.
    */
   readonly lshThreshold?: number;
   /**
-   * Default 0.999: at 0.99 one pair in 5,000 instructions near the bound was missed (benchmarks/fidelity.ts),
-   * and the filter's decisions then part from brute force's; 0.999 costs 4x the LCS comparisons at 0.7
-   * (about 32 per query against a pool of 2,400, where brute force makes 900).
+   * Default 0.99 (64 x 4 bands at 0.7). A pair just above the bound can still be missed: over the 5,000
+   * instructions of benchmarks/fidelity.ts one was, at 0.7, and two decisions of 5,000 parted from brute
+   * force's. 0.999 (85 x 3) agreed on all of them but made 4x the LCS comparisons (32 per query, against
+   * 7), which takes benchmarks/dedup.ts's speed-up over brute force from 35x to 8x: set it, or
+   * `search: "brute"`, where the exact decision matters more than the time.
    */
   readonly candidateRecall?: number;
   /** Override the bands x rows chosen from `lshThreshold`. */
@@ -59,7 +61,7 @@ const DEFAULTS = {
   search: "lsh",
   numPerm: 256,
   ngram: 1,
-  candidateRecall: 0.999,
+  candidateRecall: 0.99,
   seed: 1,
   checkpoint: true,
 } as const;
