@@ -3,30 +3,38 @@
 // instruction each document would answer (self-augmentation). The same model then grades each pair
 // (self-curation) and only high-scoring pairs are kept.
 //
-// Score scale: the paper's curation prompt grades on a 5-point scale and keeps score 5 (its A5 set;
-// A4 = score >= 4 also studied). rubricJudge grades 1-10 here; a 5-point score s covers 2s-1..2s on
-// this scale, so the default threshold 9 keeps the paper's A5 set and 7 its A4 set. The paper iterates
-// curation with the fine-tuned model; one pass with the endpoint's model is done here.
+// As in the paper: self-curation grades on its 5-point scale, each point with the paper's cues (5: a
+// perfect, focused assistant answer with expert content; 4: an assistant's complete answer with room to
+// be more concise; 3: complete but written from someone else's perspective, a blog or web page; 2:
+// addresses most of the request, not directly; 1: incomplete, off-topic, promotional or navigational), and
+// keeps score 5 (its A5 set; threshold 4 gives A4). Each kept row carries the tag the paper fine-tunes
+// augmented data with (`augmentation_tag`: "Answer with knowledge from web search"; seed data gets
+// "Answer in the style of an AI Assistant"), so the data can be trained as the paper did.
+// Deliberately different: the paper trains a backward model on seed (output -> instruction) pairs; here
+// the endpoint's model is prompted with `shots` such pairs instead (human-written Self-Instruct seed tasks,
+// data/self_instruct_seed_tasks.jsonl); and it iterates curation with the fine-tuned model, where one
+// pass with the endpoint's model is done here.
 //
 // Default input: data/instruction-backtranslation.jsonl (builtin:instruction-backtranslation.jsonl), 12 short how-to and explainer paragraphs
 // written for this repository. Any JSONL/JSON/Parquet/Arrow file, plain-text files (.txt/.md, one
 // document each), folder or glob works; `textField` names the document field.
 //
-// Output columns (data): instruction (generated), output (the document, unchanged).
-// Scores: quality (1-10, the self-curation grade). Provenance: depth 1, origin synthetic, parents = the
+// Output columns (data): instruction (generated), output (the document, unchanged), augmentation_tag.
+// Scores: quality (1-5, the self-curation grade). Provenance: depth 1, origin synthetic, parents = the
 // document; steps: backtranslate (model, tokens), self_curation (note: the grader's rationale).
 // Rejects: document rules (too_few_words, ... from the Gopher set), refusal/unparseable answers,
 // low_score (value = grade, threshold), exact_duplicate.
 //
-//   rxsynth run graphs/instruction-backtranslation.ts --set input=docs/ --set threshold=7 --out out/humpback
+//   rxsynth run graphs/instruction-backtranslation.ts --set input=docs/ --set threshold=4 --out out/humpback
 import { z } from "zod";
-import { defineGraph, openSource } from "../src/index.ts";
+import { ConfigError, defineGraph, openSource } from "../src/index.ts";
 import { exactDedup } from "../operators/dedup/exact-dedup.ts";
 import { rubricJudge } from "../operators/filter/judge.ts";
 import { heuristicFilter } from "../operators/filter/heuristics.ts";
 import { generate } from "../operators/generate/generate.ts";
 import { openEndpoint } from "./lib/endpoint.ts";
-import { firstRecords, text } from "./lib/llm-steps.ts";
+import { firstRecords, text, wordCount } from "./lib/llm-steps.ts";
+import { readSeedTasks } from "./lib/self-instruct-steps.ts";
 
 export const defaults = {
   /** Unlabelled documents: JSONL/JSON/Parquet/Arrow/.txt/.md file, folder or glob. */
@@ -38,8 +46,10 @@ export const defaults = {
   /** Documents shorter or longer than this (in words) are not used as answers. */
   minDocumentWords: 30,
   maxDocumentWords: 1500,
-  /** Lowest self-curation grade kept, on 1-10 (9 = the paper's 5 of 5, 7 = its 4 of 5). */
-  threshold: 9,
+  /** Lowest self-curation grade kept, on the paper's 1-5 scale (5 = its A5 set, 4 = A4). */
+  threshold: 5,
+  /** Human-written (output -> instruction) examples in the backtranslation prompt, from the Self-Instruct seed tasks; 0 = none. */
+  shots: 3,
   /** Model on a real endpoint; "" = RXSYNTH_MODEL, else gpt-4o-mini. */
   model: "",
   /** Price per 1M tokens over the built-in table: "input=<usd>,output=<usd>[,cached=<usd>]" or JSON by model; "" = the table. RXSYNTH_PRICE wins. */
@@ -49,22 +59,46 @@ export const defaults = {
   seed: 42,
 };
 
-/** The self-curation rubric (ours, after the paper's 5-point grading instructions). */
+/** The self-curation rubric: the paper's 5-point scale and its cues, in our words. */
 export const CURATION_RUBRIC =
-  "Grade how well the output serves as an AI assistant's answer to the instruction.\n" +
-  "10: a perfect assistant answer: it addresses the instruction directly and completely, is well organised and self-contained, and holds nothing irrelevant.\n" +
-  "7-8: written from an assistant's perspective and answers the instruction helpfully, though it could be more concise or focused.\n" +
-  "5-6: answers the instruction but reads like a blog post, web page or personal account rather than an assistant's reply.\n" +
-  "3-4: addresses the instruction only partly, or is mostly about something else.\n" +
-  "1-2: does not answer the instruction, is promotional or navigational text, or the instruction does not fit the output.";
+  "Grade whether the output is a good example of how an AI assistant should answer the instruction.\n" +
+  "5: a perfect assistant answer: written on purpose to address the instruction, with no irrelevant sentence; expert, well written, logical, easy to follow and insightful.\n" +
+  "4: written from an assistant's perspective with a clear focus on the instruction; complete, clear, well organised and self-contained, with minor room to be more concise or focused.\n" +
+  "3: helpful and complete, but not written by an assistant: it reads like a blog post, web page or search result, with personal experience or opinion, comments or sharing prompts.\n" +
+  "2: addresses most of what was asked, but not directly: e.g. a high-level method instead of the exact answer.\n" +
+  "1: incomplete, vague, off-topic or not what was asked: missing content, a list that starts midway, an opening that repeats the question, another person's story, a forum reply, or promotional or navigational text.";
 
-export function backtranslationMessages(document: string) {
+/** The tag the paper fine-tunes augmented (backtranslated) data with; seed data gets "Answer in the style of an AI Assistant". */
+export const AUGMENTATION_TAG = "Answer with knowledge from web search";
+
+/** A human-written pair shown to the model: the answer, then the request it answers. */
+export interface BacktranslationShot {
+  readonly output: string;
+  readonly instruction: string;
+}
+
+/** The first `count` seed tasks that need no input and whose answer reads like a document (30-200 words). */
+export async function backtranslationShots(count: number): Promise<BacktranslationShot[]> {
+  if (count === 0) return [];
+  const seeds = await readSeedTasks("builtin:self_instruct_seed_tasks.jsonl");
+  return seeds
+    .flatMap((task) => {
+      const instance = task.instances[0];
+      const words = instance ? wordCount(instance.output) : 0;
+      return instance && instance.input === "" && words >= 30 && words <= 200 ? [{ output: instance.output, instruction: task.instruction }] : [];
+    })
+    .slice(0, count);
+}
+
+export function backtranslationMessages(document: string, shots: readonly BacktranslationShot[] = []) {
+  const examples = shots.map((shot) => `Text:\n${shot.output}\n\nRequest: ${JSON.stringify({ instruction: shot.instruction })}`).join("\n\n---\n\n");
   return [
     {
       role: "user" as const,
       content:
         "Below is a text that could be an AI assistant's answer to a user. Infer the single request the user made that this text answers best. " +
         "State it as the user would, in one or two sentences, without referring to 'the text' or 'the passage'.\n\n" +
+        (examples ? `Examples, each a text and the request it answers:\n\n${examples}\n\n---\n\n` : "") +
         `Text:\n${document}\n\nReply as JSON: {"instruction": "..."}.`,
     },
   ];
@@ -78,6 +112,8 @@ export default defineGraph({
     const source = firstRecords(await openSource(options.input), options.count);
     const endpoint = await openEndpoint(env, { model: options.model || undefined, seed: options.seed, concurrency: options.concurrency, price: options.price });
     const { llm } = endpoint;
+    if (!(Number.isInteger(options.shots) && options.shots >= 0)) throw new ConfigError(`instruction-backtranslation: shots must be an integer >= 0, got ${options.shots}`);
+    const shots = await backtranslationShots(options.shots);
     return {
       sources: [source],
       operators: [
@@ -90,9 +126,9 @@ export default defineGraph({
         generate<{ instruction: string }>({
           llm,
           name: "backtranslate",
-          prompt: (sample) => backtranslationMessages(text(sample, options.textField)),
+          prompt: (sample) => backtranslationMessages(text(sample, options.textField), shots),
           parse: z.strictObject({ instruction: z.string().min(1) }),
-          write: (parsed, sample) => ({ instruction: parsed.instruction.trim(), output: text(sample, options.textField) }),
+          write: (parsed, sample) => ({ instruction: parsed.instruction.trim(), output: text(sample, options.textField), augmentation_tag: AUGMENTATION_TAG }),
           schemaName: "backtranslation",
           temperature: options.temperature,
           seed: options.seed,
@@ -103,7 +139,7 @@ export default defineGraph({
           rubric: CURATION_RUBRIC,
           fields: ["instruction", "output"],
           threshold: options.threshold,
-          scale: [1, 10],
+          scale: [1, 5],
           scoreKey: "quality",
           seed: options.seed,
         }),
