@@ -1,14 +1,29 @@
-// Code with execution feedback: problem -> solution -> unit tests run in the sandbox -> on failure the error
-// goes back to the model for up to `maxRepairs` repair rounds -> only solutions whose tests pass are kept.
+// Code with execution feedback: problem -> solution -> the problem's shown unit tests run in the sandbox ->
+// on failure the error goes back to the model for up to `maxRepairs` repair rounds -> the held-out unit
+// tests, which no prompt ever quotes, decide which solutions are kept.
 // Follows Self-Debugging (Chen et al. 2023, "Teaching Large Language Models to Self-Debug": the execution
-// error is fed back and the model explains and fixes its code) and the execution-verified data of Code
-// Llama (Rozière et al. 2023: solutions kept only when the unit tests pass).
+// error and the unit tests are fed back and the model explains and fixes its code) and the
+// execution-verified data of Code Llama (Rozière et al. 2023: solutions kept only when the unit tests pass).
 //
-// Input: HumanEval (builtin:HumanEval.jsonl.gz, the package's data/HumanEval.jsonl.gz: 164 Python problems,
-// MIT, openai/human-eval) or any JSONL (optionally gzipped) with task_id, prompt, entry_point, test
-// (defining check(candidate)) and, for seedSolutions "canonical", canonical_solution. The problem's own
-// `test` and check(entry_point) are the unit tests; with generateTests the model also writes assert
-// statements, run after them.
+// Tests: each problem's tests are split, by a hash of (seed, task_id), into shown tests (in the solve and
+// the repair prompts, and what the repair rounds run) and held-out tests (run once on the final solution;
+// they alone decide the verdict). A model cannot pass by special-casing the expected values it was shown.
+// `heldOutShare` of the tests are held out, at least one and, for 2+ tests, at least one shown; a problem
+// with a single test has it held out, so its repair rounds see only whether the program loads.
+//
+// Input: by default builtin:code-exec-problems.jsonl, 24 practice problems written for rxsynth (not an
+// evaluation set: its output does not contaminate a benchmark), each `{task_id, prompt, entry_point,
+// canonical_solution, tests: [assert statements]}`. Any JSONL (optionally gzipped) of that shape, or of
+// HumanEval's (`test` defining check(candidate)), can be given as problemsPath. HumanEval
+// (builtin:HumanEval.jsonl.gz, 164 problems, MIT, openai/human-eval) is an evaluation set: choosing it
+// logs a warning that the output must not train a model evaluated on HumanEval. Its check() bodies are
+// split into one test per assert; the few with loops or setup stay one indivisible test (then held out).
+// Differences from the paper, kept on purpose: the paper debugs against a benchmark's given tests and
+// measures on that benchmark; here the output is training data, so the default problems are not a
+// benchmark and each problem's tests are split by a seeded share, the verdict coming from tests no prompt
+// quotes. Feedback is the sandbox's error message after the shown tests (the paper's unit-test feedback),
+// not its execution-trace or line-by-line explanation variants. maxRepairs 2, temperature 0.2 and
+// heldOutShare 0.4 are this graph's choices, not numbers taken from the paper; its test pins them.
 // Sandbox: bubblewrap (src/sandbox), one fresh sandbox per run: no network, capped memory and time.
 //
 // Attempts: attempt 1 is the first solution; every repair round is a STEP on the same sample (repair_1 ...
@@ -16,16 +31,22 @@
 // problem's solution being refined, and `history` keeps every failed attempt's status and error. The loop is
 // bounded by construction: the graph holds exactly maxRepairs repair operators.
 //
-// Output columns (data): task_id, prompt, entry_point, test, solution (the code the model wrote), program
-// (what ran: prompt + solution), tests (generated asserts; "" unless generateTests), status ("passed"),
-// attempts (1 + repair rounds used), history (JSON list of {attempt, status, error} for failed attempts).
-// Scores: attempts, exec_ms (the passing run's wall time). Rejects: the last sandbox status as the reason
-// (syntax_error, test_failed, timeout, crashed, sandbox_violation, tampering) with `value` = attempts made, or an LLM
-// reason (refusal, truncated, empty, llm_error) from the call that failed.
+// Output columns (data): task_id, prompt, entry_point, setup (test code run before the tests, unquoted;
+// HumanEval's METADATA, else ""), tests (all the problem's tests), held_out (indices into `tests` of the
+// held-out ones, for audit), solution (the code the model wrote), generated_tests (the model's own asserts,
+// run with the shown tests; "" unless generateTests), program (what ran: prompt + solution), status
+// ("passed"), attempts (1 + repair rounds used), history (JSON list of {attempt, status, error} for failed
+// attempts). Scores: attempts, exec_ms (the last shown-test run's wall time), held_out_tests (how many).
+// Rejects: "verified" with the last sandbox status on the shown tests (syntax_error, test_failed, timeout,
+// crashed, sandbox_violation, tampering) and `value` = attempts made; "held_out" with the sandbox status on
+// the held-out tests and `value` = how many ran; or an LLM reason (refusal, truncated, empty, llm_error)
+// from the call that failed.
 //
 //   rxsynth run graphs/code-exec.ts --set count=20 --out out/code
 //   rxsynth run graphs/code-exec.ts --set seedSolutions=canonical --set count=10 --out out/code-smoke
+//   rxsynth run graphs/code-exec.ts --set problemsPath=builtin:HumanEval.jsonl.gz --out out/code-he   (warns)
 import { readFile } from "node:fs/promises";
+import { basename } from "node:path";
 import { gunzipSync } from "node:zlib";
 import {
   ConfigError,
@@ -36,6 +57,7 @@ import {
   defineGraph,
   drop,
   resolveDataPath,
+  stableHash,
   type Operator,
   type Sample,
   type SampleData,
@@ -50,10 +72,13 @@ import { openEndpoint } from "./lib/endpoint.ts";
 export const defaults = {
   /** Problems to attempt (the first `count` of the file). */
   count: 20,
-  problemsPath: "builtin:HumanEval.jsonl.gz",
-  /** Repair rounds after a failed first attempt (each: error to the model, new code, rerun). */
+  /** Practice problems written for rxsynth; `builtin:HumanEval.jsonl.gz` only on purpose (it is an evaluation set). */
+  problemsPath: "builtin:code-exec-problems.jsonl",
+  /** Share of each problem's tests held out of every prompt to decide the verdict (at least one; one shown when there are 2+). */
+  heldOutShare: 0.4,
+  /** Repair rounds after a failed first attempt (each: error to the model, new code, rerun of the shown tests). */
   maxRepairs: 2,
-  /** The model also writes assert statements, run after the problem's own tests. */
+  /** The model also writes assert statements, run with the shown tests (never with the held-out ones). */
   generateTests: false,
   /** "none": the model writes attempt 1; "canonical": attempt 1 is the problem's reference solution (smoke runs). */
   seedSolutions: "none" as "none" | "canonical",
@@ -67,15 +92,71 @@ export const defaults = {
   seed: 42,
 };
 
+/** A problem as the graph runs it, whichever file shape it came from. */
 export interface Problem {
   readonly task_id: string;
   readonly prompt: string;
   readonly entry_point: string;
-  readonly test: string;
+  /** Test code run before any test (never quoted in a prompt). */
+  readonly setup: string;
+  /** Standalone Python test snippets, each calling the entry point by name. */
+  readonly tests: readonly string[];
   readonly canonical_solution?: string;
 }
 
-/** Problems from JSONL, gzipped or not (a path or `builtin:NAME`, see resolveDataPath); each line must carry the fields the graph runs. */
+/** The one line said when the problems are HumanEval's. */
+export const HUMANEVAL_WARNING =
+  "code-exec: WARNING: these problems are HumanEval, an evaluation set; this run's output must not be used to train a model that will be evaluated on HumanEval";
+
+/** Whether problems come from HumanEval: by file name or by HumanEval's task ids. */
+export function isHumanEval(path: string, problems: readonly Problem[]): boolean {
+  return /humaneval/i.test(basename(path)) || problems.some((problem) => problem.task_id.startsWith("HumanEval/"));
+}
+
+/**
+ * HumanEval's `test` (module code defining check(candidate)) as separate tests: each top-level statement
+ * of check's body that is an assert becomes one test, with `candidate` renamed to the entry point; the
+ * module code around check becomes `setup`. A body with anything but asserts (loops, helpers, imports)
+ * cannot be split without breaking it: it stays one test that calls check itself.
+ */
+export function testsFromCheck(test: string, entryPoint: string): { setup: string; tests: string[] } {
+  const lines = test.split("\n");
+  const start = lines.findIndex((line) => /^def check\s*\(\s*candidate\s*\)\s*:/.test(line));
+  if (start < 0) return { setup: "", tests: [test] };
+  let end = start + 1;
+  while (end < lines.length && (lines[end]!.trim() === "" || /^\s/.test(lines[end]!))) end++;
+  const body = lines.slice(start + 1, end);
+  const indent = /^\s*/.exec(body.find((line) => line.trim() !== "") ?? "")![0];
+  const statements: string[][] = [];
+  for (const line of body) {
+    if (line.trim() === "" || line.trim().startsWith("#")) continue;
+    const atTop = line.startsWith(indent) && !/^\s/.test(line.slice(indent.length));
+    if (atTop || statements.length === 0) statements.push([line.slice(indent.length)]);
+    else statements[statements.length - 1]!.push(line.startsWith(indent) ? line.slice(indent.length) : line.trimStart());
+  }
+  const whole = { setup: "", tests: [`${test}\n\ncheck(${entryPoint})\n`] };
+  if (statements.length === 0 || statements.some((statement) => !/^assert\b/.test(statement[0]!))) return whole;
+  const setup = [...lines.slice(0, start), ...lines.slice(end)].join("\n").trim();
+  return { setup, tests: statements.map((statement) => statement.join("\n").replace(/\bcandidate\b/g, entryPoint)) };
+}
+
+/** How many of `count` tests are held out: the share, rounded, at least one, and never all when there are 2+. */
+export function heldOutCount(count: number, share: number): number {
+  if (count <= 1) return count;
+  return Math.min(count - 1, Math.max(1, Math.round(share * count)));
+}
+
+/** Indices of the held-out tests of a problem, ascending: a seeded order by hash, so the split is the same in every run and on every worker. */
+export function heldOutIndices(taskId: string, count: number, share: number, seed: number): number[] {
+  const order = Array.from({ length: count }, (_, index) => index).sort((a, b) => {
+    const ka = stableHash([seed, taskId, a]);
+    const kb = stableHash([seed, taskId, b]);
+    return ka < kb ? -1 : ka > kb ? 1 : a - b;
+  });
+  return order.slice(0, heldOutCount(count, share)).sort((a, b) => a - b);
+}
+
+/** Problems from JSONL, gzipped or not (a path or `builtin:NAME`, see resolveDataPath): `tests` (a list of asserts) or HumanEval's `test`. */
 export async function readProblems(option: string, count: number): Promise<Problem[]> {
   const path = resolveDataPath(option);
   let bytes: Buffer;
@@ -89,11 +170,30 @@ export async function readProblems(option: string, count: number): Promise<Probl
   for (const [index, line] of text.split("\n").entries()) {
     if (problems.length >= count) break;
     if (!line.trim()) continue;
+    const where = { file: path, line: index + 1 };
     const record = JSON.parse(line) as Record<string, unknown>;
-    for (const field of ["task_id", "prompt", "entry_point", "test"]) {
-      if (typeof record[field] !== "string") throw new InputError(`missing string field`, { file: path, line: index + 1, field });
+    for (const field of ["task_id", "prompt", "entry_point"]) {
+      if (typeof record[field] !== "string") throw new InputError(`missing string field`, { ...where, field });
     }
-    problems.push(record as unknown as Problem);
+    const entryPoint = record.entry_point as string;
+    let split: { setup: string; tests: string[] };
+    if (Array.isArray(record.tests)) {
+      if (record.tests.length === 0 || record.tests.some((test) => typeof test !== "string" || !test.trim())) {
+        throw new InputError(`tests must be a non-empty list of Python test statements`, { ...where, field: "tests" });
+      }
+      split = { setup: typeof record.setup === "string" ? record.setup : "", tests: record.tests as string[] };
+    } else if (typeof record.test === "string") {
+      split = testsFromCheck(record.test, entryPoint);
+    } else {
+      throw new InputError(`missing tests (a list of asserts) or test (HumanEval's check)`, { ...where, field: "tests" });
+    }
+    problems.push({
+      task_id: record.task_id as string,
+      prompt: record.prompt as string,
+      entry_point: entryPoint,
+      ...split,
+      ...(typeof record.canonical_solution === "string" ? { canonical_solution: record.canonical_solution } : {}),
+    });
   }
   return problems;
 }
@@ -129,15 +229,27 @@ interface Attempt {
   readonly error: string;
 }
 
-/** The problems as a source whose sample ids are the task ids ("HumanEval/0"). */
-function problemSource(problems: readonly Problem[]): Source {
+/** The tests of a sample that may be shown: all but the held-out ones, in the problem's order. */
+export function shownTests(data: SampleData): string[] {
+  const heldOut = new Set(data.held_out as number[]);
+  return (data.tests as string[]).filter((_, index) => !heldOut.has(index));
+}
+
+/** The problems as a source whose sample ids are the task ids; each carries its held-out split. */
+function problemSource(problems: readonly Problem[], share: number, seed: number): Source {
   return {
     name: "problems",
     origin: "human",
-    fields: ["task_id", "prompt", "entry_point", "test", "canonical_solution"],
+    fields: ["task_id", "prompt", "entry_point", "setup", "tests", "held_out", "canonical_solution"],
     size: async () => problems.length,
     async *batches({ from }) {
-      if (from < problems.length) yield problems.slice(from).map((problem, i) => ({ position: from + i, id: problem.task_id, data: { ...problem } }));
+      if (from < problems.length) {
+        yield problems.slice(from).map((problem, i) => ({
+          position: from + i,
+          id: problem.task_id,
+          data: { ...problem, tests: [...problem.tests], held_out: heldOutIndices(problem.task_id, problem.tests.length, share, seed) },
+        }));
+      }
     },
   };
 }
@@ -145,20 +257,23 @@ function problemSource(problems: readonly Problem[]): Source {
 const TASK_SYSTEM = "You are an expert Python programmer. You write correct, self-contained code that uses only the standard library.";
 
 function solvePrompt(sample: Sample): ChatMessage[] {
+  const shown = shownTests(sample.data);
+  const tests = shown.length > 0 ? `\n\nYour code should pass these tests:\n\`\`\`python\n${shown.join("\n")}\n\`\`\`` : "";
   return [
     { role: "system", content: TASK_SYSTEM },
     {
       role: "user",
       content:
         "Complete the following Python function so that it does what its docstring says. Reply with the whole " +
-        `function, including its signature and any imports it needs, in one \`\`\`python code block.\n\n\`\`\`python\n${sample.data.prompt as string}\`\`\``,
+        `function, including its signature and any imports it needs, in one \`\`\`python code block.\n\n\`\`\`python\n${sample.data.prompt as string}\`\`\`${tests}`,
     },
   ];
 }
 
 export default defineGraph({
   name: "code-exec",
-  description: "Execution feedback (Self-Debugging, Chen et al. 2023): HumanEval problems -> solution -> sandboxed unit tests -> error-feedback repairs -> verified code",
+  description:
+    "Execution feedback (Self-Debugging, Chen et al. 2023): practice problems -> solution -> sandboxed shown tests -> error-feedback repairs -> held-out tests decide -> verified code",
   defaults,
   async build(options, env) {
     if (!Number.isInteger(options.maxRepairs) || options.maxRepairs < 0) {
@@ -167,22 +282,22 @@ export default defineGraph({
     if (options.seedSolutions !== "none" && options.seedSolutions !== "canonical") {
       throw new ConfigError(`code-exec: seedSolutions is "none" or "canonical", got "${options.seedSolutions}"`);
     }
+    if (!(options.heldOutShare > 0 && options.heldOutShare < 1)) {
+      throw new ConfigError(`code-exec: heldOutShare must be above 0 and below 1 (held-out tests decide the verdict), got ${options.heldOutShare}`);
+    }
     // Fails here, with what to install, when bubblewrap or python3 is missing.
     sandboxTools();
     const problems = await readProblems(options.problemsPath, options.count);
+    if (isHumanEval(resolveDataPath(options.problemsPath), problems)) env.log(HUMANEVAL_WARNING);
     const endpoint = await openEndpoint(env, { seed: options.seed, price: options.price });
     const { llm } = endpoint;
     const sandboxLimits = { language: "python" as const, timeoutMs: options.timeoutMs };
 
-    const run = (data: SampleData, signal: AbortSignal): Promise<SandboxResult> =>
-      runSandboxed({
-        ...sandboxLimits,
-        code: data.program as string,
-        // The problem's check(), then the generated asserts, in one namespace with the program.
-        tests: `${data.test as string}\n\n${(data.tests as string | undefined) ?? ""}\n`,
-        entryPoint: data.entry_point as string,
-        signal,
-      });
+    const runTests = (data: SampleData, tests: string, signal: AbortSignal): Promise<SandboxResult> =>
+      runSandboxed({ ...sandboxLimits, code: data.program as string, tests: `${data.setup as string}\n\n${tests}\n`, signal });
+    // The repair rounds' runs: the shown tests, then the generated asserts, in one namespace with the program.
+    const runShown = (data: SampleData, signal: AbortSignal) =>
+      runTests(data, `${shownTests(data).join("\n")}\n\n${(data.generated_tests as string | undefined) ?? ""}`, signal);
     const outcome = (result: SandboxResult, attempt: number): Attempt => ({
       attempt,
       status: result.status,
@@ -224,7 +339,7 @@ export default defineGraph({
           name: "write_tests",
           params: { ...testWriter.params, prompt: "asserts-v1" },
           reads: ["prompt", "entry_point"],
-          writes: ["tests"],
+          writes: ["generated_tests"],
           concurrency: llm.concurrency,
           async map(sample, _state, context, signal) {
             const answer = await testWriter.ask(
@@ -242,7 +357,7 @@ export default defineGraph({
             );
             if (!answer.ok) return answer.verdict;
             const asserts = answer.value;
-            return { data: { ...sample.data, tests: asserts }, step: { ...answer.step, note: `${asserts ? asserts.split("\n").length : 0} assert statements` } };
+            return { data: { ...sample.data, generated_tests: asserts }, step: { ...answer.step, note: `${asserts ? asserts.split("\n").length : 0} assert statements` } };
           },
         }),
       );
@@ -251,15 +366,15 @@ export default defineGraph({
     operators.push(
       defineAsyncMap({
         name: "attempt_1",
-        params: { ...sandboxLimits },
+        params: { ...sandboxLimits, heldOutShare: options.heldOutShare },
         // `solution` comes from solve, whose write is a function (generate cannot declare it).
-        reads: ["prompt", "entry_point", "test"],
+        reads: ["prompt", "entry_point", "setup", "tests", "held_out"],
         writes: ["program", "status", "attempts", "history"],
         concurrency: options.sandboxConcurrency,
         async map(sample, _state, _context, signal) {
-          const data: SampleData = { ...sample.data, tests: sample.data.tests ?? "" };
+          const data: SampleData = { ...sample.data, generated_tests: sample.data.generated_tests ?? "" };
           data.program = assembleProgram(data.prompt as string, data.entry_point as string, data.solution as string);
-          const result = await run(data, signal);
+          const result = await runShown(data, signal);
           const first = outcome(result, 1);
           return {
             data: { ...data, status: first.status, attempts: 1, history: first.status === "passed" ? [] : [first] },
@@ -276,14 +391,15 @@ export default defineGraph({
       operators.push(
         defineAsyncMap({
           name: `repair_${round}`,
-          params: { ...repairer.params, ...sandboxLimits, round, prompt: "self-debug-v1" },
+          params: { ...repairer.params, ...sandboxLimits, round, prompt: "self-debug-v2" },
           reads: ["status", "history"],
           concurrency: Math.min(options.sandboxConcurrency, llm.concurrency),
           async map(sample, _state, context, signal) {
             if (sample.data.status === "passed") return {};
             const history = sample.data.history as Attempt[];
             const last = history[history.length - 1]!;
-            // Self-Debugging's simple feedback: the code as it was, and what running the tests said.
+            // Self-Debugging's unit-test feedback: the code as it was, the shown tests (in the first
+            // message) and what running them said. The held-out tests are never part of it.
             const answer = await repairer.ask(
               [
                 ...solvePrompt(sample),
@@ -301,7 +417,7 @@ export default defineGraph({
             if (!answer.ok) return { ...answer.verdict, value: attempt - 1, message: `repair round ${round}: ${answer.verdict.message ?? answer.verdict.reason}` };
             const data: SampleData = { ...sample.data, solution: answer.value };
             data.program = assembleProgram(data.prompt as string, data.entry_point as string, answer.value);
-            const result = await run(data, signal);
+            const result = await runShown(data, signal);
             const now = outcome(result, attempt);
             return {
               data: { ...data, status: now.status, attempts: attempt, history: now.status === "passed" ? history : [...history, now] },
@@ -324,10 +440,23 @@ export default defineGraph({
           return drop(sample.data.status as string, { value: attempts, message: history[history.length - 1]?.error });
         },
       }),
+      defineAsyncMap({
+        name: "held_out",
+        params: { ...sandboxLimits },
+        reads: ["program", "setup", "tests", "held_out"],
+        concurrency: options.sandboxConcurrency,
+        async map(sample, _state, _context, signal) {
+          const heldOut = (sample.data.held_out as number[]).map((index) => (sample.data.tests as string[])[index]!);
+          const result = await runTests(sample.data, heldOut.join("\n"), signal);
+          const note = `${heldOut.length} held-out tests: ${result.status}`;
+          if (result.status !== "passed") return drop(result.status, { value: heldOut.length, message: result.message });
+          return { scores: { held_out_tests: heldOut.length }, step: { note } };
+        },
+      }),
     );
 
     return {
-      sources: [problemSource(problems)],
+      sources: [problemSource(problems, options.heldOutShare, options.seed)],
       operators,
       dispose: endpoint.dispose,
       // Sandboxes are the bottleneck: a small budget keeps the queue in front of them short.
