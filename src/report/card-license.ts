@@ -16,6 +16,7 @@ const BUILTIN_LICENSES: Readonly<Record<string, { license: string; credit: strin
   },
   "augment.jsonl": { license: "apache-2.0", credit: "rxsynth's example input augment.jsonl (Apache-2.0)" },
   "back-translation.jsonl": { license: "apache-2.0", credit: "rxsynth's example input back-translation.jsonl (Apache-2.0)" },
+  "code-exec-problems.jsonl": { license: "apache-2.0", credit: "rxsynth's practice problems code-exec-problems.jsonl (Apache-2.0)" },
   "curate.jsonl": { license: "apache-2.0", credit: "rxsynth's example input curate.jsonl (Apache-2.0)" },
   "instruction-backtranslation.jsonl": { license: "apache-2.0", credit: "rxsynth's example input instruction-backtranslation.jsonl (Apache-2.0)" },
   "math-verified.jsonl": { license: "apache-2.0", credit: "rxsynth's example input math-verified.jsonl (Apache-2.0)" },

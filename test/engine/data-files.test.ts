@@ -17,6 +17,7 @@ describe("resolveDataPath", () => {
       "HumanEval.jsonl.gz",
       "augment.jsonl",
       "back-translation.jsonl",
+      "code-exec-problems.jsonl",
       "curate.jsonl",
       "instruction-backtranslation.jsonl",
       "math-verified.jsonl",
@@ -67,7 +68,7 @@ describe("ready graphs' data defaults", () => {
   });
 
   it.each([
-    ["codeExec", "problemsPath", "builtin:HumanEval.jsonl.gz"],
+    ["codeExec", "problemsPath", "builtin:code-exec-problems.jsonl"],
     ["distillRationales", "input", "builtin:self_instruct_seed_tasks.jsonl"],
     ["evolInstruct", "input", "builtin:self_instruct_seed_tasks.jsonl"],
     ["mix", "humanPath", "builtin:self_instruct_seed_tasks.jsonl"],
