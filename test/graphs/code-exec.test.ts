@@ -1,4 +1,4 @@
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
+import { beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
 import definition, {
   HUMANEVAL_WARNING,
   assembleProgram,
@@ -11,8 +11,7 @@ import definition, {
   testsFromCheck,
   type Problem,
 } from "../../graphs/code-exec.ts";
-import { startSimulator, type Simulator } from "../../src/index.ts";
-import { useGraphRuns, useScriptedModel, type OutputRow } from "../support/graph-run.ts";
+import { useGraphRuns, useRecordingSimulator, useScriptedModel, type OutputRow } from "../support/graph-run.ts";
 import { describeWithSandbox } from "../support/sandbox.ts";
 
 const { runGraph } = useGraphRuns();
@@ -115,18 +114,10 @@ describeWithSandbox("graphs/code-exec", () => {
   });
 
   describe("over HTTP with the simulator, which sees every request", () => {
-    const bodies: Record<string, unknown>[] = [];
-    let sim: Simulator;
-    beforeAll(async () => {
-      sim = await startSimulator({ seed: defaults.seed, onChatRequest: (body) => bodies.push(body) });
-    });
+    const { requests } = useRecordingSimulator({ seed: defaults.seed });
     beforeEach(() => {
-      bodies.length = 0;
-      vi.stubEnv("OPENAI_BASE_URL", sim.url);
       vi.stubEnv("RXSYNTH_CACHE_DIR", "off");
     });
-    afterEach(() => vi.unstubAllEnvs());
-    afterAll(() => sim.close());
 
     it("quotes the shown tests in the solve and repair prompts and never a held-out one, at the graph's temperature and seed", async () => {
       const count = 6;
@@ -134,8 +125,9 @@ describeWithSandbox("graphs/code-exec", () => {
       expect(rows).toEqual([]);
       expect(rejects).toHaveLength(count);
       // One solve and one repair request per problem (the simulator's prose never passes).
+      const bodies = requests.map((request) => request.body);
       expect(bodies).toHaveLength(2 * count);
-      const texts = bodies.map((body) => (body.messages as { content: string }[]).map((m) => m.content).join("\n"));
+      const texts = requests.map((request) => request.text);
       expect(texts.filter((text) => text.includes("Running the unit tests on this code failed"))).toHaveLength(count);
       for (const problem of problems.slice(0, count)) {
         const asked = texts.filter((text) => text.includes(`def ${problem.entry_point}(`));

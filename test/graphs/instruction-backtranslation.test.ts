@@ -1,10 +1,9 @@
 import { resolveDataPath } from "../../src/index.ts";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
-import { startSimulator, type Simulator } from "../../src/index.ts";
+import { describe, expect, it } from "vitest";
 import definition, { backtranslationShots, defaults } from "../../graphs/instruction-backtranslation.ts";
-import { useGraphRuns } from "../support/graph-run.ts";
+import { useGraphRuns, useRecordingSimulator } from "../support/graph-run.ts";
 
 const { runGraph, tempDir } = useGraphRuns();
 
@@ -59,24 +58,15 @@ describe("graphs/instruction-backtranslation", () => {
 });
 
 describe("graphs/instruction-backtranslation, as the paper ran it (Li et al. 2023)", () => {
-  const prompts: string[] = [];
-  let sim: Simulator;
-  beforeAll(async () => {
-    sim = await startSimulator({ onChatRequest: (body) => prompts.push((body.messages as Array<{ content: string }>).map((m) => m.content).join("\n")) });
-  });
-  beforeEach(() => {
-    prompts.length = 0;
-    vi.stubEnv("OPENAI_BASE_URL", sim.url);
-  });
-  afterEach(() => vi.unstubAllEnvs());
-  afterAll(() => sim.close());
+  const { requests } = useRecordingSimulator();
+  const prompts = () => requests.map((request) => request.text);
 
   it("shows the model human-written answer -> request pairs, and grades on the paper's 5-point scale", async () => {
     const shots = await backtranslationShots(defaults.shots);
     expect(shots).toHaveLength(3);
     await runGraph(definition, { count: 4 });
-    const backtranslations = prompts.filter((prompt) => prompt.includes("Infer the single request"));
-    const gradings = prompts.filter((prompt) => prompt.includes("good example of how an AI assistant should answer"));
+    const backtranslations = prompts().filter((prompt) => prompt.includes("Infer the single request"));
+    const gradings = prompts().filter((prompt) => prompt.includes("good example of how an AI assistant should answer"));
     expect(backtranslations.length).toBeGreaterThan(0);
     expect(gradings.length).toBeGreaterThan(0);
     for (const prompt of backtranslations) for (const shot of shots) expect(prompt).toContain(JSON.stringify({ instruction: shot.instruction }));
@@ -89,7 +79,7 @@ describe("graphs/instruction-backtranslation, as the paper ran it (Li et al. 202
 
   it("sends no examples with shots=0", async () => {
     await runGraph(definition, { count: 2, shots: 0 });
-    const backtranslations = prompts.filter((prompt) => prompt.includes("Infer the single request"));
+    const backtranslations = prompts().filter((prompt) => prompt.includes("Infer the single request"));
     expect(backtranslations.length).toBeGreaterThan(0);
     for (const prompt of backtranslations) expect(prompt).not.toContain("Examples, each a text");
   });

@@ -1,11 +1,11 @@
 import { spawnSync } from "node:child_process";
 import { join } from "node:path";
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
-import { SIMULATOR_MODEL, defineMap, drop, defineFilter, readManifest, startSimulator, type Simulator } from "../../src/index.ts";
+import { describe, expect, it, vi } from "vitest";
+import { SIMULATOR_MODEL, defineMap, drop, defineFilter, readManifest, startSimulator } from "../../src/index.ts";
 import definition, { defaults } from "../../graphs/self-instruct.ts";
 import { conflictingInput, parseInstructionList, readSeedTasks } from "../../graphs/lib/self-instruct-steps.ts";
 import { RougePool } from "../../operators/diversity/rouge-filter.ts";
-import { readShards, useGraphRuns, type OutputRow } from "../support/graph-run.ts";
+import { readShards, useGraphRuns, useRecordingSimulator, type OutputRow, type RecordedRequest } from "../support/graph-run.ts";
 
 const { runGraph, tempDir } = useGraphRuns();
 
@@ -196,23 +196,13 @@ describe("graphs/self-instruct, reproducibly", () => {
 });
 
 describe("graphs/self-instruct, with the authors' settings (yizhongw/self-instruct)", () => {
-  const bodies: Array<Readonly<Record<string, unknown>>> = [];
-  let sim: Simulator;
-  beforeAll(async () => {
-    sim = await startSimulator({ onChatRequest: (body) => bodies.push(body) });
-  });
-  beforeEach(() => {
-    bodies.length = 0;
-    vi.stubEnv("OPENAI_BASE_URL", sim.url);
-  });
-  afterEach(() => vi.unstubAllEnvs());
-  afterAll(() => sim.close());
-
-  const kindOf = (body: Readonly<Record<string, unknown>>) => {
-    const content = (body.messages as Array<{ content: string }>).at(-1)!.content;
-    if (content.startsWith("Come up with")) return "propose";
-    if (content.startsWith("Can the following task be regarded as a classification task")) return "classify";
-    if (/^Write (one instance|up to \d+ instances)/.test(content)) return "instances";
+  const { requests } = useRecordingSimulator();
+  const kindOf = ({ body }: RecordedRequest) => {
+    // The last message is the task's prompt (a structured answer may put a format message before it).
+    const text = (body.messages as Array<{ content: string }>).at(-1)!.content;
+    if (text.startsWith("Come up with")) return "propose";
+    if (text.startsWith("Can the following task be regarded as a classification task")) return "classify";
+    if (/^Write (one instance|up to \d+ instances)/.test(text)) return "instances";
     return "other";
   };
 
@@ -220,7 +210,7 @@ describe("graphs/self-instruct, with the authors' settings (yizhongw/self-instru
     const { rows } = await runGraph(definition, { target: 10 });
     expect(rows).toHaveLength(10);
     const byKind = new Map<string, Array<Readonly<Record<string, unknown>>>>();
-    for (const body of bodies) byKind.set(kindOf(body), [...(byKind.get(kindOf(body)) ?? []), body]);
+    for (const request of requests) byKind.set(kindOf(request), [...(byKind.get(kindOf(request)) ?? []), request.body]);
     expect(byKind.get("other")).toBeUndefined();
     for (const body of byKind.get("propose")!) expect(body).toMatchObject({ temperature: 0.7, top_p: 0.5, presence_penalty: 2 });
     for (const body of byKind.get("instances")!) {

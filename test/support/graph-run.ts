@@ -8,11 +8,14 @@ import {
   buildGraph,
   listShardFiles,
   run,
+  startSimulator,
   type GraphCustomization,
   type GraphDefinition,
   type GraphOptionValues,
   type RunOptions,
   type RunSummary,
+  type Simulator,
+  type SimulatorOptions,
 } from "../../src/index.ts";
 import { readParquetRows } from "./parquet.ts";
 
@@ -162,6 +165,39 @@ export function useScriptedModel(reply: (request: ChatRequest) => string | reado
   });
   afterAll(async () => {
     await new Promise((resolve) => server.close(resolve));
+  });
+  return { requests };
+}
+
+/** A chat request as the endpoint received it, with its messages' text joined for searching. */
+export interface RecordedRequest {
+  readonly body: Readonly<Record<string, unknown>>;
+  readonly text: string;
+}
+
+/**
+ * The built-in simulator, over real HTTP, recording every chat request it receives, for the tests of the
+ * describe block that calls it: started before them, OPENAI_BASE_URL set to it and the record emptied
+ * for each test, closed after them. Lets a test pin what a graph sends (sampling settings, prompts).
+ */
+export function useRecordingSimulator(options: SimulatorOptions = {}): { readonly requests: RecordedRequest[] } {
+  const requests: RecordedRequest[] = [];
+  let sim: Simulator | undefined;
+  beforeAll(async () => {
+    sim = await startSimulator({
+      ...options,
+      onChatRequest: (body) => requests.push({ body, text: (body.messages as Array<{ content: string }>).map((message) => message.content).join("\n") }),
+    });
+  });
+  beforeEach(() => {
+    requests.length = 0;
+    vi.stubEnv("OPENAI_BASE_URL", sim!.url);
+  });
+  afterEach(() => {
+    vi.unstubAllEnvs();
+  });
+  afterAll(async () => {
+    await sim?.close();
   });
   return { requests };
 }
