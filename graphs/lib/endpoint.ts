@@ -84,8 +84,10 @@ export async function openEndpoint(env: GraphEnvironment, options: EndpointOptio
     const prices = resolvePrices({ model, option: options.price });
     const servers = parseBaseUrls(baseURL, "OPENAI_BASE_URL").map((server) => server.url);
     // A fleet (several base URLs) is one endpoint named by RXSYNTH_FLEET_NAME, not by its list of servers:
-    // a resumed run with a ninth server is the same run, and the answers already cached still count.
-    const fleetName = servers.length > 1 ? process.env.RXSYNTH_FLEET_NAME?.trim() || FLEET_DEFAULTS.name : undefined;
+    // a resumed run with a ninth server is the same run, and the answers already cached still count. One
+    // server with RXSYNTH_FLEET_NAME set is a fleet of one, so a run started on it can grow into a fleet.
+    const named = process.env.RXSYNTH_FLEET_NAME?.trim() || undefined;
+    const fleetName = servers.length > 1 || named !== undefined ? (named ?? FLEET_DEFAULTS.name) : undefined;
     const endpointName = fleetName !== undefined ? `fleet:${fleetName}` : servers[0]!;
     const cache = await runCache(env);
     // Workers of a scaled-out run draw on one RPM/TPM budget for the endpoint, not one each.
@@ -113,7 +115,7 @@ export async function openEndpoint(env: GraphEnvironment, options: EndpointOptio
       ...(fleetName !== undefined ? { fleet: { name: fleetName } } : {}),
     });
     env.identify?.("endpoint", { baseURL: endpointName, model });
-    const where = fleetName !== undefined ? `fleet "${fleetName}" of ${servers.length} servers (${servers.join(", ")}; ${concurrency} in flight each)` : baseURL;
+    const where = fleetName !== undefined ? `fleet "${fleetName}" of ${servers.length} server${servers.length === 1 ? "" : "s"} (${servers.join(", ")}; ${concurrency} in flight each)` : baseURL;
     env.log(`LLM endpoint: ${where} (model ${llm.model}; ${priceNote(model, prices)})`);
     return { llm, simulated: false, dispose: releaseOnce(env, () => llm.close()) };
   }

@@ -352,7 +352,10 @@ export function createLlm(options: LlmOptions): Llm {
   const random = seededRandom(options.seed ?? 0x5eed);
   const outageMs = outageSeconds(options.outageSeconds) * 1_000;
   // A fleet's servers answer alike: the cache names the fleet, not the server (nor the list of them).
-  const endpointId = options.endpointId ?? (servers.length === 1 ? servers[0]!.url.replace(/\/+$/, "") : `fleet:${options.fleet?.name ?? FLEET_DEFAULTS.name}`);
+  // A named fleet of one server is still the fleet: a run started on one server can grow into a fleet.
+  const endpointId =
+    options.endpointId ??
+    (servers.length === 1 && options.fleet?.name === undefined ? servers[0]!.url.replace(/\/+$/, "") : `fleet:${options.fleet?.name ?? FLEET_DEFAULTS.name}`);
 
   const bufferedBodies = (options.transport ?? LLM_DEFAULTS.transport) === "node";
   const fleet = new FleetRouter<Server>(
@@ -871,7 +874,9 @@ export function createLlm(options: LlmOptions): Llm {
         const tries = `attempt ${attempt}${requestId ? `, request ${requestId}` : ""}`;
         const advice = status !== undefined ? ENDPOINT_STATUS[status] : undefined;
         if (advice) {
-          throw new EndpointError(scrub(`${where} refused the request: ${what} (${tries}): ${advice}`), { status, attempt, requestId }, { cause: cause() });
+          // In a fleet, the server that refused, by its whole URL: a wrong path or key is one entry of the list.
+          const refusedBy = fleet.size > 1 ? `${requestModel} at ${server.url} (one server of the ${host})` : where;
+          throw new EndpointError(scrub(`${refusedBy} refused the request: ${what} (${tries}): ${advice}`), { status, attempt, requestId }, { cause: cause() });
         }
         if (overflow) {
           throw new LlmError(scrub(`${where}: the prompt does not fit the model's context (${what})`), { status, attempt, requestId, reason: "context_length" }, { cause: cause() });

@@ -445,4 +445,35 @@ describe("a ready graph on a fleet (OPENAI_BASE_URL with commas)", () => {
     expect(refused).toBeInstanceOf(ConfigError);
     expect((refused as Error).message).toMatch(/generated with endpoint fleet:default \/ sim-1; this run would use endpoint http:\/\/127.*--allow-endpoint-change/);
   });
+
+  it("grows a run started on one server named by RXSYNTH_FLEET_NAME into a fleet, keeping its identity and its answers", async () => {
+    const [a, b] = await Promise.all([sim({ latencyMs: 2 }), sim({ latencyMs: 2 })]);
+    vi.stubEnv("RXSYNTH_MODEL", "sim-1");
+    vi.stubEnv("RXSYNTH_PRICE", "");
+    vi.stubEnv("RXSYNTH_FLEET_NAME", "growing");
+    vi.stubEnv("OPENAI_BASE_URL", a.url);
+    const first = await runGraph(backTranslation, { count: 8, minChrF: 0 });
+    expect(first.logs.some((line) => /^LLM endpoint: fleet "growing" of 1 server \(/.test(line))).toBe(true);
+    expect((await readManifest(first.out))?.identity).toEqual({ endpoint: { baseURL: "fleet:growing", model: "sim-1" } });
+    // The same work into a new folder on the grown fleet: every answer comes from the cache.
+    vi.stubEnv("OPENAI_BASE_URL", [a.url, b.url].join(","));
+    const before = a.stats().requests + b.stats().requests;
+    const again = await runGraph(backTranslation, { count: 8, minChrF: 0 });
+    expect(again.rows.map((row) => row.data)).toEqual(first.rows.map((row) => row.data));
+    expect(a.stats().requests + b.stats().requests).toBe(before);
+    // And the first folder reruns on it as the same run, not as a run on another endpoint.
+    const resumed = await runGraph(backTranslation, { count: 8, minChrF: 0 }, { out: first.out });
+    expect(resumed.summary.status).toBe("complete");
+    expect(resumed.rows).toHaveLength(8);
+  });
+
+  it("names the server that refused a request by its whole URL, when one entry of a fleet is wrong", async () => {
+    const good = await sim();
+    const wrongPath = good.url.replace(/\/v1$/, "/v2");
+    const client = fleetLlm([good.url, wrongPath], { concurrency: 2, maxRetries: 0 });
+    const outcomes = await Promise.allSettled(Array.from({ length: 12 }, (_, i) => client.chat({ messages: user(`refusal ${i}`) })));
+    const refusals = outcomes.flatMap((outcome) => (outcome.status === "rejected" ? [String((outcome.reason as Error).message)] : []));
+    expect(refusals.length).toBeGreaterThan(0);
+    for (const message of refusals) expect(message).toContain(`at ${wrongPath} (one server of the fleet of 2`);
+  });
 });
