@@ -7,6 +7,9 @@
  *   2. evol_valid_elimination_rate (when benchmarks/lib/evol-elimination.ts is present): the share of
  *      evolutions that add 10-20 words to parents of 40+ words and that Evol-Instruct's default check
  *      eliminates (target 0).
+ *   3. selfinstruct_label_coverage: the share of classification tasks in a Self-Instruct run's output whose
+ *      instances cover every label the model gave (target >= 0.9), beside the previous default of one
+ *      instance per task in the same run (benchmarks/lib/label-coverage.ts).
  * The instructions: the 175 human seed tasks of Self-Instruct (data/, Apache-2.0) and 4,825 seeded
  * variants of them (word edits at rates from 0 to 0.6, and halves of two seeds joined), so that every
  * band of similarity around the thresholds is populated.
@@ -17,7 +20,8 @@
 import { existsSync } from "node:fs";
 import { RougePool, candidateThreshold } from "../operators/diversity/rouge-filter.ts";
 import { seededRandom } from "../operators/diversity/sketches.ts";
-import { readSeedTasks } from "../graphs/lib/self-instruct-steps.ts";
+import { NOVELTY_CANDIDATE_RECALL, readSeedTasks } from "../graphs/lib/self-instruct-steps.ts";
+import { measureLabelCoverage } from "./lib/label-coverage.ts";
 import { round, writeResults } from "./lib/results.ts";
 
 const SEED = 15;
@@ -50,7 +54,8 @@ async function instructions(): Promise<string[]> {
 }
 
 function filterRun(texts: readonly string[], threshold: number, search: "lsh" | "brute") {
-  const pool = new RougePool({ threshold, search, atThreshold: "keep" });
+  // The novelty filter as the Self-Instruct graph sets it up.
+  const pool = new RougePool({ threshold, search, atThreshold: "keep", candidateRecall: NOVELTY_CANDIDATE_RECALL });
   const kept: boolean[] = [];
   const started = performance.now();
   texts.forEach((text, i) => {
@@ -83,12 +88,21 @@ async function main() {
   const evolModule = new URL("./lib/evol-elimination.ts", import.meta.url);
   const evol = existsSync(evolModule) ? await (await import(evolModule.href)).measureEvolElimination() : undefined;
 
+  const labels = await measureLabelCoverage();
+  const oneInstance = labels.one_instance_per_task;
+
   const rows: Array<[string, string, string]> = [
     ...rouge.map((r): [string, string, string] => [
       `rouge_lsh_agreement @ ${r.threshold}`,
       `${r.agreement}`,
       `kept ${r.kept_lsh} (LSH, candidates from Jaccard ${r.lsh_threshold}) vs ${r.kept_brute} (brute force); ${r.comparisons_per_query.lsh} vs ${r.comparisons_per_query.brute} LCS per query`,
     ]),
+    [
+      "selfinstruct_label_coverage",
+      `${round(labels.selfinstruct_label_coverage, 4)}`,
+      `${labels.defaults.covered} of ${labels.defaults.classificationTasks} classification tasks (${round(labels.defaults.meanLabels, 2)} labels each) in ${labels.defaults.rows} rows; ` +
+        `1 instance per task: ${round(oneInstance.coverage, 4)} (${oneInstance.covered} of ${oneInstance.classificationTasks})`,
+    ],
     ...(evol ? [["evol_valid_elimination_rate", `${evol.evol_valid_elimination_rate}`, `${evol.eliminated} of ${evol.evolutions} evolutions eliminated`] as [string, string, string]] : []),
   ];
   const width = Math.max(...rows.map((r) => r[0].length));
@@ -98,7 +112,8 @@ async function main() {
   await writeResults("fidelity", {
     rouge_lsh_agreement: Object.fromEntries(rouge.map((r) => [String(r.threshold), r.agreement])),
     ...(evol ? { evol_valid_elimination_rate: evol.evol_valid_elimination_rate } : {}),
-    details: { instructions: texts.length, rouge, ...(evol ? { evol } : {}) },
+    selfinstruct_label_coverage: round(labels.selfinstruct_label_coverage, 4),
+    details: { instructions: texts.length, rouge, ...(evol ? { evol } : {}), label_coverage: labels },
     node: process.version,
     measured_at: new Date().toISOString(),
   });

@@ -12,10 +12,16 @@
 // off) are dropped; a task two of whose instances answer one input differently is dropped whole, as the
 // authors do. Then refusals, exact and MinHash near-duplicates; a diversity tracker writes distinct-n,
 // openings and pool similarity to diversity-summary.json in the run folder.
-// Deliberate differences from the authors' code: one instance per task by default (see
-// `instancesPerTask`); the prompts are chat prompts with JSON answers, not their GPT-3 completion
-// templates with fixed few-shot lists; the classification and instance shots are seed tasks that have an
-// input.
+// Up to 5 instances per task (`instancesPerTask`), as in the paper; output-first asks for an input for each
+// class label, and the provenance note of generate_instances lists the labels the model gave.
+// Deliberate differences from the authors' code: the prompts are chat prompts with JSON answers, not their
+// GPT-3 completion templates; their fixed few-shot lists (a dozen hand-written tasks) are replaced by
+// shots drawn once from the seed tasks (8 for the classification question; 2 with an input and 1 without
+// for instances; 2 labelled ones for output-first), which keeps each prompt short; a classification
+// answer must give at least 2 labels when more than one instance is asked for.
+// Known limit: MinHash dedup compares a row with every kept row, its own task's other instances included,
+// so instances of a long instruction (40+ words) with inputs of a few words can be near-duplicates of each
+// other at 0.8 and be dropped; raise `nearDupThreshold` for such tasks.
 //
 // Waves and determinism: the source yields the loop in waves of rounds (one source record per wave), each
 // sized from the yield so far; a wave's prompts see only the pool as of its start. Its rows wait at
@@ -66,12 +72,11 @@ export const defaults = {
   /** Ask whether each task is classification, and write those output-first (the paper's step 2). */
   classify: true,
   /**
-   * Instances asked for per instruction, up to (each becomes a row). The paper asks for up to 5 (one per
-   * label for classification tasks); 1 here keeps a wave (parallelRounds x instructionsPerRound x this)
-   * within the default budget of 1024 rows, at the cost of output-first covering one label per task: set
-   * 5 with `--budget 1024` or more for the paper's setting.
+   * Instances asked for per instruction, up to (each becomes a row): the paper's 5, and for classification
+   * tasks one per class label (of up to this many labels). A wave then holds up to parallelRounds x
+   * instructionsPerRound x this = 640 rows, within the default budget of 1024.
    */
-  instancesPerTask: 1,
+  instancesPerTask: 5,
   /** ROUGE-L above which a new instruction is too close to a seed or an accepted one. */
   rougeThreshold: 0.7,
   /** A ROUGE-L of exactly the threshold: "keep" (the authors' `> 0.7`) or "drop". */

@@ -40,9 +40,9 @@ export interface RougeFilterOptions {
   /**
    * Default 0.99 (64 x 4 bands at 0.7). A pair just above the bound can still be missed: over the 5,000
    * instructions of benchmarks/fidelity.ts one was, at 0.7, and two decisions of 5,000 parted from brute
-   * force's. 0.999 (85 x 3) agreed on all of them but made 4x the LCS comparisons (32 per query, against
-   * 7), which takes benchmarks/dedup.ts's speed-up over brute force from 35x to 8x: set it, or
-   * `search: "brute"`, where the exact decision matters more than the time.
+   * force's. 0.999 (85 x 3) agrees on all of them but makes 4x the LCS comparisons (32 per query, against
+   * 7), which takes benchmarks/dedup.ts's speed-up over brute force from 35x to 8x: set it (the
+   * Self-Instruct graphs do), or `search: "brute"`, where the exact decision matters more than the time.
    */
   readonly candidateRecall?: number;
   /** Override the bands x rows chosen from `lshThreshold`. */

@@ -5,6 +5,7 @@ import { SIMULATOR_MODEL, defineMap, drop, defineFilter, readManifest, startSimu
 import definition, { defaults } from "../../graphs/self-instruct.ts";
 import { conflictingInput, parseInstructionList, readSeedTasks } from "../../graphs/lib/self-instruct-steps.ts";
 import { RougePool } from "../../operators/diversity/rouge-filter.ts";
+import { labelCoverage } from "../../benchmarks/lib/label-coverage.ts";
 import { readShards, useGraphRuns, useRecordingSimulator, type OutputRow, type RecordedRequest } from "../support/graph-run.ts";
 
 const { runGraph, tempDir } = useGraphRuns();
@@ -42,7 +43,9 @@ describe("graphs/self-instruct", () => {
       expect(row.provenance.steps[2]!.model).toBe("rxsynth-sim");
       expect(row.provenance.steps[5]!.note).toMatch(/^(input-first|output-first \(classification\))/);
     }
-    expect(new Set(rows.map((row) => (row.data.instruction as string).toLowerCase())).size).toBe(12);
+    // Up to 5 instances per task: distinct as (instruction, input), several rows to an instruction.
+    expect(new Set(rows.map((row) => JSON.stringify([row.data.instruction, row.data.input]).toLowerCase())).size).toBe(12);
+    expect(new Set(rows.map((row) => row.data.instruction)).size).toBeLessThan(12);
     // Whatever the last wave produced beyond the target is rejected, not silently dropped.
     const target = summary.metrics.operators.find((op) => op.name === "target")!;
     expect(target.out).toBe(12);
@@ -163,7 +166,7 @@ describe("graphs/self-instruct, reproducibly", () => {
       vi.stubEnv("RXSYNTH_MODEL", SIMULATOR_MODEL);
       // Every answer from the slow server, none from a response cache shared with the first run.
       vi.stubEnv("RXSYNTH_CACHE_DIR", "off");
-      const jittered = await runGraph(definition, { ...options, concurrency: 3 }, { run: { budget: 4 * 8 } });
+      const jittered = await runGraph(definition, { ...options, concurrency: 3 }, { run: { budget: 4 * 8 * 5 } });
       expect(fast.rows).toHaveLength(60);
       expect(dataset(jittered.rows, jittered.rejects)).toEqual(dataset(fast.rows, fast.rejects));
     } finally {
@@ -172,8 +175,8 @@ describe("graphs/self-instruct, reproducibly", () => {
   }, 120_000);
 
   it("refuses a budget that cannot hold a whole wave, saying what to change", async () => {
-    await expect(runGraph(definition, { target: 10, parallelRounds: 4 }, { run: { budget: 31 } })).rejects.toThrow(
-      /holding up to parallelRounds x instructionsPerRound x instancesPerTask = 32 rows in flight; the run's budget is 31/,
+    await expect(runGraph(definition, { target: 10, parallelRounds: 4 }, { run: { budget: 159 } })).rejects.toThrow(
+      /holding up to parallelRounds x instructionsPerRound x instancesPerTask = 160 rows in flight; the run's budget is 159/,
     );
   });
 
@@ -181,10 +184,10 @@ describe("graphs/self-instruct, reproducibly", () => {
     const options = { target: 40, parallelRounds: 2 };
     const whole = await runGraph(definition, options);
     const out = await tempDir();
-    const args = [CLI, "run", GRAPH, "--out", out, "--set", "target=40", "--set", "parallelRounds=2", "--budget", "16", "--checkpoint-rows", "5", "--quiet"];
+    const args = [CLI, "run", GRAPH, "--out", out, "--set", "target=40", "--set", "parallelRounds=2", "--budget", "80", "--checkpoint-rows", "5", "--quiet"];
     const env = { ...process.env, OPENAI_BASE_URL: "" };
-    // Killed at its third commit of that step: two waves or so are committed, the loop state may be ahead.
-    const killed = spawnSync(process.execPath, args, { encoding: "utf8", env: { ...env, RXSYNTH_FAULT: `${step}:3` }, timeout: 60_000 });
+    // Killed at its second commit of that step: a wave or so is committed, the loop state may be ahead.
+    const killed = spawnSync(process.execPath, args, { encoding: "utf8", env: { ...env, RXSYNTH_FAULT: `${step}:2` }, timeout: 60_000 });
     expect(killed.signal, killed.stderr).toBe("SIGKILL");
     expect((await readManifest(out))?.complete).not.toBe(true);
     const resumed = spawnSync(process.execPath, args, { encoding: "utf8", env, timeout: 60_000 });
@@ -218,7 +221,46 @@ describe("graphs/self-instruct, with the authors' settings (yizhongw/self-instru
       expect(body.top_p).toBeUndefined();
     }
     for (const body of byKind.get("classify")!) expect(body).toMatchObject({ temperature: 0 });
-    expect(byKind.get("instances")!.length).toBeGreaterThanOrEqual(10);
+    expect(byKind.get("instances")!.length).toBeGreaterThanOrEqual(2);
+  });
+
+  it("asks for up to 5 instances, for classification one per label (2 at least), shows a task with no input, and keeps every label", async () => {
+    const { rows } = await runGraph(definition, { target: 60 });
+    expect(rows).toHaveLength(60);
+    const instanceRequests = requests.filter((request) => kindOf(request) === "instances");
+    const prompt = (request: RecordedRequest) => (request.body.messages as Array<{ content: string }>).at(-1)!.content;
+    const itemsOf = (request: RecordedRequest) => {
+      const format = request.body.response_format as { json_schema: { schema: { properties: { instances: { minItems: number; maxItems: number } } } } };
+      return format.json_schema.schema.properties.instances;
+    };
+    const labelled = instanceRequests.filter((request) => prompt(request).includes("for each of its class labels (for 5 of them if it has more than 5)"));
+    const open = instanceRequests.filter((request) => prompt(request).startsWith("Write up to 5 instances of the task below"));
+    expect(labelled.length).toBeGreaterThan(0);
+    expect(open.length).toBeGreaterThan(0);
+    expect(labelled.length + open.length).toBe(instanceRequests.length);
+    for (const request of labelled) expect(itemsOf(request)).toMatchObject({ minItems: 2, maxItems: 5 });
+    for (const request of open) {
+      expect(itemsOf(request)).toMatchObject({ minItems: 1, maxItems: 5 });
+      // The authors' instance template includes tasks without an input.
+      expect(prompt(request)).toContain("Input: (none)");
+    }
+    // A task's instances are several rows; every classification task keeps each label the model gave it.
+    expect(new Set(rows.map((row) => row.data.instruction)).size).toBeLessThan(40);
+    const coverage = labelCoverage(rows);
+    expect(coverage.classificationTasks).toBeGreaterThan(0);
+    expect(coverage.meanLabels).toBeGreaterThanOrEqual(2);
+    expect(coverage.coverage).toBeGreaterThanOrEqual(0.9);
+  });
+
+  it("measures label coverage as kept labels over the labels the model gave", () => {
+    const row = (task: string, output: string, labels: string[], is_classification = true) => ({
+      data: { output, is_classification },
+      provenance: { parents: [task], steps: [{ op: "generate_instances", note: `output-first (classification), labels ${JSON.stringify(labels)}` }] },
+    });
+    const both = ["yes", "no"];
+    expect(labelCoverage([row("a", "yes", both), row("a", "no", both), row("b", "yes", both)])).toMatchObject({ coverage: 0.5, classificationTasks: 2, covered: 1 });
+    // One label of one is not coverage; open tasks do not count.
+    expect(labelCoverage([row("c", "yes", ["yes"]), row("d", "x", [], false)])).toMatchObject({ coverage: 0, classificationTasks: 1 });
   });
 
   it("drops instructions of 3 words or fewer and 'Write a program' tasks, as the authors' filters do", async () => {
