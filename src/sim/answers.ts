@@ -2,6 +2,7 @@ import { canonicalJson } from "../hash.ts";
 import { extractJson } from "../llm/parse.ts";
 import { countTokens, truncateToTokens } from "../llm/tokens.ts";
 import type { ChatMessage } from "../llm/types.ts";
+import { mathAnswer } from "./math.ts";
 import { Rng } from "./random.ts";
 import { valueFromSchema } from "./schema.ts";
 import { answer, listRequest, numberedList, paragraph } from "./text.ts";
@@ -129,8 +130,9 @@ export function composeChoice(request: SimRequest, key: string, index: number, s
   } else if (request.formatIgnored && schemaInPrompt(request.messages)) {
     content = `\`\`\`json\n${JSON.stringify(valueFromSchema(rng, schemaInPrompt(request.messages)))}\n\`\`\``;
   } else {
-    const list = listRequest(lastUserText(request.messages));
-    content = list ? numberedList(rng, list.kind, list.count ?? rng.int(5, 8)) : answer(rng);
+    const prompt = lastUserText(request.messages);
+    const list = listRequest(prompt);
+    content = list ? numberedList(rng, list.kind, list.count ?? rng.int(5, 8)) : (mathAnswer(rng, prompt) ?? answer(rng));
   }
 
   const model = request.model;
