@@ -102,8 +102,8 @@ class Parser {
     return value;
   }
 
+  // Depth is checked in unary, which every power level goes through.
   private power(depth: number): number {
-    if (depth > MAX_DEPTH) throw new Refused("too_deep");
     const base = this.unary(depth);
     if (this.peek() !== "^") return base;
     this.at++;

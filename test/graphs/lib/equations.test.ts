@@ -35,6 +35,7 @@ describe("evaluate", () => {
     expect(evaluate("5 / (3 - 3)")).toEqual({ ok: false, error: "division_by_zero" });
     expect(evaluate(`${"(".repeat(MAX_DEPTH + 5)}1${")".repeat(MAX_DEPTH + 5)}`)).toEqual({ ok: false, error: "too_deep" });
     expect(evaluate(`${"-".repeat(MAX_DEPTH + 5)}1`)).toEqual({ ok: false, error: "too_deep" });
+    expect(evaluate(`${"1^".repeat(MAX_DEPTH + 5)}1`)).toEqual({ ok: false, error: "too_deep" });
     expect(evaluate(`${"(".repeat(5_000)}1${")".repeat(5_000)}`)).toEqual({ ok: false, error: "too_long" });
     expect(evaluate("1+".repeat(MAX_LENGTH))).toEqual({ ok: false, error: "too_long" });
     expect(evaluate("apples + pears")).toEqual({ ok: false, error: "syntax" });
