@@ -19,9 +19,8 @@
 // shots drawn once from the seed tasks (8 for the classification question; 2 with an input and 1 without
 // for instances; 2 labelled ones for output-first), which keeps each prompt short; a classification
 // answer must give at least 2 labels when more than one instance is asked for.
-// Known limit: MinHash dedup compares a row with every kept row, its own task's other instances included,
-// so instances of a long instruction (40+ words) with inputs of a few words can be near-duplicates of each
-// other at 0.8 and be dropped; raise `nearDupThreshold` for such tasks.
+// MinHash dedup compares a row with the rows of other tasks only: the instances of a long instruction
+// with inputs of a few words would otherwise be near-duplicates of each other and lose labels.
 //
 // Waves and determinism: the source yields the loop in waves of rounds (one source record per wave), each
 // sized from the yield so far; a wave's prompts see only the pool as of its start. Its rows wait at

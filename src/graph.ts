@@ -132,6 +132,8 @@ export interface NearIndexShape {
   readonly rows: number;
   /** Estimated Jaccard similarity at or above which a document is a near-duplicate of a kept one. */
   readonly threshold: number;
+  /** Ids are grouped (operators/dedup/grouped-id.ts): a kept document of the same group is no match. */
+  readonly grouped?: boolean;
 }
 
 /** The kept document a near-duplicate matched, and their estimated Jaccard similarity. */

@@ -945,7 +945,15 @@ export async function selfInstructGraph(s: SelfInstructSettings, env: GraphEnvir
     // puts their survivors back in it.
     waveNovelty,
     exactDedup({ name: "exact_dedup", fields: ["instruction", "input", "output"], shared: env.shared }),
-    nearDedup({ name: "near_dedup", fields: ["instruction", "input", "output"], threshold: s.nearDupThreshold, seed: s.seed, shared: env.shared }),
+    nearDedup({
+      name: "near_dedup",
+      fields: ["instruction", "input", "output"],
+      threshold: s.nearDupThreshold,
+      seed: s.seed,
+      shared: env.shared,
+      // A task's instances share its instruction: they are near-duplicates of other tasks' rows, never of each other.
+      group: (sample) => sample.provenance.parents[0] ?? sample.id,
+    }),
     ...(env.shared ? [waveBarrier(loop, { name: "wave_order", hold: true, waveMax })] : []),
     target,
     // After the target, so the summary describes exactly the rows written.

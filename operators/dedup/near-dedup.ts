@@ -1,5 +1,6 @@
-import { ConfigError, defineAsyncFilter, defineFilter, drop, type Operator, type RunContext, type SharedNearIndex, type SharedServices } from "../../src/index.ts";
+import { ConfigError, defineAsyncFilter, defineFilter, drop, type Operator, type RunContext, type Sample, type SharedNearIndex, type SharedServices } from "../../src/index.ts";
 import { fieldList, textOf, type Fields } from "./fields.ts";
+import { groupedId, splitGroupedId } from "./grouped-id.ts";
 import { LshIndex, resolveBands } from "./lsh.ts";
 import { bands as bandKeys, createMinHasher, isEmptySignature, type MinHasher, type ShingleOptions } from "./minhash.ts";
 import { readState, statePath, writeStateAtomic } from "./state-file.ts";
@@ -37,6 +38,12 @@ export interface NearDedupOptions extends NearDuplicateMatch {
    * every worker instead of one in each. Unset (a single process): the local index.
    */
   readonly shared?: SharedServices;
+  /**
+   * Samples with one group key are never near-duplicates of each other, only of other groups' samples: the
+   * instances of one task share its instruction, and a long instruction with short inputs would otherwise
+   * make them near-duplicates of their siblings. Default: no groups.
+   */
+  readonly group?: (sample: Sample) => string;
 }
 
 const DEFAULTS = {
@@ -101,10 +108,14 @@ export function nearDedup(options: NearDedupOptions = {}): Operator {
     rows: config.rows,
   });
 
-  const params = { ...config, name: undefined, shared: undefined, bands: shape.bands, rows: shape.rows };
+  const group = options.group;
+  const params = { ...config, name: undefined, shared: undefined, group: undefined, bands: shape.bands, rows: shape.rows, ...(group ? { grouped: true } : {}) };
+  // Grouped, a document is stored under its group and id, so a match within the group can be passed over.
+  const storedId = (sample: Sample) => (group ? groupedId(group(sample), sample.id) : sample.id);
+  const plainId = (stored: string) => (group ? splitGroupedId(stored) : { group: undefined, id: stored });
   if (options.shared) {
-    const index = options.shared.nearIndex(config.name, { numPerm: config.numPerm, ...shape, threshold: config.threshold });
-    return sharedNearDedup({ name: config.name, threshold: config.threshold, ...shape }, params, fields, hasher, index);
+    const index = options.shared.nearIndex(config.name, { numPerm: config.numPerm, ...shape, threshold: config.threshold, ...(group ? { grouped: true } : {}) });
+    return sharedNearDedup({ name: config.name, threshold: config.threshold, ...shape }, params, fields, hasher, index, storedId, plainId);
   }
 
   const report = (state: State, context: RunContext, index: LshIndex) => {
@@ -160,17 +171,20 @@ export function nearDedup(options: NearDedupOptions = {}): Operator {
       // Nothing to compare in an empty text: kept, and left out of the index so empties do not match each other.
       if (isEmptySignature(sig)) return true;
       let best: { id: string; jaccard: number } | undefined;
+      const stored = storedId(sample);
+      const ownGroup = group ? plainId(stored).group : undefined;
       for (const doc of index.candidates(sig)) {
-        const id = index.idOf(doc);
+        const { id, group: docGroup } = plainId(index.idOf(doc));
         if (id === sample.id && doc < state.restored && state.replayed[doc] === 0 && index.sameSignature(sig, doc)) {
           state.replayed[doc] = 1;
           return true;
         }
+        if (ownGroup !== undefined && docGroup === ownGroup) continue;
         const jaccard = index.estimate(sig, doc);
         if (jaccard >= config.threshold && (!best || jaccard > best.jaccard)) best = { id, jaccard };
       }
       if (best) return drop("near_duplicate", { duplicateOf: best.id, value: best.jaccard, threshold: config.threshold });
-      index.insert(sample.id, sig);
+      index.insert(stored, sig);
       state.changed = true;
       if (++state.sinceReport >= 1024) report(state, context, index);
       return true;
@@ -191,6 +205,8 @@ function sharedNearDedup(
   fields: readonly string[],
   hasher: MinHasher,
   index: SharedNearIndex,
+  storedId: (sample: Sample) => string,
+  plainId: (stored: string) => { readonly id: string },
 ): Operator {
   return defineAsyncFilter({
     name: config.name,
@@ -200,8 +216,8 @@ function sharedNearDedup(
     async test(sample) {
       const sig = hasher.signature(textOf(sample, fields));
       if (isEmptySignature(sig)) return true;
-      const match = await index.admit(sample.id, sig, bandKeys(sig, config.bands, config.rows));
-      return match ? drop("near_duplicate", { duplicateOf: match.duplicateOf, value: match.jaccard, threshold: config.threshold }) : true;
+      const match = await index.admit(storedId(sample), sig, bandKeys(sig, config.bands, config.rows));
+      return match ? drop("near_duplicate", { duplicateOf: plainId(match.duplicateOf).id, value: match.jaccard, threshold: config.threshold }) : true;
     },
   });
 }

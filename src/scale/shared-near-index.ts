@@ -28,8 +28,16 @@ elseif shape ~= ARGV[2] then
 end
 local threshold = tonumber(ARGV[1])
 local collision = 1 / 65536
+local grouped = string.sub(ARGV[2], -8) == '/grouped'
+-- A grouped id is "<length of group>:<group><id>" (operators/dedup/grouped-id.ts).
+local function groupOf(id)
+  local length, rest = string.match(id, '^(%d+):(.*)$')
+  if not length then return nil end
+  return string.sub(rest, 1, tonumber(length))
+end
 local function admit(id, prints, bandKeys)
   local width = string.len(prints)
+  local ownGroup = grouped and groupOf(id) or nil
   local mine = redis.call('HGET', KEYS[3], id)
   if mine and string.sub(redis.call('HGET', KEYS[2], mine), 1, width) == prints then return {0} end
   local bands = string.len(bandKeys) / 6
@@ -58,12 +66,17 @@ local function admit(id, prints, bandKeys)
     for c = 1, #candidates do
       local equal = 0
       local other = stored[c]
-      for p = 1, width, 2 do
-        if string.sub(other, p, p + 1) == mineParts[p] then equal = equal + 1 end
+      local otherId = string.sub(other, width + 1)
+      if ownGroup and groupOf(otherId) == ownGroup then
+        equal = -1
+      else
+        for p = 1, width, 2 do
+          if string.sub(other, p, p + 1) == mineParts[p] then equal = equal + 1 end
+        end
       end
       local number = struct.unpack('<I4', candidates[c])
-      if equal > bestEqual or (equal == bestEqual and number < bestNumber) then
-        bestEqual, bestNumber, bestId = equal, number, string.sub(other, width + 1)
+      if equal >= 0 and (equal > bestEqual or (equal == bestEqual and number < bestNumber)) then
+        bestEqual, bestNumber, bestId = equal, number, otherId
       end
     end
   end
@@ -119,7 +132,7 @@ export class RedisNearIndex implements SharedNearIndex {
     private readonly shape: NearIndexShape,
   ) {
     this.keys = [`${prefix}:meta`, `${prefix}:docs`, `${prefix}:ids`, `${prefix}:buckets`];
-    this.shapeName = `${shape.numPerm}/${shape.bands}x${shape.rows}@${shape.threshold}`;
+    this.shapeName = `${shape.numPerm}/${shape.bands}x${shape.rows}@${shape.threshold}${shape.grouped ? "/grouped" : ""}`;
   }
 
   async admit(id: string, signature: Uint32Array, bands: Uint32Array): Promise<NearMatch | undefined> {

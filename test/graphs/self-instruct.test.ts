@@ -252,6 +252,26 @@ describe("graphs/self-instruct, with the authors' settings (yizhongw/self-instru
     expect(coverage.coverage).toBeGreaterThanOrEqual(0.9);
   });
 
+  it("keeps every instance of a long task with short inputs: dedup compares a row with other tasks' rows only", async () => {
+    const long =
+      "Read the following customer review of a restaurant carefully and decide whether the overall sentiment the reviewer " +
+      "expresses about the food, the service and the atmosphere is positive, negative or mixed, taking sarcasm into account where it appears, " +
+      "and ignoring remarks about the price, the parking or the weather, which say nothing about the meal itself";
+    let planted = false;
+    const plant = defineMap({
+      name: "plant_long_task",
+      map: (sample) => {
+        if (planted) return {};
+        planted = true;
+        const instances = [["The food was great.", "positive"], ["Cold soup, rude waiter.", "negative"], ["Nice view, bland pasta.", "mixed"]];
+        return { data: { ...sample.data, instruction: long, is_classification: true, instances: instances.map(([input, output]) => ({ input, output })) } };
+      },
+    });
+    const { rows, rejects } = await runGraph(definition, { target: 30 }, { customization: { insert: [{ after: "generate_instances", operators: [plant] }] } });
+    expect(rows.filter((row) => row.data.instruction === long).map((row) => row.data.output)).toEqual(["positive", "negative", "mixed"]);
+    expect(rejects.filter((row) => row.data.instruction === long)).toEqual([]);
+  });
+
   it("measures label coverage as kept labels over the labels the model gave", () => {
     const row = (task: string, output: string, labels: string[], is_classification = true) => ({
       data: { output, is_classification },

@@ -8,6 +8,7 @@ import { join } from "node:path";
 import fc from "fast-check";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { groupedId, splitGroupedId } from "../../operators/dedup/grouped-id.ts";
 import { LshIndex, resolveBands } from "../../operators/dedup/lsh.ts";
 import { bands as bandKeys, createMinHasher } from "../../operators/dedup/minhash.ts";
 import { ConfigError } from "../../src/errors.ts";
@@ -93,6 +94,39 @@ describe.skipIf(skipRedis)("RedisNearIndex", () => {
       }),
       { seed: 20261202, numRuns: 25 },
     );
+  }, 60_000);
+
+  it("grouped, passes over kept documents of the admitted one's group and decides as the single-process operator's rule does", async () => {
+    await fc.assert(
+      fc.asyncProperty(corpus, fc.array(fc.constantFrom("g", "g:1", "1:g", ""), { minLength: 80, maxLength: 80 }), async (docs, groups) => {
+        const shared = new RedisNearIndex(connect(), freshPrefix(), { ...SHAPE, grouped: true });
+        const local = new LshIndex({ numPerm: NUM_PERM, bands, rows });
+        for (const [i, doc] of docs.entries()) {
+          const stored = groupedId(groups[i]!, doc.id);
+          // The rule nearDedup's local path applies: the best candidate outside the group, ties to the oldest.
+          let expected: { id: string; jaccard: number } | undefined;
+          for (const candidate of local.candidates(doc.sig)) {
+            const other = local.idOf(candidate);
+            if (splitGroupedId(other).group === groups[i]) continue;
+            const jaccard = local.estimate(doc.sig, candidate);
+            if (jaccard >= THRESHOLD && (!expected || jaccard > expected.jaccard)) expected = { id: other, jaccard };
+          }
+          if (!expected) local.insert(stored, doc.sig);
+          const got = await shared.admit(stored, doc.sig, bandKeys(doc.sig, bands, rows));
+          expect(got?.duplicateOf).toBe(expected?.id);
+          // A replay of a kept document finds itself.
+          if (!expected) expect(await shared.admit(stored, doc.sig, bandKeys(doc.sig, bands, rows))).toBeUndefined();
+        }
+      }),
+      { seed: 20261203, numRuns: 20 },
+    );
+    // Planted: two copies in one group are both kept, a third copy in another group is not.
+    const shared = new RedisNearIndex(connect(), freshPrefix(), { ...SHAPE, grouped: true });
+    const [doc] = fc.sample(corpus, { seed: 7, numRuns: 1 })[0]!;
+    const admitAs = (group: string, id: string) => shared.admit(groupedId(group, id), doc!.sig, bandKeys(doc!.sig, bands, rows));
+    expect(await admitAs("task", "a")).toBeUndefined();
+    expect(await admitAs("task", "b")).toBeUndefined();
+    expect((await admitAs("other", "c"))?.duplicateOf).toBe(groupedId("task", "a"));
   }, 60_000);
 
   it("three workers admitting at once in any interleaving keep no pair at the threshold; a replay finds itself", async () => {

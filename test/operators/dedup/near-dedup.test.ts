@@ -47,6 +47,43 @@ describe("nearDedup", () => {
     expect(out.map((s) => s.id)).toEqual(["a", "e1", "e2"]);
   });
 
+  describe("with groups", () => {
+    // Three instances of one long classification task: as texts they are near-duplicates of each other.
+    const instruction = originals[5]!.split(" ").slice(0, 45).join(" ");
+    const instances = [
+      ["The food was great.", "positive"],
+      ["Cold soup, rude waiter.", "negative"],
+      ["Nice view, bland pasta.", "mixed"],
+    ];
+    const taskRows = (task: string, prefix: string) =>
+      instances.map(([input, output], i) => sample(`${prefix}${i}`, { instruction, input, output, task }));
+    const options = { fields: ["instruction", "input", "output"], threshold: 0.8 } as const;
+    const byTask = (s: Sample) => String(s.data.task);
+
+    it("never compares members of one group, and still rejects their near-duplicates in another group", async () => {
+      // Check the premise: without groups the siblings are near-duplicates.
+      expect((await collect(nearDedup(options), taskRows("t1", "a"))).out).toHaveLength(1);
+      const { out, rejects } = await collect(nearDedup({ ...options, group: byTask }), [...taskRows("t1", "a"), ...taskRows("t2", "b")]);
+      expect(out.map((s) => s.id)).toEqual(["a0", "a1", "a2"]);
+      // Each of t2's rows matches the t1 row it copies, named by its plain id.
+      expect(rejects.map((r) => [r.sample.id, r.reason, r.duplicateOf])).toEqual([
+        ["b0", "near_duplicate", "a0"],
+        ["b1", "near_duplicate", "a1"],
+        ["b2", "near_duplicate", "a2"],
+      ]);
+    });
+
+    it("keeps group and plain ids apart whatever characters they hold, and resumes a grouped index", async () => {
+      const runDir = tempDir();
+      const odd = (s: Sample) => `${byTask(s)}:9:x`;
+      await collect(nearDedup({ ...options, group: odd }), taskRows("t:1", "1:"), { runDir });
+      // Resumed: the replayed siblings find themselves, another task's copy of one is rejected by its plain id.
+      const { out, rejects } = await collect(nearDedup({ ...options, group: odd }), [...taskRows("t:1", "1:"), sample("other", { ...taskRows("t:2", "z")[1]!.data })], { runDir });
+      expect(out.map((s) => s.id)).toEqual(["1:0", "1:1", "1:2"]);
+      expect(rejects.map((r) => [r.sample.id, r.duplicateOf])).toEqual([["other", "1:1"]]);
+    });
+  });
+
   it("refuses a threshold outside (0, 1) and impossible bands", () => {
     expect(() => nearDedup({ threshold: 1.2 })).toThrow(ConfigError);
     expect(() => nearDedup({ bands: 30, rows: 5 })).toThrow(ConfigError);
