@@ -178,7 +178,13 @@ export default defineGraph({
             }
           }
           if (pairs.length === 0) return [drop("identical_responses")];
-          return pairs.slice(0, options.maxPairsPerPrompt).map(([i, j]) => {
+          // Index order would keep (0,1), (0,2), (0,3)... when k > 3, so response 0 would be in every pair; a
+          // per-prompt seeded order gives every response the same chance to be judged.
+          const ordered = pairs
+            .map((pair) => ({ pair, key: stableHash([sample.data.prompt, pair]) }))
+            .sort((x, y) => (x.key < y.key ? -1 : x.key > y.key ? 1 : 0))
+            .map(({ pair }) => pair);
+          return ordered.slice(0, options.maxPairsPerPrompt).map(([i, j]) => {
             const a = responses[i]!;
             const b = responses[j]!;
             return {

@@ -77,4 +77,16 @@ describe("graphs/preference-pairs", () => {
   it("refuses a setup that gives fewer than two responses per prompt", async () => {
     await expect(buildGraph(definition, { temperatures: [0.7] })).rejects.toThrow(/a pair needs at least two/);
   });
+
+  it("judges pairs in a seeded order, not index order, so response 0 is not in every pair when k > 3", async () => {
+    const { rows, rejects } = await runGraph(definition, { count: 12, temperatures: [0.2, 0.5, 0.8, 1.1], maxPairsPerPrompt: 3 });
+    const notes = [...rows, ...rejects]
+      .map((row) => (row.provenance as { steps: Step[] } | undefined)?.steps.find((step) => step.op === "pairs")?.note)
+      .filter((note): note is string => typeof note === "string");
+    expect(notes.length).toBeGreaterThan(12);
+    const withZero = notes.filter((note) => / 0 and /.test(note)).length;
+    // 3 of the 6 pairs of 4 responses hold response 0: about half by chance, every one in index order.
+    expect(withZero / notes.length).toBeLessThan(0.8);
+    expect(notes.some((note) => !/ 0 and /.test(note))).toBe(true);
+  });
 });
