@@ -1,8 +1,12 @@
-// Preference pairs: prompts -> k responses (several models and/or temperatures) -> every pair judged by an
-// LLM in both orders -> DPO records {prompt, chosen, rejected}. Follows UltraFeedback (Cui et al. 2023:
-// completions from a pool of models, AI feedback picks chosen/rejected) and Starling / Nectar (Zhu et al.
-// 2023: pairwise comparisons, with both orders asked to cancel the judge's position bias). Pairs whose two
-// verdicts disagree (position_bias) or tie are rejected.
+// Preference pairs: prompts -> k responses (several models and/or temperatures) -> pairs judged by an LLM
+// in both orders -> DPO records {prompt, chosen, rejected}. The judge is MT-Bench's pairwise comparison
+// (Zheng et al. 2023; also Starling / Nectar, Zhu et al. 2023): each pair asked in both orders to cancel the
+// judge's position bias; pairs whose two verdicts disagree (position_bias) or tie are rejected. With more
+// than maxPairsPerPrompt pairs, the pairs judged are taken in a seeded per-prompt order, not index order,
+// so no response (e.g. response 0) is favoured for inclusion.
+// Not yet UltraFeedback (Cui et al. 2023): that samples 4 of 17 models per prompt, adds a sampled principle
+// to each completion's system prompt, rates every completion 1-5 on four aspects and binarises to best
+// mean vs a random lower one. Here one pool of (model, temperature) answers is compared pairwise instead.
 //
 // Input: prompts from `promptsPath` (JSONL/Parquet with `prompt`, or `instruction` [+ `input`], or
 // Self-Instruct seed tasks whose first instance gives the input); default: the 175 Self-Instruct seeds.
@@ -98,7 +102,7 @@ interface Response {
 
 export default defineGraph({
   name: "preference-pairs",
-  description: "Preference pairs (UltraFeedback, Starling): k responses (models x temperatures) -> pairwise judge in both orders -> DPO pairs",
+  description: "Preference pairs (MT-Bench-style pairwise judge, as in Starling): k responses (models x temperatures) -> pairwise judge in both orders -> DPO pairs",
   defaults,
   async build(options, env) {
     if (options.temperatures.length === 0) throw new ConfigError("preference-pairs: temperatures is empty; give at least one");
