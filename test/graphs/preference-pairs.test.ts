@@ -201,9 +201,13 @@ describe("graphs/preference-pairs, judge: ultrafeedback (the default)", () => {
     for (const row of rows) {
       const asked = rating.find((request) => request.text.includes(`<prompt>\n${row.data.prompt as string}\n</prompt>`))!;
       expect(asked).toBeDefined();
-      // Every completion is in the rating request: the chosen and rejected ones among them.
-      expect(asked.text).toContain(row.data.chosen as string);
-      expect(asked.text).toContain(row.data.rejected as string);
+      // Every completion is in the rating request, in order: the chosen and rejected ones where binarise found them.
+      const shown = Array.from({ length: defaults.modelsPerPrompt }, (_, i) => new RegExp(`<response_${i + 1}>\\n([^]*?)\\n</response_${i + 1}>`).exec(asked.text)?.[1]);
+      for (const text of shown) expect(text?.trim()).toBeTruthy();
+      expect(new Set(shown).size).toBe(defaults.modelsPerPrompt);
+      const [, chosen, rejected] = /chosen response (\d+), rejected response (\d+)/.exec(row.provenance.steps[2]!.note!)!.map(Number);
+      expect(shown[chosen! - 1]).toBe(row.data.chosen);
+      expect(shown[rejected! - 1]).toBe(row.data.rejected);
       expect(JSON.parse(row.data.ratings as string)).toHaveLength(defaults.modelsPerPrompt);
     }
   });
