@@ -193,7 +193,9 @@ describe("graphs/preference-pairs, judge: ultrafeedback (the default)", () => {
     const rating = requests.filter(isRating);
     expect(rating).toHaveLength(6);
     for (const request of rating) {
-      for (const aspect of ASPECTS) expect(request.text).toContain(aspect);
+      // The rubric, ahead of the prompt, names each aspect (the schema alone would name them too).
+      const rubric = request.text.slice(0, request.text.indexOf("<prompt>"));
+      for (const aspect of ASPECTS) expect(rubric).toContain(`- ${aspect}: `);
       for (let i = 1; i <= defaults.modelsPerPrompt; i++) expect(request.text).toContain(`<response_${i}>`);
       expect(request.text).not.toContain(`<response_${defaults.modelsPerPrompt + 1}>`);
     }
