@@ -79,13 +79,20 @@ const TECHNIQUES: Readonly<Record<string, Technique>> = {
     tag: "preference-pairs",
     taskCategories: ["text-generation"],
     papers: [
-      { title: "UltraFeedback: Boosting Language Models with Scaled AI Feedback", authors: "Cui et al.", year: 2023, arxiv: "2310.01377", url: arxiv("2310.01377") },
+      {
+        title: "UltraFeedback: Boosting Language Models with Scaled AI Feedback",
+        authors: "Cui et al.",
+        year: 2023,
+        arxiv: "2310.01377",
+        url: arxiv("2310.01377"),
+        role: "the default judge: completions from sampled models under sampled principles, rated 1-5 on four aspects, binarised best mean vs a lower one",
+      },
       {
         title: "Starling-7B: Increasing LLM Helpfulness & Harmlessness with RLAIF (Nectar)",
         authors: "Zhu et al.",
         year: 2023,
         url: "https://starling.cs.berkeley.edu/",
-        role: "pairwise comparisons asked in both orders against position bias",
+        role: "the `judge: \"pairwise\"` option: pairwise comparisons asked in both orders against position bias",
       },
       {
         title: "Direct Preference Optimization: Your Language Model is Secretly a Reward Model",

@@ -164,7 +164,7 @@ describe("rxsynth report of a quickstart run", () => {
 describe("rxsynth report of a preference-pairs run", () => {
   it("gives each pairwise judge's agreement in both orders as the shards count it", { timeout: 120_000 }, async () => {
     vi.stubEnv("OPENAI_BASE_URL", "");
-    const out = await runInto(preferencePairs, { count: 8 }, "preference-pairs");
+    const out = await runInto(preferencePairs, { judge: "pairwise", count: 8 }, "preference-pairs");
     vi.unstubAllEnvs();
     const report = await open((await writeReport(out)).file);
     expect(report.errors).toEqual([]);
