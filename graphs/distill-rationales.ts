@@ -32,7 +32,7 @@
 // Provenance: depth 1, origin synthetic, parents = the prompt's copy under its system message (a
 // same-generation child of the prompt); steps: assign_system (note: "system: <id> (<subset>)"), teacher
 // (model, tokens).
-// Rejects: unknown_task_type; empty, truncated, refusal and bad LLM answers; too_few_words (only under
+// Rejects: no_instruction (no instruction or input text), unknown_task_type; empty, truncated, refusal and bad LLM answers; too_few_words (only under
 // minWordsBySystem), too_many_words and the repetition rules; exact_duplicate.
 //
 //   rxsynth run graphs/distill-rationales.ts --set input=flan.jsonl --set taskTypeField=collection --out out/orca
@@ -140,6 +140,10 @@ export default defineGraph({
         }
         const instruction = text(sample, options.instructionField).trim();
         const input = inputOf(sample, options.inputField);
+        // Nothing to ask: an answer to an empty message would be kept as a rationale for nothing.
+        if (instruction === "" && input === "") {
+          return [drop("no_instruction", { message: `the record has no ${options.instructionField} (or ${options.inputField}) text` })];
+        }
         const subset = subsetKey(type, `${instruction}\n${input}`);
         const chosen = pickDistinct(seededRng(options.seed, "system", sample.id), subsets[subset], options.systemsPerPrompt);
         return chosen.map(

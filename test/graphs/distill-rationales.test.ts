@@ -176,6 +176,17 @@ describe("graphs/distill-rationales", () => {
     expect(requests.map(userOf)).toEqual(["Name a fruit."]);
   });
 
+  it("rejects a row with no instruction or input text, with a reason, and sends nothing for it", async () => {
+    const path = await writeRows([{ instruction: "" }, { instruction: "   ", input: " " }, { instruction: "Name a fruit." }]);
+    const { rows, rejects } = await runGraph(definition, { input: path, count: 3 });
+    expect(rows.map((row) => row.data.instruction)).toEqual(["Name a fruit."]);
+    expect(rejects.map((row) => [row.reject!.operator, row.reject!.reason])).toEqual([
+      ["assign_system", "no_instruction"],
+      ["assign_system", "no_instruction"],
+    ]);
+    expect(requests.map(userOf)).toEqual(["Name a fruit."]);
+  });
+
   it("takes system messages and subsets from its options, and says what is wrong with bad ones", async () => {
     const messages = [
       { id: 1, text: "" },
