@@ -98,7 +98,7 @@ describe.skipIf(skipRedis)("RedisNearIndex", () => {
 
   it("grouped, passes over kept documents of the admitted one's group and decides as the single-process operator's rule does", async () => {
     await fc.assert(
-      fc.asyncProperty(corpus, fc.array(fc.constantFrom("g", "g:1", "1:g", ""), { minLength: 80, maxLength: 80 }), async (docs, groups) => {
+      fc.asyncProperty(corpus, fc.array(fc.constantFrom("g", "g:1", "1:g", "", "é1", "é2", "タスク1", "タスク2"), { minLength: 80, maxLength: 80 }), async (docs, groups) => {
         const shared = new RedisNearIndex(connect(), freshPrefix(), { ...SHAPE, grouped: true });
         const local = new LshIndex({ numPerm: NUM_PERM, bands, rows });
         for (const [i, doc] of docs.entries()) {
@@ -127,6 +127,12 @@ describe.skipIf(skipRedis)("RedisNearIndex", () => {
     expect(await admitAs("task", "a")).toBeUndefined();
     expect(await admitAs("task", "b")).toBeUndefined();
     expect((await admitAs("other", "c"))?.duplicateOf).toBe(groupedId("task", "a"));
+    // Groups that share a multibyte prefix are still two groups (Lua counts bytes).
+    const wide = new RedisNearIndex(connect(), freshPrefix(), { ...SHAPE, grouped: true });
+    const admitWide = (group: string, id: string) => wide.admit(groupedId(group, id), doc!.sig, bandKeys(doc!.sig, bands, rows));
+    expect(await admitWide("タスク1", "d")).toBeUndefined();
+    expect(await admitWide("タスク1", "f")).toBeUndefined();
+    expect((await admitWide("タスク2", "e"))?.duplicateOf).toBe(groupedId("タスク1", "d"));
   }, 60_000);
 
   it("three workers admitting at once in any interleaving keep no pair at the threshold; a replay finds itself", async () => {

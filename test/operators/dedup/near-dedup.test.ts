@@ -75,7 +75,7 @@ describe("nearDedup", () => {
 
     it("keeps group and plain ids apart whatever characters they hold, and resumes a grouped index", async () => {
       const runDir = tempDir();
-      const odd = (s: Sample) => `${byTask(s)}:9:x`;
+      const odd = (s: Sample) => `${byTask(s)}:9:x é`;
       await collect(nearDedup({ ...options, group: odd }), taskRows("t:1", "1:"), { runDir });
       // Resumed: the replayed siblings find themselves, another task's copy of one is rejected by its plain id.
       const { out, rejects } = await collect(nearDedup({ ...options, group: odd }), [...taskRows("t:1", "1:"), sample("other", { ...taskRows("t:2", "z")[1]!.data })], { runDir });
