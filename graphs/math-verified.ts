@@ -144,12 +144,13 @@ export function extractAnswer(text: string): string | undefined {
   return cleaned ? cleaned : undefined;
 }
 
-/** A number written as "1,234", "$5.50", "-3", "3/4", "\frac{3}{4}", "50%" or "42 apples"; undefined if none. */
+/** A number written as "1,234", "$5.50", "-3", "1.5e3", "3/4", "\frac{3}{4}", "50%" or "42 apples"; undefined if none. */
 export function parseNumber(text: string): number | undefined {
   const t = text.replace(/\\[,!; ]/g, "").replace(/\\(?:text|mathrm)\{[^}]*\}/g, "").replace(/\\%/g, "%").trim();
   const frac = /^-?\\d?frac\{(-?[\d.]+)\}\{(-?[\d.]+)\}/.exec(t);
   if (frac) return (t.startsWith("-") ? -1 : 1) * (Number(frac[1]) / Number(frac[2]));
-  const match = /^[^\d-]*?(-?\d[\d,]*(?:\.\d+)?|-?\.\d+)(?:\s*\/\s*(\d[\d,]*(?:\.\d+)?))?/.exec(t);
+  // The exponent is part of the number: dropping it would match "2.5e-3" to "2.5".
+  const match = /^[^\d-]*?((?:-?\d[\d,]*(?:\.\d+)?|-?\.\d+)(?:[eE][+-]?\d+)?)(?:\s*\/\s*(\d[\d,]*(?:\.\d+)?))?/.exec(t);
   if (!match) return undefined;
   const value = Number(match[1]!.replace(/,/g, ""));
   if (match[2] !== undefined) return value / Number(match[2].replace(/,/g, ""));

@@ -4,7 +4,9 @@
 // checked by a small arithmetic evaluator. Pure functions; model text is never given to eval/Function.
 //
 // The evaluator's grammar: numbers (with thousands commas, decimals, an optional "$" before and "%" after,
-// a percent being /100), + - * / ^ (right-associative), unary minus and parentheses. Hostile input has a
+// a percent being /100), + - * / ^ (right-associative), unary minus, parentheses and implicit multiplication
+// ("2(3+4)", "(1+1)(2+3)": supported rather than skipped, so a step written that way is checked, not lost;
+// the extractor skips the spaced form "2 (3+4)", which may be a number and an aside). Hostile input has a
 // bounded cost: expressions over MAX_LENGTH characters or MAX_DEPTH nested levels are refused, exponents
 // are floats (no big-integer blow-up) and a non-finite result is an error, never a hang or a crash.
 
@@ -13,7 +15,7 @@ export const MAX_LENGTH = 400;
 /** Deepest nesting (parentheses, unary minus, powers) the evaluator follows; deeper is `too_deep`. */
 export const MAX_DEPTH = 32;
 
-export type EvalError = "syntax" | "division_by_zero" | "too_large" | "too_long" | "too_deep";
+export type EvalError = "syntax" | "division_by_zero" | "too_large" | "not_real" | "too_long" | "too_deep";
 export type EvalResult = { readonly ok: true; readonly value: number } | { readonly ok: false; readonly error: EvalError };
 
 type Token = { kind: "num"; value: number; text: string } | { kind: "op"; text: string };
@@ -44,11 +46,14 @@ function tokenize(expression: string): Token[] {
     const number = NUMBER.exec(rest);
     if (number) {
       const text = canonicalNumber(number[0]);
+      if (tokens.at(-1)?.text === ")") tokens.push({ kind: "op", text: "*" });
       tokens.push({ kind: "num", value: Number(text), text });
       rest = rest.slice(number[0].length);
       continue;
     }
     if (!"+-*/^()%".includes(char)) throw new Refused("syntax");
+    const previous = tokens.at(-1);
+    if (char === "(" && (previous?.kind === "num" || previous?.text === ")")) tokens.push({ kind: "op", text: "*" });
     tokens.push({ kind: "op", text: char });
     rest = rest.slice(1);
   }
@@ -145,6 +150,7 @@ export function evaluate(expression: string): EvalResult {
     const tokens = tokenize(expression);
     if (tokens.length === 0) return { ok: false, error: "syntax" };
     const value = new Parser(tokens).parse();
+    if (Number.isNaN(value)) return { ok: false, error: "not_real" };
     return Number.isFinite(value) ? { ok: true, value } : { ok: false, error: "too_large" };
   } catch (error) {
     if (error instanceof Refused) return { ok: false, error: error.error };
@@ -185,9 +191,13 @@ const RESULT = /^\s*\$?\s*(-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?%?)/;
 const LHS_CHAR = /[\d.,+\-*/^()%$ \t]/;
 const OPERATOR = /[+\-*/^]/;
 
-/** An equation from its two sides, or undefined when the left side is no arithmetic with an operator. */
-function equationOf(left: string, right: string, at: number): Equation | undefined {
-  const start = left.search(/[\d(.$]|-(?=\s*[\d(])/);
+/**
+ * An equation from its two sides, or undefined when the left side is no arithmetic with an operator. A "-"
+ * followed by a space is a bullet or a dash ("- 12 / 4 = 3"), not a minus, unless `spacedMinus` (the side
+ * follows a "=", as in "x = - 3 + 5").
+ */
+function equationOf(left: string, right: string, at: number, spacedMinus = true): Equation | undefined {
+  const start = left.search(spacedMinus ? /[\d(.$]|-(?=\s*[\d(.$])/ : /[\d(.$]|-(?=[\d(.$])/);
   if (start < 0) return undefined;
   const lhs = normalizeExpression(left.slice(start));
   const result = RESULT.exec(right);
@@ -213,6 +223,40 @@ function listComma(text: string, at: number): boolean {
   return text[at] === "," && !(/\d/.test(text[at - 1] ?? "") && /\d/.test(text[at + 1] ?? ""));
 }
 
+const NUMBER_END = /[\d%)]/;
+const NUMBER_START = /[\d$.]/;
+
+/**
+ * Where the expression starts in the arithmetic-looking characters before a "=", in one pass; undefined
+ * when it is ambiguous. Cut off before it: anything up to a "." that ends a sentence or a list marker
+ * ("1. ", "3. "), up to an unmatched ")" ("2) ", "(a) "), up to an unmatched "(" (an aside, "7 (7 * 2"),
+ * and a number before whitespace and another number ("(1) 5", "7 7 * 2": two numbers are never glued).
+ * A number, whitespace and then "(" may be a product or an aside, so it is no equation.
+ */
+function expressionStart(span: string): number | undefined {
+  let start = 0;
+  let ambiguousAt = -1;
+  let lastSolid = -1;
+  const open: number[] = [];
+  const cut = (at: number) => {
+    start = at;
+    open.length = 0;
+  };
+  for (let i = 0; i < span.length; i++) {
+    const char = span[i]!;
+    if (char === " " || char === "\t") continue;
+    const spaced = lastSolid >= 0 && lastSolid < i - 1 && NUMBER_END.test(span[lastSolid]!);
+    if (spaced && char === "(") ambiguousAt = i;
+    if (spaced && NUMBER_START.test(char)) cut(i);
+    if (char === "." && !/\d/.test(span[i + 1] ?? "")) cut(i + 1);
+    else if (char === "(") open.push(i);
+    else if (char === ")" && open.pop() === undefined) cut(i + 1);
+    lastSolid = i;
+  }
+  if (open.length > 0) start = open.at(-1)! + 1;
+  return start > ambiguousAt ? start : undefined;
+}
+
 /** Plain "a op b = c" equations: each "=" with arithmetic before it (back to the previous "=") and a number after. */
 function plainEquations(text: string): Equation[] {
   const equations: Equation[] = [];
@@ -220,7 +264,10 @@ function plainEquations(text: string): Equation[] {
   for (let eq = text.indexOf("="); eq >= 0; previous = eq, eq = text.indexOf("=", eq + 1)) {
     let start = eq;
     while (start > previous + 1 && LHS_CHAR.test(text[start - 1]!) && !listComma(text, start - 1)) start--;
-    const equation = equationOf(text.slice(start, eq), text.slice(eq + 1, eq + 40), start);
+    const offset = expressionStart(text.slice(start, eq));
+    if (offset === undefined) continue;
+    const afterEquals = previous >= 0 && start + offset === previous + 1;
+    const equation = equationOf(text.slice(start + offset, eq), text.slice(eq + 1, eq + 40), start + offset, afterEquals);
     if (equation) equations.push(equation);
   }
   return equations;

@@ -32,6 +32,8 @@ describe("answer extraction and checking", () => {
     expect(parseNumber("-2.5")).toBe(-2.5);
     expect(parseNumber("36%")).toBe(36);
     expect(parseNumber("84 loaves")).toBe(84);
+    expect(parseNumber("1.5e3")).toBe(1500);
+    expect(parseNumber("3 eggs")).toBe(3);
     expect(parseNumber("no number")).toBeUndefined();
   });
 
@@ -40,6 +42,10 @@ describe("answer extraction and checking", () => {
     expect(answersMatch("4.20", "4.2")).toBe(true);
     expect(answersMatch("150.0000001", "150")).toBe(true);
     expect(answersMatch("151", "150")).toBe(false);
+    expect(answersMatch("2.5e-3", "2.5")).toBe(false);
+    expect(answersMatch("1e6", "1")).toBe(false);
+    expect(answersMatch("1e6", "1,000,000")).toBe(true);
+    expect(answersMatch("2.5E-3", "0.0025")).toBe(true);
     expect(answersMatch("Ottawa.", "ottawa")).toBe(true);
     expect(answersMatch("", "")).toBe(false);
   });

@@ -31,6 +31,7 @@ describe("evaluate", () => {
   it("gives a clear error for hostile input, never a hang or a throw", () => {
     expect(evaluate("9^9^9^9")).toEqual({ ok: false, error: "too_large" });
     expect(evaluate("10^400")).toEqual({ ok: false, error: "too_large" });
+    expect(evaluate("(-8)^(1/3)")).toEqual({ ok: false, error: "not_real" });
     expect(evaluate("5 / 0")).toEqual({ ok: false, error: "division_by_zero" });
     expect(evaluate("5 / (3 - 3)")).toEqual({ ok: false, error: "division_by_zero" });
     expect(evaluate(`${"(".repeat(MAX_DEPTH + 5)}1${")".repeat(MAX_DEPTH + 5)}`)).toEqual({ ok: false, error: "too_deep" });
@@ -90,10 +91,46 @@ describe("extractEquations", () => {
     expect(pathKey("It is  forty-five.\n#### 45")).toBe("text:It is forty-five. #### 45");
   });
 
+  it("does not read a markdown bullet as a minus sign, but keeps a real negative", () => {
+    const bullets = extractEquations("Steps:\n- 12 / 4 = 3\n- 3 + 2 = 5");
+    expect(bullets.map(equationKey)).toEqual(["12/4=3", "3+2=5"]);
+    expect(checkEquations(bullets)).toEqual({ ok: true });
+    expect(keys("-3 + 5 = 2")).toEqual(["-3+5=2"]);
+    expect(keys("so x = -3 + 5 = 2")).toEqual(["-3+5=2"]);
+    expect(keys("Then – 4 * 2 = 8")).toEqual(["4*2=8"]);
+  });
+
+  it("leaves list markers and sentence ends out of the left side", () => {
+    expect(keys("1. 5 * 3 = 16")).toEqual(["5*3=16"]);
+    expect(checkEquations(extractEquations("1. 5 * 3 = 16"))).toMatchObject({ ok: false, equation: "5*3=16", reason: "wrong" });
+    expect(keys("Step 2) 5 * 3 = 16")).toEqual(["5*3=16"]);
+    expect(checkEquations(extractEquations("Step 2) 5 * 3 = 15"))).toEqual({ ok: true });
+    expect(keys("(a) 5 * 3 = 15")).toEqual(["5*3=15"]);
+    expect(keys("(2) 5 * 3 = 15")).toEqual(["5*3=15"]);
+    expect(keys("Step 3: 5 * 3 = 15")).toEqual(["5*3=15"]);
+    expect(keys("That makes 3. 4 + 5 = 9")).toEqual(["4+5=9"]);
+  });
+
+  it("trims unbalanced parentheses at the left edge and never glues two numbers", () => {
+    const aside = extractEquations("3 + 4 = 7 (7 * 2 = 14)");
+    expect(aside.map(equationKey)).toEqual(["3+4=7", "7*2=14"]);
+    expect(checkEquations(aside)).toEqual({ ok: true });
+    expect(keys("3 + 4 = 7 7 * 2 = 14")).toEqual(["3+4=7", "7*2=14"]);
+    expect(keys("((3 + 4) * 2 = 14")).toEqual(["(3+4)*2=14"]);
+  });
+
+  it("reads implicit multiplication written without a space, and skips the spaced, ambiguous form", () => {
+    expect(keys("2(3+4) = 14")).toEqual(["2*(3+4)=14"]);
+    expect(checkEquations(extractEquations("2(3+4) = 14 and (1+1)(2+3) = 10"))).toEqual({ ok: true });
+    expect(keys("2 (3+4) = 14")).toEqual([]);
+  });
+
   it("stays linear on long hostile text", () => {
     const text = `${"1+".repeat(50_000)}1 = 2 ${"=".repeat(50_000)} ${"((((".repeat(20_000)}`;
     const started = performance.now();
     expect(extractEquations(text)).toEqual([]);
+    const parens = `${"(".repeat(50_000)}1+1 = 2 ${") 1 (".repeat(20_000)}= 3 ${"1 . ".repeat(20_000)}2+2 = 4 so ${"- ".repeat(20_000)}1+2 = 3`;
+    expect(keys(parens)).toEqual(["1+1=2", "2+2=4", "1+2=3"]);
     expect(performance.now() - started).toBeLessThan(2_000);
   });
 
