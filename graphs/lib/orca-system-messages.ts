@@ -59,8 +59,8 @@ export const ORCA_SYSTEM_MESSAGES: readonly OrcaSystemMessage[] = [
 export const TASK_TYPES = ["cot", "niv2", "t0", "flan2021", "dialogue"] as const;
 export type TaskType = (typeof TASK_TYPES)[number];
 
-/** Other spellings in use (Open-Orca's ids are `niv.N`, `flan.N`; FLAN's own names). */
-const ALIASES: Readonly<Record<string, TaskType>> = { niv: "niv2", flan: "flan2021", flan_2021: "flan2021", dialog: "dialogue" };
+/** Other spellings in use (Open-Orca's ids are `niv.N`, `flan.N`, `cot.N`, `t0.N`; FLAN's own names). */
+const ALIASES: Readonly<Record<string, TaskType>> = { niv: "niv2", flan: "flan2021", flan_2021: "flan2021", "flan 2021": "flan2021", dialog: "dialogue" };
 
 /**
  * System message ids per task type. `flan2021` splits in two: the paper samples #8 and #10 (which tell
@@ -82,7 +82,8 @@ export type TaskSubsets = Readonly<Record<keyof typeof ORCA_TASK_SUBSETS, readon
 
 /** The collection a task-type value names; undefined when the value names none (the caller rejects the row). */
 export function taskTypeOf(value: string): TaskType | undefined {
-  const key = value.trim().toLowerCase();
+  // An Open-Orca id ("niv.242684") names its collection before the dot.
+  const key = value.trim().toLowerCase().replace(/\.\d+$/, "");
   return (TASK_TYPES as readonly string[]).includes(key) ? (key as TaskType) : ALIASES[key];
 }
 

@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { buildGraph } from "../../src/index.ts";
 import definition, { defaults } from "../../graphs/distill-rationales.ts";
-import { ORCA_SYSTEM_MESSAGES, ORCA_TASK_SUBSETS, isMultipleChoice } from "../../graphs/lib/orca-system-messages.ts";
+import { ORCA_SYSTEM_MESSAGES, ORCA_TASK_SUBSETS, isMultipleChoice, taskTypeOf } from "../../graphs/lib/orca-system-messages.ts";
 import { readSeedTasks } from "../../graphs/lib/self-instruct-steps.ts";
 import { useGraphRuns, useRecordingSimulator, type RecordedRequest } from "../support/graph-run.ts";
 
@@ -174,6 +174,11 @@ describe("graphs/distill-rationales", () => {
     expect(rejects[0]!.reject).toMatchObject({ operator: "assign_system", reason: "unknown_task_type" });
     expect(rejects[0]!.reject!.message).toContain('"poetry"');
     expect(requests.map(userOf)).toEqual(["Name a fruit."]);
+  });
+
+  it("reads Open-Orca's ids and FLAN's names as task types, and no other value", () => {
+    expect(["niv.242684", "cot.8", "t0.55", "flan.1024", "Flan 2021", "NIV2", " dialog "].map(taskTypeOf)).toEqual(["niv2", "cot", "t0", "flan2021", "flan2021", "niv2", "dialogue"]);
+    expect(["poetry", "niv.x", "cot.8.1", "", "t0s.5"].map(taskTypeOf)).toEqual([undefined, undefined, undefined, undefined, undefined]);
   });
 
   it("rejects a row with no instruction or input text, with a reason, and sends nothing for it", async () => {
