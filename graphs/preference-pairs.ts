@@ -56,12 +56,15 @@ import {
   openSource,
   resolveDataPath,
   stableHash,
+  type Child,
+  type DropVerdict,
   type Operator,
   type SampleData,
+  type StepExtras,
 } from "../src/index.ts";
 import type { Llm } from "../src/llm/index.ts";
 import { pairwiseJudge } from "../operators/filter/judge.ts";
-import { asker } from "../operators/generate/llm-map.ts";
+import { asker, type Answer } from "../operators/generate/llm-map.ts";
 import { openEndpoint } from "./lib/endpoint.ts";
 import { firstRecords } from "./lib/llm-steps.ts";
 import {
@@ -159,6 +162,42 @@ function mergedStep(steps: readonly { promptTokens?: number; completionTokens?: 
   };
 }
 
+/**
+ * A prompt's answers as one child (field `field`: one entry per usable answer), or too_few_responses when
+ * fewer than two are usable, naming why the others failed.
+ */
+function answersChild<Plan extends { readonly model: string }, Entry>(
+  prompt: string,
+  field: string,
+  plans: readonly Plan[],
+  answers: readonly Answer<string>[],
+  entry: (text: string, plan: Plan) => Entry,
+  shared: { readonly noun: string; readonly failure: (plan: Plan) => string; readonly promptHash: string },
+): (Child | DropVerdict)[] {
+  const entries: Entry[] = [];
+  const failures: string[] = [];
+  const steps: StepExtras[] = [];
+  answers.forEach((answer, i) => {
+    const plan = plans[i]!;
+    if (!answer.ok) return void failures.push(`${shared.failure(plan)}: ${answer.verdict.reason}`);
+    entries.push(entry(answer.text.trim(), plan));
+    steps.push(answer.step);
+  });
+  if (entries.length < 2) return [drop("too_few_responses", { value: entries.length, threshold: 2, message: failures.join("; ") })];
+  const models = plans.filter((_, i) => answers[i]!.ok).map((plan) => plan.model);
+  return [
+    {
+      data: { prompt, [field]: entries },
+      step: {
+        model: [...new Set(models)].join(","),
+        promptHash: shared.promptHash,
+        ...mergedStep(steps),
+        note: `${entries.length} of ${plans.length} ${shared.noun}${failures.length > 0 ? `; failed: ${failures.join("; ")}` : ""}`,
+      },
+    },
+  ];
+}
+
 function pairwiseOperators(options: Options, llm: Llm, models: readonly string[]): Operator[] {
   const configs = models.flatMap((model) => options.temperatures.map((temperature) => ({ model, temperature })));
   if (configs.length < 2) throw new ConfigError("preference-pairs: models x temperatures gives one response per prompt; a pair needs at least two");
@@ -180,32 +219,11 @@ function pairwiseOperators(options: Options, llm: Llm, models: readonly string[]
         if (!prompt) return [drop("no_prompt", { message: "the record has no prompt or instruction text" })];
         const messages = [{ role: "user" as const, content: prompt }];
         const answers = await Promise.all(askers.map((a) => a.ask(messages, context, signal)));
-        const responses: Response[] = [];
-        const failures: string[] = [];
-        const steps: { promptTokens?: number; completionTokens?: number; latencyMs?: number }[] = [];
-        answers.forEach((answer, i) => {
-          const { model, temperature } = configs[i]!;
-          if (!answer.ok) {
-            failures.push(`${model}@${temperature}: ${answer.verdict.reason}`);
-            return;
-          }
-          responses.push({ text: answer.text.trim(), model, temperature });
-          steps.push(answer.step);
+        return answersChild(prompt, "responses", configs, answers, (text, { model, temperature }): Response => ({ text, model, temperature }), {
+          noun: "responses",
+          failure: ({ model, temperature }) => `${model}@${temperature}`,
+          promptHash: stableHash(messages),
         });
-        if (responses.length < 2) {
-          return [drop("too_few_responses", { value: responses.length, threshold: 2, message: failures.join("; ") })];
-        }
-        return [
-          {
-            data: { prompt, responses },
-            step: {
-              model: [...new Set(responses.map((r) => r.model))].join(","),
-              promptHash: stableHash(messages),
-              ...mergedStep(steps),
-              note: `${responses.length} of ${configs.length} responses${failures.length > 0 ? `; failed: ${failures.join("; ")}` : ""}`,
-            },
-          },
-        ];
       },
     }),
     defineFanOut({
@@ -336,29 +354,11 @@ function completionsOperator(options: Options, llm: Llm, models: readonly string
         return { ...slot, principle, messages, temperature: temperatureOf(slot.round) };
       });
       const answers = await Promise.all(planned.map((p) => askers.get(`${p.model}#${p.round}`)!.ask(p.messages, context, signal)));
-      const completions: Completion[] = [];
-      const failures: string[] = [];
-      const steps: { promptTokens?: number; completionTokens?: number; latencyMs?: number }[] = [];
-      answers.forEach((answer, i) => {
-        const { model, principle, temperature } = planned[i]!;
-        if (!answer.ok) return void failures.push(`${model}: ${answer.verdict.reason}`);
-        completions.push({ text: answer.text.trim(), model, principle, temperature });
-        steps.push(answer.step);
+      return answersChild(prompt, "completions", planned, answers, (text, { model, principle, temperature }): Completion => ({ text, model, principle, temperature }), {
+        noun: "completions",
+        failure: ({ model }) => model,
+        promptHash: stableHash(planned.map((p) => p.messages)),
       });
-      if (completions.length < 2) {
-        return [drop("too_few_responses", { value: completions.length, threshold: 2, message: failures.join("; ") })];
-      }
-      return [
-        {
-          data: { prompt, completions },
-          step: {
-            model: [...new Set(completions.map((c) => c.model))].join(","),
-            promptHash: stableHash(planned.map((p) => p.messages)),
-            ...mergedStep(steps),
-            note: `${completions.length} of ${planned.length} completions${failures.length > 0 ? `; failed: ${failures.join("; ")}` : ""}`,
-          },
-        },
-      ];
     },
   });
 }
