@@ -1,8 +1,13 @@
 import { InputError } from "../errors.ts";
-import { fmix32 } from "../hash.ts";
 import { ownId } from "../sample.ts";
 
 const CANONICAL_POSITION = /^(0|[1-9][0-9]*)$/;
+
+/** What the check reads of a source record: its position, and its own id when it has one. */
+export interface CheckedRecord {
+  readonly position: number;
+  readonly id?: unknown;
+}
 /** Bytes per slot: a 64-bit hash of the id (two u32 words, the second 0 when empty), then the position as a float64. */
 const SLOT_BYTES = 16;
 const MIN_SLOTS = 1024;
@@ -34,11 +39,14 @@ const HEADER_BYTES = 24;
 export class SourceIds {
   readonly source: string;
   private readonly locate: ((position: number) => string | undefined) | undefined;
-  private words = new Uint32Array(0);
+  /** Signed views of the hash words: int32 values stay small integers in V8, where uint32 ones past 2^31 become heap numbers. */
+  private words = new Int32Array(0);
   private positions = new Float64Array(0);
   private slots = 0;
   private count = 0;
   private reserved = 0;
+  /** The hashes of a batch before it is probed: hi, lo and the record's index, per record. */
+  private scratch = new Int32Array(0);
   /** Position of the first record with its own id; positions before it all took position-based ids. */
   private firstOwn: number | undefined;
 
@@ -68,27 +76,47 @@ export class SourceIds {
 
   /** Records the record at `position` (its own id, if any); throws InputError when another position has the same id. */
   check(position: number, recordId?: unknown): void {
-    const own = ownId(recordId);
-    if (own === undefined && this.firstOwn === undefined) return;
-    if (own !== undefined && this.firstOwn === undefined) {
-      this.firstOwn = position;
-      // Every record before this one took its position as its id: a record id naming one of those positions repeats it.
-      if (CANONICAL_POSITION.test(own) && Number(own) < position) this.repeated(own, Number(own), position);
-    }
-    this.insert(own ?? String(position), position);
+    this.checkRecords([{ position, id: recordId }]);
   }
 
-  private insert(id: string, position: number): void {
-    if (4 * (this.count + 1) > 3 * this.slots) this.resize(this.count + 1);
-    hashId(id);
-    const slot = this.probe(hashHi, hashLo);
-    if (this.words[slot * 4 + 1] === 0) {
-      this.place(slot, hashHi, hashLo, position);
-      this.count++;
-      return;
+  /**
+   * `check` for the first `end` records of a batch, in order. Every hash is computed before the first probe:
+   * a probe is a cache miss into a table of up to 32 MB, and misses of independent probes in one tight loop
+   * overlap, where each interleaved with the hashing of the next id waits alone (0.15 against 0.25 us per id
+   * for 1.5M ids on the benchmark machine).
+   */
+  checkRecords(records: readonly CheckedRecord[], end = records.length): void {
+    if (this.scratch.length < end * 3) this.scratch = new Int32Array(2 ** Math.ceil(Math.log2(end)) * 3);
+    const scratch = this.scratch;
+    let hashed = 0;
+    for (let index = 0; index < end; index++) {
+      const record = records[index]!;
+      const own = ownId(record.id);
+      if (own === undefined && this.firstOwn === undefined) continue;
+      if (own !== undefined && this.firstOwn === undefined) {
+        this.firstOwn = record.position;
+        // Every record before this one took its position as its id: a record id naming one of those positions repeats it.
+        if (CANONICAL_POSITION.test(own) && Number(own) < record.position) this.repeated(own, Number(own), record.position);
+      }
+      hashInto(own ?? String(record.position), scratch, hashed * 3);
+      scratch[hashed * 3 + 2] = index;
+      hashed++;
     }
-    const earlier = this.positions[slot * 2 + 1]!;
-    if (earlier !== position) this.repeated(id, Math.min(earlier, position), Math.max(earlier, position));
+    if (hashed === 0) return;
+    if (4 * (this.count + hashed) > 3 * this.slots) this.resize(this.count + hashed);
+    for (let k = 0; k < hashed; k++) {
+      const hi = scratch[k * 3]!;
+      const lo = scratch[k * 3 + 1]!;
+      const slot = this.probe(hi, lo);
+      const record = records[scratch[k * 3 + 2]!]!;
+      if (this.words[slot * 4 + 1] === 0) {
+        this.place(slot, hi, lo, record.position);
+        this.count++;
+        continue;
+      }
+      const earlier = this.positions[slot * 2 + 1]!;
+      if (earlier !== record.position) this.repeated(ownId(record.id) ?? String(record.position), Math.min(earlier, record.position), Math.max(earlier, record.position));
+    }
   }
 
   /** The slot holding this hash, or the empty slot where it belongs (linear probing). */
@@ -137,7 +165,7 @@ export class SourceIds {
 
   private allocate(slots: number, buffer = new ArrayBuffer(slots * SLOT_BYTES)): void {
     this.slots = slots;
-    this.words = new Uint32Array(buffer);
+    this.words = new Int32Array(buffer);
     this.positions = new Float64Array(buffer);
   }
 
@@ -180,27 +208,36 @@ export class SourceIds {
     const firstOwn = view.getFloat64(8, true);
     ids.firstOwn = firstOwn < 0 ? undefined : firstOwn;
     const positions = new Float64Array(own.buffer.slice(16, 16 + slots * 8));
-    const hashes = new Uint32Array(own.buffer.slice(16 + slots * 8));
+    const hashes = new Int32Array(own.buffer.slice(16 + slots * 8));
     ids.allocate(slots);
     for (let slot = 0; slot < slots; slot++) ids.place(slot, hashes[slot * 2]!, hashes[slot * 2 + 1]!, positions[slot]!);
     return ids;
   }
 }
 
-// The two halves of the last `hashId`: module slots instead of a returned pair, so the per-record check allocates nothing.
-let hashHi = 0;
-let hashLo = 0;
-
-/** Two independent 32-bit hashes of the UTF-16 code units (FNV-1a, then a murmur3 finaliser); lo never 0. */
-function hashId(id: string): void {
-  let a = 0x811c9dc5;
-  let b = 0x9747b28c;
+/**
+ * Two independent 32-bit hashes of the UTF-16 code units (FNV-1a, then a murmur3 finaliser), written as
+ * int32 into `into` at `at` (hi) and `at + 1` (lo, never 0): returned as a pair, or as uint32 values past
+ * 2^31 (heap numbers in V8), they would allocate once per source record.
+ */
+function hashInto(id: string, into: Int32Array, at: number): void {
+  let a = 0x811c9dc5 | 0;
+  let b = 0x9747b28c | 0;
   for (let i = 0; i < id.length; i++) {
     const unit = id.charCodeAt(i);
     a = Math.imul(a ^ unit, 0x01000193);
     b = Math.imul(b ^ unit, 0x5bd1e995);
     b ^= b >>> 15;
   }
-  hashHi = fmix32(a ^ id.length);
-  hashLo = fmix32(b) || 1;
+  into[at] = finalised(a ^ id.length);
+  into[at + 1] = finalised(b) || 1;
+}
+
+/** The murmur3 32-bit finaliser (src/hash.ts's fmix32) as a signed int32: the same bits, no heap number. */
+function finalised(h: number): number {
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  return h ^ (h >>> 16);
 }

@@ -534,12 +534,14 @@ async function runGraph(graph: BuiltGraph, options: RunOptions): Promise<RunSumm
       seen += tracker.watermark;
       if (options.limit !== undefined && seen >= options.limit) return;
       for await (const batch of source.batches({ from: tracker.watermark, signal: stopController.signal })) {
+        // The whole batch at once (as far as the limit reads), before the skip: a finished record's id still
+        // counts against a later repeat. Records checked but not pushed (a stop) pass when a resume reads them again.
+        if (stopping) return;
+        sourceIds.check(source.name, batch, options.limit === undefined ? batch.length : Math.min(batch.length, Math.max(0, options.limit - seen)));
         for (const item of batch) {
           if (stopping) return;
           if (options.limit !== undefined && seen >= options.limit) return;
           seen++;
-          // Before the skip: a finished record's id still counts against a later repeat.
-          sourceIds.check(source.name, item.position, item.id);
           if (tracker.isDone(item.position)) {
             metrics.source.skipped++;
             continue;

@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { mkdir, rename, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { SourceIds } from "./id-table.ts";
+import { SourceIds, type CheckedRecord } from "./id-table.ts";
 
 /**
  * Ids checked per source: a table of 2^21 slots (32 MB) filled to 3/4. Past this many the run's memory
@@ -38,20 +38,20 @@ export class SourceIdRegistry {
     this.tables.get(source)?.reserve(Math.min(records, MAX_CHECKED_IDS));
   }
 
-  /** Throws an InputError naming both positions when `recordId` was seen at another position. */
-  check(source: string, position: number, recordId: unknown): void {
-    if (recordId === undefined) return;
+  /**
+   * Checks the first `end` records of a batch, in position order; throws an InputError naming both
+   * positions when a record id was seen at another position.
+   */
+  check(source: string, records: readonly CheckedRecord[], end = records.length): void {
     const table = this.tables.get(source)!;
-    if (table.size >= MAX_CHECKED_IDS) {
-      if (!this.capped.has(source)) {
-        this.capped.add(source);
-        this.log(
-          `source ${source}: more than ${MAX_CHECKED_IDS.toLocaleString("en-US")} record ids; ids past them are not checked for repeats, to keep memory bounded (32 MB per source)`,
-        );
-      }
-      return;
+    const checked = Math.min(end, MAX_CHECKED_IDS - table.size);
+    if (checked > 0) table.checkRecords(records, checked);
+    if (checked < end && !this.capped.has(source) && records.slice(checked, end).some((record) => record.id !== undefined)) {
+      this.capped.add(source);
+      this.log(
+        `source ${source}: more than ${MAX_CHECKED_IDS.toLocaleString("en-US")} record ids; ids past them are not checked for repeats, to keep memory bounded (32 MB per source)`,
+      );
     }
-    table.check(position, recordId);
   }
 
   /** The commit protocol's state step: tables that grew since they were last saved. */

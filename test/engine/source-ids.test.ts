@@ -1,3 +1,4 @@
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { InputError, SourceIds, sourceSampleId } from "../../src/index.ts";
 
@@ -99,5 +100,77 @@ describe("SourceIds", () => {
     for (let position = 1; position < 100_000; position++) ids.check(position, `id-${position}`);
     expect(ids.memoryBytes()).toBe(bytes);
     expect(bytes).toBeLessThanOrEqual(2 * 16 * (100_000 / 0.75));
+  });
+
+  /** The rule as a plain Map of every id seen: what the hashed table must decide, record by record. */
+  function expectedOutcome(records: readonly { position: number; id?: unknown }[]): { size: number; repeat?: string } {
+    const seen = new Map<string, number>();
+    let firstOwn: number | undefined;
+    for (const record of records) {
+      const own =
+        typeof record.id === "string" && record.id.length > 0 ? record.id : typeof record.id === "number" && Number.isFinite(record.id) ? String(record.id) : undefined;
+      if (own === undefined && firstOwn === undefined) continue;
+      if (own !== undefined && firstOwn === undefined) {
+        firstOwn = record.position;
+        if (/^(0|[1-9][0-9]*)$/.test(own) && Number(own) < record.position) return { size: seen.size, repeat: `record id "${own}" appears twice in source "s", at position ${own} and position ${record.position}` };
+      }
+      const id = own ?? String(record.position);
+      const earlier = seen.get(id);
+      if (earlier === undefined) seen.set(id, record.position);
+      else if (earlier !== record.position)
+        return { size: seen.size, repeat: `record id "${id}" appears twice in source "s", at position ${Math.min(earlier, record.position)} and position ${Math.max(earlier, record.position)}` };
+    }
+    return { size: seen.size };
+  }
+
+  it("decides in batches of any split exactly as record by record: the first repeat, with both positions, or none (seeded property)", () => {
+    const idOf = fc.oneof(
+      fc.constant(undefined),
+      fc.constantFrom("", "a", "b", "c", "d", "e"),
+      fc.nat({ max: 40 }),
+      fc.nat({ max: 40 }).map(String),
+      fc.integer({ min: 100, max: 100_000 }).map((n) => `unique-${n}`),
+    );
+    fc.assert(
+      fc.property(
+        fc.array(idOf, { maxLength: 120 }),
+        fc.array(fc.integer({ min: 1, max: 40 }), { minLength: 1, maxLength: 10 }),
+        fc.nat({ max: 60 }),
+        (ids, batchSizes, replayFrom) => {
+          const records = ids.map((id, position) => ({ position, id }));
+          // A resume reads a tail again at the same positions: the same records, which pass.
+          const fed = [...records, ...records.slice(Math.min(replayFrom, records.length))];
+          const expected = expectedOutcome(fed);
+          const table = new SourceIds("s");
+          let repeat: string | undefined;
+          try {
+            for (let start = 0, k = 0; start < fed.length; k++) {
+              const size = batchSizes[k % batchSizes.length]!;
+              const batch = fed.slice(start, start + size + 3);
+              table.checkRecords(batch, Math.min(size, batch.length));
+              start += size;
+            }
+          } catch (error) {
+            expect(error).toBeInstanceOf(InputError);
+            repeat = (error as Error).message;
+          }
+          if (expected.repeat === undefined) {
+            expect(repeat).toBeUndefined();
+            expect(table.size).toBe(expected.size);
+          } else {
+            expect(repeat).toContain(expected.repeat);
+          }
+        },
+      ),
+      { seed: 902, numRuns: 400 },
+    );
+  });
+
+  it("checks only the first `end` records of a batch, as the runner's --limit reads no further", () => {
+    const table = new SourceIds("s");
+    const batch = [0, 1, 2, 3].map((position) => ({ position, id: position < 3 ? `r${position}` : "r0" }));
+    expect(() => table.checkRecords(batch, 3)).not.toThrow();
+    expect(table.size).toBe(3);
+    expect(() => table.checkRecords(batch, 4)).toThrow(/"r0" appears twice in source "s", at position 0 and position 3/);
   });
 });
