@@ -1,8 +1,10 @@
 // Claim (issue 9's targets): the engine streams a 5-stage graph at least as fast as a hand-written async-generator
 // loop that pulls in batches as rxsynth does (vs_async_loop_batched >= 1.0) and 1.5x Node streams, with memory
 // bounded by the budget (peak RSS < 200 MB over 5M samples), and the Parquet sink writes >= 50 MB/s. Each contender
-// runs in its own child process so one's heap does not tax another. The engine does work the loops do not (a
-// repeated-id check per source record, position tracking for resume); the "rows checked for encoders" line adds
+// runs in its own child process so one's heap does not tax another, in ROUNDS rounds; ratios are medians of the
+// rounds' ratios. The baselines do the per-record work the engine does for its promises, with the engine's own
+// classes (benchmarks/lib/engine-work.ts: the repeated-id check, the finished positions a resume reads); the
+// `_bare` keys are the loops without it, to show what that work costs. The "rows checked for encoders" line adds
 // the walk the runner does for rows bound for file sinks.
 //
 //   npm run bench -- engine            (or: npx tsx benchmarks/engine.ts)
@@ -30,8 +32,10 @@ import {
   incremented,
   keepNotTenth,
   makeRecord,
+  RecordBookkeeping,
   resolvedScore,
   rootSample,
+  sourceItem,
   stampedCopy,
 } from "./lib/engine-work.ts";
 
@@ -48,7 +52,30 @@ const NAIVE_RSS_CUTOFF_MB = 1024;
  */
 const V8_FLAGS = ["--no-allocation-site-pretenuring"];
 
-type Part = "rxsynth" | "rxsynth-encoding-checked" | "async-loop" | "async-loop-batched" | "node-streams" | "memory-rxsynth" | "memory-naive" | "parquet";
+const THROUGHPUT_PARTS = [
+  "rxsynth",
+  "rxsynth-encoding-checked",
+  "async-loop",
+  "async-loop-batched",
+  "async-loop-batched-bare",
+  "node-streams",
+  "node-streams-bare",
+] as const;
+type ThroughputPart = (typeof THROUGHPUT_PARTS)[number];
+/** Rounds of the throughput contenders (odd, for a median). */
+const ROUNDS = 3;
+
+type Part =
+  | "rxsynth"
+  | "rxsynth-encoding-checked"
+  | "async-loop"
+  | "async-loop-batched"
+  | "async-loop-batched-bare"
+  | "node-streams"
+  | "node-streams-bare"
+  | "memory-rxsynth"
+  | "memory-naive"
+  | "parquet";
 
 interface ThroughputResult {
   samples: number;
@@ -59,6 +86,8 @@ interface ThroughputResult {
 
 interface MemoryResult {
   samples_done: number;
+  /** RSS of the contender's process before it ran anything: node, tsx's compiled modules, the imports. */
+  rss_before_run_mb: number;
   peak_rss_mb: number;
   rss_at_1m_mb: number | null;
   rss_at_5m_mb: number | null;
@@ -139,9 +168,19 @@ async function rxsynthThroughput(asEncoder = false): Promise<ThroughputResult> {
   return { samples: THROUGHPUT_SAMPLES, accepted: summary.accepted, seconds, samples_per_s: THROUGHPUT_SAMPLES / seconds };
 }
 
+/** Every baseline ends with each record finished, or it did not do the engine's bookkeeping. */
+function checkFinished(books: RecordBookkeeping | undefined): void {
+  if (books && books.watermark !== THROUGHPUT_SAMPLES) throw new Error(`baseline finished ${books.watermark} of ${THROUGHPUT_SAMPLES} records`);
+}
+
 async function asyncLoopThroughput(): Promise<ThroughputResult> {
+  const books = new RecordBookkeeping(THROUGHPUT_SAMPLES);
   async function* source() {
-    for (let i = 0; i < THROUGHPUT_SAMPLES; i++) yield rootSample(i);
+    for (let i = 0; i < THROUGHPUT_SAMPLES; i++) {
+      const item = sourceItem(i);
+      books.readOne(item);
+      yield rootSample(item);
+    }
   }
   async function* mapStage(input: AsyncIterable<Sample>, op: string, fn: (data: Sample["data"]) => Sample["data"]) {
     for await (const sample of input) yield stampedCopy(sample, op, fn(sample.data));
@@ -149,7 +188,10 @@ async function asyncLoopThroughput(): Promise<ThroughputResult> {
   async function* filterStage(input: AsyncIterable<Sample>, rejected: Sample[]) {
     for await (const sample of input) {
       if (keepNotTenth(sample.data)) yield sample;
-      else rejected.push(sample);
+      else {
+        rejected.push(sample);
+        books.finish(sample);
+      }
     }
   }
   async function* asyncStage(input: AsyncIterable<Sample>, concurrency: number) {
@@ -185,25 +227,34 @@ async function asyncLoopThroughput(): Promise<ThroughputResult> {
     if (batch.length === BATCH) {
       await sinkWait(0);
       accepted += batch.length;
+      for (const written of batch) books.finish(written);
       batch = [];
     }
     if (rejected.length >= BATCH) rejected.length = 0;
   }
   accepted += batch.length;
+  for (const written of batch) books.finish(written);
   const seconds = (performance.now() - started) / 1000;
+  checkFinished(books);
   return { samples: THROUGHPUT_SAMPLES, accepted, seconds, samples_per_s: THROUGHPUT_SAMPLES / seconds };
 }
 
 /**
  * The same stages as a hand-written loop that pulls in batches as rxsynth does: the source yields
- * arrays of BATCH samples, each stage maps a whole array, the async stage runs 8 at a time within it.
+ * arrays of BATCH records, each stage maps a whole array, the async stage runs 8 at a time within it.
+ * `bare`: without the engine's per-record bookkeeping (the id check and finished positions), to show what
+ * that costs.
  */
-async function asyncLoopBatchedThroughput(): Promise<ThroughputResult> {
+async function asyncLoopBatchedThroughput(bare = false): Promise<ThroughputResult> {
+  const books = bare ? undefined : new RecordBookkeeping(THROUGHPUT_SAMPLES);
   async function* source() {
     for (let i = 0; i < THROUGHPUT_SAMPLES; i += BATCH) {
       const end = Math.min(THROUGHPUT_SAMPLES, i + BATCH);
+      const items: SourceItem[] = new Array(end - i);
+      for (let j = i; j < end; j++) items[j - i] = sourceItem(j);
+      books?.read(items);
       const batch: Sample[] = new Array(end - i);
-      for (let j = i; j < end; j++) batch[j - i] = rootSample(j);
+      for (let j = 0; j < items.length; j++) batch[j] = rootSample(items[j]!);
       yield batch;
     }
   }
@@ -215,7 +266,10 @@ async function asyncLoopBatchedThroughput(): Promise<ThroughputResult> {
       const kept: Sample[] = [];
       for (const sample of batch) {
         if (keepNotTenth(sample.data)) kept.push(sample);
-        else rejected.push(sample);
+        else {
+          rejected.push(sample);
+          books?.finish(sample);
+        }
       }
       yield kept;
     }
@@ -245,13 +299,17 @@ async function asyncLoopBatchedThroughput(): Promise<ThroughputResult> {
   for await (const batch of chain) {
     await sinkWait(0);
     accepted += batch.length;
+    if (books) for (const written of batch) books.finish(written);
     if (rejected.length >= BATCH) rejected.length = 0;
   }
   const seconds = (performance.now() - started) / 1000;
+  checkFinished(books);
   return { samples: THROUGHPUT_SAMPLES, accepted, seconds, samples_per_s: THROUGHPUT_SAMPLES / seconds };
 }
 
-async function nodeStreamsThroughput(): Promise<ThroughputResult> {
+/** `bare`: without the engine's per-record bookkeeping, as for the batched loop. */
+async function nodeStreamsThroughput(bare = false): Promise<ThroughputResult> {
+  const books = bare ? undefined : new RecordBookkeeping(THROUGHPUT_SAMPLES);
   const mapTransform = (op: string, fn: (data: Sample["data"]) => Sample["data"]) =>
     new Transform({
       objectMode: true,
@@ -266,6 +324,7 @@ async function nodeStreamsThroughput(): Promise<ThroughputResult> {
       if (keepNotTenth(sample.data)) callback(null, sample);
       else {
         rejected.push(sample);
+        books?.finish(sample);
         if (rejected.length >= BATCH) rejected.length = 0;
         callback();
       }
@@ -305,16 +364,22 @@ async function nodeStreamsThroughput(): Promise<ThroughputResult> {
       batch.push(sample);
       if (batch.length < BATCH) return callback();
       accepted += batch.length;
+      if (books) for (const written of batch) books.finish(written);
       batch = [];
       sinkWait(0).then(() => callback());
     },
     final(callback) {
       accepted += batch.length;
+      if (books) for (const written of batch) books.finish(written);
       callback();
     },
   });
   function* source() {
-    for (let i = 0; i < THROUGHPUT_SAMPLES; i++) yield rootSample(i);
+    for (let i = 0; i < THROUGHPUT_SAMPLES; i++) {
+      const item = sourceItem(i);
+      books?.readOne(item);
+      yield rootSample(item);
+    }
   }
   const started = performance.now();
   await pipeline(
@@ -332,6 +397,7 @@ async function nodeStreamsThroughput(): Promise<ThroughputResult> {
     sink,
   );
   const seconds = (performance.now() - started) / 1000;
+  checkFinished(books);
   return { samples: THROUGHPUT_SAMPLES, accepted, seconds, samples_per_s: THROUGHPUT_SAMPLES / seconds };
 }
 
@@ -367,6 +433,7 @@ class RssProbe {
 }
 
 async function rxsynthMemory(): Promise<MemoryResult> {
+  const before = rssMb();
   const probe = new RssProbe();
   let done = 0;
   const sink: RunSink = {
@@ -398,6 +465,7 @@ async function rxsynthMemory(): Promise<MemoryResult> {
   probe.stop();
   return {
     samples_done: done,
+    rss_before_run_mb: before,
     peak_rss_mb: probe.peak,
     rss_at_1m_mb: probe.at1m,
     rss_at_5m_mb: probe.at5m,
@@ -409,6 +477,7 @@ async function rxsynthMemory(): Promise<MemoryResult> {
 
 /** The pipeline people write first: RxJS concurrency without credit. It reads the source as fast as it can. */
 async function naiveMemory(): Promise<MemoryResult> {
+  const before = rssMb();
   const probe = new RssProbe();
   let done = 0;
   let pulled = 0;
@@ -421,7 +490,7 @@ async function naiveMemory(): Promise<MemoryResult> {
         return;
       }
       pulled++;
-      yield rootSample(i);
+      yield rootSample(sourceItem(i));
     }
   }
   const started = performance.now();
@@ -450,6 +519,7 @@ async function naiveMemory(): Promise<MemoryResult> {
   probe.stop();
   return {
     samples_done: done,
+    rss_before_run_mb: before,
     peak_rss_mb: probe.peak,
     rss_at_1m_mb: probe.at1m,
     rss_at_5m_mb: probe.at5m,
@@ -471,8 +541,12 @@ async function runPart(part: Part): Promise<unknown> {
       return asyncLoopThroughput();
     case "async-loop-batched":
       return asyncLoopBatchedThroughput();
+    case "async-loop-batched-bare":
+      return asyncLoopBatchedThroughput(true);
     case "node-streams":
       return nodeStreamsThroughput();
+    case "node-streams-bare":
+      return nodeStreamsThroughput(true);
     case "memory-rxsynth":
       return rxsynthMemory();
     case "memory-naive":
@@ -496,6 +570,12 @@ function inChild<T>(part: Part): T {
 
 const round = (value: number, digits = 2) => Math.round(value * 10 ** digits) / 10 ** digits;
 
+function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
+}
+
 async function main() {
   const partFlag = process.argv.indexOf("--part");
   if (partFlag >= 0) {
@@ -503,11 +583,23 @@ async function main() {
     return;
   }
   console.log(`engine benchmark: ${THROUGHPUT_SAMPLES.toLocaleString()} samples x 5 stages, then ${MEMORY_SAMPLES.toLocaleString()} samples into a 1 ms/batch sink`);
-  const rx = inChild<ThroughputResult>("rxsynth");
-  const checked = inChild<ThroughputResult>("rxsynth-encoding-checked");
-  const loop = inChild<ThroughputResult>("async-loop");
-  const batched = inChild<ThroughputResult>("async-loop-batched");
-  const streams = inChild<ThroughputResult>("node-streams");
+  // Rounds of every contender in turn: a ratio is the median of its rounds' ratios, each taken between runs
+  // seconds apart, so the drift of a shared machine cancels; a throughput is the round of the median engine run.
+  const rounds: Record<ThroughputPart, ThroughputResult>[] = [];
+  for (let index = 0; index < ROUNDS; index++) {
+    rounds.push(Object.fromEntries(THROUGHPUT_PARTS.map((part) => [part, inChild<ThroughputResult>(part)])) as Record<ThroughputPart, ThroughputResult>);
+  }
+  const medianRound = [...rounds].sort((a, b) => a.rxsynth.samples_per_s - b.rxsynth.samples_per_s)[Math.floor(ROUNDS / 2)]!;
+  const ratio = (part: ThroughputPart) => median(rounds.map((each) => each.rxsynth.samples_per_s / each[part].samples_per_s));
+  const {
+    rxsynth: rx,
+    "rxsynth-encoding-checked": checked,
+    "async-loop": loop,
+    "async-loop-batched": batched,
+    "async-loop-batched-bare": batchedBare,
+    "node-streams": streams,
+    "node-streams-bare": streamsBare,
+  } = medianRound;
   const memory = inChild<MemoryResult>("memory-rxsynth");
   const naive = inChild<MemoryResult>("memory-naive");
   const parquet = inChild<{ parquet_mb_per_s: number; rows: number; mb: number; seconds: number; peak_rss_mb: number; files: number }>("parquet");
@@ -517,7 +609,9 @@ async function main() {
     "rxsynth, rows checked for encoders": { "samples/s": Math.round(checked.samples_per_s), accepted: checked.accepted, seconds: round(checked.seconds) },
     "async-generator loop": { "samples/s": Math.round(loop.samples_per_s), accepted: loop.accepted, seconds: round(loop.seconds) },
     "async-generator loop, batched": { "samples/s": Math.round(batched.samples_per_s), accepted: batched.accepted, seconds: round(batched.seconds) },
+    "async-generator loop, batched, bare": { "samples/s": Math.round(batchedBare.samples_per_s), accepted: batchedBare.accepted, seconds: round(batchedBare.seconds) },
     "node stream.pipeline": { "samples/s": Math.round(streams.samples_per_s), accepted: streams.accepted, seconds: round(streams.seconds) },
+    "node stream.pipeline, bare": { "samples/s": Math.round(streamsBare.samples_per_s), accepted: streamsBare.accepted, seconds: round(streamsBare.seconds) },
   });
   console.table({
     "rxsynth (credit)": { ...memory, peak_rss_mb: round(memory.peak_rss_mb), rss_at_1m_mb: memory.rss_at_1m_mb && round(memory.rss_at_1m_mb), rss_at_5m_mb: memory.rss_at_5m_mb && round(memory.rss_at_5m_mb) },
@@ -529,13 +623,20 @@ async function main() {
   const result = {
     samples_per_s: Math.round(rx.samples_per_s),
     encoding_checked_samples_per_s: Math.round(checked.samples_per_s),
-    vs_async_loop: round(rx.samples_per_s / loop.samples_per_s, 3),
-    vs_async_loop_batched: round(rx.samples_per_s / batched.samples_per_s, 3),
-    vs_node_streams: round(rx.samples_per_s / streams.samples_per_s, 3),
+    vs_async_loop: round(ratio("async-loop"), 3),
+    vs_async_loop_batched: round(ratio("async-loop-batched"), 3),
+    vs_node_streams: round(ratio("node-streams"), 3),
+    vs_async_loop_batched_bare: round(ratio("async-loop-batched-bare"), 3),
+    vs_node_streams_bare: round(ratio("node-streams-bare"), 3),
+    vs_async_loop_batched_rounds: rounds.map((each) => round(each.rxsynth.samples_per_s / each["async-loop-batched"].samples_per_s, 3)),
+    rounds: ROUNDS,
     async_loop_samples_per_s: Math.round(loop.samples_per_s),
     async_loop_batched_samples_per_s: Math.round(batched.samples_per_s),
+    async_loop_batched_bare_samples_per_s: Math.round(batchedBare.samples_per_s),
     node_streams_samples_per_s: Math.round(streams.samples_per_s),
+    node_streams_bare_samples_per_s: Math.round(streamsBare.samples_per_s),
     peak_rss_mb: round(memory.peak_rss_mb),
+    rss_before_run_mb: round(memory.rss_before_run_mb),
     rss_growth_1m_to_5m: growth === null ? null : round(growth, 4),
     max_in_flight: memory.max_in_flight,
     budget: BUDGET,

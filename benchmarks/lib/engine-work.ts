@@ -1,6 +1,8 @@
 // The five stages of the engine benchmark, written once as plain functions so that rxsynth and both
 // baselines do exactly the same per-sample work: new data objects, a provenance step per change.
-import { TICKET, ticketOf, type Sample, type StepRecord } from "../../src/index.ts";
+import { TICKET, sourceSampleId, ticketOf, type Sample, type SourceItem, type StepRecord, type Ticket } from "../../src/index.ts";
+import { PositionTracker } from "../../src/run/position-tracker.ts";
+import { SourceIdRegistry } from "../../src/run/source-ids.ts";
 
 export const STAGES = 5;
 
@@ -39,11 +41,60 @@ export function stampedCopy(sample: Sample, op: string, data: Sample["data"], sc
   } as Sample;
 }
 
-export function rootSample(position: number): Sample {
+/** A source record as the engine's benchmark source yields it. */
+export function sourceItem(position: number): SourceItem {
+  return { position, id: `bench:${position}`, data: makeRecord(position) };
+}
+
+/** What a baseline's samples carry to the sink, as the engine's carry their ticket: the record's position. */
+interface BenchTicket extends Ticket {
+  readonly position: number;
+}
+
+/** A source record's sample, as the engine makes it: a namespaced id, human origin, and a ticket. */
+export function rootSample(item: SourceItem): Sample {
+  const id = sourceSampleId("bench", item.position, item.id);
+  const ticket: BenchTicket = { pending: 1, root: id, ledger: undefined as unknown as Ticket["ledger"], position: item.position };
   return {
-    id: `bench:${position}`,
-    data: makeRecord(position),
+    id,
+    data: item.data!,
     provenance: { origin: "human", source: "bench", parents: [], depth: 0, steps: [] },
     scores: {},
-  };
+    [TICKET]: ticket,
+  } as Sample;
+}
+
+/**
+ * The per-record work the engine does for its promises, done by every baseline with the engine's own
+ * classes, so that a ratio compares the same work: each source record's id is checked for a repeat (unique
+ * ids; checked a batch at a time where the baseline reads batches), and each sample that leaves, accepted
+ * or rejected, marks its record's position finished (what a resume skips).
+ */
+export class RecordBookkeeping {
+  private readonly ids: SourceIdRegistry;
+  private readonly finished = new PositionTracker();
+  private readonly one: SourceItem[] = [];
+
+  constructor(records: number) {
+    this.ids = new SourceIdRegistry(undefined, ["bench"], false, () => {});
+    this.ids.reserve("bench", records);
+  }
+
+  read(batch: readonly SourceItem[]): void {
+    this.ids.check("bench", batch);
+  }
+
+  readOne(item: SourceItem): void {
+    this.one[0] = item;
+    this.ids.check("bench", this.one);
+  }
+
+  finish(sample: Sample): void {
+    this.finished.finish((ticketOf(sample) as BenchTicket).position);
+  }
+
+  /** Records finished: the watermark once everything has left. */
+  get watermark(): number {
+    return this.finished.watermark;
+  }
 }
