@@ -195,7 +195,8 @@ async function runGraph(graph: BuiltGraph, options: RunOptions): Promise<RunSumm
   const finishRoot = (finished: Ticket) => {
     const ticket = finished as RootTicket;
     ticket.tracker.finish(ticket.position);
-    partialTickets.delete(ticket);
+    // Only a ticket with outputs written before it finished is in the set: the others skip a hash lookup.
+    if (ticket.written !== undefined) partialTickets.delete(ticket);
     if (plan.partial.size > 0) plan.partial.delete(ticket.root);
     finishedThisRun++;
   };
