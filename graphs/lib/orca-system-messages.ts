@@ -88,13 +88,24 @@ export function taskTypeOf(value: string): TaskType | undefined {
 }
 
 // FLAN's multiple-choice templates list the options under a header ("Options:", "OPTIONS:", "Choose
-// from:", "Pick your answer from:") or as lettered lines; both an (A) and a (B) line are needed.
-const OPTIONS_HEADER = /^\s*(?:options|choices|answer choices|available choices|possible answers|(?:choose|pick|select)(?: your answer)? from)\s*:/im;
-const LETTERED = (letter: string) => new RegExp(`^\\s*\\(?${letter}[).:]\\s`, "m");
+// from:", "Pick your answer from:", "Select from the following.", "Pick one:") or as marked lines, (A)
+// and (B), (a) and (b), or (i) and (ii): both of a pair are needed. A header that ends in a period is
+// taken only in its "from the following" form, since "Select." alone could open any sentence.
+const OPTIONS_HEADER = new RegExp(
+  String.raw`^\s*(?:(?:options(?: are)?|choices|answer choices|available (?:choices|options)|possible answers|(?:choose|pick|select)(?: your answer| one| the answer)?(?: from)?(?: the following(?: options)?)?)\s*:` +
+    String.raw`|(?:choose|pick|select)(?: your answer| one| the answer)? from the following(?: options)?\s*\.)`,
+  "im",
+);
+const MARKED = (marker: string) => new RegExp(`^\\s*\\(?${marker}[).:]\\s`, "m");
+const OPTION_PAIRS: readonly (readonly [RegExp, RegExp])[] = [
+  [MARKED("A"), MARKED("B")],
+  [MARKED("a"), MARKED("b")],
+  [MARKED("i"), MARKED("ii")],
+];
 
 /** Whether a query reads as a multiple-choice question. */
 export function isMultipleChoice(query: string): boolean {
-  return OPTIONS_HEADER.test(query) || (LETTERED("A").test(query) && LETTERED("B").test(query));
+  return OPTIONS_HEADER.test(query) || OPTION_PAIRS.some(([first, second]) => first.test(query) && second.test(query));
 }
 
 /** The subset key a row is answered under: its collection, flan2021 split by multiple choice, else default. */

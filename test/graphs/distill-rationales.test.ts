@@ -84,6 +84,16 @@ describe("graphs/lib/orca-system-messages", () => {
     expect(isMultipleChoice("Which is a mammal?\nOptions:\n- whale\n- shark")).toBe(true);
     expect(isMultipleChoice("Pick the odd one out.\n(A) red\n(B) blue\n(C) seven")).toBe(true);
     expect(isMultipleChoice("A. Smith wrote to B. Jones about options for dinner.")).toBe(false);
+    // FLAN's other templates: a header that ends in a period, "Pick one:", and lower-case or roman markers.
+    expect(isMultipleChoice("Is the review positive?\nSelect from the following.\n+ yes\n+ no")).toBe(true);
+    expect(isMultipleChoice("Which river is longest?\nPick one:\n- Nile\n- Thames")).toBe(true);
+    expect(isMultipleChoice("Choose your answer from the following options.\n- true\n- false")).toBe(true);
+    expect(isMultipleChoice("Available options:\n- cat\n- dog")).toBe(true);
+    expect(isMultipleChoice("What follows?\n(a) rain\n(b) sun")).toBe(true);
+    expect(isMultipleChoice("Premise and hypothesis.\n(i) yes\n(ii) it is not possible to tell\n(iii) no")).toBe(true);
+    expect(isMultipleChoice("Select the best title for the article below.\nThe article is about rivers.")).toBe(false);
+    expect(isMultipleChoice("Pick one of your friends and describe them.")).toBe(false);
+    expect(isMultipleChoice("(a) is the first point of the essay.")).toBe(false);
   });
 });
 
