@@ -92,7 +92,7 @@ export const defaults = {
   samples: 4,
   /** "open" (free text ending in "#### answer") or "multiple_choice" (structured choice among `choices`). */
   mode: "open" as "open" | "multiple_choice",
-  /** Relative tolerance for numeric answers (absolute below 1). */
+  /** Relative tolerance for numeric answers (absolute below 1); intermediate equations are checked exactly, up to floating-point noise. */
   tolerance: 1e-6,
   /** Ask for one correction of each wrong attempt and keep verified corrections as error-correction examples. */
   keepCorrections: false,
@@ -270,8 +270,9 @@ function rationalizeStep(options: Options, llm: Llm): Operator {
 // answer it will not have at test time.
 const HINT_LEAK = /\bhint\b|\b(?:correct|given|expected|provided|reference|known) answer\b|\banswer (?:is|was) (?:given|provided|stated|known)\b|\b(?:told|given) (?:that )?the answer\b/i;
 
-function equationVerdict(equations: readonly Equation[], tolerance: number, after: string): Verdict | undefined {
-  const check = checkEquations(equations, tolerance);
+/** The first intermediate equation that does not hold; exact arithmetic, whatever the answers' `tolerance`. */
+function equationVerdict(equations: readonly Equation[], after: string): Verdict | undefined {
+  const check = checkEquations(equations);
   if (check.ok) return undefined;
   if (check.reason === "wrong" || check.reason === "division_by_zero") {
     const found = check.reason === "wrong" ? `the left side is ${check.value}` : "it divides by zero";
@@ -293,7 +294,7 @@ function verifiedFilter(config: { tolerance: number; deriveChoice: boolean }): O
       const value = parseNumber(extracted);
       if (!correct) return drop("wrong_answer", { ...(value !== undefined ? { value } : {}), message: `extracted "${extracted}", expected "${answer}"${after}` });
       const equations = extractEquations(solution);
-      const wrongStep = equationVerdict(equations, config.tolerance, after);
+      const wrongStep = equationVerdict(equations, after);
       if (wrongStep) return wrongStep;
       if (kind === "rationalization") {
         const leak = HINT_LEAK.exec(solution);

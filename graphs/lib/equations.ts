@@ -295,11 +295,18 @@ function decimals(rhs: string): number {
 }
 
 /**
+ * Relative slack for floating-point noise alone (0.1 * 3 = 0.30000000000000004). Arithmetic is exact, so
+ * an equation's check needs no more: an answer tolerance such as 1e-6 would pass "1234 * 3000 = 3702003",
+ * off by 3 in 3.7 million.
+ */
+export const FLOAT_SLACK = 1e-9;
+
+/**
  * Whether an equation's left side evaluates to its stated result. A result may be rounded to the
  * precision it is written in ("10/3 = 3.33" holds, "10/3 = 3.4" does not); an integer result must be exact
- * up to `tolerance` (relative).
+ * up to `tolerance` (relative; floating-point noise by default).
  */
-export function checkEquation(equation: Equation, tolerance = 1e-6): EquationCheck {
+export function checkEquation(equation: Equation, tolerance = FLOAT_SLACK): EquationCheck {
   const key = equationKey(equation);
   const left = evaluate(equation.lhs);
   if (!left.ok) return { ok: false, equation: key, reason: left.error };
@@ -312,7 +319,7 @@ export function checkEquation(equation: Equation, tolerance = 1e-6): EquationChe
 }
 
 /** The first equation of a solution that does not hold, or ok. */
-export function checkEquations(equations: readonly Equation[], tolerance = 1e-6): EquationCheck {
+export function checkEquations(equations: readonly Equation[], tolerance = FLOAT_SLACK): EquationCheck {
   for (const equation of equations) {
     const check = checkEquation(equation, tolerance);
     if (!check.ok) return check;

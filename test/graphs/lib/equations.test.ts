@@ -160,6 +160,11 @@ describe("checkEquation", () => {
     expect(checkEquation(first("10 / 3 = 3.4"))).toMatchObject({ ok: false, reason: "wrong" });
     expect(checkEquation(first("10 / 3 = 3"))).toMatchObject({ ok: false, reason: "wrong" });
     expect(checkEquation(first("17 + 28 = 46"))).toEqual({ ok: false, equation: "17+28=46", reason: "wrong", value: 45 });
+    // Exact arithmetic up to floating-point noise: a slip of 3 in 3.7 million is wrong, 4.35 * 100 = 435 holds (434.99999999999994 in floating point).
+    expect(checkEquation(first("1234 * 3000 = 3702003"))).toMatchObject({ ok: false, reason: "wrong", value: 3702000 });
+    expect(checkEquation(first("4.35 * 100 = 435"))).toEqual({ ok: true });
+    expect(checkEquation(first("0.1 * 3 * 10 = 3"))).toEqual({ ok: true });
+    expect(checkEquation(first("123456789 * 1000 = 123456789000"))).toEqual({ ok: true });
   });
 
   it("reports a division by zero or an overflow as such", () => {
