@@ -30,7 +30,8 @@
 //   keeps one rationale per equation sequence, also against the problem's kept solutions.
 // - STaR trusts a rationale whose answer is right. Here a rationale is also rejected when it leans on the
 //   hint (hint_leak: it says "hint", "correct/given/expected/provided/reference/known answer", "answer
-//   is given", "told the answer"; a rationale that merely says "the correct answer is 45" is dropped too)
+//   is given", "told the answer", "told it is", "we know the answer"; a rationale
+//   that merely says "the correct answer is 45" is dropped too)
 //   or when no equation of it computes the answer (underived_rationale: it only restates the hint).
 // - Multiple choice: a guessed letter with unrelated steps is right 1 time in 4 (4 options), and an
 //   answer-only check would keep it. With deriveChoice (default) a kept path's equations must compute the
@@ -268,7 +269,19 @@ function rationalizeStep(options: Options, llm: Llm): Operator {
 
 // A rationale that leans on the hint ("the correct answer is given as 45") would teach the model to cite an
 // answer it will not have at test time.
-const HINT_LEAK = /\bhint\b|\b(?:correct|given|expected|provided|reference|known) answer\b|\banswer (?:is|was) (?:given|provided|stated|known)\b|\b(?:told|given) (?:that )?the answer\b/i;
+export const HINT_LEAK = new RegExp(
+  [
+    String.raw`\bhint\b`,
+    String.raw`\b(?:correct|given|expected|provided|reference|known) answer\b`,
+    String.raw`\banswer (?:is|was) (?:given|provided|stated|known)\b`,
+    String.raw`\b(?:told|given) (?:that )?the answer\b`,
+    // Paraphrases: "we are told it is 45", "we already know the answer". Not "we are told that Tom has 5
+    // apples" (the problem's own data) nor "so the answer must be 45" (a conclusion).
+    String.raw`\btold (?:that )?(?:it|the (?:final )?(?:answer|result)) (?:is|was|equals)\b`,
+    String.raw`\b(?:we|i) (?:already )?know (?:that )?the (?:final )?answer\b`,
+  ].join("|"),
+  "i",
+);
 
 /** The first intermediate equation that does not hold; exact arithmetic, whatever the answers' `tolerance`. */
 function equationVerdict(equations: readonly Equation[], after: string): Verdict | undefined {

@@ -327,11 +327,23 @@ export function checkEquations(equations: readonly Equation[], tolerance = FLOAT
   return { ok: true };
 }
 
-/** Whether some equation's stated result is `value` (within `tolerance`): the path computes it rather than only stating it. */
+/**
+ * Whether some equation's stated result is `value` (within `tolerance`) and its left side computes it from
+ * other numbers: the path works the value out rather than only stating it. An equation with the value
+ * itself among its operands ("45 + 0 = 45", "45 * 1 = 45") restates it.
+ */
 export function derives(equations: readonly Equation[], value: number, tolerance = 1e-6): boolean {
+  const near = (number: number) => Math.abs(number - value) <= tolerance * Math.max(1, Math.abs(value));
   return equations.some((equation) => {
     const stated = evaluate(equation.rhs);
-    return stated.ok && Math.abs(stated.value - value) <= tolerance * Math.max(1, Math.abs(value));
+    if (!stated.ok || !near(stated.value)) return false;
+    let tokens: Token[];
+    try {
+      tokens = tokenize(equation.lhs);
+    } catch {
+      return false;
+    }
+    return !tokens.some((token) => token.kind === "num" && near(token.value));
   });
 }
 

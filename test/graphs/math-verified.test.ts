@@ -1,7 +1,7 @@
 import { resolveDataPath } from "../../src/index.ts";
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import definition, { answersMatch, defaults, extractAnswer, parseNumber } from "../../graphs/math-verified.ts";
+import definition, { HINT_LEAK, answersMatch, defaults, extractAnswer, parseNumber } from "../../graphs/math-verified.ts";
 import { useGraphRuns, useRecordingSimulator, useScriptedModel, type OutputRow } from "../support/graph-run.ts";
 
 const { runGraph } = useGraphRuns();
@@ -35,6 +35,15 @@ describe("answer extraction and checking", () => {
     expect(parseNumber("1.5e3")).toBe(1500);
     expect(parseNumber("3 eggs")).toBe(3);
     expect(parseNumber("no number")).toBeUndefined();
+  });
+
+  it("reads a rationale as leaning on the hint in the paraphrases models use, not in the problem's own words", () => {
+    for (const text of ["We are told it is 45, so 40 + 5 = 45.", "I'm told the answer is 45.", "We already know the answer: 45.", "Using the hint, 40 + 5 = 45.", "The correct answer is 45."]) {
+      expect(HINT_LEAK.test(text), text).toBe(true);
+    }
+    for (const text of ["We are told that Tom has 40 apples and buys 5 more: 40 + 5 = 45.", "So the answer must be 45.", "Tom knows the shop sells 5 apples."]) {
+      expect(HINT_LEAK.test(text), text).toBe(false);
+    }
   });
 
   it("matches numerically within the tolerance, else as normalised text", () => {

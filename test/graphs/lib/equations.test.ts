@@ -192,3 +192,15 @@ describe("normalizeExpression", () => {
     expect(normalizeExpression("2x")).toBeUndefined();
   });
 });
+
+describe("derives", () => {
+  it("counts an equation that computes the value from other numbers, not one that restates it", () => {
+    expect(derives(extractEquations("17 + 28 = 45"), 45)).toBe(true);
+    expect(derives(extractEquations("So 90 / 2 = 45 apples."), 45)).toBe(true);
+    expect(derives(extractEquations("The answer is 45 + 0 = 45."), 45)).toBe(false);
+    expect(derives(extractEquations("45 * 1 = 45"), 45)).toBe(false);
+    expect(derives(extractEquations("45 - 45 + 45 = 45"), 45)).toBe(false);
+    expect(derives(extractEquations("12 - 6 = 6 and 6 + 6 = 12"), 12)).toBe(true);
+    expect(derives(extractEquations("17 + 28 = 45"), 46)).toBe(false);
+  });
+});
