@@ -327,6 +327,22 @@ describe("record ids", () => {
     );
   });
 
+  it("checks a batch at a time as far as --limit reads: a repeat in a later batch fails, one past the limit is not read", async () => {
+    const batched = (records: Array<{ id?: string; n: number }>) => memorySource("people", records, { batchSize: 2 });
+    const ids = ["a", "b", "c", "d", "e", "b"].map((id, n) => ({ id, n }));
+    await expect(run({ name: "ids", sources: [batched(ids)], operators: [] }, { out: join(dir, "ids-batched") })).rejects.toThrow(
+      /"b" appears twice in source "people", at position 1 and position 5/,
+    );
+    const limited = await run({ name: "ids", sources: [batched(ids)], operators: [] }, { out: join(dir, "ids-limited"), limit: 5 });
+    expect(limited.status).toBe("limited");
+    expect(limited.accepted).toBe(5);
+    // A record without an id is <source>:<position>: a later record id naming that position would share its sample id.
+    const mixed = [{ id: "x", n: 0 }, { n: 1 }, { n: 2 }, { id: "2", n: 3 }];
+    await expect(run({ name: "ids", sources: [batched(mixed)], operators: [] }, { out: join(dir, "ids-mixed") })).rejects.toThrow(
+      /"2" appears twice in source "people", at position 2 and position 3/,
+    );
+  });
+
   it("catches a repeat split across a resume", async () => {
     const out = join(dir, "ids-resumed");
     const graph = (): BuiltGraph => ({ name: "ids", sources: [source(["a", "b", "c", "a"])], operators: [] });
