@@ -4,23 +4,27 @@
 // seed, run twice into two folders, accepts the same ids.
 //
 //   npm run bench -- chaos                          (200 sequences)
-//   npx tsx benchmarks/chaos.ts --sequences 50
+//   npx tsx benchmarks/chaos.ts --sequences 50 --no-write   (a partial run: prints, leaves results/ alone)
 //
 // Each sequence: a random graph (test/fixtures/chaos-graphs.ts: source -> filter -> map; an async fan-out
-// of width 1-6; llmMap against a simulator answering 10 % 429 and 10 % 500), a budget of 2-32, a
-// checkpoint every 3-50 rows, 1-3 steps (a crash thrown from the `fault` hook after a random commit step
-// and occurrence, or a run with a random --limit), then a full run; compared with the uninterrupted run.
+// of width 1-6; llmMap against a simulator answering 10 % 429 and 10 % 500; the Self-Instruct loop on
+// the built-in simulator, 10-60 rows in waves of 1-2 rounds), a budget of 2-32 (for the loop, a wave to a
+// wave and a round), a checkpoint every 3-50 rows, 1-3 steps (a crash thrown from the `fault` hook after a
+// random commit step and occurrence, or a run with a random --limit: source records, or the loop's waves),
+// then a full run; compared with the uninterrupted run. The table adds the counts per kind.
 // Counts in benchmarks/results/chaos.json:
 //   sequences                  sequences run
 //   kills                      crashes that happened (a crash step whose commit step was never reached is none)
 //   lost                       ids of the uninterrupted run missing after the final run, over all sequences
 //   duplicated                 ids present more than once after the final run, over all sequences
 //   diverged                   sequences whose final output differs from the uninterrupted run's (ids kept,
-//                              ids rejected, or an accepted row's data), or whose run never settled
+//                              ids rejected, or an accepted row's data), or one of whose runs never settled or was refused
 //   max_in_flight_over_budget  runs whose peak in flight exceeded the budget
 //   deterministic              the quickstart's two accepted id sets are equal
 // A run that never settles (neither resolves nor rejects) is abandoned after HANG_MS, counted in the
-// printed table as `hung`, and its sequence as diverged; the sequence goes on in the same folder.
+// printed table as `hung`, and its sequence as diverged; the sequence goes on in the same folder. A run
+// that fails otherwise (a resume refused, as a --limit rerun of a finished loop folder is: see the known
+// defect in test/chaos/chaos.test.ts) is counted as `refused`, its sequence as diverged, and goes on too.
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
@@ -28,18 +32,25 @@ import { fileURLToPath } from "node:url";
 import fc from "fast-check";
 import { buildGraph, COMMIT_STEPS, readRows, run, type RunOptions } from "../src/index.ts";
 import { startSimulator } from "../src/sim/index.ts";
-import { chaosGraph, chaosLlm, compareChaos, isClean, readChaosOutput, type ChaosSpec } from "../test/fixtures/chaos-graphs.ts";
+import { CHAOS_KINDS, chaosGraph, chaosLlm, compareChaos, isClean, crashRange, limitRange, LOOP_WAVE_ROWS, readChaosOutput, type ChaosKind, type ChaosSpec } from "../test/fixtures/chaos-graphs.ts";
 import type { ChaosStep } from "../test/fixtures/chaos-sequence.ts";
 
 const SEED = 20261202;
 const HANG_MS = 8_000;
 const flag = process.argv.indexOf("--sequences");
 const SEQUENCES = flag >= 0 ? Number(process.argv[flag + 1]) : 200;
+const WRITE_RESULTS = !process.argv.includes("--no-write");
 
 const specArb: fc.Arbitrary<ChaosSpec> = fc.oneof(
   { weight: 2, arbitrary: fc.record({ kind: fc.constant("source" as const), records: fc.integer({ min: 5, max: 60 }), width: fc.constant(1), budget: fc.integer({ min: 2, max: 32 }), shardRows: fc.integer({ min: 4, max: 40 }) }) },
   { weight: 3, arbitrary: fc.record({ kind: fc.constant("fanout" as const), records: fc.integer({ min: 3, max: 20 }), width: fc.integer({ min: 1, max: 6 }), budget: fc.integer({ min: 2, max: 32 }), shardRows: fc.integer({ min: 4, max: 40 }) }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant("llm" as const), records: fc.integer({ min: 3, max: 12 }), width: fc.constant(1), budget: fc.integer({ min: 2, max: 32 }), shardRows: fc.integer({ min: 4, max: 40 }) }) },
+  {
+    weight: 1,
+    arbitrary: fc.integer({ min: 1, max: 2 }).chain((rounds) =>
+      fc.record({ kind: fc.constant("loop" as const), records: fc.integer({ min: 10, max: 60 }), width: fc.constant(rounds), budget: fc.integer({ min: rounds * LOOP_WAVE_ROWS, max: (rounds + 1) * LOOP_WAVE_ROWS }), shardRows: fc.integer({ min: 4, max: 40 }) }),
+    ),
+  },
 );
 const caseArb = specArb.chain((spec) =>
   fc.record({
@@ -47,8 +58,8 @@ const caseArb = specArb.chain((spec) =>
     checkpointRows: fc.integer({ min: 3, max: 50 }),
     steps: fc.array(
       fc.oneof(
-        fc.record({ type: fc.constant("crash" as const), step: fc.constantFrom(...COMMIT_STEPS), nth: fc.integer({ min: 1, max: 4 }) }),
-        fc.record({ type: fc.constant("limit" as const), limit: fc.integer({ min: 1, max: spec.records }) }),
+        fc.record({ type: fc.constant("crash" as const), step: fc.constantFrom(...COMMIT_STEPS), nth: fc.integer({ min: 1, max: crashRange(spec) }) }),
+        fc.record({ type: fc.constant("limit" as const), limit: fc.integer({ min: 1, max: limitRange(spec) }) }),
       ) as fc.Arbitrary<ChaosStep>,
       { minLength: 1, maxLength: 3 },
     ),
@@ -67,22 +78,29 @@ async function settle<T>(promise: Promise<T>): Promise<Settled<T>> {
 const round = (value: number, digits = 2) => Math.round(value * 10 ** digits) / 10 ** digits;
 
 async function main() {
+  // The loop kind's graph asks the built-in simulator (deterministic by prompt and seed), never a real endpoint.
+  process.env.OPENAI_BASE_URL = "";
   const dir = await mkdtemp(join(tmpdir(), "rxsynth-chaos-bench-"));
   const sim = await startSimulator({ latencyMs: 1, seed: 7, faults: { "429": 0.1, "500": 0.1 }, faultRetryAfterMs: 1 });
   const llm = chaosLlm(sim.url);
   const cases = fc.sample(caseArb, { seed: SEED, numRuns: SEQUENCES });
   const totals = { sequences: 0, kills: 0, lost: 0, duplicated: 0, diverged: 0, max_in_flight_over_budget: 0 };
+  const byKind = Object.fromEntries(CHAOS_KINDS.map((kind) => [kind, { ...totals }])) as Record<ChaosKind, typeof totals>;
   let hung = 0;
+  let refused = 0;
   const examples: string[] = [];
   const started = performance.now();
   for (const [index, c] of cases.entries()) {
     const at = join(dir, `s${index}`);
     const { spec, checkpointRows } = c;
     const base: RunOptions = { budget: spec.budget, checkpointRows };
-    const reference = await run(chaosGraph(spec, llm), { ...base, out: join(at, "reference") });
+    const kind = byKind[spec.kind];
+    const before = { ...totals };
+    const reference = await run(await chaosGraph(spec, { out: join(at, "reference"), llm }), { ...base, out: join(at, "reference") });
     if (reference.maxInFlight > spec.budget) totals.max_in_flight_over_budget++;
     const out = join(at, "chaos");
     let sequenceHung = false;
+    let sequenceRefused = false;
     for (const step of [...c.steps, { type: "full" } as const]) {
       let peak = 0;
       let seen = 0;
@@ -100,7 +118,7 @@ async function main() {
           : step.type === "limit"
             ? { ...base, out, limit: step.limit }
             : { ...base, out };
-      const result = await settle(run(chaosGraph(spec, llm), options));
+      const result = await settle(run(await chaosGraph(spec, { out, llm }), options));
       if (result.ok === "hung") {
         hung++;
         sequenceHung = true;
@@ -111,7 +129,9 @@ async function main() {
       } else if (String(result.error).includes("chaos crash")) {
         totals.kills++;
       } else {
-        throw result.error;
+        refused++;
+        sequenceRefused = true;
+        if (examples.length < 5) examples.push(`refused: ${JSON.stringify({ ...c, at: step })}: ${String(result.error).slice(0, 200)}`);
       }
       if (peak > spec.budget) totals.max_in_flight_over_budget++;
     }
@@ -119,10 +139,11 @@ async function main() {
     totals.sequences++;
     totals.lost += findings.lost.length;
     totals.duplicated += findings.duplicated.length;
-    if (!isClean(findings) || sequenceHung) {
+    if (!isClean(findings) || sequenceHung || sequenceRefused) {
       totals.diverged++;
-      if (!sequenceHung && examples.length < 5) examples.push(`${JSON.stringify(c)} -> ${JSON.stringify({ lost: findings.lost.length, duplicated: findings.duplicated.length, diverged: findings.diverged.length, manifestMismatch: findings.manifestMismatch })}`);
+      if (!sequenceHung && !sequenceRefused && examples.length < 5) examples.push(`${JSON.stringify(c)} -> ${JSON.stringify({ lost: findings.lost.length, duplicated: findings.duplicated.length, diverged: findings.diverged.length, manifestMismatch: findings.manifestMismatch })}`);
     }
+    for (const key of Object.keys(totals) as (keyof typeof totals)[]) kind[key] += totals[key] - before[key];
     await rm(at, { recursive: true, force: true });
     if ((index + 1) % 25 === 0) console.log(`${index + 1}/${cases.length} sequences, ${round((performance.now() - started) / 1000, 1)} s`);
   }
@@ -147,10 +168,15 @@ async function main() {
   await rm(dir, { recursive: true, force: true });
 
   const result = { ...totals, deterministic };
-  console.table({ chaos: { ...totals, hung, seconds: round(chaosSeconds, 1) } });
+  console.table({ chaos: { ...totals, hung, refused, seconds: round(chaosSeconds, 1) } });
+  console.table(byKind);
   console.table({ quickstart: { accepted_a: ids[0]!.length, accepted_b: ids[1]!.length, ids_in_both: shared, deterministic } });
   for (const example of examples) console.log(`counterexample: ${example}`);
   console.log(`load average ${loadavg().map((n) => round(n)).join(" ")} on ${cpus().length} cpus`);
+  if (!WRITE_RESULTS) {
+    console.log("--no-write: benchmarks/results/chaos.json left as it was");
+    return;
+  }
   const results = fileURLToPath(new URL("./results/", import.meta.url));
   await mkdir(results, { recursive: true });
   await writeFile(`${results}chaos.json`, `${JSON.stringify(result, null, 2)}\n`);
