@@ -80,8 +80,7 @@ describe("chaos", () => {
         const at = join(dir, `loop-${caseNumber++}`);
         const reference = await referenceOutput(c.spec, join(at, "reference"), c.checkpointRows);
         expect(reference.accepted).toHaveLength(c.spec.records);
-        // A --limit the watermark has reached, on a finished folder, is left out: the known defect below.
-        const result = await runChaosCase(c, join(at, "chaos"), reference, { skipLimitOnFinished: true });
+        const result = await runChaosCase(c, join(at, "chaos"), reference);
         expectSound(result);
         await rm(at, { recursive: true, force: true });
       }),
@@ -89,20 +88,17 @@ describe("chaos", () => {
     );
   }, 120_000);
 
-  // KNOWN DEFECT, pinned here and not fixed (the first loop case above found it): a --limit run on a
-  // finished folder, the limit already reached by its watermark, never opens the source (run.ts's pump
-  // returns first), so self-instruct's loop never reloads its saved waves; yet the run commits operator
-  // state (an empty wave list) and a manifest no longer complete, and every later run is refused. This
-  // test fails once the engine is fixed: then it should expect soundness (expectSound(await runChaosCase
-  // (...))) and skipLimitOnFinished should go.
-  it("KNOWN DEFECT: a --limit rerun of a finished generative-loop folder empties its loop state; the next run is refused", async () => {
+  // Found by the loop property: a --limit run on a finished folder, the limit already reached by its
+  // watermark, never opens the source, so self-instruct's loop never reloads its saved waves; it used to
+  // commit that empty state and an incomplete manifest anyway, and every later run was refused.
+  it("a --limit rerun of a finished generative-loop folder changes no file, and the folder still resumes to the same dataset", async () => {
     const spec: ChaosSpec = { kind: "loop", records: 15, width: 2, budget: 2 * LOOP_WAVE_ROWS, shardRows: 6 };
-    const at = join(dir, `defect-${caseNumber++}`);
+    const at = join(dir, `limit-rerun-${caseNumber++}`);
     const reference = await referenceOutput(spec, join(at, "reference"), 8);
     expect(reference.accepted).toHaveLength(15);
-    // The first --limit 1 run finishes the loop (15 rows come in one wave); the second is the defect's.
+    // The first --limit 1 run finishes the loop (15 rows come in one wave); the second must leave it as it is.
     const steps: ChaosStep[] = [{ type: "limit", limit: 1 }, { type: "limit", limit: 1 }];
-    await expect(runChaosCase({ spec, checkpointRows: 8, steps }, join(at, "chaos"), reference)).rejects.toThrow(/loop state \(state\/target\.bin\) covers 0 of the 1 finished waves/);
+    expectSound(await runChaosCase({ spec, checkpointRows: 8, steps }, join(at, "chaos"), reference));
   }, 30_000);
 
   // Real kills: a child process SIGKILLed part-way (at a seeded random time after its first manifest,

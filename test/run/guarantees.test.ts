@@ -142,6 +142,13 @@ describe("checkpoints", () => {
     const again = await run(fanOutGraph({ records: 30, width: 3, budget: 8 }), { out });
     expect(again.accepted).toBe(0);
     expect(await fileHashes(out)).toEqual(before);
+    // Nor does a --limit run the folder has passed: it never opens the source, and must not mark the folder unfinished.
+    for (const limit of [1, 30]) {
+      const limited = await run(fanOutGraph({ records: 30, width: 3, budget: 8 }), { out, limit });
+      expect(limited.committed).toBe(false);
+      expect(await fileHashes(out)).toEqual(before);
+    }
+    expect((await readManifest(out))?.complete).toBe(true);
   });
 });
 
