@@ -103,11 +103,13 @@ describe("chaos", () => {
 
   // Real kills: a child process SIGKILLed part-way (at a seeded random time after its first manifest,
   // or by RXSYNTH_FAULT exactly after a commit step), then resumed to completion.
-  const rng = fc.sample(fc.record({ afterMs: fc.integer({ min: 0, max: 400 }), nth: fc.integer({ min: 1, max: 3 }) }), { seed: 42, numRuns: 3 });
+  // Each graph runs for longer after its first manifest than the latest kill time drawn, so every kill
+  // lands part-way, and the tests say so (a kill that came too late would test nothing).
+  const rng = fc.sample(fc.record({ afterMs: fc.integer({ min: 0, max: 60 }), nth: fc.integer({ min: 1, max: 3 }) }), { seed: 42, numRuns: 3 });
   const loopRng = fc.sample(fc.record({ afterMs: fc.integer({ min: 0, max: 200 }), step: fc.constantFrom("shards", "state", "manifest"), nth: fc.integer({ min: 1, max: 3 }) }), { seed: 43, numRuns: 2 });
   const kills: { name: string; spec: ChaosSpec; checkpointRows: number; steps: ChaosStep[]; env?: NodeJS.ProcessEnv }[] = [
-    { name: "fan-out, kill -9 at a random time, then --limit, then full", spec: { kind: "fanout", records: 60, width: 4, budget: 8, shardRows: 20 }, checkpointRows: 9, steps: [{ type: "kill", afterMs: rng[0]!.afterMs }, { type: "limit", limit: 20 }] },
-    { name: "llm with transient faults, kill -9 at a random time", spec: { kind: "llm", records: 40, width: 1, budget: 6, shardRows: 10 }, checkpointRows: 5, steps: [{ type: "kill", afterMs: rng[1]!.afterMs }] },
+    { name: "fan-out, kill -9 at a random time, then --limit, then full", spec: { kind: "fanout", records: 300, width: 4, budget: 8, shardRows: 20 }, checkpointRows: 9, steps: [{ type: "kill", afterMs: rng[0]!.afterMs }, { type: "limit", limit: 100 }] },
+    { name: "llm with transient faults, kill -9 at a random time", spec: { kind: "llm", records: 200, width: 1, budget: 6, shardRows: 10 }, checkpointRows: 5, steps: [{ type: "kill", afterMs: rng[1]!.afterMs }] },
     // The whole loop takes a few hundred ms once started, so its kill lands within the first 200 ms.
     { name: "generative loop, kill -9 at a random time, then a 2-wave --limit, then full", spec: { kind: "loop", records: 60, width: 1, budget: LOOP_WAVE_ROWS, shardRows: 7 }, checkpointRows: 5, steps: [{ type: "kill", afterMs: loopRng[0]!.afterMs }, { type: "limit", limit: 2 }] },
   ];
@@ -117,6 +119,7 @@ describe("chaos", () => {
       const reference = await referenceOutput(k.spec, join(at, "reference"), k.checkpointRows, llm);
       const result = await runChaosCase({ spec: k.spec, checkpointRows: k.checkpointRows, steps: k.steps }, join(at, "chaos"), reference, { llm, llmUrl: sim.url });
       expectSound(result);
+      expect(result.kills, "the child was killed part-way, not after it finished").toBe(1);
     }, 90_000);
   }
 
