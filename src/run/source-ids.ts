@@ -43,15 +43,12 @@ export class SourceIdRegistry {
    * positions when a record id was seen at another position.
    */
   check(source: string, records: readonly CheckedRecord[], end = records.length): void {
-    const table = this.tables.get(source)!;
-    const checked = Math.min(end, MAX_CHECKED_IDS - table.size);
-    if (checked > 0) table.checkRecords(records, checked);
-    if (checked < end && !this.capped.has(source) && records.slice(checked, end).some((record) => record.id !== undefined)) {
-      this.capped.add(source);
-      this.log(
-        `source ${source}: more than ${MAX_CHECKED_IDS.toLocaleString("en-US")} record ids; ids past them are not checked for repeats, to keep memory bounded (32 MB per source)`,
-      );
-    }
+    if (this.capped.has(source)) return;
+    if (this.tables.get(source)!.checkRecords(records, end, MAX_CHECKED_IDS)) return;
+    this.capped.add(source);
+    this.log(
+      `source ${source}: more than ${MAX_CHECKED_IDS.toLocaleString("en-US")} record ids; ids past them are not checked for repeats, to keep memory bounded (32 MB per source)`,
+    );
   }
 
   /** The commit protocol's state step: tables that grew since they were last saved. */

@@ -110,9 +110,10 @@ describe("SourceIds", () => {
       const own =
         typeof record.id === "string" && record.id.length > 0 ? record.id : typeof record.id === "number" && Number.isFinite(record.id) ? String(record.id) : undefined;
       if (own === undefined && firstOwn === undefined) continue;
-      if (own !== undefined && firstOwn === undefined) {
-        firstOwn = record.position;
-        if (/^(0|[1-9][0-9]*)$/.test(own) && Number(own) < record.position) return { size: seen.size, repeat: `record id "${own}" appears twice in source "s", at position ${own} and position ${record.position}` };
+      if (own !== undefined) {
+        firstOwn ??= record.position;
+        // Positions before the first own id took their position as id, whichever later record names one.
+        if (/^(0|[1-9][0-9]*)$/.test(own) && Number(own) < firstOwn) return { size: seen.size, repeat: `record id "${own}" appears twice in source "s", at position ${own} and position ${record.position}` };
       }
       const id = own ?? String(record.position);
       const earlier = seen.get(id);
@@ -164,6 +165,27 @@ describe("SourceIds", () => {
       ),
       { seed: 902, numRuns: 400 },
     );
+  });
+
+  it("holds at most maxIds ids: records read again take no room, the first new id past them stops the check", () => {
+    const table = new SourceIds("s");
+    const records = [0, 1, 2, 3, 4].map((position) => ({ position, id: `r${position}` }));
+    expect(table.checkRecords(records.slice(0, 3), 3, 3)).toBe(true);
+    // A resume replays the three: they pass and take no room.
+    expect(table.checkRecords(records.slice(0, 3), 3, 3)).toBe(true);
+    expect(table.checkRecords(records.slice(3), 2, 3)).toBe(false);
+    expect(table.size).toBe(3);
+    // Records without an id before the first with one add nothing, so they never use up the room.
+    const late = new SourceIds("s");
+    const blanks = Array.from({ length: 10 }, (_, position) => ({ position }));
+    expect(late.checkRecords([...blanks, { position: 10, id: "x" }, { position: 11, id: "x" }].slice(0, 11), 11, 2)).toBe(true);
+    expect(() => late.checkRecords([{ position: 11, id: "x" }], 1, 2)).toThrow(/"x" appears twice in source "s", at position 10 and position 11/);
+  });
+
+  it("catches any later record id naming a position before the first record with an id, not only the first one's", () => {
+    const table = new SourceIds("s");
+    const records = [...Array.from({ length: 10 }, (_, position) => ({ position })), { position: 10, id: "k10" }, { position: 11, id: "3" }];
+    expect(() => table.checkRecords(records)).toThrow(/"3" appears twice in source "s", at position 3 and position 11/);
   });
 
   it("checks only the first `end` records of a batch, as the runner's --limit reads no further", () => {
