@@ -584,10 +584,17 @@ async function runGraph(graph: BuiltGraph, options: RunOptions): Promise<RunSumm
     if (!stopController.signal.aborted) stopController.abort(new Error("run finished"));
     incompleteReason = sourcesExhausted && !stopping && fatal === undefined ? graph.incomplete?.() : undefined;
     const complete = sourcesExhausted && !stopping && fatal === undefined && incompleteReason === undefined;
-    // A rerun of a finished run changes no file, a --limit run the folder had already passed included (its
-    // sources were never opened, so stateful operators never loaded their state: saving it would erase it);
-    // a run that failed before it started leaves no manifest.
-    const nothingNew = previous !== undefined && rowsSinceCheckpoint === 0 && finishedThisRun === 0 && (previous.complete || !complete);
+    // A rerun of a finished run changes no file, a --limit run the folder had already passed included: it
+    // read no record, so stateful operators never loaded their state, and saving it would erase it. A
+    // session that read records or sent requests commits (its spend counts toward --max-cost); a run that
+    // failed before it started leaves no manifest.
+    const readNothing = metrics.source.pulled === 0 && metrics.source.skipped === 0;
+    const nothingNew =
+      previous !== undefined &&
+      rowsSinceCheckpoint === 0 &&
+      finishedThisRun === 0 &&
+      metrics.total("llm.requests") === 0 &&
+      (previous.complete === complete || (previous.complete && readNothing));
     const neverStarted = fatal !== undefined && !committer.started && accepted + rejected === 0;
     committedThisSession = !nothingNew && !neverStarted && !sinksBroken;
     if (committedThisSession) await checkpoint(complete, true);

@@ -24,6 +24,9 @@ import {
 } from "../../src/index.ts";
 import { MemorySink } from "../../src/io/memory-sink.ts";
 import { memorySource } from "../../src/io/memory-source.ts";
+import { createLlm } from "../../src/llm/index.ts";
+import { startSimulator } from "../../src/sim/index.ts";
+import { llmMap } from "../../operators/generate/llm-map.ts";
 
 // The runner's promises, each tried where it is weakest: async fan-outs against the budget, a source too
 // slow to fill a batch, a crash between every two commit steps, a sink that fails mid-batch, values no
@@ -150,6 +153,66 @@ describe("checkpoints", () => {
     }
     expect((await readManifest(out))?.complete).toBe(true);
   });
+
+  it("a rerun that read new records commits even when it finished none: a grown source's folder is no longer complete", async () => {
+    const out = join(dir, "grown");
+    let slowStarted = false;
+    const graph = (records: number): BuiltGraph => ({
+      name: "grown",
+      sources: [memorySource("numbers", Array.from({ length: records }, (_, n) => ({ n })))],
+      operators: [
+        defineAsyncMap({
+          name: "slow",
+          concurrency: 1,
+          map: async (sample) => {
+            if ((sample.data.n as number) < 5) return {};
+            slowStarted = true;
+            await sleep(500);
+            return {};
+          },
+        }),
+      ],
+    });
+    expect((await run(graph(5), { out })).status).toBe("complete");
+    // Stopped once a new record is in the slow stage; budget 2 keeps the pump waiting for credit, so the
+    // grace applies and nothing finishes.
+    const stop = new AbortController();
+    const watch = setInterval(() => slowStarted && stop.abort(), 5);
+    const stopped = await run(graph(8), { out, budget: 2, signal: stop.signal, graceMs: 10 }).finally(() => clearInterval(watch));
+    expect(stopped.status).toBe("stopped");
+    expect(stopped.accepted).toBe(0);
+    expect(stopped.committed).toBe(true);
+    expect((await readManifest(out))?.complete).toBe(false);
+    const finished = await run(graph(8), { out, budget: 2 });
+    expect(finished.status).toBe("complete");
+    expect(finished.accepted).toBe(3);
+  }, 20_000);
+
+  it("a session that sent requests commits its spend even when it finished nothing, so --max-cost counts it next time", async () => {
+    const sim = await startSimulator({ latencyMs: 400 });
+    const llm = createLlm({ baseURL: sim.url, model: "sim-1", concurrency: 1, cache: false });
+    try {
+      const out = join(dir, "spend");
+      const graph = (): BuiltGraph => ({
+        name: "spend",
+        sources: [memorySource("items", Array.from({ length: 6 }, (_, n) => ({ text: `item ${n}` })))],
+        operators: [llmMap({ llm, name: "label", prompt: (sample) => [{ role: "user", content: `Label: ${String(sample.data.text)}` }], write: "label" })],
+      });
+      for (const session of [1, 2]) {
+        // Stopped once the session's first request reached the server, which answers only after 400 ms.
+        const stop = new AbortController();
+        const watch = setInterval(() => sim.stats().requests >= session && stop.abort(), 5);
+        const stopped = await run(graph(), { out, budget: 2, signal: stop.signal, graceMs: 10 }).finally(() => clearInterval(watch));
+        expect(stopped.accepted).toBe(0);
+        expect(stopped.committed).toBe(true);
+        expect((await readManifest(out))?.totals["llm.requests"]).toBe(sim.stats().requests);
+        expect(sim.stats().requests).toBe(session);
+      }
+    } finally {
+      await llm.close();
+      await sim.close();
+    }
+  }, 20_000);
 });
 
 async function fileHashes(folder: string): Promise<Record<string, string>> {
