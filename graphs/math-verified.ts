@@ -30,7 +30,7 @@
 //   keeps one rationale per equation sequence, also against the problem's kept solutions.
 // - STaR trusts a rationale whose answer is right. Here a rationale is also rejected when it leans on the
 //   hint (hint_leak: it says "hint", "correct/given/expected/provided/reference/known answer", "answer
-//   is given", "told the answer", "told it is", "we know the answer"; a rationale
+//   is given", "told the answer", "we already know the answer": a list, so other paraphrases pass; a rationale
 //   that merely says "the correct answer is 45" is dropped too)
 //   or when no equation of it computes the answer (underived_rationale: it only restates the hint).
 // - Multiple choice: a guessed letter with unrelated steps is right 1 time in 4 (4 options), and an
@@ -275,10 +275,11 @@ export const HINT_LEAK = new RegExp(
     String.raw`\b(?:correct|given|expected|provided|reference|known) answer\b`,
     String.raw`\banswer (?:is|was) (?:given|provided|stated|known)\b`,
     String.raw`\b(?:told|given) (?:that )?the answer\b`,
-    // Paraphrases: "we are told it is 45", "we already know the answer". Not "we are told that Tom has 5
-    // apples" (the problem's own data) nor "so the answer must be 45" (a conclusion).
-    String.raw`\btold (?:that )?(?:it|the (?:final )?(?:answer|result)) (?:is|was|equals)\b`,
-    String.raw`\b(?:we|i) (?:already )?know (?:that )?the (?:final )?answer\b`,
+    // Paraphrases naming the answer: "we are told the answer is 45", "we already know the answer". Not
+    // "we are told it is 3 miles" or "now we know the answer to the first part" (the problem's own data and
+    // steps): a pattern list misses other paraphrases, and says so in the header.
+    String.raw`\btold (?:that )?the (?:final |correct )?answer (?:is|was|equals)\b`,
+    String.raw`\b(?:we|i) already know (?:that )?the (?:final )?answer\b`,
   ].join("|"),
   "i",
 );

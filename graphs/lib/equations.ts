@@ -328,23 +328,33 @@ export function checkEquations(equations: readonly Equation[], tolerance = FLOAT
 }
 
 /**
- * Whether some equation's stated result is `value` (within `tolerance`) and its left side computes it from
- * other numbers: the path works the value out rather than only stating it. An equation with the value
- * itself among its operands ("45 + 0 = 45", "45 * 1 = 45") restates it.
+ * Whether some equation's stated result is `value` (within `tolerance`) and its left side is more than the
+ * value with an identity applied ("45 + 0", "1 * 45"): the path works the value out rather than only
+ * stating it. Only identities are caught: "44 + 1 = 45" reads as a computation, and the answer may well be
+ * one of the numbers worked on ("12 - 6 = 6").
  */
 export function derives(equations: readonly Equation[], value: number, tolerance = 1e-6): boolean {
-  const near = (number: number) => Math.abs(number - value) <= tolerance * Math.max(1, Math.abs(value));
+  const near = (number: number, target: number) => Math.abs(number - target) <= tolerance * Math.max(1, Math.abs(target));
   return equations.some((equation) => {
     const stated = evaluate(equation.rhs);
-    if (!stated.ok || !near(stated.value)) return false;
-    let tokens: Token[];
-    try {
-      tokens = tokenize(equation.lhs);
-    } catch {
-      return false;
-    }
-    return !tokens.some((token) => token.kind === "num" && near(token.value));
+    return stated.ok && near(stated.value, value) && !isIdentityOf(equation.lhs, value, near);
   });
+}
+
+/** "v", "v + 0", "v - 0", "0 + v", "v * 1", "v / 1", "1 * v". */
+function isIdentityOf(lhs: string, value: number, near: (number: number, target: number) => boolean): boolean {
+  let tokens: Token[];
+  try {
+    tokens = tokenize(lhs);
+  } catch {
+    return false;
+  }
+  const [first, op, second] = tokens;
+  if (tokens.length === 1) return first?.kind === "num" && near(first.value, value);
+  if (tokens.length !== 3 || first?.kind !== "num" || op?.kind !== "op" || second?.kind !== "num") return false;
+  if (near(first.value, value)) return ((op.text === "+" || op.text === "-") && second.value === 0) || ((op.text === "*" || op.text === "/") && second.value === 1);
+  if (near(second.value, value)) return (op.text === "+" && first.value === 0) || (op.text === "*" && first.value === 1);
+  return false;
 }
 
 /**

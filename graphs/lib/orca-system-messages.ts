@@ -88,24 +88,33 @@ export function taskTypeOf(value: string): TaskType | undefined {
 }
 
 // FLAN's multiple-choice templates list the options under a header ("Options:", "OPTIONS:", "Choose
-// from:", "Pick your answer from:", "Select from the following.", "Pick one:") or as marked lines, (A)
-// and (B), (a) and (b), or (i) and (ii): both of a pair are needed. A header that ends in a period is
-// taken only in its "from the following" form, since "Select." alone could open any sentence.
+// from:", "Pick your answer from:", "Select from the following.", "Pick one:", "Answer options:") followed
+// by option lines, or as marked lines, (A) and (B), (a) and (b), or (i) and (ii), each followed by text:
+// both of a pair are needed. A header counts only when option lines follow it ("Options: call me back
+// later" is a sentence), and a header ending in a period only in its "from the following" form.
 const OPTIONS_HEADER = new RegExp(
-  String.raw`^\s*(?:(?:options(?: are)?|choices|answer choices|available (?:choices|options)|possible answers|(?:choose|pick|select)(?: your answer| one| the answer)?(?: from)?(?: the following(?: options)?)?)\s*:` +
-    String.raw`|(?:choose|pick|select)(?: your answer| one| the answer)? from the following(?: options)?\s*\.)`,
+  String.raw`^\s*(?:options|choices|answer (?:choices|options)|available (?:choices|options)|possible answers|(?:choose|pick|select)(?: your answer| the answer)? from(?: the following)?(?: options)?|(?:choose|pick|select) one)\s*:\s*$` +
+    String.raw`|^\s*(?:choose|pick|select)(?: your answer| one| the answer)? from the following(?: options)?\s*\.\s*$`,
   "im",
 );
-const MARKED = (marker: string) => new RegExp(`^\\s*\\(?${marker}[).:]\\s`, "m");
+/** An option line under a header: a bullet, a plus or a marker, then text. */
+const OPTION_LINE = /^\s*(?:[-+*•]|\(?[A-Za-z0-9]{1,3}[).:])\s*\S/m;
+// "A)", "(A)", "A.", "A)." then text; not "A:", which opens a dialogue's turns ("A: hello\nB: hey").
+const MARKED = (marker: string) => new RegExp(`^\\s*\\(?${marker}[).]\\.?\\s+\\S`, "m");
 const OPTION_PAIRS: readonly (readonly [RegExp, RegExp])[] = [
   [MARKED("A"), MARKED("B")],
   [MARKED("a"), MARKED("b")],
   [MARKED("i"), MARKED("ii")],
 ];
 
+function optionsUnderHeader(query: string): boolean {
+  const header = OPTIONS_HEADER.exec(query);
+  return header !== null && OPTION_LINE.test(query.slice(header.index + header[0].length));
+}
+
 /** Whether a query reads as a multiple-choice question. */
 export function isMultipleChoice(query: string): boolean {
-  return OPTIONS_HEADER.test(query) || OPTION_PAIRS.some(([first, second]) => first.test(query) && second.test(query));
+  return optionsUnderHeader(query) || OPTION_PAIRS.some(([first, second]) => first.test(query) && second.test(query));
 }
 
 /** The subset key a row is answered under: its collection, flan2021 split by multiple choice, else default. */

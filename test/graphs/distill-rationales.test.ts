@@ -94,6 +94,14 @@ describe("graphs/lib/orca-system-messages", () => {
     expect(isMultipleChoice("Select the best title for the article below.\nThe article is about rivers.")).toBe(false);
     expect(isMultipleChoice("Pick one of your friends and describe them.")).toBe(false);
     expect(isMultipleChoice("(a) is the first point of the essay.")).toBe(false);
+    expect(isMultipleChoice("Answer options:\n- x\n- y")).toBe(true);
+    expect(isMultipleChoice("Choose from options:\n- left\n- right")).toBe(true);
+    expect(isMultipleChoice("Is it raining?\n(A). yes\n(B). no")).toBe(true);
+    // Review: headers in sentences and a dialogue's turns are not options.
+    expect(isMultipleChoice("A: hello\nB: hey\nSummarize the dialogue.")).toBe(false);
+    expect(isMultipleChoice("Options: call me back later.")).toBe(false);
+    expect(isMultipleChoice("Choices: the one you make matters.")).toBe(false);
+    expect(isMultipleChoice("Select: the rows from the table.")).toBe(false);
   });
 });
 
