@@ -20,10 +20,17 @@ export function stableHash(value: unknown, length = 16): string {
 
 /** murmur3's finaliser: a bijection on 32 bits where every input bit flips each output bit with p≈1/2. */
 export function fmix32(h: number): number {
+  return fmix32Signed(h) >>> 0;
+}
+
+/**
+ * fmix32's bits as a signed int32: V8 keeps it a small integer, where an unsigned result past 2^31 is a heap
+ * number, which allocates when a hot loop stores it outside a typed array.
+ */
+export function fmix32Signed(h: number): number {
   h ^= h >>> 16;
   h = Math.imul(h, 0x85ebca6b);
   h ^= h >>> 13;
   h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
-  return h >>> 0;
+  return h ^ (h >>> 16);
 }

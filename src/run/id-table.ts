@@ -1,4 +1,5 @@
 import { InputError } from "../errors.ts";
+import { fmix32Signed } from "../hash.ts";
 import { ownId } from "../sample.ts";
 
 const CANONICAL_POSITION = /^(0|[1-9][0-9]*)$/;
@@ -234,15 +235,6 @@ function hashInto(id: string, into: Int32Array, at: number): void {
     b = Math.imul(b ^ unit, 0x5bd1e995);
     b ^= b >>> 15;
   }
-  into[at] = finalised(a ^ id.length);
-  into[at + 1] = finalised(b) || 1;
-}
-
-/** The murmur3 32-bit finaliser (src/hash.ts's fmix32) as a signed int32: the same bits, no heap number. */
-function finalised(h: number): number {
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  return h ^ (h >>> 16);
+  into[at] = fmix32Signed(a ^ id.length);
+  into[at + 1] = fmix32Signed(b) || 1;
 }
