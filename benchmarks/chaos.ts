@@ -23,8 +23,8 @@
 //   deterministic              the quickstart's two accepted id sets are equal
 // A run that never settles (neither resolves nor rejects) is abandoned after HANG_MS, counted in the
 // printed table as `hung`, and its sequence as diverged; the sequence goes on in the same folder. A run
-// that fails otherwise (a resume refused, as a --limit rerun of a finished loop folder is: see the known
-// defect in test/chaos/chaos.test.ts) is counted as `refused`, its sequence as diverged, and goes on too.
+// that fails otherwise (a resume refused, as a --limit rerun of a finished loop folder was before the
+// runner's fix) is counted as `refused`, its sequence as diverged, and goes on too.
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
